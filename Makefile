@@ -1,0 +1,39 @@
+# Two commands on a fresh machine (Python 3.11 + the package registries):
+#   make demo   set everything up and run the end-to-end demo
+#   make test   set everything up and run the checks and tests
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test lint typecheck pytest bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@if [ -f package-lock.json ] && command -v npm >/dev/null; then npm ci --silent --no-audit --no-fund; fi
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/python -m examples.demo
+
+lint: setup
+	$(BIN)/ruff check axl agents compute coordination tests benchmarks examples
+	$(BIN)/ruff format --check axl agents compute coordination
+
+typecheck: setup
+	$(BIN)/mypy axl agents compute coordination
+
+pytest: setup
+	$(BIN)/pytest -q
+
+test: lint typecheck pytest
+
+bench: setup
+	$(BIN)/python -m benchmarks.bus_throughput
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""AXL agents layer."""

@@ -1,0 +1,503 @@
+"""The AXL bus: signed, typed messages between peers over any :class:`Transport`.
+
+Delivery semantics
+------------------
+* ``publish(topic, msg)``: at-most-once to every peer that joined the topic (not to ourselves).
+  A subscriber whose queue is full misses the message; the miss is counted.
+* ``send(peer, msg)``: one direct message; waits while the transport applies backpressure;
+  raises :class:`PeerUnreachable` when there is no route. No delivery receipt.
+* ``request(peer, msg, timeout=…)``: a direct message whose handler's return value comes back
+  as the reply; raises :class:`RequestTimeout`, :class:`RemoteError` or
+  :class:`PeerUnreachable`. Replies are accepted only from the peer asked.
+* Handlers (``bus.on(Type, handler)``) receive direct and topic messages of their type. They run
+  concurrently up to ``handler_concurrency``; beyond that a bounded backlog holds work, and when
+  that is full new messages are shed (requests get a ``busy`` error reply) — so the receive loop
+  never stalls and replies to our own requests always get through.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import trio
+
+from ._errors import (
+    BusClosed,
+    FrameTooLarge,
+    MessageTypeError,
+    PeerUnreachable,
+    RejectedFrame,
+    RemoteError,
+    RequestTimeout,
+    TransportClosed,
+)
+from ._guard import Accepted, FrameGuard
+from ._identity import Identity, PeerId
+from ._messages import ErrorReply, Message, MessageRegistry, default_registry
+from ._stats import Counters
+from ._transport import Transport
+from ._wire import MESSAGE_ID_LENGTH, Envelope, Kind, encode_frame
+
+logger = logging.getLogger("axl.bus")
+
+M = TypeVar("M", bound=Message)
+
+
+@dataclass(frozen=True)
+class BusConfig:
+    """Limits and timing of a bus. Times are in seconds."""
+
+    max_frame_size: int = 1 << 20
+    freshness_window: float = 120.0
+    max_future_skew: float = 30.0
+    replay_capacity: int = 100_000
+    handler_concurrency: int = 16
+    handler_backlog: int = 1024
+    subscription_capacity: int = 256
+    request_timeout: float = 10.0
+    clock: Callable[[], float] = field(default=time.time)
+    """Wall clock for envelope timestamps and freshness (inject one for tests)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a handler knows about the message it handles."""
+
+    bus: Bus
+    envelope: Envelope
+
+    @property
+    def sender(self) -> PeerId:
+        return self.envelope.sender
+
+    @property
+    def topic(self) -> str | None:
+        return self.envelope.topic
+
+    @property
+    def message_id(self) -> bytes:
+        return self.envelope.message_id
+
+    @property
+    def is_request(self) -> bool:
+        return self.envelope.kind is Kind.REQUEST
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A message delivered to a topic subscription."""
+
+    message: Message
+    envelope: Envelope
+
+    @property
+    def sender(self) -> PeerId:
+        return self.envelope.sender
+
+
+Handler = Callable[[Any, Context], Awaitable[Message | None]]
+
+
+class _PendingRequest:
+    __slots__ = ("done", "peer", "reply")
+
+    def __init__(self, peer: PeerId) -> None:
+        self.peer = peer
+        self.done = trio.Event()
+        self.reply: Accepted | None = None
+
+
+class Subscription:
+    """A bounded stream of a topic's messages. Iterate it with ``async for``."""
+
+    def __init__(self, bus: Bus, topic: str, capacity: int) -> None:
+        self.topic = topic
+        self._bus = bus
+        self._send, self._receive = trio.open_memory_channel[Delivery](capacity)
+        self.dropped = 0
+
+    def _offer(self, delivery: Delivery) -> bool:
+        try:
+            self._send.send_nowait(delivery)
+        except trio.WouldBlock:
+            self.dropped += 1
+            return False
+        except trio.BrokenResourceError:
+            return False
+        return True
+
+    async def receive(self) -> Delivery:
+        """The next delivery; raises ``trio.EndOfChannel`` after the subscription closed."""
+        return await self._receive.receive()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Delivery:
+        try:
+            return await self._receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    def _close(self) -> None:
+        self._send.close()
+
+
+class Bus:
+    """One peer's endpoint: signs, sends, receives, checks and dispatches messages.
+
+    Run it with :func:`open_bus` (or ``await nursery.start(bus.run)``).
+    """
+
+    def __init__(
+        self,
+        identity: Identity,
+        transport: Transport,
+        *,
+        config: BusConfig | None = None,
+        registry: MessageRegistry | None = None,
+    ) -> None:
+        if transport.local_peer != identity.peer_id:
+            raise ValueError("the transport speaks for another peer id than this identity")
+        self.identity = identity
+        self.transport = transport
+        self.config = config or BusConfig()
+        self.registry = registry or default_registry
+        self.stats = Counters()
+        self._guard = FrameGuard(
+            identity.peer_id,
+            self.registry,
+            max_frame_size=self.config.max_frame_size,
+            freshness_window_ms=int(self.config.freshness_window * 1000),
+            max_future_skew_ms=int(self.config.max_future_skew * 1000),
+            replay_capacity=self.config.replay_capacity,
+        )
+        self._handlers: dict[type[Message], Handler] = {}
+        self._subscriptions: dict[str, list[Subscription]] = {}
+        self._joined: dict[str, int] = {}
+        self._pending: dict[bytes, _PendingRequest] = {}
+        self._nonce = 0
+        self._nursery: trio.Nursery | None = None
+        self._cancel_scope: trio.CancelScope | None = None
+        self._closed = False
+        self._running_handlers = 0
+        self._backlog: deque[Accepted] = deque()
+
+    @property
+    def peer_id(self) -> PeerId:
+        return self.identity.peer_id
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Receive and dispatch until cancelled or :meth:`aclose` is called."""
+        with trio.CancelScope() as scope:
+            self._cancel_scope = scope
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    task_status.started()
+                    await self._receive_loop()
+            finally:
+                self._shutdown()
+
+    def _shutdown(self) -> None:
+        self._closed = True
+        self._nursery = None
+        for pending in self._pending.values():
+            pending.done.set()
+        for subscriptions in self._subscriptions.values():
+            for subscription in subscriptions:
+                subscription._close()
+
+    async def aclose(self) -> None:
+        """Stop the bus; pending requests fail with :class:`BusClosed`."""
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel()
+        self._shutdown()
+        await trio.lowlevel.checkpoint()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- registration ------------------------------------------------------------------------
+
+    def on(self, message_type: type[M], handler: Callable[[M, Context], Awaitable[Message | None]]) -> None:
+        """Handle messages of ``message_type`` (direct or from joined topics).
+
+        The handler's return value, if any, is the reply when the message was a request. A
+        handler may raise :class:`RemoteError` to answer a request with a chosen error code.
+        """
+        if not message_type.axl_tag:
+            raise MessageTypeError(f"{message_type.__name__} has no tag and cannot be received")
+        if message_type in self._handlers:
+            raise MessageTypeError(f"a handler for {message_type.__name__} is already registered")
+        self._handlers[message_type] = handler
+
+    async def join(self, topic: str) -> None:
+        """Receive the topic's messages into the type handlers."""
+        count = self._joined.get(topic, 0)
+        self._joined[topic] = count + 1
+        if count == 0:
+            await self.transport.subscribe(topic)
+
+    async def leave(self, topic: str) -> None:
+        """Undo one :meth:`join`."""
+        count = self._joined.get(topic, 0)
+        if count <= 1:
+            self._joined.pop(topic, None)
+            if count == 1:
+                await self.transport.unsubscribe(topic)
+        else:
+            self._joined[topic] = count - 1
+
+    @asynccontextmanager
+    async def subscribe(self, topic: str, *, capacity: int | None = None) -> AsyncIterator[Subscription]:
+        """A bounded stream of the topic's messages for the duration of the ``async with``."""
+        subscription = Subscription(self, topic, capacity or self.config.subscription_capacity)
+        self._subscriptions.setdefault(topic, []).append(subscription)
+        await self.join(topic)
+        try:
+            yield subscription
+        finally:
+            subscription._close()
+            remaining = self._subscriptions.get(topic, [])
+            if subscription in remaining:
+                remaining.remove(subscription)
+            if not remaining:
+                self._subscriptions.pop(topic, None)
+            with trio.CancelScope(shield=True):
+                try:
+                    await self.leave(topic)
+                except TransportClosed:
+                    pass
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def _frame(
+        self,
+        message: Message,
+        kind: Kind,
+        *,
+        recipient: PeerId | None = None,
+        topic: str | None = None,
+        reply_to: bytes | None = None,
+    ) -> tuple[bytes, bytes]:
+        if self._closed:
+            raise BusClosed("the bus is closed")
+        cls = type(message)
+        if not cls.axl_tag:
+            raise MessageTypeError(f"{cls.__name__} has no tag and cannot be sent")
+        message_id = os.urandom(MESSAGE_ID_LENGTH)
+        self._nonce += 1
+        frame = encode_frame(
+            self.identity,
+            kind=kind,
+            type=cls.axl_tag,
+            version=cls.axl_version,
+            recipient=recipient,
+            topic=topic,
+            message_id=message_id,
+            reply_to=reply_to,
+            timestamp_ms=int(self.config.clock() * 1000),
+            nonce=self._nonce,
+            payload=message.encode_payload(),
+        )
+        if len(frame) > self.config.max_frame_size:
+            raise FrameTooLarge(
+                f"{cls.__name__} encodes to {len(frame)} bytes, over the cap of "
+                f"{self.config.max_frame_size}; send a reference instead of the data"
+            )
+        return message_id, frame
+
+    async def publish(self, topic: str, message: Message) -> None:
+        """Publish to a topic: at-most-once delivery to its current subscribers."""
+        _, frame = self._frame(message, Kind.MESSAGE, topic=topic)
+        await self.transport.publish(topic, frame)
+        self.stats.inc("published")
+
+    async def send(self, peer: PeerId, message: Message) -> None:
+        """Send one direct message. Raises :class:`PeerUnreachable`, :class:`FrameTooLarge`."""
+        _, frame = self._frame(message, Kind.MESSAGE, recipient=peer)
+        await self.transport.send(peer, frame)
+        self.stats.inc("sent")
+
+    async def request(self, peer: PeerId, message: Message, *, timeout: float | None = None) -> Message:
+        """Send a request and wait for the reply.
+
+        Raises :class:`RequestTimeout` after ``timeout`` seconds (default from the config),
+        :class:`RemoteError` if the peer answered with an error, :class:`PeerUnreachable` if it
+        cannot be reached, :class:`BusClosed` if the bus closes meanwhile. Cancellation leaves
+        no state behind.
+        """
+        message_id, frame = self._frame(message, Kind.REQUEST, recipient=peer)
+        pending = _PendingRequest(peer)
+        self._pending[message_id] = pending
+        self.stats.inc("requests")
+        limit = self.config.request_timeout if timeout is None else timeout
+        try:
+            with trio.move_on_after(limit) as scope:
+                await self.transport.send(peer, frame)
+                await pending.done.wait()
+        finally:
+            self._pending.pop(message_id, None)
+        if pending.reply is None:
+            if scope.cancelled_caught:
+                self.stats.inc("request_timeouts")
+                raise RequestTimeout(
+                    f"no reply from {peer.short()} to {type(message).__name__} within {limit} s"
+                )
+            raise BusClosed("the bus closed while waiting for a reply")
+        reply = pending.reply
+        if reply.envelope.kind is Kind.ERROR:
+            assert isinstance(reply.message, ErrorReply)
+            raise RemoteError(reply.message.code, reply.message.detail)
+        return reply.message
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        guard = self._guard
+        clock = self.config.clock
+        while True:
+            try:
+                inbound = await self.transport.receive()
+            except TransportClosed:
+                return
+            try:
+                accepted = guard.check(inbound.frame, int(clock() * 1000))
+            except RejectedFrame as exc:
+                self.stats.inc("rejected." + exc.reason)
+                logger.info(
+                    "rejected frame: %s",
+                    exc,
+                    extra={"peer": str(self.peer_id), "via": str(inbound.via), "reason": exc.reason},
+                )
+                continue
+            self.stats.inc("received")
+            self._dispatch(accepted)
+            await trio.lowlevel.checkpoint_if_cancelled()
+
+    def _dispatch(self, accepted: Accepted) -> None:
+        envelope = accepted.envelope
+        if envelope.sender == self.peer_id:
+            return
+        if envelope.is_response:
+            assert envelope.reply_to is not None
+            pending = self._pending.get(envelope.reply_to)
+            if pending is None or pending.peer != envelope.sender:
+                self.stats.inc("dropped.unexpected_reply")
+                return
+            pending.reply = accepted
+            pending.done.set()
+            return
+        if envelope.topic is not None:
+            for subscription in self._subscriptions.get(envelope.topic, ()):
+                if not subscription._offer(Delivery(accepted.message, envelope)):
+                    self.stats.inc("dropped.slow_subscriber")
+        handler = self._handlers.get(type(accepted.message))
+        if handler is None:
+            if envelope.kind is Kind.REQUEST:
+                self._start_reply_error(envelope, "no_handler", f"no handler for {envelope.type}")
+            elif envelope.topic is None or envelope.topic not in self._subscriptions:
+                self.stats.inc("dropped.unhandled")
+            return
+        if self._running_handlers < self.config.handler_concurrency:
+            self._running_handlers += 1
+            assert self._nursery is not None
+            self._nursery.start_soon(self._handler_worker, accepted)
+        elif len(self._backlog) < self.config.handler_backlog:
+            self._backlog.append(accepted)
+        else:
+            self.stats.inc("dropped.overloaded")
+            if envelope.kind is Kind.REQUEST:
+                self._start_reply_error(envelope, "busy", "the peer is overloaded; retry later")
+
+    def _start_reply_error(self, envelope: Envelope, code: str, detail: str) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(self._reply, envelope, ErrorReply(code=code, detail=detail), Kind.ERROR)
+
+    async def _handler_worker(self, accepted: Accepted) -> None:
+        try:
+            next_item: Accepted | None = accepted
+            while next_item is not None:
+                await self._run_handler(next_item)
+                next_item = self._backlog.popleft() if self._backlog else None
+        finally:
+            self._running_handlers -= 1
+
+    async def _run_handler(self, accepted: Accepted) -> None:
+        envelope = accepted.envelope
+        handler = self._handlers[type(accepted.message)]
+        context = Context(self, envelope)
+        try:
+            result = await handler(accepted.message, context)
+        except RemoteError as exc:
+            self.stats.inc("handler_errors")
+            if envelope.kind is Kind.REQUEST:
+                await self._reply(envelope, ErrorReply(code=exc.code, detail=exc.detail), Kind.ERROR)
+            return
+        except Exception as exc:
+            self.stats.inc("handler_errors")
+            logger.exception(
+                "handler for %s failed",
+                envelope.type,
+                extra={
+                    "peer": str(self.peer_id),
+                    "sender": str(envelope.sender),
+                    "message_id": envelope.message_id.hex(),
+                },
+            )
+            if envelope.kind is Kind.REQUEST:
+                detail = f"{type(exc).__name__}: {exc}"[:500]
+                await self._reply(envelope, ErrorReply(code="handler_error", detail=detail), Kind.ERROR)
+            return
+        if envelope.kind is Kind.REQUEST:
+            if result is None:
+                result = ErrorReply(code="no_reply", detail=f"the {envelope.type} handler returned nothing")
+                await self._reply(envelope, result, Kind.ERROR)
+            else:
+                await self._reply(envelope, result, Kind.RESPONSE)
+
+    async def _reply(self, envelope: Envelope, message: Message, kind: Kind) -> None:
+        try:
+            _, frame = self._frame(message, kind, recipient=envelope.sender, reply_to=envelope.message_id)
+            await self.transport.send(envelope.sender, frame)
+            self.stats.inc("replies")
+        except (PeerUnreachable, TransportClosed, BusClosed) as exc:
+            self.stats.inc("dropped.reply_undeliverable")
+            logger.info("could not reply to %s: %s", envelope.sender.short(), exc)
+        except FrameTooLarge as exc:
+            self.stats.inc("dropped.reply_too_large")
+            logger.warning("reply too large: %s", exc)
+            if kind is not Kind.ERROR:
+                await self._reply(envelope, ErrorReply(code="reply_too_large", detail=str(exc)), Kind.ERROR)
+
+
+@asynccontextmanager
+async def open_bus(
+    identity: Identity,
+    transport: Transport,
+    *,
+    config: BusConfig | None = None,
+    registry: MessageRegistry | None = None,
+) -> AsyncIterator[Bus]:
+    """Run a :class:`Bus` for the duration of the ``async with`` block.
+
+    The transport stays open (its owner closes it); the bus stops receiving on exit.
+    """
+    bus = Bus(identity, transport, config=config, registry=registry)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(bus.run)
+        try:
+            yield bus
+        finally:
+            await bus.aclose()

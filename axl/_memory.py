@@ -1,0 +1,266 @@
+"""In-process transport for simulations and tests, with seeded latency, loss and partitions.
+
+All peers attached to one :class:`MemoryNetwork` can reach each other. Latency is applied on
+the receiving side (a frame becomes receivable at its due time on trio's clock, so
+``trio.testing.MockClock`` makes simulated time free). Loss and jitter come from one seeded
+``random.Random``, so a simulation with the same seed and schedule is reproducible.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import TracebackType
+
+import trio
+
+from ._errors import PeerUnreachable, TransportClosed
+from ._identity import PeerId
+from ._transport import InboundFrame
+
+
+@dataclass
+class LinkProfile:
+    """Delivery characteristics of a link: base latency and jitter in seconds, loss in [0, 1]."""
+
+    latency: float = 0.0
+    jitter: float = 0.0
+    loss: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.latency < 0 or self.jitter < 0 or not 0.0 <= self.loss <= 1.0:
+            raise ValueError("latency and jitter are >= 0 and loss is in [0, 1]")
+
+
+@dataclass
+class NetworkStats:
+    """What the simulated network did: frames delivered, lost, cut by partitions, dropped full."""
+
+    delivered: int = 0
+    lost: int = 0
+    partitioned: int = 0
+    dropped_full: int = 0
+    by_topic: dict[str, int] = field(default_factory=dict)
+
+
+class MemoryNetwork:
+    """A simulated network. ``connect(peer)`` attaches a :class:`MemoryTransport` to it."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        default_link: LinkProfile | None = None,
+        queue_capacity: int = 1024,
+    ) -> None:
+        if queue_capacity < 1:
+            raise ValueError("queue_capacity must be >= 1")
+        self.default_link = default_link or LinkProfile()
+        self.queue_capacity = queue_capacity
+        self.stats = NetworkStats()
+        self._random = random.Random(seed)
+        self._links: dict[tuple[PeerId, PeerId], LinkProfile] = {}
+        self._transports: dict[PeerId, MemoryTransport] = {}
+        self._topics: dict[str, set[PeerId]] = {}
+        self._group_of: dict[PeerId, int] = {}
+
+    # -- topology ------------------------------------------------------------------------------
+
+    def connect(self, peer: PeerId) -> MemoryTransport:
+        """Attach a transport for ``peer``; use it as an async context manager to close it."""
+        if peer in self._transports:
+            raise ValueError(f"{peer.short()} is already attached to this network")
+        transport = MemoryTransport(self, peer, self.queue_capacity)
+        self._transports[peer] = transport
+        return transport
+
+    def set_link(self, a: PeerId, b: PeerId, profile: LinkProfile, *, both_ways: bool = True) -> None:
+        """Override the link profile from ``a`` to ``b`` (and back, by default)."""
+        self._links[(a, b)] = profile
+        if both_ways:
+            self._links[(b, a)] = profile
+
+    def partition(self, *groups: Iterable[PeerId]) -> None:
+        """Split the network: peers in different groups cannot reach each other. Peers in no
+        group form one more group of their own."""
+        self._group_of = {}
+        for index, group in enumerate(groups, start=1):
+            for peer in group:
+                self._group_of[peer] = index
+
+    def heal(self) -> None:
+        """Remove every partition."""
+        self._group_of = {}
+
+    @property
+    def peers(self) -> list[PeerId]:
+        return list(self._transports)
+
+    # -- delivery ------------------------------------------------------------------------------
+
+    def _route(self, sender: PeerId, receiver: PeerId) -> float | None:
+        """The delay for one frame, or None if the frame is lost or cut."""
+        if self._group_of.get(sender, 0) != self._group_of.get(receiver, 0):
+            self.stats.partitioned += 1
+            return None
+        link = self._links.get((sender, receiver), self.default_link)
+        if link.loss and self._random.random() < link.loss:
+            self.stats.lost += 1
+            return None
+        delay = link.latency
+        if link.jitter:
+            delay += self._random.uniform(0.0, link.jitter)
+        return delay
+
+    async def _send(self, sender: PeerId, peer: PeerId, frame: bytes) -> None:
+        target = self._transports.get(peer)
+        if target is None:
+            raise PeerUnreachable(f"{peer.short()} is not on this network")
+        delay = self._route(sender, peer)
+        if delay is None:
+            return
+        await target._inbox.put(InboundFrame(frame, sender, None), delay)
+        self.stats.delivered += 1
+
+    def _publish(self, sender: PeerId, topic: str, frame: bytes) -> None:
+        for peer in self._topics.get(topic, ()):
+            if peer == sender:
+                continue
+            delay = self._route(sender, peer)
+            if delay is None:
+                continue
+            if self._transports[peer]._inbox.put_nowait(InboundFrame(frame, sender, topic), delay):
+                self.stats.delivered += 1
+                self.stats.by_topic[topic] = self.stats.by_topic.get(topic, 0) + 1
+            else:
+                self.stats.dropped_full += 1
+
+    def _detach(self, peer: PeerId) -> None:
+        self._transports.pop(peer, None)
+        for members in self._topics.values():
+            members.discard(peer)
+
+
+class _DelayedInbox:
+    """A bounded queue whose items become available at a due time on trio's clock."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._heap: list[tuple[float, int, InboundFrame]] = []
+        self._order = itertools.count()
+        self._has_items = trio.lowlevel.ParkingLot()
+        self._has_space = trio.lowlevel.ParkingLot()
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def _push(self, item: InboundFrame, delay: float) -> None:
+        due = trio.current_time() + delay if delay else -math.inf
+        heapq.heappush(self._heap, (due, next(self._order), item))
+        self._has_items.unpark_all()
+
+    def put_nowait(self, item: InboundFrame, delay: float) -> bool:
+        if self.closed or len(self._heap) >= self._capacity:
+            return False
+        self._push(item, delay)
+        return True
+
+    async def put(self, item: InboundFrame, delay: float) -> None:
+        while len(self._heap) >= self._capacity and not self.closed:
+            await self._has_space.park()
+        if self.closed:
+            raise PeerUnreachable("the peer closed its transport")
+        self._push(item, delay)
+        await trio.lowlevel.checkpoint()
+
+    async def get(self) -> InboundFrame:
+        while True:
+            if self.closed:
+                raise TransportClosed("transport closed")
+            if self._heap:
+                due = self._heap[0][0]
+                wait = due - trio.current_time()
+                if wait <= 0:
+                    item = heapq.heappop(self._heap)[2]
+                    self._has_space.unpark()
+                    await trio.lowlevel.checkpoint()
+                    return item
+                with trio.move_on_after(wait):
+                    await self._has_items.park()
+            else:
+                await self._has_items.park()
+
+    def close(self) -> None:
+        self.closed = True
+        self._heap.clear()
+        self._has_items.unpark_all()
+        self._has_space.unpark_all()
+
+
+class MemoryTransport:
+    """One peer's attachment to a :class:`MemoryNetwork`."""
+
+    def __init__(self, network: MemoryNetwork, peer: PeerId, capacity: int) -> None:
+        self._network = network
+        self._peer = peer
+        self._inbox = _DelayedInbox(capacity)
+        self._topics: set[str] = set()
+
+    @property
+    def local_peer(self) -> PeerId:
+        return self._peer
+
+    @property
+    def queued(self) -> int:
+        """Frames waiting in this transport's inbound queue."""
+        return len(self._inbox)
+
+    def _check_open(self) -> None:
+        if self._inbox.closed:
+            raise TransportClosed(f"transport of {self._peer.short()} is closed")
+
+    async def send(self, peer: PeerId, frame: bytes) -> None:
+        self._check_open()
+        await self._network._send(self._peer, peer, frame)
+
+    async def publish(self, topic: str, frame: bytes) -> None:
+        self._check_open()
+        self._network._publish(self._peer, topic, frame)
+        await trio.lowlevel.checkpoint()
+
+    async def subscribe(self, topic: str) -> None:
+        self._check_open()
+        self._topics.add(topic)
+        self._network._topics.setdefault(topic, set()).add(self._peer)
+        await trio.lowlevel.checkpoint()
+
+    async def unsubscribe(self, topic: str) -> None:
+        self._topics.discard(topic)
+        members = self._network._topics.get(topic)
+        if members is not None:
+            members.discard(self._peer)
+        await trio.lowlevel.checkpoint()
+
+    async def receive(self) -> InboundFrame:
+        return await self._inbox.get()
+
+    async def aclose(self) -> None:
+        self._inbox.close()
+        self._network._detach(self._peer)
+        await trio.lowlevel.checkpoint()
+
+    async def __aenter__(self) -> MemoryTransport:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

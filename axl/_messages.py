@@ -1,0 +1,134 @@
+"""Typed messages: frozen pydantic models registered under a stable (tag, version).
+
+Declare a message by subclassing :class:`Message` with a ``tag`` class keyword::
+
+    class Ping(Message, tag="demo.ping"):
+        seq: int
+
+Subclasses without a tag are abstract bases and cannot be sent. Payloads are msgpack maps of
+the model's fields; decoding validates them against the model and raises typed errors.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import Any, ClassVar
+
+import msgpack
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ._errors import DuplicateMessageType, InvalidMessage, MessageTypeError, UnknownMessageType
+
+_TAG_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+
+class MessageRegistry:
+    """Maps (tag, version) to message classes. Refuses duplicates."""
+
+    def __init__(self) -> None:
+        self._classes: dict[tuple[str, int], type[Message]] = {}
+
+    def register(self, cls: type[Message]) -> None:
+        """Add ``cls`` under its tag and version; raises :class:`DuplicateMessageType`."""
+        key = (cls.axl_tag, cls.axl_version)
+        existing = self._classes.get(key)
+        if existing is not None and existing is not cls:
+            raise DuplicateMessageType(
+                f"message type {key[0]!r} v{key[1]} is already registered by "
+                f"{existing.__module__}.{existing.__qualname__}; pick another tag or version"
+            )
+        self._classes[key] = cls
+
+    def lookup(self, tag: str, version: int) -> type[Message]:
+        """The class for (tag, version); raises :class:`UnknownMessageType`."""
+        try:
+            return self._classes[(tag, version)]
+        except KeyError:
+            raise UnknownMessageType(
+                f"unknown message type {tag!r} v{version}: the sender uses a type this node "
+                "has not imported or a newer schema version"
+            ) from None
+
+    def __contains__(self, key: tuple[str, int]) -> bool:
+        return key in self._classes
+
+    def __iter__(self) -> Any:
+        return iter(self._classes.values())
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+
+default_registry = MessageRegistry()
+
+
+def _msgpack_default(value: object) -> object:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"cannot encode {type(value).__name__} in a message payload")
+
+
+class Message(BaseModel):
+    """Base class of every bus message: a frozen pydantic model with a registered tag."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    axl_tag: ClassVar[str] = ""
+    axl_version: ClassVar[int] = 1
+
+    def __init_subclass__(
+        cls,
+        *,
+        tag: str | None = None,
+        version: int = 1,
+        registry: MessageRegistry | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if tag is None:
+            cls.axl_tag = ""
+            return
+        if not _TAG_PATTERN.match(tag):
+            raise MessageTypeError(
+                f"message tag {tag!r} must be dotted lower-case words, e.g. 'market.job_posted'"
+            )
+        if not isinstance(version, int) or not 1 <= version < 2**16:
+            raise MessageTypeError(f"message version must be an int in [1, 65535], got {version!r}")
+        cls.axl_tag = tag
+        cls.axl_version = version
+        (registry if registry is not None else default_registry).register(cls)
+
+    def encode_payload(self) -> bytes:
+        """The msgpack payload of this message (a map of its fields)."""
+        data = self.model_dump(mode="python")
+        packed: bytes = msgpack.packb(data, default=_msgpack_default, use_bin_type=True)
+        return packed
+
+    @classmethod
+    def decode_payload(cls, payload: bytes) -> Message:
+        """Parse and validate a payload; raises :class:`InvalidMessage` with the field path."""
+        try:
+            data = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+        except Exception as exc:
+            raise InvalidMessage(f"{cls.axl_tag}: payload is not msgpack: {exc}") from exc
+        if not isinstance(data, dict):
+            raise InvalidMessage(f"{cls.axl_tag}: payload must be a map, got {type(data).__name__}")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            path = ".".join(str(part) for part in first["loc"]) or "<root>"
+            raise InvalidMessage(
+                f"{cls.axl_tag} v{cls.axl_version}: field {path}: {first['msg']}"
+                + (f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else "")
+            ) from exc
+
+
+class ErrorReply(Message, tag="axl.error"):
+    """The payload of an error response to a request."""
+
+    code: str
+    detail: str = ""

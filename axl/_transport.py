@@ -1,0 +1,60 @@
+"""The small interface every transport implements.
+
+A transport moves opaque frames (already signed envelopes) between peers; it never looks inside
+them. Direct sends apply backpressure (they wait while the peer's queue is full). Topic
+publication is at-most-once: a subscriber whose queue is full misses the frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ._identity import PeerId
+
+
+@dataclass(frozen=True, slots=True)
+class InboundFrame:
+    """A frame as received. ``via`` is the transport-level peer that handed it over (for
+    gossip, the forwarding neighbour), ``topic`` is set for topic deliveries."""
+
+    frame: bytes
+    via: PeerId | None
+    topic: str | None
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Moves frames between peers. Implementations: ``MemoryTransport``, ``Libp2pTransport``."""
+
+    @property
+    def local_peer(self) -> PeerId:
+        """The peer id this transport speaks for."""
+        ...
+
+    async def send(self, peer: PeerId, frame: bytes) -> None:
+        """Deliver ``frame`` to ``peer``; waits while its queue is full.
+
+        Raises ``PeerUnreachable`` when there is no route and ``TransportClosed`` after close.
+        """
+        ...
+
+    async def publish(self, topic: str, frame: bytes) -> None:
+        """Send ``frame`` to the topic's subscribers (not to ourselves), at most once each."""
+        ...
+
+    async def subscribe(self, topic: str) -> None:
+        """Start receiving the topic's frames."""
+        ...
+
+    async def unsubscribe(self, topic: str) -> None:
+        """Stop receiving the topic's frames."""
+        ...
+
+    async def receive(self) -> InboundFrame:
+        """The next inbound frame; raises ``TransportClosed`` once closed."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close; pending and later ``receive`` calls raise ``TransportClosed``."""
+        ...

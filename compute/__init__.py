@@ -1,0 +1,1 @@
+"""AXL compute layer."""
