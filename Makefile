@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	# libp2p pulls in trio-typing, whose stale stubs would shadow trio's own inline types.
+	rm -rf $(VENV)/lib/python3.11/site-packages/trio-stubs
 	@if [ -f package-lock.json ] && command -v npm >/dev/null; then npm ci --silent --no-audit --no-fund; fi
 	touch $(STAMP)
 

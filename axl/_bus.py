@@ -22,7 +22,7 @@ import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -230,7 +230,9 @@ class Bus:
 
     # -- registration ------------------------------------------------------------------------
 
-    def on(self, message_type: type[M], handler: Callable[[M, Context], Awaitable[Message | None]]) -> None:
+    def on(
+        self, message_type: type[M], handler: Callable[[M, Context], Awaitable[Message | None]]
+    ) -> None:
         """Handle messages of ``message_type`` (direct or from joined topics).
 
         The handler's return value, if any, is the reply when the message was a request. A
@@ -260,7 +262,9 @@ class Bus:
             self._joined[topic] = count - 1
 
     @asynccontextmanager
-    async def subscribe(self, topic: str, *, capacity: int | None = None) -> AsyncIterator[Subscription]:
+    async def subscribe(
+        self, topic: str, *, capacity: int | None = None
+    ) -> AsyncIterator[Subscription]:
         """A bounded stream of the topic's messages for the duration of the ``async with``."""
         subscription = Subscription(self, topic, capacity or self.config.subscription_capacity)
         self._subscriptions.setdefault(topic, []).append(subscription)
@@ -274,11 +278,8 @@ class Bus:
                 remaining.remove(subscription)
             if not remaining:
                 self._subscriptions.pop(topic, None)
-            with trio.CancelScope(shield=True):
-                try:
-                    await self.leave(topic)
-                except TransportClosed:
-                    pass
+            with trio.CancelScope(shield=True), suppress(TransportClosed):
+                await self.leave(topic)
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -330,7 +331,9 @@ class Bus:
         await self.transport.send(peer, frame)
         self.stats.inc("sent")
 
-    async def request(self, peer: PeerId, message: Message, *, timeout: float | None = None) -> Message:
+    async def request(
+        self, peer: PeerId, message: Message, *, timeout: float | None = None
+    ) -> Message:
         """Send a request and wait for the reply.
 
         Raises :class:`RequestTimeout` after ``timeout`` seconds (default from the config),
@@ -379,7 +382,11 @@ class Bus:
                 logger.info(
                     "rejected frame: %s",
                     exc,
-                    extra={"peer": str(self.peer_id), "via": str(inbound.via), "reason": exc.reason},
+                    extra={
+                        "peer": str(self.peer_id),
+                        "via": str(inbound.via),
+                        "reason": exc.reason,
+                    },
                 )
                 continue
             self.stats.inc("received")
@@ -423,7 +430,9 @@ class Bus:
 
     def _start_reply_error(self, envelope: Envelope, code: str, detail: str) -> None:
         if self._nursery is not None:
-            self._nursery.start_soon(self._reply, envelope, ErrorReply(code=code, detail=detail), Kind.ERROR)
+            self._nursery.start_soon(
+                self._reply, envelope, ErrorReply(code=code, detail=detail), Kind.ERROR
+            )
 
     async def _handler_worker(self, accepted: Accepted) -> None:
         try:
@@ -443,7 +452,9 @@ class Bus:
         except RemoteError as exc:
             self.stats.inc("handler_errors")
             if envelope.kind is Kind.REQUEST:
-                await self._reply(envelope, ErrorReply(code=exc.code, detail=exc.detail), Kind.ERROR)
+                await self._reply(
+                    envelope, ErrorReply(code=exc.code, detail=exc.detail), Kind.ERROR
+                )
             return
         except Exception as exc:
             self.stats.inc("handler_errors")
@@ -458,18 +469,24 @@ class Bus:
             )
             if envelope.kind is Kind.REQUEST:
                 detail = f"{type(exc).__name__}: {exc}"[:500]
-                await self._reply(envelope, ErrorReply(code="handler_error", detail=detail), Kind.ERROR)
+                await self._reply(
+                    envelope, ErrorReply(code="handler_error", detail=detail), Kind.ERROR
+                )
             return
         if envelope.kind is Kind.REQUEST:
             if result is None:
-                result = ErrorReply(code="no_reply", detail=f"the {envelope.type} handler returned nothing")
+                result = ErrorReply(
+                    code="no_reply", detail=f"the {envelope.type} handler returned nothing"
+                )
                 await self._reply(envelope, result, Kind.ERROR)
             else:
                 await self._reply(envelope, result, Kind.RESPONSE)
 
     async def _reply(self, envelope: Envelope, message: Message, kind: Kind) -> None:
         try:
-            _, frame = self._frame(message, kind, recipient=envelope.sender, reply_to=envelope.message_id)
+            _, frame = self._frame(
+                message, kind, recipient=envelope.sender, reply_to=envelope.message_id
+            )
             await self.transport.send(envelope.sender, frame)
             self.stats.inc("replies")
         except (PeerUnreachable, TransportClosed, BusClosed) as exc:
@@ -479,7 +496,9 @@ class Bus:
             self.stats.inc("dropped.reply_too_large")
             logger.warning("reply too large: %s", exc)
             if kind is not Kind.ERROR:
-                await self._reply(envelope, ErrorReply(code="reply_too_large", detail=str(exc)), Kind.ERROR)
+                await self._reply(
+                    envelope, ErrorReply(code="reply_too_large", detail=str(exc)), Kind.ERROR
+                )
 
 
 @asynccontextmanager

@@ -35,7 +35,9 @@ class ReplayWindow:
     def __len__(self) -> int:
         return len(self._seen)
 
-    def check_and_add(self, sender: PeerId, message_id: bytes, timestamp_ms: int, now_ms: int) -> None:
+    def check_and_add(
+        self, sender: PeerId, message_id: bytes, timestamp_ms: int, now_ms: int
+    ) -> None:
         """Record the id or raise :class:`ReplayError`."""
         self._expire(now_ms)
         key = (sender.raw, message_id)
@@ -97,15 +99,17 @@ class FrameGuard:
         if envelope.recipient is not None and envelope.recipient != self.local_peer:
             raise MisaddressedFrame(f"frame addressed to {envelope.recipient.short()}")
         cls = self.registry.lookup(envelope.type, envelope.version)
-        if not verify_signature(envelope.sender, envelope.signature, SIGNING_DOMAIN + envelope.body):
-            raise SignatureError(
-                f"bad signature on {envelope.type} from {envelope.sender.short()}"
-            )
+        if not verify_signature(
+            envelope.sender, envelope.signature, SIGNING_DOMAIN + envelope.body
+        ):
+            raise SignatureError(f"bad signature on {envelope.type} from {envelope.sender.short()}")
         age = now_ms - envelope.timestamp_ms
         if age > self.freshness_window_ms or -age > self.max_future_skew_ms:
             raise StaleMessage(
                 f"{envelope.type} from {envelope.sender.short()} is {age} ms old; window is "
                 f"{self.freshness_window_ms} ms back, {self.max_future_skew_ms} ms ahead"
             )
-        self.replay.check_and_add(envelope.sender, envelope.message_id, envelope.timestamp_ms, now_ms)
+        self.replay.check_and_add(
+            envelope.sender, envelope.message_id, envelope.timestamp_ms, now_ms
+        )
         return Accepted(envelope, cls.decode_payload(envelope.payload))

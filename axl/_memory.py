@@ -78,7 +78,9 @@ class MemoryNetwork:
         self._transports[peer] = transport
         return transport
 
-    def set_link(self, a: PeerId, b: PeerId, profile: LinkProfile, *, both_ways: bool = True) -> None:
+    def set_link(
+        self, a: PeerId, b: PeerId, profile: LinkProfile, *, both_ways: bool = True
+    ) -> None:
         """Override the link profile from ``a`` to ``b`` (and back, by default)."""
         self._links[(a, b)] = profile
         if both_ways:

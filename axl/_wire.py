@@ -119,8 +119,20 @@ def decode_frame(frame: bytes) -> Envelope:
         raise DecodeError(f"envelope body is not msgpack: {exc}") from exc
     if not isinstance(fields, list) or len(fields) != _BODY_FIELDS:
         raise DecodeError(f"envelope body must be an array of {_BODY_FIELDS} fields")
-    (wire, kind, type_, version, sender, recipient, topic, message_id, reply_to, ts, nonce,
-     payload) = fields
+    (
+        wire,
+        kind,
+        type_,
+        version,
+        sender,
+        recipient,
+        topic,
+        message_id,
+        reply_to,
+        ts,
+        nonce,
+        payload,
+    ) = fields
     _expect(wire, int, "wire_version")
     if wire != WIRE_VERSION:
         raise DecodeError(f"unsupported wire version {wire} (this node speaks {WIRE_VERSION})")
