@@ -82,10 +82,13 @@ class PeerId:
         def validate(value: object) -> PeerId:
             if isinstance(value, PeerId):
                 return value
-            if isinstance(value, bytes):
-                return cls(value)
-            if isinstance(value, str):
-                return cls.from_string(value)
+            try:
+                if isinstance(value, bytes):
+                    return cls(value)
+                if isinstance(value, str):
+                    return cls.from_string(value)
+            except InvalidPeerId as exc:
+                raise ValueError(str(exc)) from None
             raise ValueError("a peer id is raw bytes or a base58 string")
 
         return core_schema.no_info_plain_validator_function(

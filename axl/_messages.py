@@ -63,7 +63,20 @@ class MessageRegistry:
 default_registry = MessageRegistry()
 
 
+BIGINT_EXT_CODE = 1
+"""msgpack ext type for integers outside [-2**63, 2**64): signed big-endian two's complement."""
+
+
+def _ext_hook(code: int, data: bytes) -> object:
+    if code == BIGINT_EXT_CODE and data:
+        return int.from_bytes(data, "big", signed=True)
+    raise ValueError(f"unknown msgpack ext type {code}")
+
+
 def _msgpack_default(value: object) -> object:
+    if isinstance(value, int):
+        length = (value.bit_length() + 8) // 8
+        return msgpack.ExtType(BIGINT_EXT_CODE, value.to_bytes(length, "big", signed=True))
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, (set, frozenset)):
@@ -111,7 +124,7 @@ class Message(BaseModel):
     def decode_payload(cls, payload: bytes) -> Message:
         """Parse and validate a payload; raises :class:`InvalidMessage` with the field path."""
         try:
-            data = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+            data = msgpack.unpackb(payload, raw=False, strict_map_key=True, ext_hook=_ext_hook)
         except Exception as exc:
             raise InvalidMessage(f"{cls.axl_tag}: payload is not msgpack: {exc}") from exc
         if not isinstance(data, dict):

@@ -1,0 +1,123 @@
+from __future__ import annotations
+
+import importlib
+from enum import Enum
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from axl import (
+    DuplicateMessageType,
+    InvalidMessage,
+    Message,
+    MessageRegistry,
+    MessageTypeError,
+    PeerId,
+    UnknownMessageType,
+    default_registry,
+)
+
+from . import strategies  # noqa: F401  (registers the PeerId strategy)
+
+# Import every package so the default registry holds every message type the project defines.
+for package in ("agents", "compute", "coordination"):
+    importlib.import_module(package)
+
+
+class Colour(Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+class Sample(Message, tag="test.sample"):
+    number: int
+    text: str
+    blob: bytes
+    peer: PeerId
+    colour: Colour
+    values: tuple[float, ...] = ()
+    nested: dict[str, list[int]] = {}
+
+
+@settings(max_examples=100)
+@given(st.builds(Sample))
+def test_sample_round_trip(sample: Sample) -> None:
+    assert Sample.decode_payload(sample.encode_payload()) == sample
+
+
+REGISTERED = sorted(default_registry, key=lambda cls: (cls.axl_tag, cls.axl_version))
+
+
+@pytest.mark.parametrize("cls", REGISTERED, ids=lambda cls: f"{cls.axl_tag}.v{cls.axl_version}")
+@settings(max_examples=25)
+@given(data=st.data())
+def test_every_registered_message_round_trips(cls: type[Message], data: st.DataObject) -> None:
+    message = data.draw(st.builds(cls))
+    decoded = cls.decode_payload(message.encode_payload())
+    assert decoded == message
+    assert default_registry.lookup(cls.axl_tag, cls.axl_version) is cls
+
+
+def test_duplicate_tag_is_refused() -> None:
+    registry = MessageRegistry()
+
+    class First(Message, tag="test.dup", registry=registry):
+        x: int
+
+    with pytest.raises(DuplicateMessageType, match=r"test\.dup"):
+
+        class Second(Message, tag="test.dup", registry=registry):
+            y: int
+
+    class NewVersion(Message, tag="test.dup", version=2, registry=registry):
+        y: int
+
+    assert registry.lookup("test.dup", 1) is First
+    assert registry.lookup("test.dup", 2) is NewVersion
+
+
+@pytest.mark.parametrize("tag", ["nodots", "Upper.case", "a..b", "a.b-c", ".a.b", "a.b."])
+def test_bad_tags_are_refused(tag: str) -> None:
+    with pytest.raises(MessageTypeError):
+
+        class Bad(Message, tag=tag, registry=MessageRegistry()):
+            pass
+
+
+def test_unknown_type_is_typed() -> None:
+    with pytest.raises(UnknownMessageType, match=r"nope\.nothing"):
+        default_registry.lookup("nope.nothing", 1)
+    with pytest.raises(UnknownMessageType):
+        default_registry.lookup("test.sample", 99)
+
+
+def test_invalid_field_names_the_path() -> None:
+    payload = msgpack.packb({"number": "x", "text": "t", "blob": b"", "peer": b"", "colour": "red"})
+    with pytest.raises(InvalidMessage, match=r"field number"):
+        Sample.decode_payload(payload)
+
+
+def test_nested_invalid_field_path() -> None:
+    good = {"number": 1, "text": "t", "blob": b"", "colour": "red", "nested": {"k": [1, "z"]}}
+    good["peer"] = b"\x00" * 38
+    with pytest.raises(InvalidMessage, match=r"field (peer|nested\.k\.1)"):
+        Sample.decode_payload(msgpack.packb(good))
+
+
+@pytest.mark.parametrize(
+    "payload", [b"", b"\xc1", msgpack.packb([1, 2]), msgpack.packb({"extra": 1})]
+)
+def test_malformed_payloads_are_typed(payload: bytes) -> None:
+    with pytest.raises(InvalidMessage):
+        Sample.decode_payload(payload)
+
+
+def test_messages_are_frozen() -> None:
+    class Frozen(Message, tag="test.frozen"):
+        x: int
+
+    message = Frozen(x=1)
+    with pytest.raises(Exception, match="frozen"):
+        message.x = 2  # type: ignore[misc]
