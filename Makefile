@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck pytest bench clean
+.PHONY: setup demo test lint typecheck pytest bench clean contracts contracts-check
 
 setup: $(STAMP)
 
@@ -32,7 +32,16 @@ typecheck: setup
 pytest: setup
 	$(BIN)/pytest -q
 
-test: lint typecheck pytest
+test: contracts-check lint typecheck pytest
+
+# Recompile contracts/*.sol with the pinned solc-js into coordination/artifacts/.
+contracts: setup
+	node scripts/compile_contracts.mjs
+
+# Fail when the committed contract artifacts differ from a fresh compile.
+contracts-check: setup
+	@if command -v node >/dev/null && [ -d node_modules/solc ]; then node scripts/compile_contracts.mjs --check; \
+	else echo "contracts-check skipped: node/npm absent (committed artifacts used as they are)"; fi
 
 bench: setup
 	$(BIN)/python -m benchmarks.bus_throughput
