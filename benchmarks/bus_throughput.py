@@ -1,0 +1,142 @@
+"""Signed messages per second and latency through the in-memory bus, against the floor.
+
+The floor, measured in the same run on the same payloads: msgpack-encode the message, build and
+sign its envelope, verify the signature — everything a message costs with no bus at all. The
+bus figures add the transport, the receive checks (size, decode, type, signature, freshness,
+replay), payload validation and handler dispatch.
+
+    python -m benchmarks.bus_throughput [--messages N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import trio
+
+from axl import Context, Identity, MemoryNetwork, Message, open_bus
+from axl._identity import verify_signature
+from axl._wire import SIGNING_DOMAIN, Kind, decode_frame, encode_frame
+
+from ._report import line, now, percentile
+
+
+class Tick(Message, tag="bench.tick"):
+    seq: int
+    data: bytes
+
+
+class Tock(Message, tag="bench.tock"):
+    seq: int
+
+
+ALICE = Identity.from_seed(b"\x01" * 32)
+BOB = Identity.from_seed(b"\x02" * 32)
+
+
+def payloads(count: int, size: int) -> list[Tick]:
+    return [Tick(seq=i, data=os.urandom(size)) for i in range(count)]
+
+
+def floor_rate(messages: list[Tick]) -> float:
+    """Encode + sign + verify per message, no bus: messages per second."""
+    start = now()
+    for index, message in enumerate(messages):
+        frame = encode_frame(
+            ALICE,
+            kind=Kind.MESSAGE,
+            type=Tick.axl_tag,
+            version=1,
+            recipient=BOB.peer_id,
+            topic=None,
+            message_id=index.to_bytes(16, "big"),
+            reply_to=None,
+            timestamp_ms=0,
+            nonce=index,
+            payload=message.encode_payload(),
+        )
+        envelope = decode_frame(frame)
+        if not verify_signature(
+            envelope.sender, envelope.signature, SIGNING_DOMAIN + envelope.body
+        ):
+            raise AssertionError("signature must verify")
+    return len(messages) / (now() - start)
+
+
+async def bus_rate(messages: list[Tick]) -> float:
+    """One-way direct messages from Alice's bus to a handler on Bob's: messages per second."""
+    network = MemoryNetwork(queue_capacity=4096)
+    received = 0
+    all_in = trio.Event()
+
+    async def on_tick(message: Tick, ctx: Context) -> None:
+        nonlocal received
+        received += 1
+        if received == len(messages):
+            all_in.set()
+
+    async with (
+        network.connect(ALICE.peer_id) as alice_t,
+        network.connect(BOB.peer_id) as bob_t,
+        open_bus(ALICE, alice_t) as alice,
+        open_bus(BOB, bob_t) as bob,
+    ):
+        bob.on(Tick, on_tick)
+        start = now()
+        for message in messages:
+            await alice.send(BOB.peer_id, message)
+        await all_in.wait()
+        return len(messages) / (now() - start)
+
+
+async def round_trips(count: int, size: int) -> list[float]:
+    """Request/response latencies through the bus, in seconds."""
+    network = MemoryNetwork()
+
+    async def on_tick(message: Tick, ctx: Context) -> Tock:
+        return Tock(seq=message.seq)
+
+    latencies = []
+    async with (
+        network.connect(ALICE.peer_id) as alice_t,
+        network.connect(BOB.peer_id) as bob_t,
+        open_bus(ALICE, alice_t) as alice,
+        open_bus(BOB, bob_t) as bob,
+    ):
+        bob.on(Tick, on_tick)
+        message = Tick(seq=0, data=os.urandom(size))
+        for _ in range(count):
+            start = now()
+            await alice.request(BOB.peer_id, message)
+            latencies.append(now() - start)
+    return latencies
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--size", type=int, default=200, help="payload bytes per message")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.messages, args.repeats = 500, 1
+    messages = payloads(args.messages, args.size)
+    floor = max(floor_rate(messages) for _ in range(args.repeats))
+    bus = max(trio.run(bus_rate, messages) for _ in range(args.repeats))
+    latencies = trio.run(round_trips, max(100, args.messages // 10), args.size)
+    floor_rtt = 2 / floor  # a round trip signs and verifies twice
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    print(f"AXL in-memory bus, {args.messages} messages of {args.size} payload bytes")
+    print(line("floor: encode + sign + verify (no bus)", floor, "msg/s"))
+    print(line("bus: one-way direct messages", bus, "msg/s"))
+    print(line("bus: request/response p50", p50 * 1e6, "µs"))
+    print(line("bus: request/response p99", p99 * 1e6, "µs"))
+    print(line("floor: round trip (2 × sign + verify)", floor_rtt * 1e6, "µs"))
+    print(f"  ratio bus/floor throughput                   {bus / floor:>12.2f}x  (target >= 0.80)")
+    print(f"  ratio floor/bus round trip                   {floor_rtt / p50:>12.2f}x")
+
+
+if __name__ == "__main__":
+    main()
