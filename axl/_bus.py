@@ -187,7 +187,8 @@ class Bus:
         self._nursery: trio.Nursery | None = None
         self._cancel_scope: trio.CancelScope | None = None
         self._closed = False
-        self._running_handlers = 0
+        self._workers = 0
+        self._executing = 0
         self._backlog: deque[Accepted] = deque()
 
     @property
@@ -417,16 +418,23 @@ class Bus:
             elif envelope.topic is None or envelope.topic not in self._subscriptions:
                 self.stats.inc("dropped.unhandled")
             return
-        if self._running_handlers < self.config.handler_concurrency:
-            self._running_handlers += 1
-            assert self._nursery is not None
-            self._nursery.start_soon(self._handler_worker, accepted)
-        elif len(self._backlog) < self.config.handler_backlog:
-            self._backlog.append(accepted)
-        else:
+        # Every message goes through the FIFO backlog and workers always take its head, so
+        # handlers start in arrival order whichever worker trio happens to run first. Admitted
+        # work (executing + waiting) is bounded by handler_concurrency + handler_backlog.
+        config = self.config
+        if (
+            self._executing + len(self._backlog)
+            >= config.handler_concurrency + config.handler_backlog
+        ):
             self.stats.inc("dropped.overloaded")
             if envelope.kind is Kind.REQUEST:
                 self._start_reply_error(envelope, "busy", "the peer is overloaded; retry later")
+            return
+        self._backlog.append(accepted)
+        if self._workers < config.handler_concurrency:
+            self._workers += 1
+            assert self._nursery is not None
+            self._nursery.start_soon(self._handler_worker)
 
     def _start_reply_error(self, envelope: Envelope, code: str, detail: str) -> None:
         if self._nursery is not None:
@@ -434,14 +442,16 @@ class Bus:
                 self._reply, envelope, ErrorReply(code=code, detail=detail), Kind.ERROR
             )
 
-    async def _handler_worker(self, accepted: Accepted) -> None:
+    async def _handler_worker(self) -> None:
         try:
-            next_item: Accepted | None = accepted
-            while next_item is not None:
-                await self._run_handler(next_item)
-                next_item = self._backlog.popleft() if self._backlog else None
+            while self._backlog:
+                self._executing += 1
+                try:
+                    await self._run_handler(self._backlog.popleft())
+                finally:
+                    self._executing -= 1
         finally:
-            self._running_handlers -= 1
+            self._workers -= 1
 
     async def _run_handler(self, accepted: Accepted) -> None:
         envelope = accepted.envelope

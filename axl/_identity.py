@@ -14,12 +14,10 @@ from functools import cached_property
 from pathlib import Path
 
 import base58
-from cryptography.exceptions import InvalidSignature
+import nacl.bindings
+import nacl.exceptions
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
@@ -105,26 +103,18 @@ class PeerId:
 
 
 def verify_signature(peer: PeerId, signature: bytes, data: bytes) -> bool:
-    """True when ``signature`` is ``peer``'s Ed25519 signature of ``data``."""
+    """True when ``signature`` is ``peer``'s Ed25519 signature of ``data``.
+
+    Signing and verification run on libsodium (about twice as fast as OpenSSL's Ed25519 here);
+    key generation and key files use ``cryptography``.
+    """
+    if len(signature) != 64:
+        return False
     try:
-        _public_key_object(peer.public_key).verify(signature, data)
-    except (InvalidSignature, ValueError):
+        nacl.bindings.crypto_sign_open(signature + data, peer.public_key)
+    except (nacl.exceptions.BadSignatureError, ValueError):
         return False
     return True
-
-
-_PUBLIC_KEY_CACHE: dict[bytes, Ed25519PublicKey] = {}
-_PUBLIC_KEY_CACHE_MAX = 65536
-
-
-def _public_key_object(public_key: bytes) -> Ed25519PublicKey:
-    key = _PUBLIC_KEY_CACHE.get(public_key)
-    if key is None:
-        key = Ed25519PublicKey.from_public_bytes(public_key)
-        if len(_PUBLIC_KEY_CACHE) >= _PUBLIC_KEY_CACHE_MAX:
-            _PUBLIC_KEY_CACHE.pop(next(iter(_PUBLIC_KEY_CACHE)))
-        _PUBLIC_KEY_CACHE[public_key] = key
-    return key
 
 
 class Identity:
@@ -132,6 +122,12 @@ class Identity:
 
     def __init__(self, private_key: Ed25519PrivateKey) -> None:
         self._private_key = private_key
+        seed = private_key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        _, self._sodium_secret = nacl.bindings.crypto_sign_seed_keypair(seed)
 
     @classmethod
     def generate(cls) -> Identity:
@@ -167,7 +163,8 @@ class Identity:
 
     def sign(self, data: bytes) -> bytes:
         """The 64-byte Ed25519 signature of ``data``."""
-        return self._private_key.sign(data)
+        signed: bytes = nacl.bindings.crypto_sign(data, self._sodium_secret)
+        return signed[:64]
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the key as unencrypted PKCS#8 PEM to ``path`` with mode 0600.

@@ -147,6 +147,22 @@ class MemoryNetwork:
             members.discard(peer)
 
 
+_YIELD_EVERY = 64
+
+
+async def _cheap_checkpoint(owner: object, counter: str) -> None:
+    """A cancellation point on every call, but a scheduling point only every
+    ``_YIELD_EVERY`` calls: a hot queue then moves frames in batches instead of paying a task
+    switch per frame, and other tasks still run regularly."""
+    count = getattr(owner, counter) + 1
+    if count >= _YIELD_EVERY:
+        setattr(owner, counter, 0)
+        await trio.lowlevel.checkpoint()
+    else:
+        setattr(owner, counter, count)
+        await trio.lowlevel.checkpoint_if_cancelled()
+
+
 class _DelayedInbox:
     """A bounded queue whose items become available at a due time on trio's clock."""
 
@@ -157,6 +173,8 @@ class _DelayedInbox:
         self._has_items = trio.lowlevel.ParkingLot()
         self._has_space = trio.lowlevel.ParkingLot()
         self.closed = False
+        self._fast_puts = 0
+        self._fast_gets = 0
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -178,7 +196,7 @@ class _DelayedInbox:
         if self.closed:
             raise PeerUnreachable("the peer closed its transport")
         self._push(item, delay)
-        await trio.lowlevel.checkpoint()
+        await _cheap_checkpoint(self, "_fast_puts")
 
     async def get(self) -> InboundFrame:
         while True:
@@ -190,7 +208,7 @@ class _DelayedInbox:
                 if wait <= 0:
                     item = heapq.heappop(self._heap)[2]
                     self._has_space.unpark()
-                    await trio.lowlevel.checkpoint()
+                    await _cheap_checkpoint(self, "_fast_gets")
                     return item
                 with trio.move_on_after(wait):
                     await self._has_items.park()

@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     print(line("bus: one-way direct messages", bus, "msg/s"))
     print(line("bus: request/response p50", p50 * 1e6, "µs"))
     print(line("bus: request/response p99", p99 * 1e6, "µs"))
-    print(line("floor: round trip (2 × sign + verify)", floor_rtt * 1e6, "µs"))
+    print(line("floor: round trip (2 x sign + verify)", floor_rtt * 1e6, "µs"))
     print(f"  ratio bus/floor throughput                   {bus / floor:>12.2f}x  (target >= 0.80)")
     print(f"  ratio floor/bus round trip                   {floor_rtt / p50:>12.2f}x")
 
