@@ -1,0 +1,78 @@
+"""Structured logs: every record from an agent carries its name, peer id and, inside a
+handler, the message id and type. :class:`JsonFormatter` prints them as one JSON object a line.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+logger = logging.getLogger("agents")
+
+# (message id hex, message type tag) of the message the current task is handling, if any.
+current_message: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
+    "axl_current_message", default=None
+)
+
+_STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+
+class AgentLog(logging.LoggerAdapter[logging.Logger]):
+    """``agent.log``: a logger whose records carry ``agent``, ``peer`` and, while handling a
+    message, ``message_id`` and ``message_type`` as record attributes."""
+
+    def __init__(self, name: str, peer: str) -> None:
+        super().__init__(logger.getChild(name), {"agent": name, "peer": peer})
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        extra = dict(self.extra or {})
+        handling = current_message.get()
+        if handling is not None:
+            extra["message_id"], extra["message_type"] = handling
+        extra.update(kwargs.get("extra") or {})
+        kwargs["extra"] = extra
+        return msg, kwargs
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object: time, level, logger, message, every extra field
+    (agent, peer, message_id, ...) and the exception text if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": round(record.created, 6),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                data[key] = value if isinstance(value, (int, float, str, bool)) else str(value)
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, sort_keys=False)
+
+
+def configure_logging(
+    level: int | str = logging.INFO, *, json_lines: bool = False, stream: TextIO | None = None
+) -> None:
+    """Send ``agents`` and ``axl`` logs to ``stream`` (stderr): human-readable, or JSON lines.
+
+    A convenience for scripts and examples; libraries should leave logging to the application.
+    """
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if json_lines:
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        )
+    for name in ("agents", "axl"):
+        log = logging.getLogger(name)
+        log.handlers[:] = [handler]
+        log.setLevel(level)
+        log.propagate = False
