@@ -1,0 +1,222 @@
+"""Settlement rules and the event-sourced market ledger (sans-IO: no chain access).
+
+``Economics`` reproduces the contracts' arithmetic (fee of a settled payment, split of a slash)
+so an agent can price a job before sending anything. ``MarketLedger`` folds decoded
+:class:`ChainEvent` s into job states and running totals; its invariants are the ones the
+contracts must keep, and the test suite checks them against real chain state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from ._events import ChainEvent
+
+MAX_BPS = 10_000
+ZERO_ADDRESS = "0x" + "00" * 20
+IDENTITY_DOMAIN = b"axl.identity.v1:"
+
+
+class JobStatus(IntEnum):
+    """A job's state in ``JobMarket`` (the contract's ``Status`` enum)."""
+
+    NONE = 0
+    POSTED = 1
+    ASSIGNED = 2
+    COMMITTED = 3
+    DISPUTED = 4
+    SETTLED = 5
+    REFUNDED = 6
+    REJECTED = 7
+
+
+class Role(IntEnum):
+    """A staking role (the contract's ``Staking.Role``)."""
+
+    SOLVER = 0
+    VERIFIER = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Payout:
+    """How a settled payment splits: ``paid`` to the solver, ``fee`` burned."""
+
+    paid: int
+    fee: int
+
+
+@dataclass(frozen=True, slots=True)
+class SlashSplit:
+    """How a slash splits: ``reward`` to the honest party, ``burned`` destroyed."""
+
+    reward: int
+    burned: int
+
+
+@dataclass(frozen=True, slots=True)
+class Economics:
+    """The protocol's pricing parameters (defaults: 0.5% fee, 50% of a slash to the winner)."""
+
+    fee_bps: int = 50
+    reward_share_bps: int = 5_000
+
+    def payout(self, payment: int) -> Payout:
+        """The solver's pay and the burned fee of a settled ``payment`` (fee rounds down)."""
+        fee = payment * self.fee_bps // MAX_BPS
+        return Payout(paid=payment - fee, fee=fee)
+
+    def slash_split(self, slashed: int) -> SlashSplit:
+        """The honest party's reward and the burned rest of ``slashed`` stake."""
+        reward = slashed * self.reward_share_bps // MAX_BPS
+        return SlashSplit(reward=reward, burned=slashed - reward)
+
+
+def binding_message(chain_id: int, address: str) -> bytes:
+    """The bytes a peer key signs to bind to ``address`` on ``chain_id``:
+    ``b"axl.identity.v1:" || chain_id (32 bytes, big-endian) || address (20 bytes)``."""
+    raw = bytes.fromhex(address.removeprefix("0x"))
+    if len(raw) != 20:
+        raise ValueError(f"an address has 20 bytes, got {len(raw)}")
+    return IDENTITY_DOMAIN + chain_id.to_bytes(32, "big") + raw
+
+
+@dataclass(slots=True)
+class LedgerJob:
+    """What the events say about one job."""
+
+    job_id: int
+    submitter: str
+    payment: int
+    spec_hash: bytes
+    deadline: int
+    status: JobStatus = JobStatus.POSTED
+    solver: str | None = None
+    result_root: bytes | None = None
+    batch_id: int | None = None
+    challenger: str | None = None
+
+
+@dataclass(slots=True)
+class MarketLedger:
+    """Job states and token flows, folded from decoded events (feed them in chain order).
+
+    Totals: ``minted``/``burned`` (token Transfer from/to zero), ``escrowed``/``paid``/
+    ``refunded``/``fees`` (market), ``staked``/``withdrawn``/``slashed`` (staking)."""
+
+    jobs: dict[int, LedgerJob] = field(default_factory=dict)
+    minted: int = 0
+    burned: int = 0
+    escrowed: int = 0
+    paid: int = 0
+    refunded: int = 0
+    fees: int = 0
+    fees_burned: int = 0
+    staked: int = 0
+    withdrawn: int = 0
+    slashed: int = 0
+    slash_rewards: int = 0
+    slash_burned: int = 0
+
+    @property
+    def escrow_held(self) -> int:
+        """Escrow still in the market: in - paid - refunded - fees (= the market's balance)."""
+        return self.escrowed - self.paid - self.refunded - self.fees
+
+    @property
+    def stake_held(self) -> int:
+        """Stake still in staking: staked - withdrawn - slashed (= the staking balance)."""
+        return self.staked - self.withdrawn - self.slashed
+
+    @property
+    def supply(self) -> int:
+        """Total supply implied by the events: minted - burned."""
+        return self.minted - self.burned
+
+    def apply(self, event: ChainEvent) -> None:
+        """Fold one event in; events of other contracts and unknown names are ignored."""
+        handler = _HANDLERS.get((event.contract, event.name))
+        if handler is not None:
+            handler(self, event)
+
+    def extend(self, events: list[ChainEvent]) -> None:
+        """Fold several events, in order."""
+        for event in events:
+            self.apply(event)
+
+    # --- handlers -----------------------------------------------------------------------------
+
+    def _transfer(self, e: ChainEvent) -> None:
+        if e["from"] == ZERO_ADDRESS:
+            self.minted += e["value"]
+        if e["to"] == ZERO_ADDRESS:
+            self.burned += e["value"]
+
+    def _posted(self, e: ChainEvent) -> None:
+        job_id = e["jobId"]
+        self.jobs[job_id] = LedgerJob(
+            job_id, e["submitter"], e["payment"], e["specHash"], e["deadline"]
+        )
+        self.escrowed += e["payment"]
+
+    def _assigned(self, e: ChainEvent) -> None:
+        job = self.jobs[e["jobId"]]
+        job.solver = e["solver"]
+        job.status = JobStatus.ASSIGNED
+
+    def _committed(self, e: ChainEvent) -> None:
+        job = self.jobs[e["jobId"]]
+        job.result_root = e["resultRoot"]
+        job.status = JobStatus.COMMITTED
+
+    def _batch(self, e: ChainEvent) -> None:
+        for job_id in e["jobIds"]:
+            job = self.jobs[job_id]
+            job.batch_id = e["batchId"]
+            job.status = JobStatus.COMMITTED
+
+    def _challenged(self, e: ChainEvent) -> None:
+        job = self.jobs[e["jobId"]]
+        job.challenger = e["challenger"]
+        job.result_root = e["resultRoot"]
+        job.status = JobStatus.DISPUTED
+
+    def _settled(self, e: ChainEvent) -> None:
+        self.jobs[e["jobId"]].status = JobStatus.SETTLED
+        self.paid += e["paid"]
+        self.fees += e["fee"]
+
+    def _refunded(self, e: ChainEvent) -> None:
+        job = self.jobs[e["jobId"]]
+        job.status = JobStatus.REJECTED if job.status == JobStatus.DISPUTED else JobStatus.REFUNDED
+        self.refunded += e["amount"]
+
+    def _fee_burned(self, e: ChainEvent) -> None:
+        self.fees_burned += e["amount"]
+
+    def _staked(self, e: ChainEvent) -> None:
+        self.staked += e["amount"]
+
+    def _withdrawn(self, e: ChainEvent) -> None:
+        self.withdrawn += e["amount"]
+
+    def _slashed(self, e: ChainEvent) -> None:
+        self.slashed += e["amount"]
+        self.slash_rewards += e["reward"]
+        self.slash_burned += e["burned"]
+
+
+_HANDLERS = {
+    ("AIToken", "Transfer"): MarketLedger._transfer,
+    ("JobMarket", "JobPosted"): MarketLedger._posted,
+    ("JobMarket", "JobAssigned"): MarketLedger._assigned,
+    ("JobMarket", "ResultCommitted"): MarketLedger._committed,
+    ("JobMarket", "BatchCommitted"): MarketLedger._batch,
+    ("JobMarket", "Challenged"): MarketLedger._challenged,
+    ("JobMarket", "JobSettled"): MarketLedger._settled,
+    ("JobMarket", "JobRefunded"): MarketLedger._refunded,
+    ("JobMarket", "FeeBurned"): MarketLedger._fee_burned,
+    ("Staking", "Staked"): MarketLedger._staked,
+    ("Staking", "Withdrawn"): MarketLedger._withdrawn,
+    ("Staking", "Slashed"): MarketLedger._slashed,
+}
