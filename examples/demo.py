@@ -31,7 +31,10 @@ async def main() -> None:
     network = MemoryNetwork(seed=1)
     submitter = Identity.from_seed(b"s" * 32)
     solvers = [Identity.from_seed(bytes([65 + i]) * 32) for i in range(3)]
-    async with network.connect(submitter.peer_id) as transport, open_bus(submitter, transport) as bus:
+    async with (
+        network.connect(submitter.peer_id) as transport,
+        open_bus(submitter, transport) as bus,
+    ):
         async with trio.open_nursery() as nursery, bus.subscribe("market") as offers:
             for index, solver in enumerate(solvers):
                 nursery.start_soon(run_solver, network, solver, index)
@@ -42,7 +45,8 @@ async def main() -> None:
                     delivery = await offers.receive()
                     assert isinstance(delivery.message, Offer)
                     seen.append(delivery)
-                    print(f"offer   {delivery.message.solver:<8} {delivery.message.gflops:6.1f} GFLOP/s")
+                    offer = delivery.message
+                    print(f"offer   {offer.solver:<8} {offer.gflops:6.1f} GFLOP/s")
             quotes = []
             for delivery in seen:
                 reply = await bus.request(delivery.sender, QuoteRequest(steps=1000), timeout=2)
