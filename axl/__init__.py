@@ -29,6 +29,7 @@ from ._errors import (
     UnknownMessageType,
 )
 from ._identity import Identity, PeerId, verify_signature
+from ._libp2p import Libp2pConfig, Libp2pTransport
 from ._memory import LinkProfile, MemoryNetwork, MemoryTransport, NetworkStats
 from ._messages import ErrorReply, Message, MessageRegistry, default_registry
 from ._stats import Counters
@@ -57,6 +58,8 @@ __all__ = [
     "InvalidPeerId",
     "KeyFileError",
     "Kind",
+    "Libp2pConfig",
+    "Libp2pTransport",
     "LinkProfile",
     "MemoryNetwork",
     "MemoryTransport",

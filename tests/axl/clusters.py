@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from axl import Identity, MemoryNetwork, Transport
+from axl import Identity, Libp2pConfig, Libp2pTransport, MemoryNetwork, Transport
 
 
 @dataclass
@@ -49,6 +49,61 @@ async def memory_cluster(identities: Sequence[Identity]) -> AsyncIterator[Cluste
         yield Cluster(list(identities), transports)
 
 
-CLUSTER_FACTORIES: dict[str, ClusterFactory] = {"memory": memory_cluster}
+@dataclass
+class Libp2pCluster(Cluster):
+    """Real py-libp2p hosts on 127.0.0.1; ``settle`` polls GossipSub state with a deadline."""
+
+    settle_timeout: float = 10.0
+
+    async def settle(self) -> None:
+        """Wait until every live node knows every other live node's topic subscriptions and
+        every subscriber has the other subscribers in its mesh (small clusters only)."""
+        with trio.move_on_after(self.settle_timeout):
+            while not self._settled():
+                await trio.sleep(0.02)
+        await trio.sleep(0.05)
+
+    def _settled(self) -> bool:
+        live = [t for t in self.transports if isinstance(t, Libp2pTransport) and not t.closed]
+        for node in live:
+            assert node._pubsub is not None
+            mesh = node._pubsub.router.mesh  # type: ignore[attr-defined]
+            for other in live:
+                if other is node:
+                    continue
+                for topic in other._topics:
+                    if other.local_peer not in node.topic_peers(topic):
+                        return False
+                    in_mesh = {str(p) for p in mesh.get(topic, ())}
+                    if topic in node._topics and str(other.local_peer) not in in_mesh:
+                        return False
+        return True
+
+
+LIBP2P_TEST_CONFIG = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0)
+
+
+@asynccontextmanager
+async def libp2p_cluster(identities: Sequence[Identity]) -> AsyncIterator[Cluster]:
+    """One :class:`Libp2pTransport` per identity, fully connected over loopback TCP."""
+    async with AsyncExitStack() as stack:
+        transports: list[Libp2pTransport] = []
+        for identity in identities:
+            transports.append(
+                await stack.enter_async_context(
+                    Libp2pTransport.open(identity, config=LIBP2P_TEST_CONFIG)
+                )
+            )
+        async with trio.open_nursery() as nursery:
+            for i, node in enumerate(transports):
+                for other in transports[i + 1 :]:
+                    nursery.start_soon(node.connect, other.listen_addrs[0])
+        yield Libp2pCluster(list(identities), list(transports))
+
+
+CLUSTER_FACTORIES: dict[str, ClusterFactory] = {
+    "memory": memory_cluster,
+    "libp2p": libp2p_cluster,
+}
 
 Awaiter = Callable[[], Awaitable[None]]
