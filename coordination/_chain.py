@@ -479,22 +479,22 @@ class Chain:
     def mint(self, to: str, amount: int) -> Receipt[None]:
         """Mint AI tokens (needs MINTER_ROLE; the deployer has it)."""
         fn = self.contract("AIToken").functions.mint(to_checksum_address(to), amount)
-        return self._transact(fn)
+        return self.transact(fn)
 
     def transfer(self, to: str, amount: int) -> Receipt[None]:
         """Send AI tokens."""
         fn = self.contract("AIToken").functions.transfer(to_checksum_address(to), amount)
-        return self._transact(fn)
+        return self.transact(fn)
 
     def approve(self, spender: str, amount: int = MAX_UINT256) -> Receipt[None]:
         """Let ``spender`` (a contract name like ``"JobMarket"`` or an address) move tokens."""
         fn = self.contract("AIToken").functions.approve(self._resolve(spender), amount)
-        return self._transact(fn)
+        return self.transact(fn)
 
     def delegate(self, to: str | None = None) -> Receipt[None]:
         """Delegate voting weight (default: to this account itself)."""
         fn = self.contract("AIToken").functions.delegate(to_checksum_address(to or self.address))
-        return self._transact(fn)
+        return self.transact(fn)
 
     def _ensure_allowance(self, spender: str, amount: int) -> None:
         if self.allowance(spender) < amount:
@@ -506,17 +506,17 @@ class Chain:
         """Stake ``amount`` for ``role`` (approving Staking first when needed)."""
         if auto_approve:
             self._ensure_allowance("Staking", amount)
-        return self._transact(self.contract("Staking").functions.stake(int(role), amount))
+        return self.transact(self.contract("Staking").functions.stake(int(role), amount))
 
     def request_unbond(self, role: Role, amount: int) -> Receipt[int]:
         """Start unbonding; the value is the release time."""
         fn = self.contract("Staking").functions.requestUnbond(int(role), amount)
-        receipt = self._transact(fn)
+        receipt = self.transact(fn)
         return _with_value(receipt, receipt.named("UnbondRequested")[0]["releaseAt"])
 
     def withdraw(self, role: Role) -> Receipt[int]:
         """Withdraw unbonded stake after the delay; the value is the amount."""
-        receipt = self._transact(self.contract("Staking").functions.withdraw(int(role)))
+        receipt = self.transact(self.contract("Staking").functions.withdraw(int(role)))
         return _with_value(receipt, receipt.named("Withdrawn")[0]["amount"])
 
     # --- job market ---------------------------------------------------------------------------
@@ -537,7 +537,7 @@ class Chain:
         fn = self.contract("JobMarket").functions.postJob(
             spec_hash, payment, deadline, _addr_or_zero(solver)
         )
-        receipt = self._transact(fn)
+        receipt = self.transact(fn)
         return _with_value(receipt, receipt.named("JobPosted")[0]["jobId"])
 
     def post_jobs(
@@ -555,28 +555,28 @@ class Chain:
         fn = self.contract("JobMarket").functions.postJobs(
             list(spec_hashes), list(payments), deadline, _addr_or_zero(solver)
         )
-        receipt = self._transact(fn)
+        receipt = self.transact(fn)
         return _with_value(receipt, [e["jobId"] for e in receipt.named("JobPosted")])
 
     def assign(self, job_id: int, solver: str) -> Receipt[None]:
         """Assign a posted job to a staked solver (submitter only)."""
         fn = self.contract("JobMarket").functions.assign(job_id, to_checksum_address(solver))
-        return self._transact(fn)
+        return self.transact(fn)
 
     def cancel(self, job_id: int) -> Receipt[None]:
         """Take back the escrow of an unassigned job (submitter only)."""
-        return self._transact(self.contract("JobMarket").functions.cancel(job_id))
+        return self.transact(self.contract("JobMarket").functions.cancel(job_id))
 
     def commit_result(self, job_id: int, result_root: bytes) -> Receipt[None]:
         """Commit the trace Merkle root of an assigned job (its solver only)."""
         fn = self.contract("JobMarket").functions.commitResult(job_id, result_root)
-        return self._transact(fn)
+        return self.transact(fn)
 
     def commit_batch(self, tree: ResultTree) -> Receipt[int]:
         """Anchor many results with one Merkle root; keep ``tree`` to prove single results.
         The value is the batch id."""
         fn = self.contract("JobMarket").functions.commitBatch(list(tree.job_ids), tree.root)
-        receipt = self._transact(fn)
+        receipt = self.transact(fn)
         return _with_value(receipt, receipt.named("BatchCommitted")[0]["batchId"])
 
     def challenge(
@@ -585,27 +585,27 @@ class Chain:
         """Dispute ``job_id``'s committed ``result_root`` (``proof`` for a batched job); needs
         verifier stake, within the challenge window."""
         fn = self.contract("JobMarket").functions.challenge(job_id, result_root, list(proof))
-        return self._transact(fn)
+        return self.transact(fn)
 
     def resolve_dispute(self, job_id: int, solver_wins: bool) -> Receipt[int]:
         """Submit a dispute outcome (resolver only); the value is the slashed amount."""
         fn = self.contract("JobMarket").functions.resolveDispute(job_id, solver_wins)
-        receipt = self._transact(fn)
+        receipt = self.transact(fn)
         return _with_value(receipt, receipt.named("DisputeResolved")[0]["slashed"])
 
     def settle(self, job_id: int) -> Receipt[None]:
         """Pay the solver of a job whose challenge window closed (anyone may call)."""
-        return self._transact(self.contract("JobMarket").functions.settle(job_id))
+        return self.transact(self.contract("JobMarket").functions.settle(job_id))
 
     def settle_batch(self, job_ids: Iterable[int]) -> Receipt[int]:
         """Settle every settleable job of ``job_ids`` in one transaction; the value is how many."""
         fn = self.contract("JobMarket").functions.settleBatch(list(job_ids))
-        receipt = self._transact(fn)
+        receipt = self.transact(fn)
         return _with_value(receipt, len(receipt.named("JobSettled")))
 
     def refund(self, job_id: int) -> Receipt[None]:
         """Return the escrow of a job with no result after its deadline (anyone may call)."""
-        return self._transact(self.contract("JobMarket").functions.refund(job_id))
+        return self.transact(self.contract("JobMarket").functions.refund(job_id))
 
     # --- identity -----------------------------------------------------------------------------
 
@@ -623,11 +623,11 @@ class Chain:
                 f"signature does not bind {peer} to {self.address} on chain {self.chain_id}"
             )
         fn = self.contract("IdentityRegistry").functions.bind(peer.public_key, signature)
-        return self._transact(fn)
+        return self.transact(fn)
 
     def unbind_identity(self) -> Receipt[None]:
         """Remove this account's peer binding."""
-        return self._transact(self.contract("IdentityRegistry").functions.unbind())
+        return self.transact(self.contract("IdentityRegistry").functions.unbind())
 
     # --- governance ---------------------------------------------------------------------------
 
@@ -648,20 +648,20 @@ class Chain:
         """Propose parameter changes (names in ``PARAMETERS``); the value is the proposal id."""
         targets, values, calldatas = self._proposal(changes)
         fn = self.contract("AXLGovernor").functions.propose(targets, values, calldatas, description)
-        receipt = self._transact(fn)
+        receipt = self.transact(fn)
         return _with_value(receipt, receipt.named("ProposalCreated")[0]["proposalId"])
 
     def cast_vote(self, proposal_id: int, support: int = 1) -> Receipt[None]:
         """Vote on a proposal: 0 against, 1 for, 2 abstain."""
         fn = self.contract("AXLGovernor").functions.castVote(proposal_id, support)
-        return self._transact(fn)
+        return self.transact(fn)
 
     def execute(self, changes: Mapping[str, int], description: str) -> Receipt[None]:
         """Execute a succeeded proposal (same changes and description as proposed)."""
         targets, values, calldatas = self._proposal(changes)
         digest = bytes(keccak(text=description))
         fn = self.contract("AXLGovernor").functions.execute(targets, values, calldatas, digest)
-        return self._transact(fn)
+        return self.transact(fn)
 
     # --- deployment ---------------------------------------------------------------------------
 
@@ -704,11 +704,11 @@ class Chain:
         bound = self.with_address_book(book)
         role = bound._role
         staking_c, market_c = bound.contract("Staking"), bound.contract("JobMarket")
-        bound._transact(staking_c.functions.grantRole(role("Staking", "SLASHER_ROLE"), market))
-        bound._transact(staking_c.functions.grantRole(role("Staking", "GOVERNOR_ROLE"), governor))
-        bound._transact(market_c.functions.grantRole(role("JobMarket", "GOVERNOR_ROLE"), governor))
+        bound.transact(staking_c.functions.grantRole(role("Staking", "SLASHER_ROLE"), market))
+        bound.transact(staking_c.functions.grantRole(role("Staking", "GOVERNOR_ROLE"), governor))
+        bound.transact(market_c.functions.grantRole(role("JobMarket", "GOVERNOR_ROLE"), governor))
         resolver = to_checksum_address(p.resolver or me)
-        bound._transact(market_c.functions.grantRole(role("JobMarket", "RESOLVER_ROLE"), resolver))
+        bound.transact(market_c.functions.grantRole(role("JobMarket", "RESOLVER_ROLE"), resolver))
         return bound
 
     def _role(self, contract: str, name: str) -> bytes:
@@ -717,7 +717,7 @@ class Chain:
     def _deploy(self, name: str, *args: Any) -> str:
         art = artifact(name)
         factory = self._conn.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
-        receipt = self._transact(factory.constructor(*args), deploying=True)
+        receipt = self.transact(factory.constructor(*args), deploying=True)
         return str(receipt.value)
 
     # --- events -------------------------------------------------------------------------------
@@ -795,7 +795,10 @@ class Chain:
             return str(self._contracts[who].address)
         return str(to_checksum_address(who))
 
-    def _transact(self, fn: Any, *, deploying: bool = False) -> Receipt[Any]:
+    def transact(self, fn: Any, *, deploying: bool = False) -> Receipt[Any]:
+        """Send any web3 contract call ``fn`` from this account (the typed methods use this):
+        estimated first, so a revert raises its decoded :class:`ContractRevert` and nothing is
+        sent; mined receipts carry decoded events. Never retried."""
         account = self._require_account()
         try:
             gas = int(fn.estimate_gas({"from": account.address}))

@@ -1,0 +1,95 @@
+"""Fixtures: one deployment per backend (embedded eth-tester, and anvil started here), reset
+to a snapshot before each test so every test starts from the same funded state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from coordination import Chain, DeployParams, anvil_node, find_anvil
+
+AI = 10**18
+TEST_PARAMS = DeployParams(
+    fee_bps=50,
+    challenge_window=3600,
+    unbonding_delay=7 * 24 * 3600,
+    reward_share_bps=5_000,
+    min_solver_stake=100 * AI,
+    min_verifier_stake=100 * AI,
+    voting_delay=1,
+    voting_period=10,
+    quorum_percent=4,
+)
+INITIAL_BALANCE = 10_000 * AI
+BACKENDS = ["embedded", "anvil"]
+
+
+@dataclass
+class Env:
+    """A deployed protocol and the clients of its actors (admin is minter and resolver)."""
+
+    admin: Chain
+    submitter: Chain
+    solver: Chain
+    solver2: Chain
+    verifier: Chain
+    outsider: Chain
+
+    @property
+    def actors(self) -> list[Chain]:
+        return [self.submitter, self.solver, self.solver2, self.verifier, self.outsider]
+
+    def now(self) -> int:
+        return self.admin.block_timestamp()
+
+
+def _deploy(chain: Chain) -> Env:
+    admin = chain.deploy(TEST_PARAMS)
+    accounts = admin.dev_accounts()
+    clients = [admin.with_account(a) for a in accounts[1:6]]
+    for client in clients:
+        admin.mint(client.address, INITIAL_BALANCE)
+        client.approve("JobMarket")
+        client.approve("Staking")
+    return Env(admin, *clients)
+
+
+@pytest.fixture(scope="session")
+def _embedded_env() -> Env:
+    return _deploy(Chain.embedded())
+
+
+@pytest.fixture(scope="session")
+def _anvil_url() -> Iterator[str]:
+    if find_anvil() is None:
+        pytest.skip("anvil not installed: run `npm ci` (package @foundry-rs/anvil) to test on it")
+    with anvil_node() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def _anvil_env(_anvil_url: str) -> Env:
+    return _deploy(Chain.connect(_anvil_url))
+
+
+@pytest.fixture(params=BACKENDS)
+def env(request: pytest.FixtureRequest) -> Iterator[Env]:
+    """The deployed protocol on each backend, reverted after the test."""
+    deployed: Env = request.getfixturevalue(f"_{request.param}_env")
+    snapshot = deployed.admin.snapshot()
+    try:
+        yield deployed
+    finally:
+        deployed.admin.revert(snapshot)
+
+
+@pytest.fixture
+def embedded_env(_embedded_env: Env) -> Iterator[Env]:
+    """The deployed protocol on the embedded chain only, reverted after the test."""
+    snapshot = _embedded_env.admin.snapshot()
+    try:
+        yield _embedded_env
+    finally:
+        _embedded_env.admin.revert(snapshot)

@@ -1,0 +1,130 @@
+"""The Chain client itself: address books, typed transport errors, events, the deploy CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import trio
+from eth_account import Account
+
+from coordination import (
+    AddressBook,
+    AddressBookError,
+    Chain,
+    ChainUnavailable,
+    ContractRevert,
+    InsufficientFunds,
+    NonceConflict,
+    NotDeployed,
+    WrongChain,
+    decode_revert_data,
+)
+from coordination.__main__ import main as cli_main
+
+from .conftest import Env
+from .helpers import AI, h
+
+
+def test_address_book_round_trip(env: Env, tmp_path: Path) -> None:
+    path = tmp_path / "book.json"
+    env.admin.address_book.save(path)
+    book = AddressBook.load(path)
+    assert book == env.admin.address_book
+    fresh = Chain(env.admin._conn, None, None).with_account(env.solver._account)  # type: ignore[arg-type]
+    with pytest.raises(NotDeployed):
+        fresh.balance_of()
+    assert fresh.with_address_book(book).balance_of() == env.solver.balance_of()
+    other = book.model_copy(update={"chain_id": book.chain_id + 1})
+    with pytest.raises(WrongChain):
+        fresh.with_address_book(other)
+
+
+def test_address_book_errors(tmp_path: Path) -> None:
+    with pytest.raises(AddressBookError):
+        AddressBook.load(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"chain_id": 1, "contracts": {}, "block_number": 0, "params": {}}))
+    with pytest.raises(AddressBookError, match="lacks"):
+        AddressBook.load(bad)
+
+
+def test_no_eth_for_gas_is_insufficient_funds(env: Env) -> None:
+    pauper = env.admin.with_account(Account.create())
+    env.admin.mint(pauper.address, AI)
+    with pytest.raises(InsufficientFunds):
+        pauper.transfer(env.solver.address, 1)
+    env.admin.fund(pauper.address, 10**18)
+    pauper.transfer(env.solver.address, 1)
+    assert pauper.balance_of() == AI - 1
+
+
+def test_stale_nonce_is_a_nonce_conflict_then_resyncs(env: Env) -> None:
+    env.solver.transfer(env.solver2.address, 1)
+    env.solver._conn.nonces[env.solver.address] -= 1
+    with pytest.raises(NonceConflict):
+        env.solver.transfer(env.solver2.address, 1)
+    env.solver.transfer(env.solver2.address, 1)
+
+
+def test_unreachable_node() -> None:
+    with pytest.raises(ChainUnavailable):
+        Chain.connect("http://127.0.0.1:9", timeout=0.5)
+
+
+def test_wrong_chain_id_on_connect(_anvil_url: str) -> None:
+    with pytest.raises(WrongChain) as info:
+        Chain.connect(_anvil_url, expected_chain_id=1)
+    assert info.value.expected == 1
+
+
+def test_unknown_revert_data_is_still_typed() -> None:
+    error = decode_revert_data(bytes.fromhex("deadbeef"))
+    assert isinstance(error, ContractRevert) and error.error == "unknown"
+
+
+def test_event_cursor_yields_each_event_once(env: Env) -> None:
+    cursor = env.admin.event_cursor(env.admin.block_number() + 1)
+    assert cursor.poll() == []
+    job_id = env.submitter.post_job(h(1), AI, env.now() + 100).value
+    events = cursor.poll()
+    assert [e.name for e in events] == ["JobPosted", "Transfer"]
+    assert events[0]["jobId"] == job_id and events[0].contract == "JobMarket"
+    assert cursor.poll() == []
+    everything = env.admin.events()
+    assert everything[-2:] == events
+    assert [(e.block_number, e.log_index) for e in everything] == sorted(
+        (e.block_number, e.log_index) for e in everything
+    )
+
+
+async def test_watch_yields_decoded_events(env: Env) -> None:
+    start = env.admin.block_number() + 1
+    env.submitter.post_job(h(1), AI, env.now() + 100)
+    env.submitter.post_job(h(2), AI, env.now() + 100)
+    seen = []
+    with trio.fail_after(10):
+        async for event in env.admin.watch(start, poll_interval=0.01):
+            if event.name == "JobPosted":
+                seen.append(event["specHash"])
+            if len(seen) == 2:
+                break
+    assert seen == [h(1), h(2)]
+
+
+def test_deploy_cli_embedded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "book.json"
+    assert cli_main(["deploy", "--out", str(out), "--fee-bps", "70"]) == 0
+    book = AddressBook.load(out)
+    assert book.params.fee_bps == 70
+    assert "JobMarket" in capsys.readouterr().out
+
+
+def test_deploy_cli_on_anvil(_anvil_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "book.json"
+    assert cli_main(["deploy", "--rpc", _anvil_url, "--out", str(out)]) == 0
+    book = AddressBook.load(out)
+    chain = Chain.connect(_anvil_url, expected_chain_id=book.chain_id).with_address_book(book)
+    assert chain.params().fee_bps == 50
+    assert cli_main(["deploy", "--rpc", _anvil_url, "--chain-id", "1", "--out", str(out)]) == 1

@@ -1,0 +1,64 @@
+"""Settlement arithmetic and the event ledger, without a chain."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coordination import ChainEvent, Economics, JobStatus, MarketLedger, binding_message
+
+bps = st.integers(0, 10_000)
+amounts = st.integers(0, 2**96)
+
+
+@given(amounts, bps)
+def test_payout_conserves_the_payment(payment: int, fee_bps: int) -> None:
+    payout = Economics(fee_bps=fee_bps).payout(payment)
+    assert payout.paid + payout.fee == payment
+    assert 0 <= payout.fee <= payment * fee_bps / 10_000
+
+
+@given(amounts, bps)
+def test_slash_split_conserves_the_slash(slashed: int, share: int) -> None:
+    split = Economics(reward_share_bps=share).slash_split(slashed)
+    assert split.reward + split.burned == slashed and split.reward >= 0 and split.burned >= 0
+
+
+def test_default_fee_is_half_a_percent() -> None:
+    assert Economics().payout(10_000).fee == 50
+
+
+def test_binding_message_layout() -> None:
+    msg = binding_message(10, "0x" + "ab" * 20)
+    assert msg == b"axl.identity.v1:" + (10).to_bytes(32, "big") + bytes.fromhex("ab" * 20)
+
+
+def _event(contract: str, name: str, **args: object) -> ChainEvent:
+    return ChainEvent(contract, name, args, 1, b"", 0)
+
+
+def test_ledger_folds_a_job() -> None:
+    ledger = MarketLedger()
+    zero = "0x" + "00" * 20
+    ledger.extend(
+        [
+            _event("AIToken", "Transfer", **{"from": zero, "to": "0xa", "value": 1000}),
+            _event(
+                "JobMarket",
+                "JobPosted",
+                jobId=1,
+                submitter="0xa",
+                specHash=b"s",
+                payment=100,
+                deadline=9,
+            ),
+            _event("JobMarket", "JobAssigned", jobId=1, solver="0xb"),
+            _event("JobMarket", "BatchCommitted", batchId=1, jobIds=[1]),
+            _event("JobMarket", "JobSettled", jobId=1, paid=99, fee=1),
+            _event("AIToken", "Transfer", **{"from": "0xm", "to": zero, "value": 1}),
+            _event("JobMarket", "Unknown"),
+        ]
+    )
+    job = ledger.jobs[1]
+    assert (job.status, job.solver, job.batch_id) == (JobStatus.SETTLED, "0xb", 1)
+    assert (ledger.escrow_held, ledger.paid, ledger.fees, ledger.supply) == (0, 99, 1, 999)
