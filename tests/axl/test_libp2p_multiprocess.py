@@ -1,0 +1,214 @@
+"""Five OS processes on loopback: they find each other through one bootstrap node, exchange
+direct requests and topic messages, and shut down cleanly.
+
+The parent (pytest) starts node 0, reads its address, then starts nodes 1..4 with that address
+as their only bootstrap peer. Each node reports progress as JSON lines on stdout and exits when
+its stdin closes. Run one node by hand with
+``python -m tests.axl.test_libp2p_multiprocess --index 1 --count 5 --bootstrap <addr>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import IO, Any
+
+import trio
+
+from axl import (
+    Context,
+    Identity,
+    Libp2pConfig,
+    Libp2pTransport,
+    Message,
+    open_bus,
+)
+
+NODES = 5
+TOPIC = "swarm"
+DEADLINE = 60.0
+
+
+class Ping(Message, tag="test.mp_ping"):
+    origin: int
+
+
+class Pong(Message, tag="test.mp_pong"):
+    responder: int
+
+
+class Shout(Message, tag="test.mp_shout"):
+    origin: int
+
+
+def identity_of(index: int) -> Identity:
+    return Identity.from_seed(bytes([0x70 + index]) * 32)
+
+
+# -- the node (child process) ------------------------------------------------------------------
+
+
+def emit(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+async def wait_for(predicate: Any, what: str, timeout: float = 30.0) -> None:
+    with trio.move_on_after(timeout) as scope:
+        while not predicate():
+            await trio.sleep(0.02)
+    if scope.cancelled_caught:
+        raise TimeoutError(f"timed out waiting for {what}")
+
+
+async def run_node(index: int, count: int, bootstrap: list[str]) -> None:
+    identity = identity_of(index)
+    others = {identity_of(i).peer_id: i for i in range(count) if i != index}
+    config = Libp2pConfig(gossip_heartbeat=0.2, bootstrap=tuple(bootstrap))
+    async with (
+        Libp2pTransport.open(identity, config=config) as transport,
+        open_bus(identity, transport) as bus,
+    ):
+        emit("listening", addr=transport.listen_addrs[0], peer=str(identity.peer_id))
+        shouts: dict[int, int] = {}
+
+        async def on_ping(message: Ping, ctx: Context) -> Pong:
+            return Pong(responder=index)
+
+        async def on_shout(message: Shout, ctx: Context) -> None:
+            if others.get(ctx.sender) == message.origin:  # AXL-signed by its origin
+                shouts[message.origin] = shouts.get(message.origin, 0) + 1
+
+        bus.on(Ping, on_ping)
+        bus.on(Shout, on_shout)
+        await bus.join(TOPIC)
+
+        await wait_for(lambda: set(others) <= transport.known_peers(), "discovery")
+        emit("discovered", known=len(transport.known_peers()))
+
+        answers = {}
+        for peer, other_index in others.items():
+            reply = await bus.request(peer, Ping(origin=index), timeout=10)
+            assert isinstance(reply, Pong)
+            answers[other_index] = reply.responder
+        emit("requests_done", answers=answers)
+
+        assert transport._pubsub is not None
+        mesh = transport._pubsub.router.mesh  # type: ignore[attr-defined]
+        await wait_for(
+            lambda: (
+                set(others) <= transport.topic_peers(TOPIC)
+                and len(mesh.get(TOPIC, ())) >= len(others)
+            ),
+            "topic mesh",
+        )
+        await bus.publish(TOPIC, Shout(origin=index))
+        await wait_for(lambda: len(shouts) == len(others), "shouts")
+        emit("shouts_done", shouts=sorted(shouts), duplicates=sum(shouts.values()) - len(shouts))
+
+        # Stay up (serving the others) until the parent closes our stdin.
+        await trio.to_thread.run_sync(sys.stdin.read, abandon_on_cancel=True)
+    emit("closed", stats=transport.stats.snapshot())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--count", type=int, default=NODES)
+    parser.add_argument("--bootstrap", action="append", default=[])
+    args = parser.parse_args()
+    trio.run(run_node, args.index, args.count, args.bootstrap)
+
+
+# -- the test (parent process) -----------------------------------------------------------------
+
+
+class Node:
+    def __init__(self, index: int, bootstrap: list[str], log_dir: Path) -> None:
+        self.index = index
+        self.stderr_path = log_dir / f"node{index}.stderr"
+        command = [sys.executable, "-m", "tests.axl.test_libp2p_multiprocess"]
+        command += ["--index", str(index), "--count", str(NODES)]
+        for addr in bootstrap:
+            command += ["--bootstrap", addr]
+        root = Path(__file__).resolve().parents[2]
+        self._stderr = self.stderr_path.open("w")
+        self.process = subprocess.Popen(
+            command,
+            cwd=root,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
+        assert self.process.stdout is not None
+        threading.Thread(target=self._pump, args=(self.process.stdout,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            if line.startswith("{"):
+                self.events.put(json.loads(line))
+        self.events.put({"event": "eof"})
+
+    def expect(self, event: str, timeout: float = DEADLINE) -> dict[str, Any]:
+        try:
+            got = self.events.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"node {self.index}: no {event!r}\n{self.log()}") from None
+        assert got["event"] == event, f"node {self.index}: {got} instead of {event}\n{self.log()}"
+        return got
+
+    def log(self) -> str:
+        return self.stderr_path.read_text()[-3000:]
+
+    def stop(self) -> int:
+        if self.process.stdin is not None and not self.process.stdin.closed:
+            self.process.stdin.close()
+        try:
+            return self.process.wait(timeout=20)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self._stderr.close()
+
+
+def test_five_processes_discover_talk_and_shut_down_cleanly(tmp_path: Path) -> None:
+    nodes: list[Node] = []
+    try:
+        first = Node(0, [], tmp_path)
+        nodes.append(first)
+        bootstrap = first.expect("listening")["addr"]
+        assert bootstrap.endswith(f"/p2p/{identity_of(0).peer_id}")
+        nodes += [Node(i, [bootstrap], tmp_path) for i in range(1, NODES)]
+        for node in nodes[1:]:
+            node.expect("listening")
+        for node in nodes:
+            assert node.expect("discovered")["known"] >= NODES - 1
+        for node in nodes:
+            answers = node.expect("requests_done")["answers"]
+            assert answers == {str(i): i for i in range(NODES) if i != node.index}
+        for node in nodes:
+            done = node.expect("shouts_done")
+            assert done["shouts"] == [i for i in range(NODES) if i != node.index]
+            assert done["duplicates"] == 0  # the bus drops gossip duplicates (replay window)
+        for node in nodes:
+            assert node.stop() == 0, node.log()
+            closed = node.expect("closed")
+            assert closed["stats"].get("peers.cut_off", 0) == 0
+    finally:
+        for node in nodes:
+            if node.process.poll() is None:
+                node.process.kill()
+                node.process.wait()
+
+
+if __name__ == "__main__":
+    main()
