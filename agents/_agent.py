@@ -80,7 +80,8 @@ class Agent:
         "_state",
         "_stats",
         "_status",
-        "_stop_scope",
+        "_stop_ran",
+        "_stop_requested",
         "_ticking",
         "_work",
         "chain",
@@ -95,7 +96,8 @@ class Agent:
     _state: State | None
     _stats: Counters | None
     _status: Status
-    _stop_scope: trio.CancelScope | None
+    _stop_requested: bool
+    _stop_ran: bool
     _ticking: int
     _work: trio.Nursery | None
     chain: Any
@@ -334,9 +336,9 @@ class Agent:
 
     def stop(self) -> None:
         """Ask the agent to stop (gracefully: ``on_stop``, state flush, bus closed)."""
-        scope: trio.CancelScope | None = getattr(self, "_stop_scope", None)
-        if scope is not None:
-            scope.cancel()
+        runtime: AgentRuntime | None = getattr(self, "_runtime", None)
+        if runtime is not None:
+            runtime._request_stop(self)
 
     # -- internals: called by the runtime and the bus ----------------------------------------
 

@@ -178,7 +178,8 @@ class AgentRuntime:
         agent._ticking = 0
         agent._bus = None
         agent._work = None
-        agent._stop_scope = None
+        agent._stop_requested = False
+        agent._stop_ran = False
         if chain is not None or getattr(agent, "chain", None) is None:
             agent.chain = chain
         if folder is not None:
@@ -388,12 +389,15 @@ class AgentRuntime:
     async def _host(
         self, agent: Agent, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """One agent's whole life: transport, bus, topics, on_start, timers; then shutdown."""
+        """One agent's whole life. This task runs the agent's bus receive loop itself; a
+        short-lived task in the agent's work nursery joins topics and calls ``on_start``, and
+        :meth:`_request_stop` starts another that calls ``on_stop`` and closes the bus. So an
+        idle agent costs one task (see docs/agents.md, "Memory")."""
         agent._status = Status.STARTING
         agent._generation += 1
         agent._ticking = 0
-        stop_scope = agent._stop_scope = trio.CancelScope()
-        start_error: BaseException | None = None
+        agent._stop_ran = False
+        start_error: list[BaseException] = []
         async with self._open_transport(agent.identity) as transport:
             bus = Bus(
                 agent.identity,
@@ -403,57 +407,80 @@ class AgentRuntime:
             )
             for message_type in agent._axl_handlers:
                 bus.on(message_type, agent._dispatch)
-            async with trio.open_nursery() as outer:
-                await outer.start(bus.run)
-                agent._bus = bus
-                try:
-                    async with trio.open_nursery() as work:
-                        agent._work = work
-                        try:
-                            for topic in agent.topics:
-                                await bus.join(topic)
-                            await agent.on_start()
-                        except Exception as exc:
-                            start_error = exc
-                            work.cancel_scope.cancel()
-                        else:
-                            agent._status = Status.RUNNING
-                            self._schedule(agent)
-                            task_status.started()
-                            with stop_scope:
-                                await trio.sleep_forever()
-                            agent._status = Status.STOPPING
-                            work.cancel_scope.cancel()
-                finally:
-                    agent._status = Status.STOPPING
-                    agent._work = None
-                    agent._stop_scope = None
-                    with trio.CancelScope(shield=True):
-                        if start_error is None:
-                            await self._stop_agent(agent)
-                        self._flush(agent)
-                        for key, value in bus.stats.snapshot().items():
-                            agent.stats.inc(key, value)
-                        agent._bus = None
-                        await bus.aclose()
-                    agent._status = Status.STOPPED
-        if start_error is not None:
-            raise AgentStartError(
-                f"{agent.name} failed to start: {type(start_error).__name__}: {start_error}"
-            ) from start_error
-
-    async def _stop_agent(self, agent: Agent) -> None:
-        if type(agent).on_stop is Agent.on_stop:
-            return
-        with trio.move_on_after(self.stop_timeout) as scope:
+            agent._bus = bus
             try:
-                await agent.on_stop()
-            except Exception:
-                agent.stats.inc("stop_errors")
-                agent.log.exception("on_stop() failed")
-        if scope.cancelled_caught:
-            agent.stats.inc("stop_timeouts")
-            agent.log.warning("on_stop() took over %s s and was cancelled", self.stop_timeout)
+                async with trio.open_nursery() as work:
+                    agent._work = work
+                    work.start_soon(self._start_agent, agent, bus, task_status, start_error)
+                    await bus.run()  # returns once the bus is closed: stopped, or failed start
+                    work.cancel_scope.cancel()
+            finally:
+                agent._status = Status.STOPPING
+                agent._work = None
+                with trio.CancelScope(shield=True):
+                    if not start_error:  # cancelled from outside: the bus is already closed
+                        await self._finish(agent)
+                    for key, value in bus.stats.snapshot().items():
+                        agent.stats.inc(key, value)
+                    agent._bus = None
+                agent._status = Status.STOPPED
+        if start_error:
+            error = start_error[0]
+            raise AgentStartError(
+                f"{agent.name} failed to start: {type(error).__name__}: {error}"
+            ) from error
+
+    async def _start_agent(
+        self,
+        agent: Agent,
+        bus: Bus,
+        task_status: trio.TaskStatus[None],
+        start_error: list[BaseException],
+    ) -> None:
+        try:
+            for topic in agent.topics:
+                await bus.join(topic)
+            await agent.on_start()
+        except Exception as exc:
+            start_error.append(exc)
+            await bus.aclose()
+            return
+        agent._status = Status.RUNNING
+        self._schedule(agent)
+        task_status.started()
+        if agent._stop_requested:
+            await self._stop_gracefully(agent, bus)
+
+    def _request_stop(self, agent: Agent) -> None:
+        """Stop one agent: ``on_stop`` (bus still open), state flush, then the bus closes."""
+        if agent._status is Status.STARTING:
+            agent._stop_requested = True
+        elif agent._status is Status.RUNNING and agent._work is not None and agent._bus:
+            agent._status = Status.STOPPING
+            agent._work.start_soon(self._stop_gracefully, agent, agent._bus)
+
+    async def _stop_gracefully(self, agent: Agent, bus: Bus) -> None:
+        agent._status = Status.STOPPING
+        with trio.CancelScope(shield=True):
+            await self._finish(agent)
+            await bus.aclose()
+
+    async def _finish(self, agent: Agent) -> None:
+        """``on_stop`` (at most once, bounded by ``stop_timeout``), then the state flush."""
+        if agent._stop_ran:
+            return
+        agent._stop_ran = True
+        if type(agent).on_stop is not Agent.on_stop:
+            with trio.move_on_after(self.stop_timeout) as scope:
+                try:
+                    await agent.on_stop()
+                except Exception:
+                    agent.stats.inc("stop_errors")
+                    agent.log.exception("on_stop() failed")
+            if scope.cancelled_caught:
+                agent.stats.inc("stop_timeouts")
+                agent.log.warning("on_stop() took over %s s and was cancelled", self.stop_timeout)
+        self._flush(agent)
 
     def _flush(self, agent: Agent) -> None:
         state: State | None = getattr(agent, "_state", None)
