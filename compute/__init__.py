@@ -1,1 +1,57 @@
-"""AXL compute layer."""
+"""AXL compute layer: hash-addressed tasks, reproducible training, trace commitments.
+
+* :class:`TaskSpec` — a typed, hash-addressed training task (model registry, generated data,
+  optimiser, steps, seed, checkpoint interval); :meth:`TaskSpec.parse` raises
+  :class:`InvalidTaskSpec` before any compute is spent.
+* :func:`train` — bit-reproducible training (any thread count, any CPU kernel level) built on
+  the reproducible operators in :mod:`compute.repops`; returns a :class:`TrainResult` whose
+  ``root`` is the Merkle trace root over checkpoint state hashes.
+* :class:`MerkleTree`, :func:`verify_proof` — keccak256 sorted-pair trees (OpenZeppelin
+  ``MerkleProof`` compatible; format in docs/compute.md).
+"""
+
+from ._errors import ComputeError, GameError, InvalidTaskSpec, MerkleError, TraceError
+from ._hashing import state_hash, tensor_hash
+from ._merkle import MerkleTree, leaf_hash, parent_hash, process_proof, verify_proof
+from ._program import Program, build_program
+from ._spec import (
+    SGD,
+    Adam,
+    CNNModel,
+    DataSpec,
+    MLPModel,
+    TaskSpec,
+    TransformerModel,
+)
+from ._train import State, StepRun, TrainResult, init_state, run_step, state_at, train
+
+__all__ = [
+    "SGD",
+    "Adam",
+    "CNNModel",
+    "ComputeError",
+    "DataSpec",
+    "GameError",
+    "InvalidTaskSpec",
+    "MLPModel",
+    "MerkleError",
+    "MerkleTree",
+    "Program",
+    "State",
+    "StepRun",
+    "TaskSpec",
+    "TraceError",
+    "TrainResult",
+    "TransformerModel",
+    "build_program",
+    "init_state",
+    "leaf_hash",
+    "parent_hash",
+    "process_proof",
+    "run_step",
+    "state_at",
+    "state_hash",
+    "tensor_hash",
+    "train",
+    "verify_proof",
+]

@@ -1,0 +1,130 @@
+"""Reproducible operators (the RepOps idea).
+
+Every function here gives bit-identical float32 results for any thread count and any
+``ATEN_CPU_CAPABILITY``, because each output element is computed by a fixed sequence of
+operations that IEEE 754 defines exactly:
+
+* elementwise ``+ - * /``, ``sqrt``, ``round``, comparisons, ``abs``, ``max`` and integer ops
+  are correctly rounded (or exact) per element, whatever the vector width or thread split;
+  no fused multiply-add kernels (``addcmul``, ``addmm``, ``lerp``, ``alpha=``) are used;
+* reductions are fixed binary trees of elementwise adds (:func:`rsum`), or exact (``amax``);
+* matrix products (:func:`rmm`) quantise each row of A and each column of B to integers of
+  ``b`` bits times a power of two (block floating point), multiply them with a float64 GEMM
+  in which every product and partial sum is an integer below 2**53 and therefore exact in
+  any order, and round the exact result to float32 once;
+* ``exp`` and ``log`` are polynomial evaluations built from the elementwise ops above, not
+  libm or SLEEF (whose last-bit results differ between scalar and vector code).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+_F32_TINY = 2.0**-126
+LN2_HI = 0.693145751953125  # few mantissa bits: n * LN2_HI is exact for |n| < 2**8
+LN2_LO = 1.428606765330187045e-06
+LOG2E = 1.4426950408889634
+
+
+def mm_bits(k: int) -> int:
+    """Bits per quantised operand for a reduction of length ``k`` (so sums stay below 2**53)."""
+    return min(24, (53 - max(0, math.ceil(math.log2(max(k, 1))))) // 2)
+
+
+def _quantise(x: Tensor, dim: int, bits: int) -> tuple[Tensor, Tensor]:
+    """Integers q (float64, |q| <= 2**bits) and power-of-two scales s with x ~= q * s."""
+    m = x.abs().amax(dim=dim, keepdim=True).clamp_min(_F32_TINY)
+    mant, _ = torch.frexp(m)
+    p = (m / mant).to(torch.float64)  # exactly 2**e with max|x| < 2**e
+    q = torch.round(x.to(torch.float64) * ((2.0**bits) / p))
+    return q, p * (2.0**-bits)
+
+
+def rmm(a: Tensor, b: Tensor) -> Tensor:
+    """Reproducible ``a @ b`` for float32 (…, M, K) @ (…, K, N); see the module docstring."""
+    k = a.shape[-1]
+    bits = mm_bits(k)
+    qa, sa = _quantise(a, -1, bits)
+    qb, sb = _quantise(b, -2, bits)
+    exact = torch.matmul(qa, qb)  # integers below 2**53: exact whatever the kernel
+    return (exact * (sa * sb)).to(torch.float32)
+
+
+def rsum(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
+    """Sum over ``dim`` by a fixed pairwise tree of elementwise adds (halving, odd tail kept)."""
+    dim = dim % x.dim()
+    n = x.shape[dim]
+    if n == 0:
+        shape = list(x.shape)
+        shape[dim] = 1
+        out = x.new_zeros(shape)
+        return out if keepdim else out.squeeze(dim)
+    while n > 1:
+        h = n // 2
+        s = x.narrow(dim, 0, h) + x.narrow(dim, h, h)
+        if n % 2:
+            s = torch.cat([s, x.narrow(dim, 2 * h, 1)], dim)
+        x = s
+        n = h + n % 2
+    return x if keepdim else x.squeeze(dim)
+
+
+def rsum_rows(x: Tensor) -> Tensor:
+    """Sum over every dimension but the last (e.g. a bias gradient)."""
+    return rsum(x.reshape(-1, x.shape[-1]), 0)
+
+
+def _pow2(n: Tensor) -> Tensor:
+    """2**n for integral float32 n in [-126, 127], built from exponent bits (exact)."""
+    return ((n.to(torch.int32) + 127) << 23).view(torch.float32)
+
+
+# Taylor coefficients of exp on |r| <= ln2/2, highest first (Horner).
+_EXP_COEFFS = [1 / 5040, 1 / 720, 1 / 120, 1 / 24, 1 / 6, 1 / 2, 1.0, 1.0]
+
+
+def rexp(x: Tensor) -> Tensor:
+    """Reproducible ``exp`` for float32 (relative error ~1e-7; underflows to 0 below -87)."""
+    x = x.clamp(-87.0, 88.0)
+    n = torch.round(x * LOG2E)
+    r = (x - n * LN2_HI) - n * LN2_LO
+    p = torch.full_like(r, _EXP_COEFFS[0])
+    for c in _EXP_COEFFS[1:]:
+        p = p * r + c
+    return p * _pow2(n)
+
+
+def rlog(x: Tensor) -> Tensor:
+    """Reproducible natural ``log`` for positive normal float32 inputs."""
+    mant, e = torch.frexp(x)  # x = mant * 2**e, mant in [0.5, 1)
+    small = mant < 0.7071067811865476
+    mant = torch.where(small, mant * 2.0, mant)
+    ef = (e - small.to(torch.int32)).to(torch.float32)
+    f = mant - 1.0
+    s = f / (f + 2.0)
+    s2 = s * s
+    p = torch.full_like(s, 2.0 / 11.0)
+    for c in (2.0 / 9.0, 2.0 / 7.0, 2.0 / 5.0, 2.0 / 3.0, 2.0):
+        p = p * s2 + c
+    return ef * LN2_HI + (s * p + ef * LN2_LO)
+
+
+def rsoftmax(x: Tensor, dim: int = -1) -> Tensor:
+    """Reproducible softmax over ``dim`` (max-shifted, tree-summed)."""
+    e = rexp(x - x.amax(dim=dim, keepdim=True))
+    return e / rsum(e, dim, keepdim=True)
+
+
+def rlog_softmax(x: Tensor, dim: int = -1) -> Tensor:
+    """Reproducible log-softmax over ``dim``."""
+    shifted = x - x.amax(dim=dim, keepdim=True)
+    return shifted - rlog(rsum(rexp(shifted), dim, keepdim=True))
+
+
+def rmean_all(x: Tensor) -> Tensor:
+    """Mean of all elements as a 0-dim tensor (tree sum, then one division)."""
+    flat = x.reshape(-1)
+    return rsum(flat, 0) / float(flat.numel())

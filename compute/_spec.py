@@ -1,0 +1,162 @@
+"""Typed, hash-addressed task specs.
+
+A :class:`TaskSpec` says everything a solver needs to train a model bit-identically: the
+architecture (one of a small registry), the generated data set, the optimiser and its
+hyper-parameters, the number of steps, the batch size, the seed and the checkpoint interval.
+Its id is the SHA-256 of a canonical JSON encoding, so two parties that agree on the id agree
+on the work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ._errors import InvalidTaskSpec
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+_Dim = Annotated[int, Field(ge=1, le=1024)]
+
+
+class MLPModel(BaseModel):
+    """A multi-layer perceptron with ReLU activations: ``in_dim -> hidden... -> classes``."""
+
+    model_config = _FROZEN
+    kind: Literal["mlp"] = "mlp"
+    in_dim: _Dim = 16
+    hidden: tuple[_Dim, ...] = Field(default=(32,), max_length=6)
+    classes: Annotated[int, Field(ge=2, le=256)] = 4
+
+
+class CNNModel(BaseModel):
+    """Two 3x3 conv layers (padding 1) with ReLU and 2x2 average pooling, then a linear head."""
+
+    model_config = _FROZEN
+    kind: Literal["cnn"] = "cnn"
+    image_size: Annotated[int, Field(ge=4, le=32, multiple_of=4)] = 8
+    in_channels: Annotated[int, Field(ge=1, le=8)] = 1
+    channels: tuple[_Dim, _Dim] = (4, 8)
+    classes: Annotated[int, Field(ge=2, le=256)] = 4
+
+
+class TransformerModel(BaseModel):
+    """A tiny causal transformer (pre-layernorm blocks, ReLU MLP) over token sequences."""
+
+    model_config = _FROZEN
+    kind: Literal["transformer"] = "transformer"
+    vocab: Annotated[int, Field(ge=2, le=512)] = 16
+    seq_len: Annotated[int, Field(ge=2, le=128)] = 8
+    d_model: Annotated[int, Field(ge=2, le=512)] = 16
+    heads: Annotated[int, Field(ge=1, le=16)] = 2
+    d_ff: _Dim = 32
+    layers: Annotated[int, Field(ge=1, le=4)] = 1
+
+    @model_validator(mode="after")
+    def _heads_divide(self) -> TransformerModel:
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model ({self.d_model}) must be a multiple of heads ({self.heads})")
+        return self
+
+
+ModelSpec = Annotated[MLPModel | CNNModel | TransformerModel, Field(discriminator="kind")]
+
+
+class SGD(BaseModel):
+    """Stochastic gradient descent with optional momentum and weight decay."""
+
+    model_config = _FROZEN
+    kind: Literal["sgd"] = "sgd"
+    lr: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = 0.1
+    momentum: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.0
+    weight_decay: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
+
+
+class Adam(BaseModel):
+    """Adam with bias correction (no weight decay)."""
+
+    model_config = _FROZEN
+    kind: Literal["adam"] = "adam"
+    lr: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1e-3
+    beta1: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.9
+    beta2: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.999
+    eps: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1e-8
+
+
+OptimizerSpec = Annotated[SGD | Adam, Field(discriminator="kind")]
+
+
+class DataSpec(BaseModel):
+    """Data generated from the task seed; nothing is downloaded.
+
+    ``clusters`` (for MLP and CNN): each sample is a class centroid plus uniform noise of
+    amplitude ``noise``. ``shift`` (for transformers): random token sequences whose target at
+    position t is the token at t-1.
+    """
+
+    model_config = _FROZEN
+    kind: Literal["clusters", "shift"] = "clusters"
+    noise: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = 0.5
+
+
+class TaskSpec(BaseModel):
+    """A training task. Validate untrusted input with :meth:`parse` (raises InvalidTaskSpec)."""
+
+    model_config = _FROZEN
+    version: Literal[1] = 1
+    model: ModelSpec = Field(default_factory=MLPModel)
+    data: DataSpec = Field(default_factory=DataSpec)
+    optimizer: OptimizerSpec = Field(default_factory=SGD)
+    steps: Annotated[int, Field(ge=1, le=1_000_000)] = 16
+    batch_size: Annotated[int, Field(ge=1, le=1024)] = 8
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
+    checkpoint_interval: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TaskSpec:
+        if self.steps % self.checkpoint_interval:
+            raise ValueError(
+                f"checkpoint_interval ({self.checkpoint_interval}) must divide steps ({self.steps})"
+            )
+        wants = "shift" if isinstance(self.model, TransformerModel) else "clusters"
+        if self.data.kind != wants:
+            raise ValueError(f"a {self.model.kind} model needs data.kind={wants!r}")
+        rows = self.batch_size * (
+            self.model.seq_len if isinstance(self.model, TransformerModel) else 1
+        )
+        if isinstance(self.model, CNNModel):
+            rows *= self.model.image_size**2
+        if rows > 65536:
+            raise ValueError(f"batch is too large ({rows} rows per matmul; at most 65536)")
+        return self
+
+    @classmethod
+    def parse(cls, data: Any) -> TaskSpec:
+        """Validate a dict (or JSON string/bytes); raises :class:`InvalidTaskSpec` with the path."""
+        try:
+            if isinstance(data, (str, bytes)):
+                return cls.model_validate_json(data)
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            path = ".".join(str(p) for p in first["loc"]) or "<root>"
+            more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+            raise InvalidTaskSpec(f"task spec field {path}: {first['msg']}{more}") from exc
+
+    def canonical_bytes(self) -> bytes:
+        """Canonical encoding: JSON with sorted keys, no whitespace, shortest float repr."""
+        return json.dumps(
+            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=False
+        ).encode()
+
+    @property
+    def task_id(self) -> str:
+        """Hex SHA-256 of :meth:`canonical_bytes`: the task's address."""
+        return hashlib.sha256(self.canonical_bytes()).hexdigest()
+
+    @property
+    def n_checkpoints(self) -> int:
+        """Number of committed checkpoints: step 0, every interval, and the last step."""
+        return self.steps // self.checkpoint_interval + 1

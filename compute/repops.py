@@ -1,0 +1,15 @@
+"""Public re-export of the reproducible operators (see :mod:`compute._repops`)."""
+
+from ._repops import mm_bits, rexp, rlog, rlog_softmax, rmean_all, rmm, rsoftmax, rsum, rsum_rows
+
+__all__ = [
+    "mm_bits",
+    "rexp",
+    "rlog",
+    "rlog_softmax",
+    "rmean_all",
+    "rmm",
+    "rsoftmax",
+    "rsum",
+    "rsum_rows",
+]
