@@ -27,7 +27,7 @@ from ._errors import (
     UnknownAgent,
 )
 from ._logging import AgentLog, JsonFormatter, configure_logging
-from ._runtime import AgentRuntime, TransportFactory
+from ._runtime import AgentRuntime, TransportFactory, libp2p_transport
 from ._state import State
 
 __all__ = [
@@ -56,5 +56,6 @@ __all__ = [
     "Withdraw",
     "configure_logging",
     "every",
+    "libp2p_transport",
     "on",
 ]

@@ -12,7 +12,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import TracebackType
@@ -24,6 +24,8 @@ from axl import (
     Bus,
     BusConfig,
     Identity,
+    Libp2pConfig,
+    Libp2pTransport,
     MemoryNetwork,
     MessageRegistry,
     PeerId,
@@ -43,6 +45,29 @@ A = TypeVar("A", bound=Agent)
 TransportFactory = Callable[[Identity], AbstractAsyncContextManager[Transport]]
 """Opens one identity's transport, e.g. ``lambda ident: network.connect(ident.peer_id)``."""
 
+
+def libp2p_transport(
+    *,
+    listen: Sequence[str] | None = None,
+    bootstrap: Sequence[str] | None = None,
+    config: Libp2pConfig | None = None,
+) -> TransportFactory:
+    """A :data:`TransportFactory` that gives each agent its own py-libp2p host (its libp2p peer
+    id is the agent's peer id): ``AgentRuntime(transport=libp2p_transport(bootstrap=[addr]))``.
+
+    ``listen`` defaults to an ephemeral port on 127.0.0.1; with several agents in one process
+    keep port 0 (each host binds its own port). ``bootstrap`` lists multiaddrs ending in
+    ``/p2p/<peer id>`` (e.g. another process's ``agent.bus.transport.listen_addrs[0]``);
+    peers learn each other's addresses through libp2p peer exchange from there. Opening raises
+    ``OSError`` when a listen address cannot be bound.
+    """
+
+    def open_transport(identity: Identity) -> AbstractAsyncContextManager[Transport]:
+        return Libp2pTransport.open(identity, listen=listen, bootstrap=bootstrap, config=config)
+
+    return open_transport
+
+
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -52,7 +77,7 @@ class AgentRuntime:
 
     * Transport: by default every agent is attached to one in-process :class:`MemoryNetwork`
       (:attr:`network`, pass your own for latency/loss/partitions). Pass ``transport=`` (a
-      :data:`TransportFactory`) to use another, e.g. libp2p.
+      :data:`TransportFactory`) to use another, e.g. :func:`libp2p_transport`.
     * Identities: ``data_dir/<name>/identity.key`` when ``data_dir`` is set (created on first
       run, reused after); else derived from ``seed`` and the name when ``seed`` is set
       (reproducible simulations; such keys are public, never use them on a real network);

@@ -33,6 +33,7 @@ def test_public_names() -> None:
             "Withdraw",
             "configure_logging",
             "every",
+            "libp2p_transport",
             "on",
         ]
     )
