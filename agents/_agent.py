@@ -244,12 +244,17 @@ class Agent:
     # -- lifecycle hooks ---------------------------------------------------------------------
 
     async def on_start(self) -> None:
-        """Called once the bus runs and topics are joined, before handlers and timers fire for
-        the agent's own schedule. Raising here aborts the start (:class:`AgentStartError`)."""
+        """Called once the bus runs and the class's topics are joined; periodic tasks are
+        scheduled after it returns (handlers may already receive messages meanwhile). Raising
+        here aborts the start (:class:`AgentStartError`)."""
 
     async def on_stop(self) -> None:
-        """Called when the agent stops (the bus still runs; periodic tasks have stopped).
-        Bounded by the runtime's ``stop_timeout``; state is flushed afterwards."""
+        """Called once when the agent stops. On a graceful stop (:meth:`stop`, the runtime's
+        ``stop()``, the end of ``async with runtime``, Ctrl-C under ``serve()``) the bus still
+        runs, so it can send goodbyes; no new periodic runs start, and runs or background
+        tasks still going are cancelled after it. If the runtime is cancelled from outside
+        instead, it runs after the bus closed. Bounded by the runtime's ``stop_timeout``;
+        state is flushed afterwards."""
 
     # -- messaging ---------------------------------------------------------------------------
 

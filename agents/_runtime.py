@@ -418,6 +418,10 @@ class AgentRuntime:
         short-lived task in the agent's work nursery joins topics and calls ``on_start``, and
         :meth:`_request_stop` starts another that calls ``on_stop`` and closes the bus. So an
         idle agent costs one task (see docs/agents.md, "Memory")."""
+        if agent._stop_requested:  # stopped before it got going
+            agent._status = Status.STOPPED
+            task_status.started()
+            return
         agent._status = Status.STARTING
         agent._generation += 1
         agent._ticking = 0
@@ -478,7 +482,7 @@ class AgentRuntime:
 
     def _request_stop(self, agent: Agent) -> None:
         """Stop one agent: ``on_stop`` (bus still open), state flush, then the bus closes."""
-        if agent._status is Status.STARTING:
+        if agent._status in (Status.NEW, Status.STARTING):
             agent._stop_requested = True
         elif agent._status is Status.RUNNING and agent._work is not None and agent._bus:
             agent._status = Status.STOPPING

@@ -218,3 +218,33 @@ def test_ctrl_c_stops_agents_gracefully_and_flushes_state(
     state = dict(State(tmp_path / "worker" / "state.sqlite"))
     assert state["runs"] == 1
     assert state["stopped_cleanly"] is True
+
+
+async def test_agent_added_just_before_shutdown_does_not_hang(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    with trio.fail_after(60):  # the bug this guards against was a hang
+        async with AgentRuntime([Greeter()]) as runtime:
+            late = runtime.add(Stopper("late"))
+            runtime.stop()
+    assert late.status is Status.STOPPED
+    assert late.events in ([], ["start", "stop", "stopped"])  # it may have got going first
+
+
+async def test_stop_requested_during_on_start_stops_after_it(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    class SlowStart(Stopper):
+        async def on_start(self) -> None:
+            await trio.sleep(5)
+            self.events.append("start")
+
+    agent = SlowStart("slow-start")
+    async with AgentRuntime() as runtime:
+        runtime.add(agent)
+        await trio.sleep(1)
+        assert agent.status is Status.STARTING
+        agent.stop()
+        await trio.sleep(10)
+        assert agent.status is Status.STOPPED
+        assert agent.events == ["start", "stop", "stopped"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agents import Agent, AgentRuntime, every
 
@@ -111,3 +113,37 @@ async def test_stopped_agent_stops_ticking(autojump_clock: trio.abc.Clock) -> No
         await trio.sleep(5.0)
         assert not ticker.running
     assert len(ticker.fast) == 3
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    specs=st.lists(
+        st.tuples(
+            st.integers(1, 40).map(lambda tenths: tenths / 4),  # interval in quarter seconds
+            st.integers(0, 20).map(lambda tenths: tenths / 4),  # first delay
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    duration=st.integers(1, 60),
+)
+def test_tick_counts_match_the_schedule(specs: list[tuple[float, float]], duration: int) -> None:
+    """For any set of timers, each fires once at first, first + k * interval, ... <= now."""
+    namespace: dict[str, object] = {}
+    for index, (interval, first) in enumerate(specs):
+
+        async def tick(self: Agent, index: int = index) -> None:
+            self.state[str(index)] = self.state.get(str(index), 0) + 1
+
+        namespace[f"tick_{index}"] = every(interval, first=first)(tick)
+    cls = type("Generated", (Agent,), namespace)
+    agent = cls()
+
+    async def main() -> None:
+        async with AgentRuntime([agent]):
+            await trio.sleep(duration + 0.125)  # never exactly on a due time
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    for index, (interval, first) in enumerate(specs):
+        expected = 0 if first > duration else int((duration - first) // interval) + 1
+        assert agent.state.get(str(index), 0) == expected, (index, interval, first)
