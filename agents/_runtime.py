@@ -174,11 +174,23 @@ class AgentRuntime:
             raise AgentError("the runtime is not running; add() agents before starting it")
         self._register(agent, name, identity, chain)
         try:
-            await nursery.start(self._host, agent)
+            await self._start(nursery, agent)
         except AgentStartError:
             self._agents.pop(agent.name, None)
             raise
         return agent
+
+    async def _start(self, nursery: trio.Nursery, agent: Agent) -> None:
+        """Start one agent's host task in ``nursery``; any failure is an AgentStartError."""
+        try:
+            await nursery.start(self._host, agent)
+        except AgentStartError:
+            raise
+        except Exception as exc:  # e.g. the transport could not be opened (port in use)
+            agent._status = Status.STOPPED
+            raise AgentStartError(
+                f"{agent.name} failed to start: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _register(
         self, agent: Agent, name: str | None, identity: Identity | None, chain: Any
@@ -301,7 +313,7 @@ class AgentRuntime:
                 async with trio.open_nursery() as agents:
                     try:
                         for agent in list(self._agents.values()):
-                            await agents.start(self._host, agent)
+                            await self._start(agents, agent)
                     except AgentStartError as exc:
                         start_error = exc
                     else:
@@ -343,8 +355,9 @@ class AgentRuntime:
         return result
 
     def serve(self) -> None:
-        """Run until Ctrl-C or SIGTERM, then stop every agent gracefully (a second Ctrl-C
-        stops at once). Blocking; for scripts and ``python -m`` entry points."""
+        """Run until Ctrl-C or SIGTERM, then stop every agent gracefully; a second Ctrl-C
+        cancels what is left (each ``on_stop`` stays bounded by ``stop_timeout``). Blocking;
+        for scripts and ``python -m`` entry points."""
         trio.run(self._serve)
 
     async def _serve(self) -> None:
@@ -407,8 +420,9 @@ class AgentRuntime:
     async def _host_logged(self, agent: Agent) -> None:
         try:
             await self._host(agent)
-        except AgentStartError:
-            logger.exception("agent %s failed to start", agent.name)
+        except Exception:  # a failed start (on_start, transport); logged, the others go on
+            agent._status = Status.STOPPED
+            logger.exception("agent %s failed", agent.name)
             self._agents.pop(agent.name, None)
 
     async def _host(

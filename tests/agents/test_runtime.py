@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -248,3 +249,13 @@ async def test_stop_requested_during_on_start_stops_after_it(
         await trio.sleep(10)
         assert agent.status is Status.STOPPED
         assert agent.events == ["start", "stop", "stopped"]
+
+
+async def test_transport_that_cannot_open_is_a_start_error(autojump_clock: trio.abc.Clock) -> None:
+    def refuse(identity: Identity) -> Any:
+        raise OSError("address already in use")
+
+    runtime = AgentRuntime([Greeter()], transport=refuse)
+    with pytest.raises(AgentStartError, match="OSError: address already in use"):
+        await runtime.run()
+    assert runtime["greeter"].status is Status.STOPPED
