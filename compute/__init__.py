@@ -8,12 +8,33 @@
   ``root`` is the Merkle trace root over checkpoint state hashes.
 * :class:`MerkleTree`, :func:`verify_proof` — keccak256 sorted-pair trees (OpenZeppelin
   ``MerkleProof`` compatible; format in docs/compute.md).
+* The Verde game: :func:`open_game` / :func:`handle` (the referee, a pure state machine over
+  ``verde.*`` messages), :class:`Party` (honest or with a :class:`Cheat`) and :func:`play`.
 """
 
 from ._errors import ComputeError, GameError, InvalidTaskSpec, MerkleError, TraceError
 from ._hashing import state_hash, tensor_hash
 from ._merkle import MerkleTree, leaf_hash, parent_hash, process_proof, verify_proof
+from ._messages import (
+    BisectionQuery,
+    BisectionReply,
+    ChallengeOpened,
+    Deadline,
+    IntervalQuery,
+    IntervalReply,
+    LeafQuery,
+    LeafReply,
+    Opening,
+    OpQuery,
+    OpReply,
+    StepQuery,
+    StepReply,
+    TensorBlob,
+    Verdict,
+)
+from ._party import Cheat, CheatKind, GameRecord, Party, play
 from ._program import Program, build_program
+from ._referee import RefereeState, handle, open_game
 from ._spec import (
     SGD,
     Adam,
@@ -28,25 +49,48 @@ from ._train import State, StepRun, TrainResult, init_state, run_step, state_at,
 __all__ = [
     "SGD",
     "Adam",
+    "BisectionQuery",
+    "BisectionReply",
     "CNNModel",
+    "ChallengeOpened",
+    "Cheat",
+    "CheatKind",
     "ComputeError",
     "DataSpec",
+    "Deadline",
     "GameError",
+    "GameRecord",
+    "IntervalQuery",
+    "IntervalReply",
     "InvalidTaskSpec",
+    "LeafQuery",
+    "LeafReply",
     "MLPModel",
     "MerkleError",
     "MerkleTree",
+    "OpQuery",
+    "OpReply",
+    "Opening",
+    "Party",
     "Program",
+    "RefereeState",
     "State",
+    "StepQuery",
+    "StepReply",
     "StepRun",
     "TaskSpec",
+    "TensorBlob",
     "TraceError",
     "TrainResult",
     "TransformerModel",
+    "Verdict",
     "build_program",
+    "handle",
     "init_state",
     "leaf_hash",
+    "open_game",
     "parent_hash",
+    "play",
     "process_proof",
     "run_step",
     "state_at",

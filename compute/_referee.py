@@ -1,0 +1,375 @@
+"""The Verde referee: a pure state machine ``(state, message) -> (state, messages)``.
+
+Game outline (docs/compute.md has the full protocol):
+
+1. **Checkpoint bisection.** Both parties reveal the children of the node where their trees
+   differ, level by level from the root: ``ceil(log2 n)`` rounds end at the leftmost checkpoint
+   leaf ``j`` where they differ. Every left sibling passed on the way is *agreed*.
+2. **Leaf opening.** Each party opens leaf ``j`` (its state hash) and leaf ``j-1`` inside the
+   agreed subtree, so both start from the same state. Leaf 0 is settled by the referee
+   computing the initial state itself.
+3. **Interval** (only when the checkpoint interval c > 1): each party lists the state hash
+   after every step of the interval; the first differing entry gives the disputed step.
+4. **Op bisection.** Each party commits the op trace of that step (the hash of every op
+   output in program order, then the new state hash) and the same descent finds the first
+   differing op, whose inputs lie in agreed subtrees.
+5. **One op.** Parties open the op's inputs; the referee checks them against the agreed
+   subtrees, recomputes that single primitive (or, for a ``load`` op or the final state leaf,
+   only hashes) and every party whose claimed output differs loses.
+
+A party that answers with something that does not verify, or the wrong message, loses; a
+:class:`Deadline` makes every party still owing a reply lose.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from axl import Message
+
+from ._errors import GameError
+from ._hashing import state_hash, state_hash_from, tensor_hash
+from ._merkle import ZERO, depth_for, leaf_hash, parent_hash, process_proof
+from ._messages import (
+    BisectionQuery,
+    BisectionReply,
+    ChallengeOpened,
+    Deadline,
+    IntervalQuery,
+    IntervalReply,
+    LeafQuery,
+    LeafReply,
+    Opening,
+    OpQuery,
+    OpReply,
+    Side,
+    StepQuery,
+    StepReply,
+    Tree,
+    Verdict,
+)
+from ._prims import PRIMS
+from ._program import build_program
+from ._spec import TaskSpec
+from ._train import init_state
+
+SIDES: tuple[Side, Side] = ("a", "b")
+
+
+@dataclass(frozen=True)
+class RefereeState:
+    """Everything the referee knows about one game. Treat as immutable."""
+
+    spec: TaskSpec
+    game_id: str
+    roots: tuple[bytes, bytes]
+    phase: str = "checkpoints"  # checkpoints | leaf | interval | step | ops | op | done
+    expect: type[Message] | None = None
+    pending: frozenset[Side] = frozenset()
+    replies: tuple[tuple[Side, Message], ...] = ()
+    rounds: int = 0
+    # bisection
+    tree: Tree = "checkpoints"
+    level: int = 0
+    index: int = 0
+    node: tuple[bytes, bytes] = (ZERO, ZERO)
+    agreed: tuple[tuple[int, int, bytes], ...] = ()  # (level, index, hash) of agreed subtrees
+    # what has been pinned down so far
+    checkpoint: int | None = None
+    prev_hash: bytes | None = None
+    claims: tuple[bytes, bytes] | None = None
+    step: int | None = None
+    op_index: int | None = None
+    referee_ops: int = 0
+    verdict: Verdict | None = field(default=None)
+
+    @property
+    def done(self) -> bool:
+        return self.verdict is not None
+
+
+def _side_index(side: Side) -> int:
+    return 0 if side == "a" else 1
+
+
+def _replace(s: RefereeState, **kw: object) -> RefereeState:
+    return dataclasses.replace(s, **kw)  # type: ignore[arg-type]
+
+
+def _finish(s: RefereeState, losers: list[Side], reason: str, op: str | None = None) -> Out:
+    losers = sorted(set(losers))
+    winner: Side | None = None
+    if len(losers) == 1:
+        winner = "b" if losers[0] == "a" else "a"
+    verdict = Verdict(
+        game_id=s.game_id,
+        winner=winner,
+        losers=losers,
+        reason=reason,
+        rounds=s.rounds,
+        checkpoint=s.checkpoint,
+        step=s.step,
+        op_index=s.op_index,
+        op=op,
+        referee_ops=s.referee_ops,
+    )
+    return _replace(s, phase="done", verdict=verdict, pending=frozenset(), expect=None), [verdict]
+
+
+Out = tuple[RefereeState, list[Message]]
+
+
+def _ask(s: RefereeState, phase: str, expect: type[Message], queries: list[Message]) -> Out:
+    return (
+        _replace(
+            s,
+            phase=phase,
+            expect=expect,
+            pending=frozenset(SIDES),
+            replies=(),
+            rounds=s.rounds + 1,
+        ),
+        queries,
+    )
+
+
+def open_game(spec: TaskSpec, opened: ChallengeOpened) -> Out:
+    """Start a game for ``opened``; raises :class:`GameError` if it names another task."""
+    if opened.task_id != spec.task_id:
+        raise GameError(f"challenge is for task {opened.task_id}, not {spec.task_id}")
+    s = RefereeState(spec=spec, game_id=opened.game_id, roots=(opened.root_a, opened.root_b))
+    if opened.root_a == opened.root_b:
+        return _finish(s, [], "no dispute: the trace roots agree")
+    return _descend_start(s, "checkpoints", spec.n_checkpoints, s.roots)
+
+
+def _descend_start(s: RefereeState, tree: Tree, n: int, roots: tuple[bytes, bytes]) -> Out:
+    s = _replace(s, tree=tree, level=depth_for(n), index=0, node=roots, agreed=())
+    return _query_children(s)
+
+
+def _query_children(s: RefereeState) -> Out:
+    qs: list[Message] = [
+        BisectionQuery(game_id=s.game_id, to=side, tree=s.tree, level=s.level, index=s.index)
+        for side in SIDES
+    ]
+    return _ask(s, s.tree, BisectionReply, qs)
+
+
+def handle(s: RefereeState, msg: Message) -> Out:
+    """Feed one reply (or a :class:`Deadline`); returns the new state and messages to send.
+
+    Raises :class:`GameError` for a message of another game or after the verdict.
+    """
+    game_id = getattr(msg, "game_id", None)
+    if game_id != s.game_id:
+        raise GameError(f"message for game {game_id!r} fed to game {s.game_id!r}")
+    if s.done:
+        raise GameError(f"game {s.game_id} is finished")
+    if isinstance(msg, Deadline):
+        return _finish(s, sorted(s.pending), "timeout: no reply before the deadline")
+    side = getattr(msg, "party", None)
+    if side not in s.pending:
+        raise GameError(f"unexpected message {msg.axl_tag} from party {side!r}")
+    if s.expect is None or not isinstance(msg, s.expect):
+        return _finish(s, [side], f"party {side} answered {msg.axl_tag} out of turn")
+    s = _replace(s, pending=s.pending - {side}, replies=(*s.replies, (side, msg)))
+    if s.pending:
+        return s, []
+    got = dict(s.replies)
+    replies = (got["a"], got["b"])
+    if isinstance(replies[0], BisectionReply) and isinstance(replies[1], BisectionReply):
+        return _on_bisection(s, replies[0], replies[1])
+    if isinstance(replies[0], LeafReply) and isinstance(replies[1], LeafReply):
+        return _on_leaf(s, replies[0], replies[1])
+    if isinstance(replies[0], IntervalReply) and isinstance(replies[1], IntervalReply):
+        return _on_interval(s, replies[0], replies[1])
+    if isinstance(replies[0], StepReply) and isinstance(replies[1], StepReply):
+        return _on_step(s, replies[0], replies[1])
+    if isinstance(replies[0], OpReply) and isinstance(replies[1], OpReply):
+        return _on_op(s, replies[0], replies[1])
+    raise GameError(f"no handler for {msg.axl_tag}")  # pragma: no cover
+
+
+def _on_bisection(s: RefereeState, ra: BisectionReply, rb: BisectionReply) -> Out:
+    bad: list[Side] = [
+        side
+        for side, r in zip(SIDES, (ra, rb), strict=True)
+        if parent_hash(r.left, r.right) != s.node[_side_index(side)]
+    ]
+    if bad:
+        return _finish(s, bad, "bisection reply does not hash to the committed node")
+    level = s.level - 1
+    if ra.left != rb.left:
+        s = _replace(s, level=level, index=2 * s.index, node=(ra.left, rb.left))
+    else:
+        agreed = (*s.agreed, (level, 2 * s.index, ra.left))
+        s = _replace(
+            s, level=level, index=2 * s.index + 1, node=(ra.right, rb.right), agreed=agreed
+        )
+    if level > 0:
+        return _query_children(s)
+    return _at_leaf(s)
+
+
+def _padding_losers(s: RefereeState) -> list[Side]:
+    return [side for side in SIDES if s.node[_side_index(side)] != ZERO]
+
+
+def _at_leaf(s: RefereeState) -> Out:
+    pos = s.index
+    if s.tree == "checkpoints":
+        s = _replace(s, checkpoint=pos)
+        if pos >= s.spec.n_checkpoints:
+            return _finish(s, _padding_losers(s), "committed a leaf beyond the last checkpoint")
+        qs: list[Message] = [LeafQuery(game_id=s.game_id, to=x, index=pos) for x in SIDES]
+        return _ask(s, "leaf", LeafReply, qs)
+    s = _replace(s, op_index=pos)
+    if pos > len(build_program(s.spec)):
+        return _finish(s, _padding_losers(s), "committed an op leaf beyond the last op")
+    qs = [OpQuery(game_id=s.game_id, to=x, op_index=pos) for x in SIDES]
+    return _ask(s, "op", OpReply, qs)
+
+
+def _in_agreed(s: RefereeState, op: Opening) -> bool:
+    """``op`` opens a leaf inside one of the subtrees both parties agreed on."""
+    for level, index, h in s.agreed:
+        if op.index >> level == index:
+            return (
+                len(op.proof) == level
+                and process_proof(leaf_hash(op.index, op.value), op.proof) == h
+            )
+    return False
+
+
+def _on_leaf(s: RefereeState, ra: LeafReply, rb: LeafReply) -> Out:
+    j = s.index
+    bad: list[Side] = []
+    for side, r in zip(SIDES, (ra, rb), strict=True):
+        ok = leaf_hash(j, r.state_hash) == s.node[_side_index(side)]
+        if j > 0:
+            ok = ok and r.prev is not None and r.prev.index == j - 1 and _in_agreed(s, r.prev)
+        if not ok:
+            bad.append(side)
+    if bad:
+        return _finish(s, bad, "checkpoint opening does not match the commitment")
+    if j == 0:
+        s = _replace(s, referee_ops=s.referee_ops + 1, step=0)
+        truth = state_hash(init_state(s.spec))
+        losers: list[Side] = [
+            x for x, r in zip(SIDES, (ra, rb), strict=True) if r.state_hash != truth
+        ]
+        return _finish(s, losers, "initial state recomputed by the referee", op="init")
+    assert ra.prev is not None and rb.prev is not None
+    if ra.prev.value != rb.prev.value:  # pragma: no cover - needs a hash collision
+        return _finish(s, ["a", "b"], "conflicting openings of an agreed subtree")
+    s = _replace(s, prev_hash=ra.prev.value, claims=(ra.state_hash, rb.state_hash))
+    c = s.spec.checkpoint_interval
+    if c == 1:
+        return _ask_step(s, j)
+    qs: list[Message] = [IntervalQuery(game_id=s.game_id, to=x, checkpoint=j) for x in SIDES]
+    return _ask(s, "interval", IntervalReply, qs)
+
+
+def _ask_step(s: RefereeState, step: int) -> Out:
+    s = _replace(s, step=step)
+    qs: list[Message] = [StepQuery(game_id=s.game_id, to=x, step=step) for x in SIDES]
+    return _ask(s, "step", StepReply, qs)
+
+
+def _on_interval(s: RefereeState, ra: IntervalReply, rb: IntervalReply) -> Out:
+    c = s.spec.checkpoint_interval
+    assert s.claims is not None and s.checkpoint is not None and s.prev_hash is not None
+    bad: list[Side] = [
+        side
+        for side, r in zip(SIDES, (ra, rb), strict=True)
+        if len(r.step_hashes) != c or r.step_hashes[-1] != s.claims[_side_index(side)]
+    ]
+    if bad:
+        return _finish(s, bad, "interval hashes do not end at the committed checkpoint")
+    q = next(i for i in range(c) if ra.step_hashes[i] != rb.step_hashes[i])
+    prev = s.prev_hash if q == 0 else ra.step_hashes[q - 1]
+    j = s.checkpoint
+    s = _replace(s, prev_hash=prev, claims=(ra.step_hashes[q], rb.step_hashes[q]))
+    return _ask_step(s, (j - 1) * c + q + 1)
+
+
+def _on_step(s: RefereeState, ra: StepReply, rb: StepReply) -> Out:
+    m = len(build_program(s.spec))
+    assert s.claims is not None
+    bad: list[Side] = []
+    for side, r in zip(SIDES, (ra, rb), strict=True):
+        op = r.post_state
+        implied = process_proof(leaf_hash(op.index, op.value), op.proof)
+        if op.index != m or op.value != s.claims[_side_index(side)] or implied != r.op_root:
+            bad.append(side)
+    if bad:
+        return _finish(s, bad, "op trace does not end at the claimed state")
+    if ra.op_root == rb.op_root:  # pragma: no cover - needs a hash collision
+        return _finish(s, ["a", "b"], "identical op traces for different states")
+    return _descend_start(s, "ops", m + 1, (ra.op_root, rb.op_root))
+
+
+def _on_op(s: RefereeState, ra: OpReply, rb: OpReply) -> Out:
+    prog = build_program(s.spec)
+    p = s.index
+    m = len(prog)
+    bad: list[Side] = [
+        side
+        for side, r in zip(SIDES, (ra, rb), strict=True)
+        if leaf_hash(p, r.output) != s.node[_side_index(side)]
+    ]
+    truth: bytes | None = None
+    op_name = "state" if p == m else prog.nodes[p].prim
+    for side, r in zip(SIDES, (ra, rb), strict=True):
+        if side in bad:
+            continue
+        # One valid set of inputs settles the truth; the referee computes it only once.
+        value = _truth_from(s, r, p)
+        if value is None:
+            bad.append(side)
+            continue
+        truth = value
+        if op_name not in ("state", "load"):
+            s = _replace(s, referee_ops=s.referee_ops + 1)
+        break
+    if truth is None:
+        return _finish(s, bad, "no party could support its op output", op=op_name)
+    losers = bad + [x for x, r in zip(SIDES, (ra, rb), strict=True) if r.output != truth]
+    return _finish(s, losers, f"referee recomputed op {p} ({op_name})", op=op_name)
+
+
+def _truth_from(s: RefereeState, r: OpReply, p: int) -> bytes | None:
+    """The correct output hash of op ``p`` from a party's supporting data, or None if invalid."""
+    prog = build_program(s.spec)
+    if p == len(prog):
+        names = sorted(prog.outputs)
+        if len(r.inputs) != len(names):
+            return None
+        for name, op in zip(names, r.inputs, strict=True):
+            if op.index != prog.outputs[name] or not _in_agreed(s, op):
+                return None
+        return state_hash_from({n: op.value for n, op in zip(names, r.inputs, strict=True)})
+    node = prog.nodes[p]
+    if node.prim == "load":
+        hashes = dict(r.state_hashes)
+        if state_hash_from(hashes) != s.prev_hash or len(hashes) != len(r.state_hashes):
+            return None
+        return hashes.get(str(node.attrs[0][1]))
+    if len(r.inputs) != len(node.inputs) or len(r.tensors) != len(node.inputs):
+        return None
+    tensors = []
+    for j, op, blob in zip(node.inputs, r.inputs, r.tensors, strict=True):
+        try:
+            t = blob.tensor()
+        except (ValueError, KeyError):
+            return None
+        if op.index != j or tensor_hash(t) != op.value or not _in_agreed(s, op):
+            return None
+        tensors.append(t)
+    try:
+        out = PRIMS[node.prim](*tensors, **node.kwargs)
+    except Exception:  # pragma: no cover - verified inputs come from an honest run
+        return None
+    return tensor_hash(out)
