@@ -23,6 +23,7 @@ peer id are the same. See ``docs/libp2p.md`` for the full picture; in short:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
@@ -240,25 +241,32 @@ class Libp2pTransport:
                 self._run_scope = scope
                 if self._closed:
                     scope.cancel()
-                async with (
-                    host.run(listen),
-                    background_trio_service(pubsub),
-                    trio.open_nursery() as nursery,
-                ):
-                    self._nursery = nursery
-                    await pubsub.wait_until_ready()
-                    if config.peer_exchange:
-                        await self._start_peer_exchange(nursery, pubsub)
-                    async with trio.open_nursery() as first_dials:
-                        for addr in config.bootstrap:
-                            first_dials.start_soon(nursery.start, self._keep_connected, addr)
-                    task_status.started()
-                    await self._close_requested.wait()
-                    # Close connections explicitly while the host still runs: a host torn
-                    # down by cancellation alone can leave its peers' connections half-open.
-                    nursery.cancel_scope.cancel()
-                    with trio.move_on_after(5.0), suppress(Exception):
-                        await host.close()
+                try:
+                    async with (
+                        host.run(listen),
+                        background_trio_service(pubsub),
+                        trio.open_nursery() as nursery,
+                    ):
+                        self._nursery = nursery
+                        await pubsub.wait_until_ready()
+                        if config.peer_exchange:
+                            await self._start_peer_exchange(nursery, pubsub)
+                        async with trio.open_nursery() as first_dials:
+                            for addr in config.bootstrap:
+                                first_dials.start_soon(nursery.start, self._keep_connected, addr)
+                        task_status.started()
+                        await self._close_requested.wait()
+                        # Close connections explicitly while the host still runs: a host torn
+                        # down by cancellation alone can leave its peers' connections half-open.
+                        nursery.cancel_scope.cancel()
+                        with trio.move_on_after(5.0), suppress(Exception):
+                            await host.close()
+                except* Exception as group:
+                    if not self._close_requested.is_set():
+                        raise
+                    # py-libp2p's teardown races (a pubsub RPC arriving after its service
+                    # stopped, ...) surface here once we are closing anyway.
+                    logger.debug("ignored errors while closing the host: %r", group)
         finally:
             self._closed = True
             self._nursery = None
@@ -588,7 +596,11 @@ class Libp2pTransport:
                     self.stats.inc("inbound.throttled")
                     await trio.sleep(wait)
                 for frame in frames:
-                    await inbox.send(InboundFrame(frame, peer, None))
+                    item = InboundFrame(frame, peer, None)
+                    try:
+                        inbox.send_nowait(item)  # no scheduling round trip per frame
+                    except trio.WouldBlock:
+                        await inbox.send(item)  # the inbox is full: backpressure
                 self.stats.inc("frames.received", len(frames))
         except (FrameTooLarge, DecodeError) as exc:
             await self._punish(peer, stream, exc)
@@ -698,14 +710,16 @@ class Libp2pTransport:
         nursery.start_soon(self._announce_loop, pubsub)
 
     async def _announce_loop(self, pubsub: Pubsub) -> None:
-        """Announce our addresses: soon after start and after meeting new peers, then at a
-        pace that slows down to ``announce_interval``."""
-        pause = 0.25
+        """Announce our addresses on a schedule that backs off from 0.5 s to
+        ``announce_interval``, and soon after meeting a new peer (at most once a second, so a
+        swarm forming does not flood itself: every announcement reaches every node)."""
+        pause = 0.5
+        last = -math.inf
         while True:
             with trio.move_on_after(pause):
                 await self._announce_wanted.wait()
-                await trio.sleep(0.2)  # let the new peer's subscriptions arrive; coalesce
-                pause = 0.25
+                # let the new peer's subscriptions arrive, and coalesce bursts of new peers
+                await trio.sleep(max(0.2, last + 1.0 - trio.current_time()))
             self._announce_wanted = trio.Event()
             assert self._host is not None
             addrs = [str(addr) for addr in self._host.get_transport_addrs()]
@@ -713,6 +727,7 @@ class Libp2pTransport:
             with suppress(Exception):
                 await pubsub.publish(PEER_EXCHANGE_TOPIC, payload)
                 self.stats.inc("peer_exchange.announced")
+            last = trio.current_time()
             pause = min(pause * 2, self.config.announce_interval)
 
     async def _read_announcements(self, subscription: Any) -> None:

@@ -296,3 +296,24 @@ async def test_bus_level_frame_cap_and_transport_cap_agree() -> None:
     ):
         with pytest.raises(FrameTooLarge):
             await bus.send(Identity.generate().peer_id, Note(n=1, body=b"x" * 4096))
+
+
+async def test_quic_listen_address_works_alongside_tcp() -> None:
+    quic = Libp2pConfig(
+        listen=("/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"), gossip_heartbeat=0.2
+    )
+    alice_id, bob_id = Identity.from_seed(b"\x61" * 32), Identity.from_seed(b"\x62" * 32)
+    async with (
+        Libp2pTransport.open(alice_id, config=quic) as alice_t,
+        Libp2pTransport.open(bob_id, config=quic) as bob_t,
+        open_bus(alice_id, alice_t) as alice,
+        open_bus(bob_id, bob_t) as bob,
+    ):
+        (quic_addr,) = [addr for addr in bob_t.listen_addrs if "/quic-v1/" in addr]
+        await alice_t.connect(quic_addr)
+
+        async def on_note(message: Note, ctx: Context) -> NoteBack:
+            return NoteBack(n=message.n)
+
+        bob.on(Note, on_note)
+        assert await alice.request(bob.peer_id, Note(n=9), timeout=5) == NoteBack(n=9)
