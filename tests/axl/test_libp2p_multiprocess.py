@@ -27,6 +27,8 @@ from axl import (
     Libp2pConfig,
     Libp2pTransport,
     Message,
+    PeerUnreachable,
+    RequestTimeout,
     open_bus,
 )
 
@@ -116,24 +118,53 @@ async def run_node(index: int, count: int, bootstrap: list[str]) -> None:
     emit("closed", stats=transport.stats.snapshot())
 
 
+async def serve_node(index: int) -> None:
+    """Answer pings and count shouts until killed (for the SIGKILL test)."""
+    identity = identity_of(index)
+    config = Libp2pConfig(gossip_heartbeat=0.2)
+    async with (
+        Libp2pTransport.open(identity, config=config) as transport,
+        open_bus(identity, transport) as bus,
+    ):
+
+        async def on_ping(message: Ping, ctx: Context) -> Pong:
+            return Pong(responder=index)
+
+        async def on_shout(message: Shout, ctx: Context) -> None:
+            pass
+
+        bus.on(Ping, on_ping)
+        bus.on(Shout, on_shout)
+        emit("listening", addr=transport.listen_addrs[0], peer=str(identity.peer_id))
+        await trio.sleep_forever()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--count", type=int, default=NODES)
     parser.add_argument("--bootstrap", action="append", default=[])
+    parser.add_argument("--serve", action="store_true", help="only serve, until killed")
     args = parser.parse_args()
-    trio.run(run_node, args.index, args.count, args.bootstrap)
+    if args.serve:
+        trio.run(serve_node, args.index)
+    else:
+        trio.run(run_node, args.index, args.count, args.bootstrap)
 
 
 # -- the test (parent process) -----------------------------------------------------------------
 
 
 class Node:
-    def __init__(self, index: int, bootstrap: list[str], log_dir: Path) -> None:
+    def __init__(
+        self, index: int, bootstrap: list[str], log_dir: Path, *, serve: bool = False
+    ) -> None:
         self.index = index
         self.stderr_path = log_dir / f"node{index}.stderr"
         command = [sys.executable, "-m", "tests.axl.test_libp2p_multiprocess"]
         command += ["--index", str(index), "--count", str(NODES)]
+        if serve:
+            command.append("--serve")
         for addr in bootstrap:
             command += ["--bootstrap", addr]
         root = Path(__file__).resolve().parents[2]
@@ -208,6 +239,65 @@ def test_five_processes_discover_talk_and_shut_down_cleanly(tmp_path: Path) -> N
             if node.process.poll() is None:
                 node.process.kill()
                 node.process.wait()
+
+
+async def test_peer_process_killed_mid_stream(tmp_path: Path) -> None:
+    """SIGKILL a peer process while we stream to it: typed failures, nothing hangs, and a live
+    peer keeps answering."""
+    child = Node(9, [], tmp_path, serve=True)
+    try:
+        listening = await trio.to_thread.run_sync(child.expect, "listening")
+        me, live = identity_of(7), identity_of(8)
+        config = Libp2pConfig(gossip_heartbeat=0.2)
+        async with (
+            Libp2pTransport.open(me, config=config) as my_transport,
+            Libp2pTransport.open(live, config=config) as live_transport,
+            open_bus(me, my_transport) as bus,
+            open_bus(live, live_transport) as live_bus,
+        ):
+
+            async def on_ping(message: Ping, ctx: Context) -> Pong:
+                return Pong(responder=8)
+
+            live_bus.on(Ping, on_ping)
+            victim = await my_transport.connect(listening["addr"])
+            await my_transport.connect(live_transport.listen_addrs[0])
+            assert await bus.request(victim, Ping(origin=7), timeout=10) == Pong(responder=9)
+
+            outcomes: list[str] = []
+            sent = 0
+
+            async def stream() -> None:
+                nonlocal sent
+                try:
+                    while True:
+                        await bus.send(victim, Shout(origin=7))
+                        sent += 1
+                except PeerUnreachable:
+                    outcomes.append("send: PeerUnreachable")
+
+            async def ask() -> None:
+                try:
+                    while True:
+                        await bus.request(victim, Ping(origin=7), timeout=2)
+                except (RequestTimeout, PeerUnreachable) as exc:
+                    outcomes.append(f"request: {type(exc).__name__}")
+
+            with trio.fail_after(30):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(stream)
+                    nursery.start_soon(ask)
+                    while sent < 500:
+                        await trio.sleep(0.01)
+                    child.process.kill()  # SIGKILL: no goodbye on any stream
+            assert len(outcomes) == 2, outcomes
+            assert "send: PeerUnreachable" in outcomes, outcomes
+            assert await bus.request(live.peer_id, Ping(origin=7), timeout=10) == Pong(responder=8)
+    finally:
+        if child.process.poll() is None:
+            child.process.kill()
+        child.process.wait()
+        child._stderr.close()
 
 
 if __name__ == "__main__":
