@@ -356,7 +356,7 @@ class Chain:
             self._dev_request("testing_timeTravel", [now + seconds])
             self._dev_request("evm_mine", [1])
         else:
-            self._dev_request("evm_increaseTime", [seconds])
+            self._dev_request("evm_setNextBlockTimestamp", [self.block_timestamp() + seconds])
             self._dev_request("evm_mine", [])
 
     def fund(self, address: str, wei: int) -> None:

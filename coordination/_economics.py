@@ -95,6 +95,7 @@ class LedgerJob:
     result_root: bytes | None = None
     batch_id: int | None = None
     challenger: str | None = None
+    challenge_end: int | None = None
 
 
 @dataclass(slots=True)
@@ -167,12 +168,14 @@ class MarketLedger:
     def _committed(self, e: ChainEvent) -> None:
         job = self.jobs[e["jobId"]]
         job.result_root = e["resultRoot"]
+        job.challenge_end = e["challengeEnd"]
         job.status = JobStatus.COMMITTED
 
     def _batch(self, e: ChainEvent) -> None:
         for job_id in e["jobIds"]:
             job = self.jobs[job_id]
             job.batch_id = e["batchId"]
+            job.challenge_end = e["challengeEnd"]
             job.status = JobStatus.COMMITTED
 
     def _challenged(self, e: ChainEvent) -> None:

@@ -46,6 +46,12 @@ class Env:
 
 
 def _deploy(chain: Chain) -> Env:
+    # Deterministic chain time: every block is exactly 1 s after its parent, so a test can
+    # predict the timestamp of its next transaction (eth-tester does this once its clock is
+    # ahead of the wall clock; anvil when told to).
+    if chain.kind == "anvil":
+        chain.w3.manager.request_blocking("anvil_setBlockTimestampInterval", [1])
+    chain.advance_time(24 * 3600)
     admin = chain.deploy(TEST_PARAMS)
     accounts = admin.dev_accounts()
     clients = [admin.with_account(a) for a in accounts[1:6]]

@@ -53,7 +53,7 @@ def test_ledger_folds_a_job() -> None:
                 deadline=9,
             ),
             _event("JobMarket", "JobAssigned", jobId=1, solver="0xb"),
-            _event("JobMarket", "BatchCommitted", batchId=1, jobIds=[1]),
+            _event("JobMarket", "BatchCommitted", batchId=1, jobIds=[1], challengeEnd=5),
             _event("JobMarket", "JobSettled", jobId=1, paid=99, fee=1),
             _event("AIToken", "Transfer", **{"from": "0xm", "to": zero, "value": 1}),
             _event("JobMarket", "Unknown"),
