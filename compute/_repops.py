@@ -23,7 +23,8 @@ import math
 import torch
 from torch import Tensor
 
-_F32_TINY = 2.0**-126
+# Row maxima below this are clamped so 2**bits / 2**e stays a normal float32.
+_CLAMP = 2.0**-100
 LN2_HI = 0.693145751953125  # few mantissa bits: n * LN2_HI is exact for |n| < 2**8
 LN2_LO = 1.428606765330187045e-06
 LOG2E = 1.4426950408889634
@@ -35,12 +36,15 @@ def mm_bits(k: int) -> int:
 
 
 def _quantise(x: Tensor, dim: int, bits: int) -> tuple[Tensor, Tensor]:
-    """Integers q (float64, |q| <= 2**bits) and power-of-two scales s with x ~= q * s."""
-    m = x.abs().amax(dim=dim, keepdim=True).clamp_min(_F32_TINY)
+    """Integers q (float64, |q| <= 2**bits) and power-of-two scales s with x ~= q * s.
+
+    Every step is elementwise or an exact max, so q and s are the same on any machine.
+    """
+    m = torch.linalg.vector_norm(x, ord=math.inf, dim=dim, keepdim=True).clamp_min(_CLAMP)
     mant, _ = torch.frexp(m)
-    p = (m / mant).to(torch.float64)  # exactly 2**e with max|x| < 2**e
-    q = torch.round(x.to(torch.float64) * ((2.0**bits) / p))
-    return q, p * (2.0**-bits)
+    p = m / mant  # exactly 2**e with max|x| < 2**e
+    q = torch.round(x * ((2.0**bits) / p))  # |q| <= 2**bits <= 2**24: exact in float32
+    return q.to(torch.float64), p.to(torch.float64) * (2.0**-bits)
 
 
 def rmm(a: Tensor, b: Tensor) -> Tensor:
