@@ -68,6 +68,7 @@ def libp2p_transport(
     return open_transport
 
 
+_METRIC_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -279,6 +280,21 @@ class AgentRuntime:
                 total[key] = total.get(key, 0) + value
         return total
 
+    def metrics_text(self, prefix: str = "axl_agent_") -> str:
+        """Every agent's counters in the Prometheus text format, for a metrics endpoint: one
+        ``counter`` per counter name (dots become underscores, ``_total`` appended), one
+        sample per agent labelled ``agent="<name>"``."""
+        samples: dict[str, list[tuple[str, int]]] = {}
+        for name, counters in self.counters().items():
+            for key, value in counters.items():
+                metric = prefix + _METRIC_UNSAFE.sub("_", key) + "_total"
+                samples.setdefault(metric, []).append((name, value))
+        lines = []
+        for metric in sorted(samples):
+            lines.append(f"# TYPE {metric} counter")
+            lines += [f'{metric}{{agent="{name}"}} {value}' for name, value in samples[metric]]
+        return "\n".join(lines) + "\n" if lines else ""
+
     # -- running -----------------------------------------------------------------------------
 
     @property
@@ -354,19 +370,25 @@ class AgentRuntime:
         result: bool | None = await context.__aexit__(exc_type, exc, tb)
         return result
 
-    def serve(self) -> None:
+    def serve(self, *, ready: Callable[[], object] | None = None) -> None:
         """Run until Ctrl-C or SIGTERM, then stop every agent gracefully; a second Ctrl-C
         cancels what is left (each ``on_stop`` stays bounded by ``stop_timeout``). Blocking;
-        for scripts and ``python -m`` entry points."""
-        trio.run(self._serve)
+        for scripts and ``python -m`` entry points. ``ready()`` is called once every agent
+        has started (e.g. to print addresses)."""
+        trio.run(self._serve, ready)
 
-    async def _serve(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            await self.run()
+    async def _serve(self, ready: Callable[[], object] | None) -> None:
+        if threading.current_thread() is not threading.main_thread():  # no signals there
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.run)
+                if ready is not None:
+                    ready()
             return
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self.run)
+                if ready is not None:
+                    ready()
 
                 async def watch() -> None:
                     count = 0

@@ -169,6 +169,11 @@ async def test_custom_transport_factory_counters_and_chain(autojump_clock: trio.
     totals = runtime.totals()
     assert totals["received"] == 6
     assert totals["replies"] == 3
+    text = runtime.metrics_text()
+    assert "# TYPE axl_agent_handled_total counter\n" in text
+    assert 'axl_agent_handled_total{agent="greeter"} 3\n' in text
+    assert 'axl_agent_requests_total{agent="client"} 3\n' in text
+    assert AgentRuntime().metrics_text() == ""
 
 
 SERVE_SCRIPT = textwrap.dedent(
