@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "agents", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -27,6 +28,10 @@ def start(*args: str) -> subprocess.Popen[str]:
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         cwd=ROOT,
     )
+    watchdog = threading.Timer(90, process.kill)  # a hung child ends the test, not the suite
+    watchdog.daemon = True
+    watchdog.start()
+    return process
 
 
 def stop(process: subprocess.Popen[str]) -> None:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +214,9 @@ def test_ctrl_c_stops_agents_gracefully_and_flushes_state(
         cwd=root,
     )
     assert process.stdout is not None
+    watchdog = threading.Timer(60, process.kill)  # a hung child ends the test, not the suite
+    watchdog.daemon = True
+    watchdog.start()
     try:
         assert process.stdout.readline().strip() == "started"
         process.send_signal(signum)

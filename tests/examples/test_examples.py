@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -47,6 +48,9 @@ def test_ping_pong_over_libp2p_in_two_processes() -> None:
         [*command, "ponger"], stdout=subprocess.PIPE, text=True, env=env, cwd=root
     )
     assert ponger.stdout is not None
+    watchdog = threading.Timer(90, ponger.kill)  # a hung child ends the test, not the suite
+    watchdog.daemon = True
+    watchdog.start()
     try:
         first = ponger.stdout.readline().strip()
         assert first.startswith("ponger listening on /ip4/127.0.0.1/tcp/")
