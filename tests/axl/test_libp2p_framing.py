@@ -83,3 +83,17 @@ def test_backoff_doubles_up_to_the_ceiling_and_resets() -> None:
     assert backoff.failed("p", now=10.0) == 15.0
     backoff.succeeded("p")
     assert backoff.retry_at("p") == 0.0
+
+
+@given(st.binary(max_size=2000), st.lists(st.integers(min_value=0, max_value=5000), max_size=10))
+def test_garbage_gives_frames_or_a_typed_error_never_anything_else(
+    garbage: bytes, cuts: list[int]
+) -> None:
+    decoder = FrameDecoder(max_frame_size=512)
+    try:
+        for chunk in chunked(garbage, cuts):
+            for frame in decoder.feed(chunk):
+                assert 1 <= len(frame) <= 512
+    except (FrameTooLarge, DecodeError):
+        assert decoder.failed
+    assert decoder.buffered <= 512 + 4 + len(garbage)
