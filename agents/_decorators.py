@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
-from axl import Message, MessageTypeError
+from axl import Context, Message, MessageTypeError
 
 from ._errors import AgentDefinitionError
 
 F = TypeVar("F", bound=Callable[..., Any])
+S = TypeVar("S")
+M1 = TypeVar("M1", bound=Message)
+M2 = TypeVar("M2", bound=Message)
+M3 = TypeVar("M3", bound=Message)
+R = TypeVar("R", bound=Message | None)
+
+# What mypy checks on a handler: its message parameter accepts the declared types, and it
+# returns a Message (the reply) or None.
+_Handler = Callable[[S, M1, Context], Awaitable[R]]
 
 HANDLER_ATTR = "__axl_on__"
 TIMER_ATTR = "__axl_every__"
@@ -25,6 +34,26 @@ class TimerSpec:
     first: float
 
 
+@overload
+def on(message_type: type[M1], /) -> Callable[[_Handler[S, M1, R]], _Handler[S, M1, R]]: ...
+
+
+@overload
+def on(
+    first: type[M1], second: type[M2], /
+) -> Callable[[_Handler[S, M1 | M2, R]], _Handler[S, M1 | M2, R]]: ...
+
+
+@overload
+def on(
+    first: type[M1], second: type[M2], third: type[M3], /
+) -> Callable[[_Handler[S, M1 | M2 | M3, R]], _Handler[S, M1 | M2 | M3, R]]: ...
+
+
+@overload
+def on(*message_types: type[Message]) -> Callable[[F], F]: ...
+
+
 def on(*message_types: type[Message]) -> Callable[[F], F]:
     """Mark an ``async def handler(self, msg, ctx)`` method as the handler of ``message_types``.
 
@@ -34,6 +63,9 @@ def on(*message_types: type[Message]) -> Callable[[F], F]:
     return value is the reply; raise :class:`axl.RemoteError` to reply with a chosen error
     code. Any other exception is logged, counted and answered with a ``handler_error`` reply;
     the agent keeps running. Raises :class:`AgentDefinitionError` for a type without a tag.
+
+    Type checkers verify that the handler's message parameter accepts the declared types and
+    that it returns a message or None.
     """
     if not message_types:
         raise AgentDefinitionError("@on needs at least one message type")
@@ -54,7 +86,9 @@ def on(*message_types: type[Message]) -> Callable[[F], F]:
     return mark
 
 
-def every(seconds: float, *, first: float | None = None) -> Callable[[F], F]:
+def every(
+    seconds: float, *, first: float | None = None
+) -> Callable[[Callable[[S], Awaitable[None]]], Callable[[S], Awaitable[None]]]:
     """Run an ``async def tick(self)`` method every ``seconds`` while the agent runs.
 
     The first run is ``first`` seconds after the agent started (default: ``seconds``). Runs of
@@ -68,7 +102,7 @@ def every(seconds: float, *, first: float | None = None) -> Callable[[F], F]:
     if first is not None and first < 0:
         raise AgentDefinitionError(f"@every's first delay must be >= 0, got {first!r}")
 
-    def mark(function: F) -> F:
+    def mark(function: Callable[[S], Awaitable[None]]) -> Callable[[S], Awaitable[None]]:
         setattr(function, TIMER_ATTR, (float(seconds), None if first is None else float(first)))
         return function
 

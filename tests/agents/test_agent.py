@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 import trio
@@ -176,7 +181,8 @@ def test_subclass_inherits_and_overrides_handlers() -> None:
         async def tick(self) -> None: ...
 
     assert Base._axl_handlers == {Hello: "hello"}
-    assert Child._axl_handlers == {Hello: "hello", Note: "note", Echo: "note"}
+    expected: dict[type[Message], str] = {Hello: "hello", Note: "note", Echo: "note"}
+    assert Child._axl_handlers == expected
     assert [(t.name, t.interval, t.first) for t in Child._axl_timers] == [("tick", 5.0, 0.0)]
 
 
@@ -210,3 +216,44 @@ def test_definition_errors() -> None:
             x: int
 
         on(Untagged)
+
+
+def test_handler_signatures_are_type_checked(tmp_path: Path) -> None:
+    """mypy rejects a handler whose message parameter does not accept the declared type, or
+    that returns something other than a message or None."""
+    source = tmp_path / "wrong_handlers.py"
+    source.write_text(
+        textwrap.dedent(
+            """
+            from agents import Agent, Context, every, on
+            from tests.agents.messages import Echo, Hello
+
+            class Wrong(Agent):
+                @on(Hello)
+                async def hello(self, msg: Echo, ctx: Context) -> None: ...
+
+                @on(Hello)
+                async def number(self, msg: Hello, ctx: Context) -> int:
+                    return 1
+
+                @every(1.0)
+                async def tick(self, extra: int) -> None: ...
+
+            class Right(Agent):
+                @on(Hello, Echo)
+                async def both(self, msg: Hello | Echo, ctx: Context) -> Echo:
+                    return Echo(text="x")
+            """
+        )
+    )
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(source)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "MYPYPATH": str(root)},
+        check=False,
+    )
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert [int(line.split(":")[1]) for line in errors] == [6, 9, 13], result.stdout

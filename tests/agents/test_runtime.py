@@ -256,7 +256,7 @@ async def test_stop_requested_during_on_start_stops_after_it(
         assert agent.status is Status.STARTING
         agent.stop()
         await trio.sleep(10)
-        assert agent.status is Status.STOPPED
+        assert agent.status.value == "stopped"
         assert agent.events == ["start", "stop", "stopped"]
 
 
