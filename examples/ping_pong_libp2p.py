@@ -22,12 +22,6 @@ from axl import PeerId
 from .ping_pong import Pinger, Ponger
 
 
-class AnnouncingPonger(Ponger):
-    async def on_start(self) -> None:
-        addrs = self.bus.transport.listen_addrs  # type: ignore[attr-defined]
-        print(f"ponger listening on {addrs[0]}", flush=True)
-
-
 class CountingPinger(Pinger):
     count = 3
 
@@ -48,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     runtime = AgentRuntime(transport=libp2p_transport(listen=[args.listen], bootstrap=bootstrap))
     agent: Agent
     if args.role == "ponger":
-        agent = AnnouncingPonger(name="ponger")
+        agent = Ponger(name="ponger")
     else:
         if not args.bootstrap:
             parser.error("the pinger needs the ponger's address")
@@ -56,7 +50,13 @@ def main(argv: list[str] | None = None) -> None:
         agent = CountingPinger(name="pinger")
         agent.count = args.count
     runtime.add(agent)
-    runtime.serve()  # Ctrl-C (or the pinger's last pong) stops the agents gracefully
+
+    def announce() -> None:
+        if args.role == "ponger":
+            addrs = getattr(agent.bus.transport, "listen_addrs", [])
+            print(f"ponger listening on {addrs[0]}", flush=True)
+
+    runtime.serve(ready=announce)  # Ctrl-C (or the pinger's last pong) stops it gracefully
 
 
 if __name__ == "__main__":
