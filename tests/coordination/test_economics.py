@@ -15,7 +15,7 @@ amounts = st.integers(0, 2**96)
 def test_payout_conserves_the_payment(payment: int, fee_bps: int) -> None:
     payout = Economics(fee_bps=fee_bps).payout(payment)
     assert payout.paid + payout.fee == payment
-    assert 0 <= payout.fee <= payment * fee_bps / 10_000
+    assert 0 <= payout.fee * 10_000 <= payment * fee_bps < (payout.fee + 1) * 10_000
 
 
 @given(amounts, bps)

@@ -380,7 +380,7 @@ class MarketMachine(RuleBasedStateMachine):
             assert (pos.active, pos.unbonding) == (active, unbonding), (address, role)
 
 
-RUNS = {"embedded": (6, 20), "anvil": (3, 16)}
+RUNS = {"embedded": (8, 20), "anvil": (4, 16)}
 
 
 def test_market_invariants(env: Env, request: pytest.FixtureRequest) -> None:
