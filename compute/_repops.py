@@ -40,7 +40,7 @@ def _quantise(x: Tensor, dim: int, bits: int) -> tuple[Tensor, Tensor]:
 
     Every step is elementwise or an exact max, so q and s are the same on any machine.
     """
-    m = torch.linalg.vector_norm(x, ord=math.inf, dim=dim, keepdim=True).clamp_min(_CLAMP)
+    m = x.abs().amax(dim=dim, keepdim=True).clamp_min(_CLAMP)
     mant, _ = torch.frexp(m)
     p = m / mant  # exactly 2**e with max|x| < 2**e
     q = torch.round(x * ((2.0**bits) / p))  # |q| <= 2**bits <= 2**24: exact in float32
