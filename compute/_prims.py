@@ -7,6 +7,7 @@ padding, concatenation). The Verde referee recomputes exactly one of these to se
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -45,7 +46,7 @@ def random_bits(key: Tensor, stream: Tensor | int, count: int) -> Tensor:
     """``count`` 32-bit words (int64) from (key, stream): a pure function of its arguments."""
     base = _hash32((_hash32((key + stream) & _M32) ^ 0x5BD1E995) & _M32)
     idx = torch.arange(count, dtype=torch.int64, device=key.device)
-    return _hash32((_hash32((base + idx) & _M32) + base) & _M32)
+    return _hash32((base + idx * 0x9E3779B9) & _M32)
 
 
 def random_uniform(key: Tensor, stream: Tensor | int, count: int) -> Tensor:
@@ -54,6 +55,13 @@ def random_uniform(key: Tensor, stream: Tensor | int, count: int) -> Tensor:
 
 
 _CENTROIDS_STREAM = 0x7FFFFFF1
+
+
+@functools.lru_cache(maxsize=16)
+def _centroids(key: int, classes: int, dim: int) -> Tensor:
+    """Class centroids in [-1, 1): a pure function of (key, classes, dim), so memoised."""
+    u = random_uniform(torch.tensor(key, dtype=torch.int64), _CENTROIDS_STREAM, classes * dim)
+    return u.view(classes, dim) * 2.0 - 1.0
 
 
 def _labels(step: Tensor, key: Tensor, batch: int, classes: int) -> Tensor:
@@ -77,7 +85,7 @@ def data_x(
     dim = 1
     for s in shape:
         dim *= s
-    centroids = random_uniform(key, _CENTROIDS_STREAM, classes * dim).view(classes, dim) * 2.0 - 1.0
+    centroids = _centroids(int(key), classes, dim)
     y = _labels(step, key, batch, classes)
     jitter = random_uniform(key, step * 2 + 1, batch * dim).view(batch, dim) * 2.0 - 1.0
     return (centroids[y] + jitter * noise).view(batch, *shape)
@@ -127,7 +135,7 @@ def add(a: Tensor, b: Tensor) -> Tensor:
 @_prim("relu")
 def relu(x: Tensor) -> Tensor:
     """max(x, 0)."""
-    return torch.where(x > 0, x, 0.0)
+    return torch.relu(x)
 
 
 @_prim("relu_grad")
