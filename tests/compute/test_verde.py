@@ -232,3 +232,43 @@ def test_verde_messages_are_registered_and_round_trip() -> None:
     for msg in record.transcript:
         assert isinstance(msg, Message)
         assert type(msg).decode_payload(msg.encode_payload()) == msg
+
+
+class _FuzzedParty(Party):
+    """A cheating party that also mangles some of its replies (bytes, indices, types)."""
+
+    def __init__(self, *args: Any, data: st.DataObject, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.data = data
+
+    def respond(self, query: Message) -> Message | None:
+        reply = super().respond(query)
+        if reply is None or not self.data.draw(st.booleans(), label="mangle"):
+            return reply
+        fields = {k: v for k, v in reply.model_dump().items() if k not in ("game_id", "party")}
+        name = self.data.draw(st.sampled_from(sorted(fields)), label="field")
+        value = fields[name]
+        if isinstance(value, bytes):
+            new: Any = bytes([value[0] ^ 1]) + value[1:]
+        elif isinstance(value, list):
+            new = value[:-1] if value else value
+        elif isinstance(value, dict) and "index" in value:
+            new = {**value, "index": value["index"] + 1}
+        else:
+            return LeafReply(game_id=reply.game_id, party=self.side, state_hash=bytes(32))  # type: ignore[attr-defined]
+        return type(reply).model_validate({**reply.model_dump(), name: new})
+
+
+@settings(max_examples=40)
+@given(spec=tasks(), step=st.integers(1, 6), op=st.integers(0, 300), data=st.data())
+def test_mangled_replies_never_crash_the_referee_and_lose(
+    spec: TaskSpec, step: int, op: int, data: st.DataObject
+) -> None:
+    cheat = Cheat("wrong_op", step=min(step, spec.steps), op=op)
+    liar = _FuzzedParty("a", spec, cheat=cheat, data=data)
+    honest = Party("b", spec, result=_honest(spec))
+    v = play(spec, liar, honest).verdict
+    if liar.root == honest.root:
+        assert v.winner is None and v.losers == []
+    else:
+        assert v.winner == "b" and v.losers == ["a"], v.reason
