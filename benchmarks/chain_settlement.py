@@ -128,30 +128,21 @@ def measure(label: str, chain: Chain, jobs: int, batch: int, batches: int) -> No
     single = unbatched(submitter, solver, jobs)
     many = batched(submitter, solver, batch, batches)
     print(f"{label}:")
-    print(line("anchor: simple transactions/s (token transfer)", tx_rate, "tx/s"))
-    print(line(f"unbatched ({single.jobs} jobs): transactions per job", single.tx_per_job, "tx"))
-    print(line("unbatched: gas per settled job (post+commit+settle)", single.gas_per_job, "gas"))
-    print(
-        line("unbatched: gas per job, commit+settle only", single.anchor_gas / single.jobs, "gas")
-    )
+    print(line("anchor: simple tx/s (token transfer)", tx_rate, "tx/s"))
+    print(line(f"unbatched ({single.jobs} jobs): tx per 100 jobs", 100 * single.tx_per_job, "tx"))
+    print(line("unbatched: gas/job (post+commit+settle)", single.gas_per_job, "gas"))
+    print(line("unbatched: gas/job (commit+settle)", single.anchor_gas / single.jobs, "gas"))
     print(line("unbatched: settled jobs/s", single.jobs_per_s, "jobs/s"))
-    print(line(f"batched ({batch}/batch x {batches}): transactions per job", many.tx_per_job, "tx"))
-    print(line("batched: gas per settled job (post+commit+settle)", many.gas_per_job, "gas"))
-    print(line("batched: gas per job, commit+settle only", many.anchor_gas / many.jobs, "gas"))
+    print(
+        line(f"batched ({batch}/batch x {batches}): tx per 100 jobs", 100 * many.tx_per_job, "tx")
+    )
+    print(line("batched: gas/job (post+commit+settle)", many.gas_per_job, "gas"))
+    print(line("batched: gas/job (commit+settle)", many.anchor_gas / many.jobs, "gas"))
     print(line("batched: settled jobs/s", many.jobs_per_s, "jobs/s"))
-    print(
-        line(
-            "ratio transactions per job unbatched/batched", single.tx_per_job / many.tx_per_job, "x"
-        )
-    )
-    print(line("ratio gas per job unbatched/batched", single.gas_per_job / many.gas_per_job, "x"))
-    print(
-        line(
-            "ratio gas commit+settle unbatched/batched",
-            (single.anchor_gas / single.jobs) / (many.anchor_gas / many.jobs),
-            "x",
-        )
-    )
+    print(line("ratio tx per job unbatched/batched", single.tx_per_job / many.tx_per_job, "x"))
+    print(line("ratio gas/job unbatched/batched", single.gas_per_job / many.gas_per_job, "x"))
+    anchor_ratio = (single.anchor_gas / single.jobs) / (many.anchor_gas / many.jobs)
+    print(line("ratio gas/job commit+settle unbatched/batched", anchor_ratio, "x"))
     print(line("ratio batched jobs/s / anchor tx/s", many.jobs_per_s / tx_rate, "x"))
     print(line("ratio unbatched jobs/s / anchor tx/s", single.jobs_per_s / tx_rate, "x"))
 

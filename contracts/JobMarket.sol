@@ -39,15 +39,14 @@ contract JobMarket is AccessControl, ReentrancyGuard {
         address solver;
         Status status;
         uint32 batchId;
-        uint56 challengeEnd;
+        uint56 time; // the commit deadline until a result is committed, then the challenge end
         // slot 1
         address submitter;
-        uint64 deadline;
-        // slot 2
-        address challenger;
         uint96 payment;
+        // slot 2 (written only by a challenge)
+        address challenger;
         bytes32 specHash;
-        bytes32 resultRoot;
+        bytes32 resultRoot; // written only by a single commit or a challenge
     }
 
     struct Batch {
@@ -152,7 +151,7 @@ contract JobMarket is AccessControl, ReentrancyGuard {
         jobId = ++jobCount;
         Job storage j = _jobs[jobId];
         j.submitter = msg.sender;
-        j.deadline = deadline;
+        j.time = SafeCast.toUint56(deadline);
         j.payment = SafeCast.toUint96(payment);
         j.specHash = specHash;
         emit JobPosted(jobId, msg.sender, specHash, payment, deadline);
@@ -170,7 +169,7 @@ contract JobMarket is AccessControl, ReentrancyGuard {
         Job storage j = _job(jobId);
         if (j.submitter != msg.sender) revert NotSubmitter(jobId, msg.sender);
         if (j.status != Status.Posted) revert WrongStatus(jobId, j.status);
-        if (block.timestamp > j.deadline) revert DeadlinePassed(jobId, j.deadline);
+        if (block.timestamp > j.time) revert DeadlinePassed(jobId, uint64(j.time));
         staking.requireStake(solver, Staking.Role.Solver);
         j.solver = solver;
         j.status = Status.Assigned;
@@ -193,7 +192,7 @@ contract JobMarket is AccessControl, ReentrancyGuard {
         uint64 end = _checkCommit(jobId, j);
         j.resultRoot = resultRoot;
         j.status = Status.Committed;
-        j.challengeEnd = uint56(end);
+        j.time = uint56(end);
         emit ResultCommitted(jobId, msg.sender, resultRoot, end);
     }
 
@@ -211,7 +210,7 @@ contract JobMarket is AccessControl, ReentrancyGuard {
             end = _checkCommit(jobId, j);
             j.status = Status.Committed;
             j.batchId = batchId;
-            j.challengeEnd = uint56(end);
+            j.time = uint56(end);
         }
         emit BatchCommitted(batchId, msg.sender, root, jobIds, end);
     }
@@ -219,7 +218,7 @@ contract JobMarket is AccessControl, ReentrancyGuard {
     function _checkCommit(uint256 jobId, Job storage j) private view returns (uint64) {
         if (j.status != Status.Assigned) revert WrongStatus(jobId, j.status);
         if (j.solver != msg.sender) revert NotSolver(jobId, msg.sender);
-        if (block.timestamp > j.deadline) revert DeadlinePassed(jobId, j.deadline);
+        if (block.timestamp > j.time) revert DeadlinePassed(jobId, uint64(j.time));
         return uint64(block.timestamp) + challengeWindow;
     }
 
@@ -242,7 +241,7 @@ contract JobMarket is AccessControl, ReentrancyGuard {
     function challenge(uint256 jobId, bytes32 resultRoot, bytes32[] calldata proof) external {
         Job storage j = _job(jobId);
         if (j.status != Status.Committed) revert WrongStatus(jobId, j.status);
-        if (block.timestamp >= j.challengeEnd) revert ChallengeWindowClosed(jobId, uint64(j.challengeEnd));
+        if (block.timestamp >= j.time) revert ChallengeWindowClosed(jobId, uint64(j.time));
         if (msg.sender == j.solver) revert SelfChallenge(jobId);
         staking.requireStake(msg.sender, Staking.Role.Verifier);
         if (!verifyResult(jobId, resultRoot, proof)) revert ResultMismatch(jobId, resultRoot);
@@ -285,7 +284,7 @@ contract JobMarket is AccessControl, ReentrancyGuard {
     function settle(uint256 jobId) external nonReentrant {
         Job storage j = _job(jobId);
         if (j.status != Status.Committed) revert WrongStatus(jobId, j.status);
-        if (block.timestamp < j.challengeEnd) revert ChallengeWindowOpen(jobId, uint64(j.challengeEnd));
+        if (block.timestamp < j.time) revert ChallengeWindowOpen(jobId, uint64(j.time));
         j.status = Status.Settled;
         uint256 fee = _fee(j.payment);
         emit JobSettled(jobId, j.solver, j.payment - fee, fee);
@@ -303,7 +302,7 @@ contract JobMarket is AccessControl, ReentrancyGuard {
         for (uint256 i; i < jobIds.length; ++i) {
             uint256 jobId = jobIds[i];
             Job storage j = _jobs[jobId];
-            if (j.status != Status.Committed || block.timestamp < j.challengeEnd) continue;
+            if (j.status != Status.Committed || block.timestamp < j.time) continue;
             j.status = Status.Settled;
             address solver = j.solver;
             uint256 payment = j.payment;
@@ -327,7 +326,7 @@ contract JobMarket is AccessControl, ReentrancyGuard {
     function refund(uint256 jobId) external nonReentrant {
         Job storage j = _job(jobId);
         if (j.status != Status.Posted && j.status != Status.Assigned) revert WrongStatus(jobId, j.status);
-        if (block.timestamp <= j.deadline) revert DeadlineNotReached(jobId, j.deadline);
+        if (block.timestamp <= j.time) revert DeadlineNotReached(jobId, uint64(j.time));
         _refund(jobId, j, Status.Refunded);
     }
 

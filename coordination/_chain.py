@@ -133,7 +133,9 @@ class Receipt(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class JobView:
-    """A job as stored in ``JobMarket`` (addresses None when unset)."""
+    """A job as stored in ``JobMarket`` (addresses None when unset). The contract keeps one
+    time field: the commit ``deadline`` while no result is committed (None afterwards; the
+    ``JobPosted`` event keeps it), and ``challenge_end`` once one is (None before)."""
 
     job_id: int
     status: JobStatus
@@ -143,8 +145,8 @@ class JobView:
     payment: int
     spec_hash: bytes
     result_root: bytes
-    deadline: int
-    challenge_end: int
+    deadline: int | None
+    challenge_end: int | None
     batch_id: int
 
 
@@ -420,19 +422,25 @@ class Chain:
     def job(self, job_id: int) -> JobView:
         """The stored record of ``job_id`` (status NONE for an unknown id)."""
         j = self._call(self.contract("JobMarket").functions.getJob(job_id))
-        solver, status, batch_id, challenge_end, submitter, deadline = j[:6]
-        challenger, payment, spec_hash, result_root = j[6:]
+        solver, status, batch_id, time_, submitter, payment, challenger, spec_hash, root = j
+        status = JobStatus(status)
+        open_job = status in (
+            JobStatus.NONE,
+            JobStatus.POSTED,
+            JobStatus.ASSIGNED,
+            JobStatus.REFUNDED,
+        )
         return JobView(
             job_id=job_id,
-            status=JobStatus(status),
+            status=status,
             submitter=_no_addr(submitter),
             solver=_no_addr(solver),
             challenger=_no_addr(challenger),
             payment=int(payment),
             spec_hash=bytes(spec_hash),
-            result_root=bytes(result_root),
-            deadline=int(deadline),
-            challenge_end=int(challenge_end),
+            result_root=bytes(root),
+            deadline=int(time_) if open_job else None,
+            challenge_end=None if open_job else int(time_),
             batch_id=int(batch_id),
         )
 

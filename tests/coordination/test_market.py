@@ -42,6 +42,7 @@ def test_post_assign_commit_settle_burns_the_fee(env: Env) -> None:
     env.solver.commit_result(job_id, h(99))
     view = env.admin.job(job_id)
     assert view.status == JobStatus.COMMITTED and view.result_root == h(99)
+    assert view.deadline is None and view.challenge_end == env.now() + 3600
     assert env.admin.verify_result(job_id, h(99)) and not env.admin.verify_result(job_id, h(98))
     with reverts("ChallengeWindowOpen"):
         env.outsider.settle(job_id)
@@ -118,7 +119,8 @@ def test_refund_after_deadline_and_cancel(env: Env) -> None:
     receipt = env.outsider.refund(assigned)
     assert receipt.named("JobRefunded")[0]["amount"] == PAY
     assert env.submitter.balance_of() == start
-    assert env.admin.job(assigned).status == JobStatus.REFUNDED
+    refunded = env.admin.job(assigned)
+    assert refunded.status == JobStatus.REFUNDED and refunded.challenge_end is None
     with reverts("WrongStatus"):
         env.outsider.refund(assigned)
 
