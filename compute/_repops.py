@@ -54,7 +54,8 @@ def rmm(a: Tensor, b: Tensor) -> Tensor:
     qa, sa = _quantise(a, -1, bits)
     qb, sb = _quantise(b, -2, bits)
     exact = torch.matmul(qa, qb)  # integers below 2**53: exact whatever the kernel
-    return (exact * (sa * sb)).to(torch.float32)
+    # Power-of-two scaling is exact in float64; the cast to float32 is the one rounding.
+    return exact.mul_(sa).mul_(sb).to(torch.float32)
 
 
 def rsum(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
