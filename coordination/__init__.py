@@ -21,6 +21,7 @@ from ._chain import (
     decode_revert_data,
 )
 from ._economics import (
+    Action,
     Economics,
     JobStatus,
     LedgerJob,
@@ -52,6 +53,7 @@ from ._merkle import ResultTree, result_leaf, verify_result
 __all__ = [
     "CONTRACTS",
     "PARAMETERS",
+    "Action",
     "AddressBook",
     "AddressBookError",
     "Artifact",

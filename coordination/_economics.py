@@ -9,7 +9,7 @@ contracts must keep, and the test suite checks them against real chain state.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 from ._events import ChainEvent
 
@@ -36,6 +36,18 @@ class Role(IntEnum):
 
     SOLVER = 0
     VERIFIER = 1
+
+
+class Action(StrEnum):
+    """A job-market call an account can make on a job."""
+
+    ASSIGN = "assign"
+    CANCEL = "cancel"
+    COMMIT = "commit"
+    CHALLENGE = "challenge"
+    SETTLE = "settle"
+    REFUND = "refund"
+    RESOLVE = "resolve"
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +108,31 @@ class LedgerJob:
     batch_id: int | None = None
     challenger: str | None = None
     challenge_end: int | None = None
+
+    def actions(self, now: int, account: str) -> frozenset[Action]:
+        """The calls the market accepts on this job from ``account`` in a block stamped
+        ``now``, as far as status, time and party decide. Not modelled here: stake minimums
+        (assignee's solver stake, challenger's verifier stake) and RESOLVER_ROLE for RESOLVE."""
+        me = account.lower()
+        is_submitter = me == self.submitter.lower()
+        is_solver = self.solver is not None and me == self.solver.lower()
+        found: set[Action] = set()
+        if self.status == JobStatus.POSTED and is_submitter:
+            found.add(Action.CANCEL)
+            if now <= self.deadline:
+                found.add(Action.ASSIGN)
+        if self.status in (JobStatus.POSTED, JobStatus.ASSIGNED) and now > self.deadline:
+            found.add(Action.REFUND)
+        if self.status == JobStatus.ASSIGNED and is_solver and now <= self.deadline:
+            found.add(Action.COMMIT)
+        if self.status == JobStatus.COMMITTED and self.challenge_end is not None:
+            if now >= self.challenge_end:
+                found.add(Action.SETTLE)
+            elif not is_solver:
+                found.add(Action.CHALLENGE)
+        if self.status == JobStatus.DISPUTED:
+            found.add(Action.RESOLVE)
+        return frozenset(found)
 
 
 @dataclass(slots=True)

@@ -5,7 +5,15 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coordination import ChainEvent, Economics, JobStatus, MarketLedger, binding_message
+from coordination import (
+    Action,
+    ChainEvent,
+    Economics,
+    JobStatus,
+    LedgerJob,
+    MarketLedger,
+    binding_message,
+)
 
 bps = st.integers(0, 10_000)
 amounts = st.integers(0, 2**96)
@@ -62,3 +70,21 @@ def test_ledger_folds_a_job() -> None:
     job = ledger.jobs[1]
     assert (job.status, job.solver, job.batch_id) == (JobStatus.SETTLED, "0xb", 1)
     assert (ledger.escrow_held, ledger.paid, ledger.fees, ledger.supply) == (0, 99, 1, 999)
+
+
+def test_job_actions_follow_status_time_and_party() -> None:
+    job = LedgerJob(1, "0xAa", 100, b"s", deadline=50)
+    assert job.actions(50, "0xaa") == {Action.CANCEL, Action.ASSIGN}
+    assert job.actions(51, "0xAA") == {Action.CANCEL, Action.REFUND}
+    assert job.actions(10, "0xbb") == set()
+    job.status, job.solver = JobStatus.ASSIGNED, "0xBb"
+    assert job.actions(50, "0xbb") == {Action.COMMIT}
+    assert job.actions(51, "0xbb") == {Action.REFUND}
+    job.status, job.challenge_end = JobStatus.COMMITTED, 80
+    assert job.actions(79, "0xcc") == {Action.CHALLENGE}
+    assert job.actions(79, "0xbb") == set()
+    assert job.actions(80, "0xcc") == {Action.SETTLE}
+    job.status = JobStatus.DISPUTED
+    assert job.actions(0, "0xcc") == {Action.RESOLVE}
+    job.status = JobStatus.SETTLED
+    assert job.actions(10**9, "0xaa") == set()

@@ -7,7 +7,7 @@ from axl import AxlError
 from coordination import CoordinationError
 
 EXPECTED = {
-    "CONTRACTS", "PARAMETERS", "AddressBook", "AddressBookError", "Artifact", "Chain",
+    "CONTRACTS", "PARAMETERS", "Action", "AddressBook", "AddressBookError", "Artifact", "Chain",
     "ChainEvent", "ChainUnavailable", "ContractRevert", "CoordinationError", "DeployParams",
     "DevOnly", "Economics", "EventCursor", "InsufficientFunds", "InsufficientStake",
     "InsufficientTokens", "InvalidIdentityBinding", "JobStatus", "JobView", "LedgerJob",

@@ -28,6 +28,7 @@ from hypothesis.stateful import (
 )
 
 from coordination import (
+    Action,
     Chain,
     ContractRevert,
     Economics,
@@ -206,7 +207,7 @@ class MarketMachine(RuleBasedStateMachine):
             return
         target = self.stakers[solver]
         error = None
-        if self.now() > job.deadline:
+        if Action.ASSIGN not in job.actions(self.now(), self.env.submitter.address):
             error = "DeadlinePassed"
         elif self.positions[(target.address, Role.SOLVER)][0] < MIN_STAKE[Role.SOLVER]:
             error = "InsufficientStake"
@@ -216,8 +217,8 @@ class MarketMachine(RuleBasedStateMachine):
         job = self.pick(index, JobStatus.ASSIGNED)
         if job is None:
             return
-        late = self.now() > job.deadline
         solver = self.client(job.solver)
+        late = Action.COMMIT not in job.actions(self.now(), solver.address)
         self.expect(
             "DeadlinePassed" if late else None,
             lambda: solver.commit_result(job.job_id, h(job.job_id + 10**9)),
@@ -281,10 +282,9 @@ class MarketMachine(RuleBasedStateMachine):
         challenger = self.stakers[who]
         proof = self.trees[job.batch_id].proof(job.job_id) if job.batch_id else []
         error = None
-        if self.now() >= job.challenge_end:
-            error = "ChallengeWindowClosed"
-        elif challenger.address == job.solver:
-            error = "SelfChallenge"
+        if Action.CHALLENGE not in job.actions(self.now(), challenger.address):
+            closed = self.now() >= job.challenge_end
+            error = "ChallengeWindowClosed" if closed else "SelfChallenge"
         elif self.positions[(challenger.address, Role.VERIFIER)][0] < MIN_STAKE[Role.VERIFIER]:
             error = "InsufficientStake"
         root = h(job.job_id + 10**9)
@@ -294,19 +294,38 @@ class MarketMachine(RuleBasedStateMachine):
         job = self.pick(index, JobStatus.DISPUTED)
         if job is None or job.challenger is None or job.solver is None:
             return
+        self.resolved(job, job.challenger, solver_wins)
+
+    def resolved(self, job: LedgerJob, challenger: str, solver_wins: bool) -> None:
+        """Submit the outcome of ``job``'s dispute and follow the slash in the model."""
+        assert job.solver is not None
         slashed = self.admin.resolve_dispute(job.job_id, solver_wins).value
         if solver_wins:
             self.expected_burn += ECON.payout(job.payment).fee
-            expected = self.take_slash(job.challenger, Role.VERIFIER)
+            expected = self.take_slash(challenger, Role.VERIFIER)
         else:
             expected = self.take_slash(job.solver, Role.SOLVER)
         assert slashed == expected
+
+    @precondition(lambda self: self.jobs)
+    @rule(index=PICK, solver_wins=st.booleans())
+    def dispute(self, index: int, solver_wins: bool) -> None:
+        """Challenge a committed job and resolve it at once: makes slashing paths common."""
+        job = self.pick(index, JobStatus.COMMITTED)
+        verifier = self.env.verifier
+        if job is None or Action.CHALLENGE not in job.actions(self.now(), verifier.address):
+            return
+        if self.positions[(verifier.address, Role.VERIFIER)][0] < MIN_STAKE[Role.VERIFIER]:
+            return
+        proof = self.trees[job.batch_id].proof(job.job_id) if job.batch_id else []
+        verifier.challenge(job.job_id, h(job.job_id + 10**9), proof)
+        self.resolved(job, verifier.address, solver_wins)
 
     def settle(self, index: int) -> None:
         job = self.pick(index, JobStatus.COMMITTED)
         if job is None or job.challenge_end is None:
             return
-        early = self.now() < job.challenge_end
+        early = Action.SETTLE not in job.actions(self.now(), self.env.outsider.address)
         self.expect(
             "ChallengeWindowOpen" if early else None, lambda: self.env.outsider.settle(job.job_id)
         )
@@ -332,7 +351,7 @@ class MarketMachine(RuleBasedStateMachine):
         job = self.pick(index, JobStatus.POSTED, JobStatus.ASSIGNED)
         if job is None:
             return
-        early = self.now() <= job.deadline
+        early = Action.REFUND not in job.actions(self.now(), self.env.outsider.address)
         self.expect(
             "DeadlineNotReached" if early else None, lambda: self.env.outsider.refund(job.job_id)
         )
