@@ -80,6 +80,11 @@ class Libp2pConfig:
     """Concurrent ``/axl/1.0.0`` streams accepted from one peer."""
     dial_timeout: float = 5.0
     """Connecting and opening a stream to a peer must finish within this time."""
+    write_timeout: float = 10.0
+    """A stream write that cannot finish in this time (the peer stopped reading) drops the
+    link: queued frames are discarded and ``send`` raises :class:`PeerUnreachable`."""
+    link_idle_timeout: float = 300.0
+    """An outbound stream with nothing to send for this long is closed (reopened on demand)."""
     reconnect_base: float = 0.25
     """First backoff after a failed dial; doubles per failure up to ``reconnect_max``."""
     reconnect_max: float = 15.0
@@ -488,6 +493,7 @@ class Libp2pTransport:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._watch_outbound, link, stream, nursery.cancel_scope)
                     await self._write_loop(link, stream)
+                    nursery.cancel_scope.cancel()  # idle or stuck: stop the watcher too
         except Exception as exc:
             link.error = link.error or exc
             logger.info("link to %s failed: %s", peer.short(), exc)
@@ -500,11 +506,9 @@ class Libp2pTransport:
             link.ready.set()
             if self._links.get(peer) is link:
                 del self._links[peer]
-            dropped = 0
-            with suppress(trio.WouldBlock, trio.EndOfChannel):
-                while True:
-                    link.receive.receive_nowait()
-                    dropped += 1
+            # Close first: senders blocked on a full queue then fail with PeerUnreachable
+            # instead of slipping their frame into a queue nobody will write.
+            dropped = link.receive.statistics().current_buffer_used
             link.receive.close()
             if dropped:
                 self.stats.inc("dropped.link_down", dropped)
@@ -528,8 +532,24 @@ class Libp2pTransport:
     async def _write_loop(self, link: _Link, stream: INetStream) -> None:
         receive = link.receive
         limit = self.config.max_batch_bytes
+        write_timeout = self.config.write_timeout
         while True:
-            frame = await receive.receive()
+            frame: bytes | None = None
+            with trio.move_on_after(self.config.link_idle_timeout):
+                frame = await receive.receive()
+            if frame is None:
+                try:
+                    frame = receive.receive_nowait()
+                except trio.WouldBlock:
+                    # Idle: retire the link now, synchronously, so that no sender can queue
+                    # on it any more (the next send opens a fresh one).
+                    if self._links.get(link.peer) is link:
+                        del self._links[link.peer]
+                    link.receive.close()
+                    self.stats.inc("links.idle_closed")
+                    with trio.move_on_after(1.0), suppress(Exception):
+                        await stream.close()
+                    return
             batch = [frame]
             size = len(frame)
             while size < limit:
@@ -539,7 +559,17 @@ class Libp2pTransport:
                     break
                 batch.append(frame)
                 size += len(frame)
-            await stream.write(encode_batch(batch))
+            try:
+                with trio.fail_after(write_timeout):
+                    await stream.write(encode_batch(batch))
+            except trio.TooSlowError:
+                self.stats.inc("links.write_timeout")
+                self._backoff.failed(link.peer, trio.current_time())
+                link.error = PeerUnreachable(
+                    f"{link.peer.short()} stopped reading (a write took over {write_timeout} s)"
+                )
+                self.stats.inc("dropped.link_down", len(batch))
+                return
             self.stats.inc("frames.sent", len(batch))
             self.stats.inc("writes")
 
@@ -701,6 +731,8 @@ class Libp2pTransport:
 
     def _note_peer(self, peer: PeerId) -> None:
         if peer not in self._known and peer != self._peer:
+            if len(self._known) >= 100_000:  # bounded; forgetting only costs an announcement
+                self._known.clear()
             self._known.add(peer)
             self._announce_wanted.set()
 

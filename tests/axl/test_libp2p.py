@@ -317,3 +317,47 @@ async def test_quic_listen_address_works_alongside_tcp() -> None:
 
         bob.on(Note, on_note)
         assert await alice.request(bob.peer_id, Note(n=9), timeout=5) == NoteBack(n=9)
+
+
+async def test_idle_links_are_closed_and_reopened_on_demand() -> None:
+    idle = Libp2pConfig(gossip_heartbeat=0.2, link_idle_timeout=0.3)
+    async with star(2, idle) as (transports, (a, b)):
+        got: list[int] = []
+
+        async def on_note(message: Note, ctx: Context) -> None:
+            got.append(message.n)
+
+        b.on(Note, on_note)
+        await a.send(b.peer_id, Note(n=1))
+        await eventually(lambda: transports[0].stats["links.idle_closed"] == 1)
+        await a.send(b.peer_id, Note(n=2))
+        await eventually(lambda: got == [1, 2])
+        assert transports[0].stats["links.opened"] == 2
+
+
+async def test_a_peer_that_stops_reading_is_dropped_after_the_write_timeout() -> None:
+    import multiaddr
+    from libp2p import new_host
+    from libp2p.custom_types import TProtocol
+
+    from axl._libp2p import _peer_id_of
+
+    stuck = Libp2pConfig(gossip_heartbeat=0.2, write_timeout=0.5)
+    identity = Identity.from_seed(b"\x71" * 32)
+    host = new_host(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")])
+
+    async def never_read(stream: object) -> None:
+        await trio.sleep_forever()
+
+    host.set_stream_handler(TProtocol(PROTOCOL_ID), never_read)
+    async with (
+        host.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]),
+        Libp2pTransport.open(identity, config=stuck) as transport,
+    ):
+        peer = _peer_id_of(host.get_id().to_bytes())
+        assert peer is not None
+        await transport.connect(str(host.get_addrs()[0]))
+        with trio.fail_after(20), pytest.raises(PeerUnreachable, match="stopped reading"):
+            while True:  # the stream's flow-control window fills, then the write stalls
+                await transport.send(peer, b"x" * 60_000)
+        assert transport.stats["links.write_timeout"] == 1
