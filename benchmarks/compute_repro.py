@@ -18,6 +18,7 @@ Three measurements in one run, each against an anchor measured in the same run:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import time
 
@@ -37,6 +38,7 @@ from compute import (
     play,
     run_step,
     state_hash,
+    tensor_hash,
     train,
 )
 from compute._prims import PRIMS
@@ -57,6 +59,22 @@ def _batches(spec: TaskSpec, steps: int) -> list[tuple[torch.Tensor, torch.Tenso
 
 def plain_step_time(spec: TaskSpec, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
     """Seconds per step of idiomatic torch training on ``batches`` (data made beforehand)."""
+    return _plain_run(spec, batches)[0]
+
+
+def plain_fingerprint(spec: TaskSpec, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> str:
+    """Hash of the parameters after plain torch training (seeded init, deterministic mode)."""
+    torch.manual_seed(0)
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _plain_run(spec, batches)[1]
+    finally:
+        torch.use_deterministic_algorithms(False)
+
+
+def _plain_run(
+    spec: TaskSpec, batches: list[tuple[torch.Tensor, torch.Tensor]]
+) -> tuple[float, str]:
     m = spec.model
     assert isinstance(m, MLPModel) and isinstance(spec.optimizer, Adam)
     dims = [m.in_dim, *m.hidden, m.classes]
@@ -73,7 +91,9 @@ def plain_step_time(spec: TaskSpec, batches: list[tuple[torch.Tensor, torch.Tens
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return (now() - start) / len(batches)
+    elapsed = (now() - start) / len(batches)
+    digest = hashlib.sha256(b"".join(tensor_hash(p) for p in net.parameters())).hexdigest()
+    return elapsed, digest
 
 
 def repro_step_time(spec: TaskSpec, steps: int) -> float:
@@ -131,6 +151,19 @@ def main(argv: list[str] | None = None) -> None:
         f"  ratio reproducible/plain                     {repro / plain:>12.2f}x  (target <= 1.5)"
     )
     print(f"  ratio (reproducible - data)/plain            {(repro - gen) / plain:>12.2f}x")
+
+    # bit-identity across thread counts: plain torch (deterministic mode) vs reproducible ----
+    plain_fp, repro_fp = set(), set()
+    check = spec.model_copy(update={"steps": min(20, timed_steps)})
+    for threads in (1, args.threads):
+        torch.set_num_threads(threads)
+        plain_fp.add(plain_fingerprint(check, batches[: check.steps]))
+        repro_fp.add(train(check).root.hex())
+    torch.set_num_threads(args.threads)
+    print(
+        f"  {check.steps}-step run on 1 vs {args.threads} threads bit-identical: plain torch"
+        f" (use_deterministic_algorithms) {len(plain_fp) == 1}, reproducible {len(repro_fp) == 1}"
+    )
 
     # 2. commitments -------------------------------------------------------------------------
     MerkleTree([bytes(32)] * 3)  # the keccak backend loads on first use
