@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m examples.demo
+	$(BIN)/python -m examples.swarm
 
 lint: setup
 	$(BIN)/ruff check axl agents compute coordination tests benchmarks examples

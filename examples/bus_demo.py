@@ -4,7 +4,7 @@ Three solvers publish compute offers on a topic; a submitter collects them, asks
 by request/response, and picks the cheapest. Every message is a signed envelope that the
 receiver checks before any handler sees it.
 
-    python -m examples.demo
+    python -m examples.bus_demo
 """
 
 from __future__ import annotations

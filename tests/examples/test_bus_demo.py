@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from examples import demo
+from examples import bus_demo as demo
 
 
 async def test_demo_picks_the_cheapest_solver(capsys: pytest.CaptureFixture[str]) -> None:
