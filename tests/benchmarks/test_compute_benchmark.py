@@ -18,3 +18,4 @@ def test_compute_benchmark_quick_run(capsys: pytest.CaptureFixture[str]) -> None
     assert "ratio reproducible/plain" in out
     assert "ratio referee (incl. program build)/full job" in out
     assert "winner b" in out
+    assert "reproducible True" in out
