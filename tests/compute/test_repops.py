@@ -67,3 +67,12 @@ def test_exp_log_softmax_accuracy() -> None:
     assert abs(float(rlog(torch.tensor(math.e))) - 1.0) < 1e-7
     z = torch.randn(5, 11)
     assert torch.allclose(rsoftmax(z), torch.softmax(z, -1), atol=1e-6)
+
+
+def test_batched_rmm_equals_per_matrix_rmm() -> None:
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(5, 7, 33, generator=g)
+    b = torch.randn(5, 33, 6, generator=g)
+    batched = rmm(a, b)
+    looped = torch.stack([rmm(a[i], b[i]) for i in range(5)])
+    assert _bits(batched) == _bits(looped)
