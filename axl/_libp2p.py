@@ -9,9 +9,10 @@ peer id are the same. See ``docs/libp2p.md`` for the full picture; in short:
   write (batching). ``send`` waits while that queue is full (backpressure).
 * **Topics** go over GossipSub with the AXL frame as the message data. libp2p signs and checks
   its own message envelope; the bus checks the AXL signature inside on receipt.
-* **Discovery**: bootstrap multiaddrs, plus a built-in peer exchange: every node announces its
-  listen addresses on a reserved gossip topic, so nodes that only know a bootstrap node learn
-  each other's addresses. mDNS can be switched on in the config.
+* **Discovery**: bootstrap multiaddrs, plus a built-in peer exchange: a node asks its bootstrap
+  peers for the peers they know, and every node announces its listen addresses on a reserved
+  gossip topic, so nodes that only know a bootstrap node learn each other's addresses. mDNS
+  can be switched on in the config.
 * **Limits**: a frame size cap, a per-peer inbound rate limit (token bucket; the reader stops
   reading, which pushes back through yamux flow control), at most a few inbound streams per
   peer, bounded queues everywhere. A peer that violates the framing (garbage, oversized
@@ -46,11 +47,17 @@ logger = logging.getLogger("axl.libp2p")
 PROTOCOL_ID = "/axl/1.0.0"
 PEER_EXCHANGE_TOPIC = "_axl/peers/1"
 """Reserved gossip topic on which nodes announce their listen addresses."""
+PEER_LIST_PROTOCOL = "/axl/peers/1.0.0"
+"""A node answers a stream on this protocol with the peers it knows (``<peer id> <addr>``
+lines) and closes it; nodes ask their bootstrap peers, so a newcomer learns the swarm at once."""
+"""Reserved gossip topic on which nodes announce their listen addresses."""
 
 _READ_CHUNK = 1 << 16
 _MAX_ANNOUNCED_ADDRS = 16
 _MAX_ANNOUNCE_BYTES = 4096
 _ADDR_TTL = 600.0
+_MAX_PEER_LIST = 256
+_MAX_PEER_LIST_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,8 @@ class Libp2pConfig:
     sign_gossip: bool = True
     """libp2p's own signature on gossip messages (authenticates the origin of peer exchange)."""
     peer_exchange: bool = True
-    """Announce our addresses on :data:`PEER_EXCHANGE_TOPIC` and learn the others'."""
+    """Announce our addresses on :data:`PEER_EXCHANGE_TOPIC`, learn the others', and serve and
+    ask bootstrap peers for peer lists (:data:`PEER_LIST_PROTOCOL`)."""
     announce_interval: float = 15.0
     """Longest pause between two announcements (they start fast and back off to this)."""
     enable_mdns: bool = False
@@ -224,6 +232,8 @@ class Libp2pTransport:
         if str(host.get_id()) != str(self._peer):
             raise RuntimeError("libp2p derived another peer id from this identity")
         host.set_stream_handler(TProtocol(PROTOCOL_ID), self._handle_inbound)
+        if config.peer_exchange:
+            host.set_stream_handler(TProtocol(PEER_LIST_PROTOCOL), self._serve_peer_list)
         host.get_network().register_notifee(_notifee(self))
         router = GossipSub(
             [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")],
@@ -393,8 +403,14 @@ class Libp2pTransport:
             task_status = trio.TASK_STATUS_IGNORED
             backoff.succeeded(addr)
             self.stats.inc("bootstrap.connected")
+            pause = 1.0
             while host.get_network().connections.get(ID(peer.raw)):
-                await self._disconnected.wait()
+                if self.config.peer_exchange:
+                    await self._ask_peer_list(peer)
+                # ask again later (newcomers keep arriving), or re-dial once disconnected
+                with trio.move_on_after(pause):
+                    await self._disconnected.wait()
+                pause = min(pause * 2, self.config.announce_interval)
 
     # -- direct frames: sending --------------------------------------------------------------
 
@@ -728,6 +744,70 @@ class Libp2pTransport:
                     return
 
     # -- peer exchange -----------------------------------------------------------------------
+
+    async def _serve_peer_list(self, stream: INetStream) -> None:
+        """Answer ``/axl/peers/1.0.0``: our known peers with their addresses, then close."""
+        lines: list[str] = []
+        try:
+            host = self._check_open()
+            store = host.get_peerstore()
+            for pid in store.peers_with_addrs()[:_MAX_PEER_LIST]:
+                peer = _peer_id_of(pid.to_bytes())
+                if peer is None or peer == self._peer:
+                    continue
+                with suppress(Exception):
+                    lines.extend(f"{peer} {addr}" for addr in store.addrs(pid)[:4])
+            lines.extend(f"{self._peer} {addr}" for addr in host.get_transport_addrs())
+            data = "\n".join(lines).encode()[:_MAX_PEER_LIST_BYTES]
+            with trio.fail_after(5.0):
+                await stream.write(data)
+                await stream.close()
+            self.stats.inc("peer_list.served")
+        except Exception as exc:
+            logger.debug("serving the peer list failed: %r", exc)
+            await _reset(stream)
+
+    async def _ask_peer_list(self, peer: PeerId) -> None:
+        """Fetch a peer's peer list (bounded in size and time) into our peerstore."""
+        import multiaddr
+        from libp2p.custom_types import TProtocol
+        from libp2p.peer.id import ID
+
+        host = self._check_open()
+        data = b""
+        try:
+            with trio.fail_after(self.config.dial_timeout):
+                stream = await host.new_stream(ID(peer.raw), [TProtocol(PEER_LIST_PROTOCOL)])
+                try:
+                    while len(data) < _MAX_PEER_LIST_BYTES:
+                        chunk = await stream.read(_MAX_PEER_LIST_BYTES)
+                        if not chunk:
+                            break
+                        data += chunk
+                except Exception:  # StreamEOF: the list is complete
+                    pass
+                finally:
+                    await _reset(stream)
+        except Exception as exc:
+            logger.debug("asking %s for peers failed: %r", peer.short(), exc)
+            return
+        store = host.get_peerstore()
+        learned = 0
+        for line in data.decode("utf-8", "replace").splitlines()[: 4 * _MAX_PEER_LIST]:
+            text, _, addr_text = line.partition(" ")
+            try:
+                other = PeerId.from_string(text)
+                addr = multiaddr.Multiaddr(addr_text)
+            except Exception:
+                continue
+            if other == self._peer:
+                continue
+            # Addresses are not signed here; dialling checks the peer id (Noise), so a wrong
+            # address costs a failed dial and nothing else.
+            store.add_addrs(ID(other.raw), [addr], int(_ADDR_TTL))
+            self._note_peer(other)
+            learned += 1
+        self.stats.inc("peer_list.learned", learned)
 
     def _note_peer(self, peer: PeerId) -> None:
         if peer not in self._known and peer != self._peer:

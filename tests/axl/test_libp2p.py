@@ -86,6 +86,7 @@ async def test_three_nodes_discover_each_other_through_the_bootstrap_node() -> N
         # b and c only know a; peer exchange gives them each other's addresses.
         await eventually(lambda: c.peer_id in transports[1].known_peers())
         await eventually(lambda: b.peer_id in transports[2].known_peers())
+        assert transports[2].stats["peer_list.learned"] >= 1  # asked a for its peers
 
         got: list[tuple[int, PeerId, str | None]] = []
 

@@ -22,6 +22,7 @@ from typing import IO, Any
 import trio
 
 from axl import (
+    Bus,
     Context,
     Identity,
     Libp2pConfig,
@@ -74,9 +75,10 @@ async def run_node(index: int, count: int, bootstrap: list[str]) -> None:
     config = Libp2pConfig(gossip_heartbeat=0.2, bootstrap=tuple(bootstrap))
     async with (
         Libp2pTransport.open(identity, config=config) as transport,
-        open_bus(identity, transport) as bus,
+        trio.open_nursery() as nursery,
     ):
-        emit("listening", addr=transport.listen_addrs[0], peer=str(identity.peer_id))
+        # Handlers go in before the bus starts: peers may ask as soon as they know us.
+        bus = Bus(identity, transport)
         shouts: dict[int, int] = {}
 
         async def on_ping(message: Ping, ctx: Context) -> Pong:
@@ -88,9 +90,18 @@ async def run_node(index: int, count: int, bootstrap: list[str]) -> None:
 
         bus.on(Ping, on_ping)
         bus.on(Shout, on_shout)
+        await nursery.start(bus.run)
+        emit("listening", addr=transport.listen_addrs[0], peer=str(identity.peer_id))
         await bus.join(TOPIC)
 
-        await wait_for(lambda: set(others) <= transport.known_peers(), "discovery")
+        try:
+            await wait_for(lambda: set(others) <= transport.known_peers(), "discovery")
+        except TimeoutError:
+            known = {others.get(p, str(p)) for p in transport.known_peers()}
+            connected = {others.get(p, str(p)) for p in transport.connected_peers()}
+            stats = transport.stats.snapshot()
+            print(f"known {known} connected {connected} {stats}", file=sys.stderr)
+            raise
         emit("discovered", known=len(transport.known_peers()))
 
         answers = {}
@@ -115,6 +126,7 @@ async def run_node(index: int, count: int, bootstrap: list[str]) -> None:
 
         # Stay up (serving the others) until the parent closes our stdin.
         await trio.to_thread.run_sync(sys.stdin.read, abandon_on_cancel=True)
+        await bus.aclose()
     emit("closed", stats=transport.stats.snapshot())
 
 
