@@ -144,7 +144,27 @@ class Submitter(Agent):
         await self.send(ctx.sender, JobAssigned(job_id=message.job_id, spec=spec.model_dump_json()))
 
 
-class Solver(Agent):
+class GameParty(Agent):
+    """Answers the referee's Verde queries from its own run of each disputed job."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.parties: dict[str, Party] = {}  # by game id
+
+    @on(*QUERIES)
+    async def game_query(
+        self,
+        message: BisectionQuery | LeafQuery | IntervalQuery | StepQuery | OpQuery,
+        ctx: Context,
+    ) -> Message:
+        party = self.parties.get(message.game_id)
+        reply = party.respond(message) if party is not None else None
+        if reply is None:
+            raise RemoteError("no_answer", f"no answer for {message.axl_tag}")
+        return reply
+
+
+class Solver(GameParty):
     """Bids on posted jobs, trains assigned ones reproducibly, commits the trace root."""
 
     topics = (MARKET,)
@@ -154,7 +174,6 @@ class Solver(Agent):
     ) -> None:
         super().__init__(name)
         self.report, self.bid_delay, self.cheat = report, bid_delay, cheat
-        self.parties: dict[str, Party] = {}
 
     @on(JobPosted)
     async def job_posted(self, message: JobPosted, ctx: Context) -> None:
@@ -177,16 +196,8 @@ class Solver(Agent):
             MARKET, ResultCommitted(job_id=message.job_id, root=party.root, solver=self.peer_id)
         )
 
-    @on(*QUERIES)
-    async def game_query(
-        self,
-        message: BisectionQuery | LeafQuery | IntervalQuery | StepQuery | OpQuery,
-        ctx: Context,
-    ) -> Message:
-        return answer(self.parties, message)
 
-
-class Verifier(Agent):
+class Verifier(GameParty):
     """Re-runs every committed job; challenges a root it cannot reproduce."""
 
     topics = (MARKET,)
@@ -195,7 +206,6 @@ class Verifier(Agent):
         super().__init__("verifier")
         self.report = report
         self.specs: dict[int, TaskSpec] = {}
-        self.parties: dict[str, Party] = {}
 
     @on(JobPosted)
     async def job_posted(self, message: JobPosted, ctx: Context) -> None:
@@ -223,22 +233,6 @@ class Verifier(Agent):
                 root_verifier=party.root,
             ),
         )
-
-    @on(*QUERIES)
-    async def game_query(
-        self,
-        message: BisectionQuery | LeafQuery | IntervalQuery | StepQuery | OpQuery,
-        ctx: Context,
-    ) -> Message:
-        return answer(self.parties, message)
-
-
-def answer(parties: dict[str, Party], query: Message) -> Message:
-    party = parties.get(getattr(query, "game_id", ""))
-    reply = party.respond(query) if party is not None else None
-    if reply is None:
-        raise RemoteError("no_answer", "no game or no answer for this query")
-    return reply
 
 
 class Referee(Agent):
