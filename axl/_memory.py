@@ -106,10 +106,14 @@ class MemoryNetwork:
 
     def _route(self, sender: PeerId, receiver: PeerId) -> float | None:
         """The delay for one frame, or None if the frame is lost or cut."""
-        if self._group_of.get(sender, 0) != self._group_of.get(receiver, 0):
+        if self._group_of and self._group_of.get(sender, 0) != self._group_of.get(receiver, 0):
             self.stats.partitioned += 1
             return None
-        link = self._links.get((sender, receiver), self.default_link)
+        link = (
+            self._links.get((sender, receiver), self.default_link)
+            if self._links
+            else self.default_link
+        )
         if link.loss and self._random.random() < link.loss:
             self.stats.lost += 1
             return None
@@ -182,7 +186,8 @@ class _DelayedInbox:
     def _push(self, item: InboundFrame, delay: float) -> None:
         due = trio.current_time() + delay if delay else -math.inf
         heapq.heappush(self._heap, (due, next(self._order), item))
-        self._has_items.unpark_all()
+        if self._has_items:
+            self._has_items.unpark_all()
 
     def put_nowait(self, item: InboundFrame, delay: float) -> bool:
         if self.closed or len(self._heap) >= self._capacity:
@@ -204,10 +209,11 @@ class _DelayedInbox:
                 raise TransportClosed("transport closed")
             if self._heap:
                 due = self._heap[0][0]
-                wait = due - trio.current_time()
+                wait = due - trio.current_time() if due != -math.inf else 0.0
                 if wait <= 0:
                     item = heapq.heappop(self._heap)[2]
-                    self._has_space.unpark()
+                    if self._has_space:
+                        self._has_space.unpark()
                     await _cheap_checkpoint(self, "_fast_gets")
                     return item
                 with trio.move_on_after(wait):
