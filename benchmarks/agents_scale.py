@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import json
 import os
 import subprocess
@@ -37,10 +38,8 @@ import trio.testing
 
 from agents import Agent, AgentRuntime, Context, every, on
 from axl import Bus, BusConfig, Identity, MemoryNetwork, Message
-from axl._identity import verify_signature
-from axl._wire import SIGNING_DOMAIN, Kind, decode_frame, encode_frame
 
-from ._report import line
+from ._report import line, sign_verify_seconds
 
 
 class Poke(Message, tag="bench.agents.poke"):
@@ -181,25 +180,7 @@ def _crypto_floor(n: int) -> dict[str, Any]:
 def _crypto_once(n: int) -> float:
     alice, bob = Identity.from_seed(b"\x01" * 32), Identity.from_seed(b"\x02" * 32)
     payload = Poke(seq=1).encode_payload()
-    start = time.perf_counter()
-    for index in range(n):
-        frame = encode_frame(
-            alice,
-            kind=Kind.MESSAGE,
-            type=Poke.axl_tag,
-            version=1,
-            recipient=bob.peer_id,
-            topic=None,
-            message_id=index.to_bytes(16, "big"),
-            reply_to=None,
-            timestamp_ms=0,
-            nonce=index,
-            payload=payload,
-        )
-        envelope = decode_frame(frame)
-        if not verify_signature(alice.peer_id, envelope.signature, SIGNING_DOMAIN + envelope.body):
-            raise AssertionError("signature must verify")
-    return time.perf_counter() - start
+    return sign_verify_seconds(alice, bob.peer_id, Poke.axl_tag, itertools.repeat(payload, n))
 
 
 def child(argv: Sequence[str]) -> None:
