@@ -5,6 +5,7 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {ERC20Burnable} from "@openzeppelin/contracts/token/ERC20/extensions/ERC20Burnable.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 
 /// @title Staking for the solver and verifier roles.
@@ -72,7 +73,7 @@ contract Staking is AccessControl, ReentrancyGuard {
     function stake(Role role, uint256 amount) external nonReentrant {
         if (amount == 0) revert ZeroAmount();
         Position storage p = _positions[msg.sender][role];
-        p.active += uint128(amount);
+        p.active += SafeCast.toUint128(amount);
         totalStaked += amount;
         token.safeTransferFrom(msg.sender, address(this), amount);
         emit Staked(msg.sender, role, amount);

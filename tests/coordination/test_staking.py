@@ -35,6 +35,10 @@ def test_stake_unbond_withdraw(env: Env) -> None:
     assert env.solver.withdraw(Role.SOLVER).value == 50 * AI
     assert env.solver.balance_of() == start - 100 * AI
     assert env.solver.stake_of(Role.SOLVER).unbonding == 0
+    # A stake beyond the uint128 position field reverts instead of being truncated.
+    env.admin.mint(env.solver.address, 2**128)
+    with reverts("SafeCastOverflowedUintDowncast"):
+        env.solver.stake(Role.SOLVER, 2**128)
 
 
 def test_unbonding_stake_below_minimum_cannot_be_assigned(env: Env) -> None:
