@@ -269,8 +269,8 @@ class Bus:
         """A bounded stream of the topic's messages for the duration of the ``async with``."""
         subscription = Subscription(self, topic, capacity or self.config.subscription_capacity)
         self._subscriptions.setdefault(topic, []).append(subscription)
-        await self.join(topic)
         try:
+            await self.join(topic)  # inside: a join cancelled or failing is undone below
             yield subscription
         finally:
             subscription._close()

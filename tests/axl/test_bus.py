@@ -152,6 +152,21 @@ async def test_slow_subscriber_does_not_grow_memory() -> None:
         assert first.message == Job(n=0)
 
 
+async def test_subscribe_cancelled_while_joining_leaves_nothing_behind() -> None:
+    async with pair() as (_, alice, bob):
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            async with bob.subscribe("news"):
+                pytest.fail("the subscription must not open under a cancelled scope")
+        assert bob._subscriptions == {}
+        await alice.publish("news", Job(n=1))
+        await trio.testing.wait_all_tasks_blocked()
+        assert bob.stats["received"] == 0
+        async with bob.subscribe("news") as sub:
+            await alice.publish("news", Job(n=2))
+            assert (await sub.receive()).message == Job(n=2)
+
+
 async def test_transport_queue_is_bounded_and_sender_waits() -> None:
     network = MemoryNetwork(queue_capacity=4)
     async with network.connect(ALICE.peer_id) as alice_t, network.connect(BOB.peer_id) as bob_t:
