@@ -35,18 +35,18 @@ def _prim(name: str) -> Callable[[Prim], Prim]:
 
 
 def _hash32(x: Tensor) -> Tensor:
-    x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & _M32
-    x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & _M32
-    return x ^ (x >> 16)
+    x = x ^ (x >> 16)  # a fresh tensor: the rest may work in place (integer ops are exact)
+    x.mul_(0x7FEB352D).bitwise_and_(_M32)
+    x.bitwise_xor_(x >> 15)
+    x.mul_(0x846CA68B).bitwise_and_(_M32)
+    return x.bitwise_xor_(x >> 16)
 
 
 def random_bits(key: Tensor, stream: Tensor | int, count: int) -> Tensor:
     """``count`` 32-bit words (int64) from (key, stream): a pure function of its arguments."""
     base = _hash32((_hash32((key + stream) & _M32) ^ 0x5BD1E995) & _M32)
     idx = torch.arange(count, dtype=torch.int64, device=key.device)
-    return _hash32((base + idx * 0x9E3779B9) & _M32)
+    return _hash32(idx.mul_(0x9E3779B9).add_(base).bitwise_and_(_M32))
 
 
 def random_uniform(key: Tensor, stream: Tensor | int, count: int) -> Tensor:
@@ -364,9 +364,11 @@ def adam_param(
     p: Tensor, m: Tensor, v: Tensor, b1p: Tensor, b2p: Tensor, *, lr: float, eps: float
 ) -> Tensor:
     """p - lr * m_hat / (sqrt(v_hat) + eps) with bias-corrected moments."""
-    mhat = m / (1.0 - b1p)
-    vhat = v / (1.0 - b2p)
-    return p - (mhat * lr) / (torch.sqrt(vhat) + eps)
+    # Same operations and order as p - (m / (1 - b1p) * lr) / (sqrt(v / (1 - b2p)) + eps),
+    # in place on fresh temporaries (in-place ops round exactly like out-of-place ones).
+    step = torch.div(m, 1.0 - b1p).mul_(lr)
+    denom = torch.div(v, 1.0 - b2p).sqrt_().add_(eps)
+    return p - step.div_(denom)
 
 
 @_prim("incr")

@@ -40,11 +40,13 @@ def _quantise(x: Tensor, dim: int, bits: int) -> tuple[Tensor, Tensor]:
 
     Every step is elementwise or an exact max, so q and s are the same on any machine.
     """
-    m = x.abs().amax(dim=dim, keepdim=True).clamp_min(_CLAMP)
+    m = x.abs().amax(dim=dim, keepdim=True).clamp_min_(_CLAMP)
     mant, _ = torch.frexp(m)
-    p = m / mant  # exactly 2**e with max|x| < 2**e
-    q = torch.round(x * ((2.0**bits) / p))  # |q| <= 2**bits <= 2**24: exact in float32
-    return q.to(torch.float64), p.to(torch.float64) * (2.0**-bits)
+    p = m.div_(mant)  # exactly 2**e with max|x| < 2**e
+    # |q| <= 2**bits <= 2**24: exact in float32. In-place ops on fresh temporaries round the
+    # same way as their out-of-place forms; they only save allocations.
+    q = torch.mul(x, (2.0**bits) / p).round_()
+    return q.to(torch.float64), p.to(torch.float64).mul_(2.0**-bits)
 
 
 def rmm(a: Tensor, b: Tensor) -> Tensor:
@@ -53,9 +55,11 @@ def rmm(a: Tensor, b: Tensor) -> Tensor:
     bits = mm_bits(k)
     qa, sa = _quantise(a, -1, bits)
     qb, sb = _quantise(b, -2, bits)
-    exact = torch.matmul(qa, qb)  # integers below 2**53: exact whatever the kernel
-    # Power-of-two scaling is exact in float64; the cast to float32 is the one rounding.
-    return exact.mul_(sa).mul_(sb).to(torch.float32)
+    exact = torch.matmul(qa, qb).mul_(sa)  # integers below 2**53: exact whatever the kernel
+    # Power-of-two scaling is exact in float64; writing the float64 product into a float32
+    # output is the one rounding (the same as ``.to(torch.float32)``), without a temporary.
+    out = torch.empty(exact.shape, dtype=torch.float32, device=exact.device)
+    return torch.mul(exact, sb, out=out)
 
 
 def rsum(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
@@ -96,10 +100,10 @@ def rexp(x: Tensor) -> Tensor:
     x = x.clamp(-87.0, 88.0)
     n = torch.round(x * LOG2E)
     r = (x - n * LN2_HI) - n * LN2_LO
-    p = torch.full_like(r, _EXP_COEFFS[0])
-    for c in _EXP_COEFFS[1:]:
-        p = p * r + c
-    return p * _pow2(n)
+    p = r * _EXP_COEFFS[0] + _EXP_COEFFS[1]  # c0 * r == r * c0 bit for bit
+    for c in _EXP_COEFFS[2:]:
+        p.mul_(r).add_(c)
+    return p.mul_(_pow2(n))
 
 
 def rlog(x: Tensor) -> Tensor:
@@ -111,10 +115,10 @@ def rlog(x: Tensor) -> Tensor:
     f = mant - 1.0
     s = f / (f + 2.0)
     s2 = s * s
-    p = torch.full_like(s, 2.0 / 11.0)
-    for c in (2.0 / 9.0, 2.0 / 7.0, 2.0 / 5.0, 2.0 / 3.0, 2.0):
-        p = p * s2 + c
-    return ef * LN2_HI + (s * p + ef * LN2_LO)
+    p = s2 * (2.0 / 11.0) + 2.0 / 9.0
+    for c in (2.0 / 7.0, 2.0 / 5.0, 2.0 / 3.0, 2.0):
+        p.mul_(s2).add_(c)
+    return ef * LN2_HI + p.mul_(s).add_(ef * LN2_LO)
 
 
 def rsoftmax(x: Tensor, dim: int = -1) -> Tensor:
