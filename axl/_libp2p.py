@@ -306,6 +306,13 @@ class Libp2pTransport:
     def closed(self) -> bool:
         return self._closed
 
+    def _check_frame_size(self, frame: bytes) -> None:
+        if len(frame) > self.config.max_frame_size:
+            raise FrameTooLarge(
+                f"frame of {len(frame)} bytes exceeds the transport cap "
+                f"{self.config.max_frame_size}"
+            )
+
     def _check_open(self) -> IHost:
         if self._closed or self._host is None:
             raise TransportClosed(f"transport of {self._peer.short()} is closed")
@@ -420,11 +427,7 @@ class Libp2pTransport:
         Raises :class:`PeerUnreachable`, :class:`FrameTooLarge`, :class:`TransportClosed`.
         """
         self._check_open()
-        if len(frame) > self.config.max_frame_size:
-            raise FrameTooLarge(
-                f"frame of {len(frame)} bytes exceeds the transport cap "
-                f"{self.config.max_frame_size}"
-            )
+        self._check_frame_size(frame)
         if not frame:
             raise ValueError("cannot send an empty frame")
         if peer == self._peer:
@@ -694,11 +697,7 @@ class Libp2pTransport:
         """Publish ``frame`` on ``topic`` over GossipSub (not delivered to ourselves)."""
         self._check_open()
         _check_topic(topic)
-        if len(frame) > self.config.max_frame_size:
-            raise FrameTooLarge(
-                f"frame of {len(frame)} bytes exceeds the transport cap "
-                f"{self.config.max_frame_size}"
-            )
+        self._check_frame_size(frame)
         assert self._pubsub is not None
         await self._pubsub.publish(topic, frame)
         self.stats.inc("topic.published")
