@@ -438,9 +438,7 @@ class Bus:
 
     def _start_reply_error(self, envelope: Envelope, code: str, detail: str) -> None:
         if self._nursery is not None:
-            self._nursery.start_soon(
-                self._reply, envelope, ErrorReply(code=code, detail=detail), Kind.ERROR
-            )
+            self._nursery.start_soon(self._reply_error, envelope, code, detail)
 
     async def _handler_worker(self) -> None:
         try:
@@ -462,9 +460,7 @@ class Bus:
         except RemoteError as exc:
             self.stats.inc("handler_errors")
             if envelope.kind is Kind.REQUEST:
-                await self._reply(
-                    envelope, ErrorReply(code=exc.code, detail=exc.detail), Kind.ERROR
-                )
+                await self._reply_error(envelope, exc.code, exc.detail)
             return
         except Exception as exc:
             self.stats.inc("handler_errors")
@@ -479,16 +475,12 @@ class Bus:
             )
             if envelope.kind is Kind.REQUEST:
                 detail = f"{type(exc).__name__}: {exc}"[:500]
-                await self._reply(
-                    envelope, ErrorReply(code="handler_error", detail=detail), Kind.ERROR
-                )
+                await self._reply_error(envelope, "handler_error", detail)
             return
         if envelope.kind is Kind.REQUEST:
             if result is None:
-                result = ErrorReply(
-                    code="no_reply", detail=f"the {envelope.type} handler returned nothing"
-                )
-                await self._reply(envelope, result, Kind.ERROR)
+                detail = f"the {envelope.type} handler returned nothing"
+                await self._reply_error(envelope, "no_reply", detail)
             else:
                 await self._reply(envelope, result, Kind.RESPONSE)
 
@@ -506,9 +498,10 @@ class Bus:
             self.stats.inc("dropped.reply_too_large")
             logger.warning("reply too large: %s", exc)
             if kind is not Kind.ERROR:
-                await self._reply(
-                    envelope, ErrorReply(code="reply_too_large", detail=str(exc)), Kind.ERROR
-                )
+                await self._reply_error(envelope, "reply_too_large", str(exc))
+
+    async def _reply_error(self, envelope: Envelope, code: str, detail: str) -> None:
+        await self._reply(envelope, ErrorReply(code=code, detail=detail), Kind.ERROR)
 
 
 @asynccontextmanager
