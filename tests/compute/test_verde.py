@@ -36,7 +36,7 @@ from compute import (
     play,
     train,
 )
-from compute._messages import BisectionReply
+from compute._messages import BisectionReply, OpReply, TensorBlob
 from compute._prims import PRIMS
 
 CHEATS = [
@@ -272,3 +272,38 @@ def test_mangled_replies_never_crash_the_referee_and_lose(
         assert v.winner is None and v.losers == []
     else:
         assert v.winner == "b" and v.losers == ["a"], v.reason
+
+
+class _UndecodableParty(Party):
+    """A liar that supports its disputed op output with data the referee cannot decode or hash:
+    a tensor blob of 256 dims or a dim of 2**63, or a state tensor name over 65535 bytes."""
+
+    def __init__(self, *args: Any, mangle: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mangle = mangle
+
+    def respond(self, query: Message) -> Message | None:
+        reply = super().respond(query)
+        if not isinstance(reply, OpReply):
+            return reply
+        if reply.tensors:
+            shape = (0,) * 256 if self.mangle == "dims" else (0, 2**63)
+            bad = TensorBlob(dtype="float32", shape=shape, data=b"")
+            return reply.model_copy(update={"tensors": [bad, *reply.tensors[1:]]})
+        if reply.state_hashes:
+            (_, h), *rest = reply.state_hashes
+            return reply.model_copy(update={"state_hashes": [("x" * 70_000, h), *rest]})
+        return reply  # pragma: no cover - the final state op is not disputed here
+
+
+@pytest.mark.parametrize(
+    ("mangle", "load"), [("dims", False), ("huge_dim", False), ("long_name", True)]
+)
+def test_undecodable_support_loses_instead_of_crashing_the_referee(mangle: str, load: bool) -> None:
+    spec = TaskSpec(steps=2)
+    prog = build_program(spec)
+    op = next(i for i, n in enumerate(prog.nodes) if (n.prim == "load") == load)
+    liar = _UndecodableParty("a", spec, cheat=Cheat("wrong_op", step=1, op=op), mangle=mangle)
+    v = play(spec, liar, Party("b", spec, result=_honest(spec))).verdict
+    assert (v.op_index, v.op) == (op, prog.nodes[op].prim)
+    assert v.winner == "b" and v.losers == ["a"], v.reason
