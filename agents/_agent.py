@@ -10,7 +10,7 @@ import trio
 
 from axl import Bus, Context, Counters, Identity, Message, PeerId, RemoteError
 
-from ._decorators import TimerSpec, collect
+from ._decorators import HANDLER_ATTR, TIMER_ATTR, TimerSpec, collect
 from ._errors import AgentDefinitionError, AgentNotRunning, UnexpectedReply
 from ._logging import AgentLog, current_message
 from ._state import State
@@ -128,8 +128,11 @@ class Agent:
             if not callable(getattr(cls, spec.name, None)):
                 raise AgentDefinitionError(f"{cls.__name__}.{spec.name} is not a method")
         if cls.__module__ != __name__:
-            own = {name for name, value in vars(cls).items() if hasattr(value, "__axl_on__")}
-            own |= {name for name, value in vars(cls).items() if hasattr(value, "__axl_every__")}
+            own = {
+                name
+                for name, value in vars(cls).items()
+                if hasattr(value, HANDLER_ATTR) or hasattr(value, TIMER_ATTR)
+            }
             for name in own & set(vars(Agent)):
                 raise AgentDefinitionError(
                     f"{cls.__name__}.{name}() would replace Agent.{name}; rename the handler"
