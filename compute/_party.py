@@ -180,11 +180,11 @@ class Party:
     def respond(self, query: Message) -> Message | None:
         """The reply to a query addressed to this party (None: stays silent)."""
         self._answered += 1
-        silent = self.cheat is not None and self.cheat.kind == "silent"
-        if silent and self.cheat is not None and self._answered > self.cheat.op:
-            return None
-        if self.cheat is not None and self.cheat.kind == "garbage":
-            return self._garbage(query)
+        if self.cheat is not None:
+            if self.cheat.kind == "silent" and self._answered > self.cheat.op:
+                return None
+            if self.cheat.kind == "garbage":
+                return self._garbage(query)
         gid = getattr(query, "game_id", "")
         if isinstance(query, BisectionQuery):
             if query.tree == "checkpoints":
