@@ -286,7 +286,9 @@ class Libp2pTransport:
             self._closed = True
             self._nursery = None
             self._inbox_receive.close()
-            with trio.CancelScope(shield=True), suppress(Exception):
+            # Shielded so a cancelled run still closes the host, and bounded like the close
+            # above so a host that never finishes closing cannot hang aclose() for good.
+            with trio.CancelScope(shield=True), trio.move_on_after(5.0), suppress(Exception):
                 await host.close()
             self._stopped.set()
 
