@@ -247,10 +247,9 @@ class Bus:
 
     async def join(self, topic: str) -> None:
         """Receive the topic's messages into the type handlers."""
-        count = self._joined.get(topic, 0)
-        self._joined[topic] = count + 1
-        if count == 0:
-            await self.transport.subscribe(topic)
+        if not self._joined.get(topic):
+            await self.transport.subscribe(topic)  # counted only once it succeeded
+        self._joined[topic] = self._joined.get(topic, 0) + 1
 
     async def leave(self, topic: str) -> None:
         """Undo one :meth:`join`."""

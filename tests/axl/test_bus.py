@@ -345,3 +345,30 @@ def test_transport_must_match_identity() -> None:
     network = MemoryNetwork()
     with pytest.raises(ValueError, match="another peer id"):
         Bus(ALICE, network.connect(BOB.peer_id))
+
+
+async def test_a_failed_join_is_not_counted() -> None:
+    async with pair() as (_, alice, bob):
+        real_subscribe = bob.transport.subscribe
+        calls: list[str] = []
+
+        async def flaky_subscribe(topic: str) -> None:
+            calls.append(topic)
+            if len(calls) == 1:
+                raise OSError("subscription refused")
+            await real_subscribe(topic)
+
+        bob.transport.subscribe = flaky_subscribe  # type: ignore[method-assign]
+        with pytest.raises(OSError):
+            await bob.join("news")
+        got: list[int] = []
+
+        async def on_job(message: Job, ctx: Context) -> None:
+            got.append(message.n)
+
+        bob.on(Job, on_job)
+        await bob.join("news")
+        assert calls == ["news", "news"]
+        await alice.publish("news", Job(n=1))
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == [1]
