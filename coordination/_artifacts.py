@@ -41,6 +41,21 @@ def _canonical(param: dict[str, Any]) -> str:
     return kind
 
 
+def _signature(entry: dict[str, Any]) -> str:
+    return f"{entry['name']}({','.join(_canonical(p) for p in entry['inputs'])})"
+
+
+@cache
+def event_topics(name: str) -> dict[bytes, str]:
+    """Topic 0 -> event name, for the events of contract ``name`` (the same signature can
+    appear in several contracts: look a log up under its emitter)."""
+    return {
+        bytes(keccak(text=_signature(entry))): entry["name"]
+        for entry in artifact(name).abi
+        if entry["type"] == "event"
+    }
+
+
 @dataclass(frozen=True)
 class ErrorAbi:
     """A custom error: its name and argument types."""
@@ -61,6 +76,5 @@ def error_table() -> dict[bytes, ErrorAbi]:
             if entry["type"] != "error":
                 continue
             types = tuple(_canonical(p) for p in entry["inputs"])
-            selector = bytes(keccak(text=f"{entry['name']}({','.join(types)})"))[:4]
-            table[selector] = ErrorAbi(entry["name"], types)
+            table[bytes(keccak(text=_signature(entry)))[:4]] = ErrorAbi(entry["name"], types)
     return table

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from axl import Identity, PeerId, verify_signature
 
-from ._artifacts import CONTRACTS, artifact, error_table
+from ._artifacts import CONTRACTS, artifact, error_table, event_topics
 from ._economics import JobStatus, Role, binding_message
 from ._errors import (
     REVERT_CLASSES,
@@ -208,7 +208,6 @@ class Chain:
         self._book = book
         self._contracts: dict[str, Any] = {}
         self._by_address: dict[str, str] = {}
-        self._by_topic: dict[bytes, tuple[str, str]] = {}
         if book is not None:
             for name in CONTRACTS:
                 address = to_checksum_address(book.contracts[name])
@@ -216,11 +215,6 @@ class Chain:
                     address=address, abi=artifact(name).abi
                 )
                 self._by_address[address.lower()] = name
-                for entry in artifact(name).abi:
-                    if entry["type"] == "event":
-                        types = ",".join(p["type"] for p in entry["inputs"])
-                        topic = bytes(keccak(text=f"{entry['name']}({types})"))
-                        self._by_topic[topic] = (name, entry["name"])
 
     # --- construction -------------------------------------------------------------------------
 
@@ -779,14 +773,14 @@ class Chain:
         topics = log["topics"]
         if not topics:
             return None
-        found = self._by_topic.get(bytes(topics[0]))
         name = self._by_address.get(str(log["address"]).lower())
-        if found is None or name is None or found[0] != name:
+        event = None if name is None else event_topics(name).get(bytes(topics[0]))
+        if name is None or event is None:
             return None
-        decoded = self._contracts[name].events[found[1]]().process_log(log)
+        decoded = self._contracts[name].events[event]().process_log(log)
         return ChainEvent(
             contract=name,
-            name=found[1],
+            name=event,
             args=dict(decoded["args"]),
             block_number=int(log["blockNumber"]),
             tx_hash=bytes(log["transactionHash"]),

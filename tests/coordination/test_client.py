@@ -99,6 +99,27 @@ def test_event_cursor_yields_each_event_once(env: Env) -> None:
     )
 
 
+def test_events_of_a_signature_shared_by_contracts_keep_their_emitter(env: Env) -> None:
+    # RoleGranted and ParameterChanged are declared by several contracts: every log of the
+    # deployment decodes, under the contract that emitted it.
+    book = env.admin.address_book
+    addresses = [book.contracts[name] for name in book.contracts]
+    logs = env.admin.w3.eth.get_logs(
+        {"fromBlock": book.block_number, "toBlock": "latest", "address": addresses}
+    )
+    everything = env.admin.events()
+    assert len(everything) == len(logs)
+    found = {(e.contract, e.name) for e in everything}
+    for contract in ("AIToken", "Staking", "JobMarket"):
+        assert (contract, "RoleGranted") in found
+    assert {("Staking", "ParameterChanged"), ("JobMarket", "ParameterChanged")} <= found
+    by_contract = {name: address.lower() for name, address in book.contracts.items()}
+    assert all(
+        str(log["address"]).lower() == by_contract[e.contract]
+        for log, e in zip(logs, everything, strict=True)
+    )
+
+
 async def test_watch_yields_decoded_events(env: Env) -> None:
     start = env.admin.block_number() + 1
     env.submitter.post_job(h(1), AI, env.now() + 100)
