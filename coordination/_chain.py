@@ -13,6 +13,7 @@ from trio, call the client directly there. Against a remote node, run calls in a
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import threading
 import time
@@ -263,7 +264,9 @@ class Chain:
 
     def with_account(self, account: LocalAccount) -> Chain:
         """The same connection and deployment, acting as ``account``."""
-        return Chain(self._conn, account, self._book)
+        other = copy.copy(self)  # shares the contract tables, read-only once built
+        other._account = account
+        return other
 
     def with_address_book(self, book: AddressBook) -> Chain:
         """The same connection and account, bound to the deployment ``book``. Raises
