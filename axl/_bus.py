@@ -268,8 +268,10 @@ class Bus:
         """A bounded stream of the topic's messages for the duration of the ``async with``."""
         subscription = Subscription(self, topic, capacity or self.config.subscription_capacity)
         self._subscriptions.setdefault(topic, []).append(subscription)
+        joined = False
         try:
             await self.join(topic)  # inside: a join cancelled or failing is undone below
+            joined = True
             yield subscription
         finally:
             subscription._close()
@@ -278,8 +280,9 @@ class Bus:
                 remaining.remove(subscription)
             if not remaining:
                 self._subscriptions.pop(topic, None)
-            with trio.CancelScope(shield=True), suppress(TransportClosed):
-                await self.leave(topic)
+            if joined:
+                with trio.CancelScope(shield=True), suppress(TransportClosed):
+                    await self.leave(topic)
 
     # -- sending -----------------------------------------------------------------------------
 

@@ -260,10 +260,10 @@ class MemoryTransport:
         await trio.lowlevel.checkpoint()
 
     async def subscribe(self, topic: str) -> None:
+        await trio.lowlevel.checkpoint()  # first: a cancelled subscribe has no effect
         self._check_open()
         self._topics.add(topic)
         self._network._topics.setdefault(topic, set()).add(self._peer)
-        await trio.lowlevel.checkpoint()
 
     async def unsubscribe(self, topic: str) -> None:
         self._topics.discard(topic)
