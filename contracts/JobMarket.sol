@@ -262,11 +262,7 @@ contract JobMarket is AccessControl, ReentrancyGuard {
         uint256 slashed;
         if (solverWins) {
             winner = j.solver;
-            j.status = Status.Settled;
-            uint256 fee = _fee(j.payment);
-            emit JobSettled(jobId, winner, j.payment - fee, fee);
-            token.safeTransfer(winner, j.payment - fee);
-            _burnFee(fee);
+            _pay(jobId, j);
             slashed = staking.slash(
                 j.challenger, Staking.Role.Verifier, staking.minStake(Staking.Role.Verifier), winner
             );
@@ -285,10 +281,17 @@ contract JobMarket is AccessControl, ReentrancyGuard {
         Job storage j = _job(jobId);
         if (j.status != Status.Committed) revert WrongStatus(jobId, j.status);
         if (block.timestamp < j.time) revert ChallengeWindowOpen(jobId, uint64(j.time));
+        _pay(jobId, j);
+    }
+
+    /// @dev Settle one job: its solver gets the payment less the fee, the fee is burned.
+    function _pay(uint256 jobId, Job storage j) private {
         j.status = Status.Settled;
-        uint256 fee = _fee(j.payment);
-        emit JobSettled(jobId, j.solver, j.payment - fee, fee);
-        token.safeTransfer(j.solver, j.payment - fee);
+        address solver = j.solver;
+        uint256 payment = j.payment;
+        uint256 fee = _fee(payment);
+        emit JobSettled(jobId, solver, payment - fee, fee);
+        token.safeTransfer(solver, payment - fee);
         _burnFee(fee);
     }
 
