@@ -292,9 +292,12 @@ class Referee(Agent):
         )
 
     async def _ask(self, peer: PeerId, query: Message, replies: list[Message]) -> None:
-        # Silence or an error reply: the Deadline then makes the party that owes a reply lose.
+        # Silence, an error reply, or a reply claiming to come from the other side all count as
+        # no answer: the Deadline then makes the party that owes a reply lose.
         with suppress(RemoteError, TimeoutError):
-            replies.append(await self.request(peer, query, timeout=self.query_timeout))
+            reply = await self.request(peer, query, timeout=self.query_timeout)
+            if getattr(reply, "party", None) == getattr(query, "to", None):
+                replies.append(reply)
 
 
 # -- the run ------------------------------------------------------------------------------------
