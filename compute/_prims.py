@@ -42,9 +42,21 @@ def _hash32(x: Tensor) -> Tensor:
     return x.bitwise_xor_(x >> 16)
 
 
+def _hash32_int(x: int) -> int:
+    """:func:`_hash32` of one non-negative 32-bit Python int."""
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & _M32
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & _M32
+    return x ^ (x >> 16)
+
+
 def random_bits(key: Tensor, stream: Tensor | int, count: int) -> Tensor:
     """``count`` 32-bit words (int64) from (key, stream): a pure function of its arguments."""
-    base = _hash32((_hash32((key + stream) & _M32) ^ 0x5BD1E995) & _M32)
+    # The per-call seed is a scalar: hash it with Python ints (the same 32-bit arithmetic; the
+    # int64 tensor form only wraps above bit 63, which the 32-bit masks discard) instead of
+    # ~20 tiny tensor ops.
+    base = _hash32_int((_hash32_int((int(key) + int(stream)) & _M32) ^ 0x5BD1E995) & _M32)
     idx = torch.arange(count, dtype=torch.int64, device=key.device)
     return _hash32(idx.mul_(0x9E3779B9).add_(base).bitwise_and_(_M32))
 
