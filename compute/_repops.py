@@ -73,9 +73,10 @@ def rsum(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
         return out if keepdim else out.squeeze(dim)
     while n > 1:
         h = n // 2
-        s = x.narrow(dim, 0, h) + x.narrow(dim, h, h)
+        parts = torch.split(x, h, dim)  # x[:h], x[h:2h] and, for odd n, the tail x[2h:] (one call)
+        s = parts[0] + parts[1]
         if n % 2:
-            s = torch.cat([s, x.narrow(dim, 2 * h, 1)], dim)
+            s = torch.cat([s, parts[2]], dim)
         x = s
         n = h + n % 2
     return x if keepdim else x.squeeze(dim)
