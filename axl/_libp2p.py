@@ -706,15 +706,22 @@ class Libp2pTransport:
 
     async def subscribe(self, topic: str) -> None:
         """Start receiving the topic's frames (idempotent)."""
+        await trio.lowlevel.checkpoint()  # first: a cancelled subscribe has no effect
         self._check_open()
         _check_topic(topic)
         if topic in self._topics:
-            await trio.lowlevel.checkpoint()
             return
         assert self._pubsub is not None and self._nursery is not None
         scope = trio.CancelScope()
-        self._topics[topic] = scope
-        subscription = await self._pubsub.subscribe(topic)
+        self._topics[topic] = scope  # before the await: a concurrent subscribe returns early
+        try:
+            subscription = await self._pubsub.subscribe(topic)
+        except BaseException:
+            # Cancelled or failed: forget the topic so a later subscribe tries again (py-libp2p
+            # hands back the same subscription if it got as far as registering it).
+            if self._topics.get(topic) is scope:
+                del self._topics[topic]
+            raise
         self._nursery.start_soon(self._pump_topic, topic, subscription, scope)
 
     async def unsubscribe(self, topic: str) -> None:

@@ -249,3 +249,19 @@ async def test_requests_to_a_dead_peer_fail_typed_and_nothing_hangs(
         # live peers still answer
         reply = await alice.request(carol.peer_id, Hello(n=5), timeout=5)
         assert reply == Echo(n=5)
+
+
+async def test_a_cancelled_subscribe_can_be_retried(
+    cluster_factory: ClusterFactory, identities: list[Identity]
+) -> None:
+    async with buses(cluster_factory, identities[:2]) as (cluster, (alice, bob)):
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            async with bob.subscribe("news"):
+                pytest.fail("the subscription must not open under a cancelled scope")
+        assert bob._subscriptions == {}
+        async with bob.subscribe("news") as news:
+            await cluster.settle()
+            await alice.publish("news", Hello(n=2))
+            with trio.fail_after(10):
+                assert (await news.receive()).message == Hello(n=2)
