@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import trio
 
-from axl import Context, Identity, MemoryNetwork, Message, open_bus
+from axl import Bus, Context, Identity, MemoryNetwork, Message, open_bus
 
 from ._report import line, now, percentile, sign_verify_seconds
 
@@ -43,6 +45,18 @@ def floor_rate(messages: list[Tick]) -> float:
     return len(messages) / sign_verify_seconds(ALICE, BOB.peer_id, Tick.axl_tag, payloads)
 
 
+@asynccontextmanager
+async def alice_and_bob(network: MemoryNetwork) -> AsyncIterator[tuple[Bus, Bus]]:
+    """Alice's and Bob's buses on ``network``, running for the ``async with``."""
+    async with (
+        network.connect(ALICE.peer_id) as alice_t,
+        network.connect(BOB.peer_id) as bob_t,
+        open_bus(ALICE, alice_t) as alice,
+        open_bus(BOB, bob_t) as bob,
+    ):
+        yield alice, bob
+
+
 async def bus_rate(messages: list[Tick]) -> float:
     """One-way direct messages from Alice's bus to a handler on Bob's: messages per second."""
     network = MemoryNetwork(queue_capacity=4096)
@@ -55,12 +69,7 @@ async def bus_rate(messages: list[Tick]) -> float:
         if received == len(messages):
             all_in.set()
 
-    async with (
-        network.connect(ALICE.peer_id) as alice_t,
-        network.connect(BOB.peer_id) as bob_t,
-        open_bus(ALICE, alice_t) as alice,
-        open_bus(BOB, bob_t) as bob,
-    ):
+    async with alice_and_bob(network) as (alice, bob):
         bob.on(Tick, on_tick)
         start = now()
         for message in messages:
@@ -77,12 +86,7 @@ async def round_trips(count: int, size: int) -> list[float]:
         return Tock(seq=message.seq)
 
     latencies = []
-    async with (
-        network.connect(ALICE.peer_id) as alice_t,
-        network.connect(BOB.peer_id) as bob_t,
-        open_bus(ALICE, alice_t) as alice,
-        open_bus(BOB, bob_t) as bob,
-    ):
+    async with alice_and_bob(network) as (alice, bob):
         bob.on(Tick, on_tick)
         message = Tick(seq=0, data=os.urandom(size))
         for _ in range(count):
