@@ -122,12 +122,7 @@ class Identity:
 
     def __init__(self, private_key: Ed25519PrivateKey) -> None:
         self._private_key = private_key
-        seed = private_key.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
-        _, self._sodium_secret = nacl.bindings.crypto_sign_seed_keypair(seed)
+        _, self._sodium_secret = nacl.bindings.crypto_sign_seed_keypair(self.private_seed())
 
     @classmethod
     def generate(cls) -> Identity:
