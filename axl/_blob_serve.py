@@ -1,0 +1,176 @@
+"""Serving offered blobs on inbound bulk streams, within upload budgets.
+
+A stream opened by a peer gets one ``WANT``; a blob that is not held, not offered, or not
+offered to that peer is refused with ``NOT_HELD`` at once. Then every ``GET`` is answered with
+the chunk and its proof, after the per-peer and global token buckets allow it (a wait longer
+than ``budget.max_wait`` is refused with ``OVER_BUDGET``). Streams per peer and in total are
+capped (``BUSY``); a stream idle longer than ``idle_timeout`` is closed; any protocol violation
+closes the stream and is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import trio
+
+from ._blob_id import BlobId
+from ._blob_io import close_quietly, read_frame, write_frame
+from ._blob_protocol import (
+    REQUEST_FRAME_LIMIT,
+    Chunk,
+    FrameReader,
+    Get,
+    Ready,
+    Refusal,
+    Refuse,
+    UploadBudget,
+    Want,
+)
+from ._blobs import BlobStore
+from ._errors import BlobNotHeld, BlobProtocolError, CorruptBlob, PeerUnreachable, TransportClosed
+from ._identity import PeerId
+from ._stats import Counters
+from ._transport import BulkStream, BulkTransport
+
+logger = logging.getLogger("axl.blobs")
+
+
+@dataclass(frozen=True)
+class BlobConfig:
+    """Limits of blob serving and fetching. Times in seconds, rates in bytes per second.
+
+    A fetch holds at most ``max_parallel_holders * (window + 1)`` chunks in memory.
+    """
+
+    window: int = 8
+    max_parallel_holders: int = 4
+    stall_timeout: float = 10.0
+    open_timeout: float = 10.0
+    max_attempts: int = 3
+    retry_backoff: float = 0.2
+    per_peer_rate: float = math.inf
+    per_peer_burst: float = 8 << 20
+    global_rate: float = math.inf
+    global_burst: float = 32 << 20
+    max_budget_wait: float = 2.0
+    max_streams_per_peer: int = 8
+    max_streams: int = 128
+    idle_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.max_parallel_holders < 1 or self.max_attempts < 1:
+            raise ValueError("window, max_parallel_holders and max_attempts are >= 1")
+
+
+@dataclass
+class BlobServer:
+    """Answers bulk streams from the store's offered blobs."""
+
+    store: BlobStore
+    config: BlobConfig
+    stats: Counters
+    offers: dict[BlobId, frozenset[PeerId] | None] = field(default_factory=dict)
+    budget: UploadBudget = field(init=False)
+    streams: dict[PeerId, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self.budget = UploadBudget(
+            c.per_peer_rate, c.per_peer_burst, c.global_rate, c.global_burst, c.max_budget_wait
+        )
+
+    def offer(self, blob_id: BlobId, to: Iterable[PeerId] | None = None) -> None:
+        """Serve ``blob_id`` (to everyone, or only to ``to``); raises :class:`BlobNotHeld`."""
+        if not self.store.has(blob_id):
+            raise BlobNotHeld(f"{blob_id} is not in the store")
+        self.offers[blob_id] = None if to is None else frozenset(to)
+
+    def withdraw(self, blob_id: BlobId) -> None:
+        self.offers.pop(blob_id, None)
+
+    def _offered_to(self, blob_id: BlobId, peer: PeerId) -> bool:
+        if blob_id not in self.offers:
+            return False
+        allowed = self.offers[blob_id]
+        return (allowed is None or peer in allowed) and self.store.has(blob_id)
+
+    async def serve(self, transport: BulkTransport) -> None:
+        """Accept and answer bulk streams until the transport closes."""
+        async with trio.open_nursery() as nursery:
+            while True:
+                try:
+                    peer, stream = await transport.accept_bulk()
+                except TransportClosed:
+                    return
+                nursery.start_soon(self._serve_stream, peer, stream)
+
+    async def _serve_stream(self, peer: PeerId, stream: BulkStream) -> None:
+        total = sum(self.streams.values())
+        open_here = self.streams.get(peer, 0)
+        self.streams[peer] = open_here + 1
+        try:
+            if open_here >= self.config.max_streams_per_peer or total >= self.config.max_streams:
+                self.stats.inc("blob.refused.busy")
+                await write_frame(stream, Refuse(Refusal.BUSY))
+                return
+            await self._answer(peer, stream)
+        except PeerUnreachable:
+            self.stats.inc("blob.serve.dropped")
+        except BlobProtocolError as exc:
+            self.stats.inc("blob.serve.protocol_error")
+            logger.info("bulk stream from %s broke the protocol: %s", peer.short(), exc)
+        finally:
+            self.streams[peer] -= 1
+            if not self.streams[peer]:
+                del self.streams[peer]
+            await close_quietly(stream)
+
+    async def _answer(self, peer: PeerId, stream: BulkStream) -> None:
+        reader = FrameReader(REQUEST_FRAME_LIMIT)
+        idle = self.config.idle_timeout
+        with trio.move_on_after(idle):
+            first = await read_frame(stream, reader)
+        if not isinstance(first, Want):
+            if first is not None:
+                raise BlobProtocolError(f"expected WANT, got {type(first).__name__}")
+            return
+        blob_id = first.blob_id
+        if not self._offered_to(blob_id, peer):
+            self.stats.inc("blob.refused.not_held")
+            await write_frame(stream, Refuse(Refusal.NOT_HELD))
+            return
+        await write_frame(stream, Ready())
+        while True:
+            frame = None
+            with trio.move_on_after(idle):
+                frame = await read_frame(stream, reader)
+            if frame is None:
+                return
+            if not isinstance(frame, Get) or frame.index >= blob_id.n_chunks:
+                self.stats.inc("blob.refused.bad_request")
+                await write_frame(stream, Refuse(Refusal.BAD_REQUEST))
+                return
+            length = blob_id.chunk_length(frame.index)
+            wait = self.budget.reserve(peer, length, trio.current_time())
+            if wait is None:
+                self.stats.inc("blob.refused.over_budget")
+                await write_frame(stream, Refuse(Refusal.OVER_BUDGET))
+                return
+            if wait > 0:
+                await trio.sleep(wait)
+            if not self._offered_to(blob_id, peer):
+                await write_frame(stream, Refuse(Refusal.NOT_HELD))
+                return
+            try:
+                data, proof = self.store.read_chunk(blob_id, frame.index)
+            except (BlobNotHeld, CorruptBlob) as exc:
+                self.stats.inc("blob.refused.not_held")
+                logger.warning("cannot serve %s: %s", blob_id, exc)
+                await write_frame(stream, Refuse(Refusal.NOT_HELD))
+                return
+            await write_frame(stream, Chunk(frame.index, proof, data))
+            self.stats.inc("blob.chunks_served")
