@@ -34,7 +34,7 @@ from ._blob_protocol import (
 )
 from ._blob_serve import BlobConfig
 from ._blobs import BlobStore, PartialBlob
-from ._errors import BlobError, BlobProtocolError, BlobUnavailable, PeerUnreachable
+from ._errors import BlobProtocolError, BlobUnavailable, PeerUnreachable
 from ._identity import PeerId
 from ._stats import Counters
 from ._transport import BulkStream, BulkTransport
@@ -200,7 +200,11 @@ class BlobFetcher:
                 index = plan.claim(holder)
                 if index is None:
                     break
-                await write_frame(stream, Get(index))
+                try:
+                    await write_frame(stream, Get(index))
+                except PeerUnreachable:
+                    await self._refusal_left(fetch, holder, stream, reader)
+                    raise
             if plan.outstanding(holder) == 0:
                 return
             with trio.fail_after(self.config.stall_timeout):
@@ -221,9 +225,15 @@ class BlobFetcher:
                 fetch.signal()
                 return
 
-
-def check_fetchable(transport: object) -> BulkTransport:
-    """The transport as a :class:`BulkTransport`; raises :class:`BlobError` otherwise."""
-    if not isinstance(transport, BulkTransport):
-        raise BlobError(f"{type(transport).__name__} cannot carry bulk streams")
-    return transport
+    async def _refusal_left(
+        self, fetch: _Fetch, holder: PeerId, stream: BulkStream, reader: FrameReader
+    ) -> None:
+        """The holder closed the stream while we were writing: if it said why before closing
+        (a refusal), raise that instead of a plain drop."""
+        with trio.move_on_after(1.0):
+            try:
+                while (frame := await read_frame(stream, reader)) is not None:
+                    if isinstance(frame, Refuse):
+                        raise self._refused(fetch, holder, frame.code)
+            except (PeerUnreachable, BlobProtocolError):
+                return
