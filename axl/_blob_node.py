@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from ._blob_fetch import BlobFetcher
 from ._blob_id import BlobId
-from ._blob_serve import BlobConfig, BlobServer
+from ._blob_serve import BlobConfig, BlobServer, refuse_all
 from ._blobs import BlobStore
 from ._errors import BlobError
 from ._identity import PeerId
@@ -46,3 +46,10 @@ class BlobNode:
 
     def withdraw(self, blob_id: BlobId) -> None:
         self.server.withdraw(blob_id)
+
+
+async def refuse_bulk(transport: object) -> None:
+    """Without a store: refuse every inbound bulk stream at once (returns at once when the
+    transport has no bulk streams)."""
+    if isinstance(transport, BulkTransport):
+        await refuse_all(transport)

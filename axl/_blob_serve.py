@@ -174,3 +174,24 @@ class BlobServer:
                 return
             await write_frame(stream, Chunk(frame.index, proof, data))
             self.stats.inc("blob.chunks_served")
+
+
+async def refuse_all(transport: BulkTransport) -> None:
+    """For a node without a blob store: answer every bulk stream ``NOT_HELD`` at once."""
+    async with trio.open_nursery() as nursery:
+        while True:
+            try:
+                _, stream = await transport.accept_bulk()
+            except TransportClosed:
+                return
+            nursery.start_soon(_refuse_one, stream)
+
+
+async def _refuse_one(stream: BulkStream) -> None:
+    try:
+        with trio.move_on_after(5.0):
+            await write_frame(stream, Refuse(Refusal.NOT_HELD))
+    except PeerUnreachable:
+        pass
+    finally:
+        await close_quietly(stream)

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 import trio
 
 from ._blob_id import BlobId
-from ._blob_node import BlobNode
+from ._blob_node import BlobNode, refuse_bulk
 from ._blob_serve import BlobConfig
 from ._blobs import BlobStore
 from ._errors import (
@@ -218,6 +218,8 @@ class Bus:
                     self._nursery = nursery
                     if self.blobs is not None:
                         nursery.start_soon(self.blobs.serve)
+                    else:
+                        nursery.start_soon(refuse_bulk, self.transport)
                     task_status.started()
                     await self._receive_loop()
             finally:
