@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import trio
 
-from ._blob_id import BlobId
-from ._blob_io import close_quietly, read_frame, write_frame
+from ._blob_id import BlobId, checked_leaf
+from ._blob_io import close_quietly, read_frame, send_bytes
 from ._blob_protocol import (
     Chunk,
     FetchPlan,
@@ -31,6 +31,7 @@ from ._blob_protocol import (
     Refuse,
     Want,
     chunk_frame_limit,
+    encode,
 )
 from ._blob_serve import BlobConfig
 from ._blobs import BlobStore, PartialBlob
@@ -173,14 +174,8 @@ class BlobFetcher:
             stream = await self.transport.open_bulk(holder)
         try:
             reader = FrameReader(chunk_frame_limit(fetch.blob_id))
-            await write_frame(stream, Want(fetch.blob_id))
-            with trio.fail_after(config.stall_timeout):
-                first = await read_frame(stream, reader)
-            if isinstance(first, Refuse):
-                raise self._refused(fetch, holder, first.code)
-            if not isinstance(first, Ready):
-                raise BlobProtocolError(f"expected READY, got {type(first).__name__}")
-            await self._pump(fetch, holder, stream, reader)
+            # WANT and the first GETs go out together; READY (or a refusal) comes first back
+            await self._pump(fetch, holder, stream, reader, encode(Want(fetch.blob_id)))
         finally:
             plan.release(holder)
             await close_quietly(stream)
@@ -192,34 +187,54 @@ class BlobFetcher:
         return _GiveUp("refused: " + code.name.lower())
 
     async def _pump(
-        self, fetch: _Fetch, holder: PeerId, stream: BulkStream, reader: FrameReader
+        self,
+        fetch: _Fetch,
+        holder: PeerId,
+        stream: BulkStream,
+        reader: FrameReader,
+        want: bytes,
     ) -> None:
         plan = fetch.plan
+        ready = False
+        pending = [want]
         while True:
             while plan.outstanding(holder) < self.config.window:
                 index = plan.claim(holder)
                 if index is None:
                     break
+                pending.append(encode(Get(index)))
+            if pending:  # one stream write for every request due
                 try:
-                    await write_frame(stream, Get(index))
+                    await send_bytes(stream, b"".join(pending))
                 except PeerUnreachable:
                     await self._refusal_left(fetch, holder, stream, reader)
                     raise
+                pending.clear()
             if plan.outstanding(holder) == 0:
                 return
             with trio.fail_after(self.config.stall_timeout):
                 frame = await read_frame(stream, reader)
+            if not ready and isinstance(frame, Ready):
+                ready = True
+                continue
             if frame is None:
                 raise PeerUnreachable("the holder ended the stream")
             if isinstance(frame, Refuse):
                 raise self._refused(fetch, holder, frame.code)
-            if not isinstance(frame, Chunk):
-                raise BlobProtocolError(f"expected CHUNK, got {type(frame).__name__}")
-            if not plan.deliver(holder, frame.index, frame.data, frame.proof):
-                reason = plan.banned[holder]
+            if not ready or not isinstance(frame, Chunk):
+                raise BlobProtocolError(f"unexpected {type(frame).__name__} frame")
+            if not plan.expects(holder, frame.index):
+                raise self._ban(fetch, holder, "unrequested_chunk")
+            # hash, check and write off the event loop (hashlib releases the GIL)
+            if self.config.worker_threads:
+                leaf = await trio.to_thread.run_sync(_check_and_write, fetch.partial, frame)
+            else:
+                leaf = _check_and_write(fetch.partial, frame)
+            if not plan.settle(holder, frame.index, leaf):
                 plan.banned.pop(holder)
-                raise self._ban(fetch, holder, reason)
-            fetch.partial.write(frame.index, frame.data)
+                raise self._ban(fetch, holder, "wrong_chunk")
+            assert leaf is not None
+            fetch.partial.record(frame.index, leaf)
             self.stats.inc("blob.chunks_fetched")
             if plan.done:
                 fetch.signal()
@@ -237,3 +252,11 @@ class BlobFetcher:
                         raise self._refused(fetch, holder, frame.code)
             except (PeerUnreachable, BlobProtocolError):
                 return
+
+
+def _check_and_write(partial: PartialBlob, chunk: Chunk) -> bytes | None:
+    """The chunk's leaf after writing it, or None (not written) when it fails its check."""
+    leaf = checked_leaf(partial.blob_id, chunk.index, chunk.data, chunk.proof)
+    if leaf is not None:
+        partial.write_bytes(chunk.index, chunk.data, leaf)
+    return leaf

@@ -160,16 +160,17 @@ def proof_length(index: int, n: int) -> int:
     return length
 
 
-def verify_chunk(
+def checked_leaf(
     blob_id: BlobId, index: int, chunk: bytes | bytearray | memoryview, proof: bytes
-) -> bool:
-    """True when ``chunk`` is chunk ``index`` of ``blob_id``: its length, then its path."""
+) -> bytes | None:
+    """The chunk's leaf when ``chunk`` is chunk ``index`` of ``blob_id`` (its length, then its
+    path to the root), else None. Pure: safe to run in a worker thread."""
     n = blob_id.n_chunks
     if not 0 <= index < n or len(chunk) != blob_id.chunk_length(index):
-        return False
+        return None
     if len(proof) != proof_length(index, n):
-        return False
-    node = leaf_hash(chunk)
+        return None
+    leaf = node = leaf_hash(chunk)
     offset = 0
     while n > 1:
         if index ^ 1 < n:
@@ -178,7 +179,14 @@ def verify_chunk(
             node = node_hash(sibling, node) if index & 1 else node_hash(node, sibling)
         index >>= 1
         n = (n + 1) // 2
-    return _seal(node, blob_id.size, blob_id.chunk_shift) == blob_id.root
+    return leaf if _seal(node, blob_id.size, blob_id.chunk_shift) == blob_id.root else None
+
+
+def verify_chunk(
+    blob_id: BlobId, index: int, chunk: bytes | bytearray | memoryview, proof: bytes
+) -> bool:
+    """True when ``chunk`` is chunk ``index`` of ``blob_id`` (see :func:`checked_leaf`)."""
+    return checked_leaf(blob_id, index, chunk, proof) is not None
 
 
 class BlobHasher:

@@ -36,8 +36,13 @@ async def read_frame(stream: BulkStream, reader: FrameReader) -> Frame | None:
 
 async def write_frame(stream: BulkStream, frame: Frame) -> None:
     """Send one frame; raises :class:`PeerUnreachable` when the stream broke."""
+    await send_bytes(stream, encode(frame))
+
+
+async def send_bytes(stream: BulkStream, data: bytes) -> None:
+    """Send encoded frames; raises :class:`PeerUnreachable` when the stream broke."""
     try:
-        await stream.send_all(encode(frame))
+        await stream.send_all(data)
     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
         raise PeerUnreachable(f"bulk stream broke: {exc}") from None
 

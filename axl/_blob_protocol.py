@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Generic, TypeVar
 
-from ._blob_id import WIRE_LENGTH, BlobId, verify_chunk
+from ._blob_id import WIRE_LENGTH, BlobId, checked_leaf
 from ._errors import BlobProtocolError, InvalidBlobId
 
 MAX_PROOF = 64 * 32
@@ -218,13 +218,25 @@ class FetchPlan(Generic[H]):
         self._by_holder.setdefault(holder, set()).add(index)
         return index
 
+    def expects(self, holder: H, index: int) -> bool:
+        """Whether ``holder`` was asked for chunk ``index`` and has not delivered it."""
+        return self._in_flight.get(index) == holder
+
     def deliver(self, holder: H, index: int, data: bytes, proof: bytes) -> bool:
         """Check a chunk from ``holder``; True when it is accepted (write it), False when the
         holder is now banned."""
-        if self._in_flight.get(index) != holder:
+        if not self.expects(holder, index):
             self.ban(holder, "unrequested_chunk")
             return False
-        if not verify_chunk(self.blob_id, index, data, proof):
+        return self.settle(holder, index, checked_leaf(self.blob_id, index, data, proof))
+
+    def settle(self, holder: H, index: int, leaf: bytes | None) -> bool:
+        """Conclude an expected chunk whose check gave ``leaf`` (None: it failed, and the
+        holder is banned). For callers that check chunks off the event loop."""
+        if not self.expects(holder, index):
+            self.ban(holder, "unrequested_chunk")
+            return False
+        if leaf is None:
             self.ban(holder, "wrong_chunk")
             return False
         del self._in_flight[index]

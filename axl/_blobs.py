@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import trio
+
 from ._blob_id import (
     DEFAULT_CHUNK_SHIFT,
     BlobHasher,
@@ -294,21 +296,35 @@ class BlobStore:
 
         Raises :class:`BlobNotHeld`, :class:`CorruptBlob` (the blob is dropped) or IndexError.
         """
+        path, leaf, proof = self._locate(blob_id, index)
+        data, ok = _read_checked(path, blob_id, index, leaf)
+        return self._checked(blob_id, index, data, ok), proof
+
+    async def read_chunk_async(self, blob_id: BlobId, index: int) -> tuple[bytes, bytes]:
+        """:meth:`read_chunk` with the disk read and the hash in a worker thread."""
+        path, leaf, proof = self._locate(blob_id, index)
+        data, ok = await trio.to_thread.run_sync(_read_checked, path, blob_id, index, leaf)
+        return self._checked(blob_id, index, data, ok), proof
+
+    def _locate(self, blob_id: BlobId, index: int) -> tuple[Path, bytes, bytes]:
         self._entry(blob_id)
-        length = blob_id.chunk_length(index)
+        blob_id.chunk_length(index)  # IndexError outside the blob
         try:
             levels = self._read_levels(blob_id)
-            with open(self._data / str(blob_id), "rb") as file:
-                file.seek(index << blob_id.chunk_shift)
-                data = file.read(length)
         except FileNotFoundError:
             self.delete(blob_id)
             raise BlobNotHeld(f"{blob_id} vanished from disk") from None
         except CorruptBlob:
             raise self._corrupt(blob_id, "leaves") from None
-        if len(data) != length or leaf_hash(data) != levels[0][index]:
+        return self._data / str(blob_id), levels[0][index], make_proof(levels, index)
+
+    def _checked(self, blob_id: BlobId, index: int, data: bytes | None, ok: bool) -> bytes:
+        if data is None:
+            self.delete(blob_id)
+            raise BlobNotHeld(f"{blob_id} vanished from disk")
+        if not ok:
             raise self._corrupt(blob_id, f"chunk {index}")
-        return data, make_proof(levels, index)
+        return data
 
     def iter_chunks(self, blob_id: BlobId) -> Iterator[bytes]:
         """The blob's chunks in order, each checked (see :meth:`read_chunk`)."""
@@ -373,6 +389,20 @@ class BlobStore:
             file.unlink(missing_ok=True)
 
 
+def _read_checked(
+    path: Path, blob_id: BlobId, index: int, leaf: bytes
+) -> tuple[bytes | None, bool]:
+    """Read one chunk and compare its hash with ``leaf`` (pure file work: thread-safe)."""
+    length = blob_id.chunk_length(index)
+    try:
+        with open(path, "rb") as file:
+            file.seek(index << blob_id.chunk_shift)
+            data = file.read(length)
+    except FileNotFoundError:
+        return None, False
+    return data, len(data) == length and leaf_hash(data) == leaf
+
+
 class PartialBlob:
     """A blob being fetched: chunks are written as they are verified, in any order.
 
@@ -407,13 +437,21 @@ class PartialBlob:
                 self.leaves[index] = leaf
                 self.have.add(index)
 
-    def write(self, index: int, data: bytes) -> None:
-        """Record a chunk that was already verified against the root."""
-        self._data.seek(index << self.blob_id.chunk_shift)
-        self._data.write(data)
-        leaf = leaf_hash(data)
-        self._leaves_file.seek(32 * index)
-        self._leaves_file.write(leaf)
+    def write(self, index: int, data: bytes, leaf: bytes | None = None) -> None:
+        """Record a chunk that was already verified against the root (``leaf``: its leaf, if
+        the caller has it)."""
+        leaf = leaf or leaf_hash(data)
+        self.write_bytes(index, data, leaf)
+        self.record(index, leaf)
+
+    def write_bytes(self, index: int, data: bytes, leaf: bytes) -> None:
+        """The file part of :meth:`write`: the chunk's bytes, then its leaf (positional
+        writes, so chunks may be written from worker threads in any order)."""
+        os.pwrite(self._data.fileno(), data, index << self.blob_id.chunk_shift)
+        os.pwrite(self._leaves_file.fileno(), leaf, 32 * index)
+
+    def record(self, index: int, leaf: bytes) -> None:
+        """The bookkeeping part of :meth:`write`."""
         self.leaves[index] = leaf
         self.have.add(index)
 

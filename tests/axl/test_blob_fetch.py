@@ -45,7 +45,11 @@ from axl._blob_protocol import (
 from tests.axl.test_blob_id import chunks_and_proofs
 
 SHIFT = 10
-CONFIG = BlobConfig(window=3, stall_timeout=5.0, open_timeout=5.0, retry_backoff=0.01)
+# No worker threads: several tests run on trio's MockClock (autojump), where a thread's real
+# time would count as idle time; the threaded path runs in the tests without a MockClock.
+CONFIG = BlobConfig(
+    window=3, stall_timeout=5.0, open_timeout=5.0, retry_backoff=0.01, worker_threads=False
+)
 
 
 def payload(n: int, seed: int = 1) -> bytes:
@@ -120,9 +124,11 @@ async def test_fetch_from_one_holder(tmp_path: Path) -> None:
         assert c.buses[0].stats["blob.chunks_served"] == served == blob_id.n_chunks
 
 
-async def test_several_holders_share_the_chunks(tmp_path: Path) -> None:
+@pytest.mark.parametrize("threads", [False, True])
+async def test_several_holders_share_the_chunks(tmp_path: Path, threads: bool) -> None:
     data = payload(40_000, 3)
-    async with cluster(tmp_path, 4) as c:
+    config = BlobConfig(window=3, worker_threads=threads)
+    async with cluster(tmp_path, 4, config=config) as c:
         for bus in c.buses[:3]:
             blob_id = publish(bus, data)
         await c.buses[3].fetch(blob_id, from_peers=[i.peer_id for i in c.identities[:3]])
@@ -233,7 +239,7 @@ async def test_a_stalled_holder_times_out_and_the_next_takes_over(
     data = payload(20_000, 7)
     blob_id = blob_id_of(data, SHIFT)
     log: list[str] = []
-    config = BlobConfig(window=2, stall_timeout=3.0, max_parallel_holders=1)
+    config = BlobConfig(window=2, stall_timeout=3.0, max_parallel_holders=1, worker_threads=False)
     async with cluster(tmp_path, 2, raw=1, config=config) as c, trio.open_nursery() as nursery:
         nursery.start_soon(hostile_holder, c.transports[2], data, "silent", log)
         publish(c.buses[0], data)
@@ -290,13 +296,17 @@ async def test_server_refuses_bad_requests_and_too_many_streams(tmp_path: Path) 
 
 async def test_upload_budget_throttles_then_refuses(tmp_path: Path, autojump_clock: object) -> None:
     data = payload(8 * 1024)
-    throttled = BlobConfig(per_peer_rate=1024, per_peer_burst=1024, max_budget_wait=2.0)
+    throttled = BlobConfig(
+        per_peer_rate=1024, per_peer_burst=1024, max_budget_wait=2.0, worker_threads=False
+    )
     async with cluster(tmp_path, 2, config=throttled) as c:
         blob_id = publish(c.buses[0], data)
         start = trio.current_time()
         await c.buses[1].fetch(blob_id, from_peers=[c.identities[0].peer_id])
         assert trio.current_time() - start >= (8 * 1024 - 1024) / 1024 * 0.99
-    stingy = BlobConfig(global_rate=100, global_burst=1024, max_budget_wait=0.5)
+    stingy = BlobConfig(
+        global_rate=100, global_burst=1024, max_budget_wait=0.5, worker_threads=False
+    )
     async with cluster(tmp_path / "b", 2, config=stingy) as c:
         blob_id = publish(c.buses[0], data)
         with pytest.raises(BlobUnavailable) as info:
