@@ -239,28 +239,42 @@ class BlobStore:
         chunk_shift: int = DEFAULT_CHUNK_SHIFT,
         pin: bool = False,
     ) -> BlobId:
-        """Copy a file into the store (streaming, bounded memory); returns its id."""
+        """Copy a file into the store (streaming, bounded memory); returns its id. Raises
+        :class:`StoreFull`. Blocks while it copies: from trio, use :meth:`put_file_async`."""
         size = os.stat(source).st_size
         self.make_room(size)
-        hasher = BlobHasher(chunk_shift)
         fd, tmp = self._tmp_file()
         try:
-            with open(source, "rb") as src, os.fdopen(fd, "wb") as out:
-                while block := src.read(_COPY_BLOCK):
-                    hasher.update(block)
-                    out.write(block)
-                out.flush()
-                os.fsync(out.fileno())
-            blob_id = hasher.finish()
-            if blob_id in self._entries:
-                if pin:
-                    self.pin(blob_id)
-                return blob_id
-            if blob_id.size != size:
-                self.make_room(blob_id.size)
-            self._install(blob_id, tmp, hasher.leaves, pin)
+            hasher = _copy_hashed(source, fd, chunk_shift)
+            return self._adopt(hasher, tmp, pin)
         finally:
             tmp.unlink(missing_ok=True)
+
+    async def put_file_async(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        chunk_shift: int = DEFAULT_CHUNK_SHIFT,
+        pin: bool = False,
+    ) -> BlobId:
+        """:meth:`put_file` with the copy and the hashing in a worker thread."""
+        size = os.stat(source).st_size
+        self.make_room(size)
+        fd, tmp = self._tmp_file()
+        try:
+            hasher = await trio.to_thread.run_sync(_copy_hashed, source, fd, chunk_shift)
+            return self._adopt(hasher, tmp, pin)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _adopt(self, hasher: BlobHasher, tmp: Path, pin: bool) -> BlobId:
+        blob_id = hasher.finish()
+        if blob_id in self._entries:
+            if pin:
+                self.pin(blob_id)
+            return blob_id
+        self.make_room(blob_id.size)  # again: the store may have filled meanwhile
+        self._install(blob_id, tmp, hasher.leaves, pin)
         return blob_id
 
     # -- reading -------------------------------------------------------------------------------
@@ -387,6 +401,18 @@ class BlobStore:
         self._parked.pop(blob_id, None)
         for file in self._partial_paths(blob_id):
             file.unlink(missing_ok=True)
+
+
+def _copy_hashed(source: str | os.PathLike[str], fd: int, chunk_shift: int) -> BlobHasher:
+    """Copy ``source`` into the open file ``fd`` (closing it, fsynced) while hashing it."""
+    hasher = BlobHasher(chunk_shift)
+    with open(source, "rb") as src, os.fdopen(fd, "wb") as out:
+        while block := src.read(_COPY_BLOCK):
+            hasher.update(block)
+            out.write(block)
+        out.flush()
+        os.fsync(out.fileno())
+    return hasher
 
 
 def _read_checked(

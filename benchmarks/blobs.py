@@ -175,10 +175,10 @@ async def run(sizes_mib: list[int], window: int, repeats: int) -> dict[int, dict
             for size_mib in sizes_mib:
                 size = size_mib * MIB
                 source = root / f"source-{size_mib}"
-                make_source(source, size)
+                await trio.to_thread.run_sync(make_source, source, size)
                 for holder in holders:
                     assert holder.blobs is not None
-                    blob_id = holder.blobs.store.put_file(source)
+                    blob_id = await holder.blobs.store.put_file_async(source)
                     holder.offer(blob_id)
                 raw_s, one_s, three_s, rss_one, rss_three = [], [], [], 0, 0
                 for _ in range(repeats):

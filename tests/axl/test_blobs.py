@@ -133,3 +133,16 @@ def test_reservations_count_against_the_budget(tmp_path: Path) -> None:
     partial.close()
     store.put_bytes(data(1000, 9), chunk_shift=SHIFT)  # evicts the parked partial
     assert not (tmp_path / "partial" / str(big)).exists()
+
+
+async def test_put_file_async_matches_put_file(tmp_path: Path) -> None:
+    source = tmp_path / "src.bin"
+    source.write_bytes(data(5000, 7))
+    store = BlobStore(tmp_path / "store", max_bytes=6000)
+    blob_id = await store.put_file_async(source, chunk_shift=SHIFT, pin=True)
+    assert blob_id == blob_id_of(data(5000, 7), SHIFT) and store.is_pinned(blob_id)
+    assert store.read_bytes(blob_id, max_size=10_000) == data(5000, 7)
+    source.write_bytes(data(5000, 8))
+    with pytest.raises(StoreFull):  # the pinned blob leaves no room
+        await store.put_file_async(source, chunk_shift=SHIFT)
+    assert list((tmp_path / "store" / "tmp").iterdir()) == []

@@ -15,18 +15,25 @@ import torch
 from axl import blob_id_of
 from compute import (
     Adam,
+    ChallengeOpened,
+    Cheat,
     CNNModel,
     DatasetRef,
     DataSpec,
+    GameError,
     InvalidDataset,
     InvalidTaskSpec,
     MLPModel,
+    Party,
     TaskSpec,
     TraceError,
     TransformerModel,
+    build_program,
     encode_dataset,
     final_proof,
     load_dataset,
+    open_game,
+    play,
     train,
     verify_weights,
     weights_bytes,
@@ -219,3 +226,24 @@ def test_weights_are_bound_to_the_trace_root() -> None:
     ):
         with pytest.raises(InvalidDataset):
             verify_weights(spec, bad, root=result.root, proof=proof, dataset=dataset)
+
+
+@pytest.mark.parametrize(
+    ("kind", "op"), [("perturb_weights", 0), ("wrong_final", 0), ("wrong_op", 5)]
+)
+def test_the_verde_game_settles_a_dataset_task(kind: str, op: int) -> None:
+    x, y = mlp_arrays(3)
+    data = encode_dataset(x, y)
+    spec = mlp_spec(data)
+    dataset = load_dataset(data, spec)
+    honest = train(spec, dataset=dataset)
+    # op 5 is the ds_batch that selects the targets: the referee recomputes it from data.y
+    assert build_program(spec).nodes[5].prim == "ds_batch"
+    cheat = Party("a", spec, cheat=Cheat(kind, step=3, op=op), dataset=dataset)  # type: ignore[arg-type]
+    record = play(spec, cheat, Party("b", spec, result=honest), dataset=dataset)
+    assert record.verdict.winner == "b"
+    opened = ChallengeOpened(
+        game_id="g", task_id=spec.task_id, root_a=bytes(32), root_b=honest.root
+    )
+    with pytest.raises(GameError):
+        open_game(spec, opened)  # the referee cannot recompute a dataset task without the data
