@@ -4,8 +4,8 @@ A stream opened by a peer gets one ``WANT``; a blob that is not held, not offere
 offered to that peer is refused with ``NOT_HELD`` at once. Then every ``GET`` is answered with
 the chunk and its proof, after the per-peer and global token buckets allow it (a wait longer
 than ``budget.max_wait`` is refused with ``OVER_BUDGET``). Streams per peer and in total are
-capped (``BUSY``); a stream idle longer than ``idle_timeout`` is closed; any protocol violation
-closes the stream and is counted.
+capped (``BUSY``); a stream idle longer than ``idle_timeout`` (or whose reader stops reading for
+that long) is closed; any protocol violation closes the stream and is counted.
 """
 
 from __future__ import annotations
@@ -127,6 +127,9 @@ class BlobServer:
         except BlobProtocolError as exc:
             self.stats.inc("blob.serve.protocol_error")
             logger.info("bulk stream from %s broke the protocol: %s", peer.short(), exc)
+        except Exception:  # a local failure (disk, ...) must not take the node down
+            self.stats.inc("blob.serve.error")
+            logger.exception("serving a bulk stream from %s failed", peer.short())
         finally:
             self.streams[peer] -= 1
             if not self.streams[peer]:
@@ -136,6 +139,7 @@ class BlobServer:
     async def _answer(self, peer: PeerId, stream: BulkStream) -> None:
         reader = FrameReader(REQUEST_FRAME_LIMIT)
         idle = self.config.idle_timeout
+        first = None
         with trio.move_on_after(idle):
             first = await read_frame(stream, reader)
         if not isinstance(first, Want):
@@ -179,7 +183,12 @@ class BlobServer:
                 logger.warning("cannot serve %s: %s", blob_id, exc)
                 await write_frame(stream, Refuse(Refusal.NOT_HELD))
                 return
-            await write_frame(stream, Chunk(frame.index, proof, data))
+            try:
+                with trio.fail_after(idle):  # a fetcher that stops reading holds no slot
+                    await write_frame(stream, Chunk(frame.index, proof, data))
+            except trio.TooSlowError:
+                self.stats.inc("blob.serve.write_timeout")
+                return
             self.stats.inc("blob.chunks_served")
 
 

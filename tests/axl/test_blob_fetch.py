@@ -41,6 +41,7 @@ from axl._blob_protocol import (
     Refuse,
     Want,
     chunk_frame_limit,
+    encode,
 )
 from tests.axl.test_blob_id import chunks_and_proofs
 
@@ -387,3 +388,40 @@ async def test_a_restart_resumes_from_the_partial_file(tmp_path: Path) -> None:
         await c.buses[1].fetch(blob_id, from_peers=[c.identities[0].peer_id])
         assert c.buses[0].stats["blob.chunks_served"] - before == blob_id.n_chunks // 2
         assert store_of(c.buses[1]).read_bytes(blob_id, max_size=1 << 20) == data
+
+
+async def test_idle_streams_are_closed_and_the_server_keeps_serving(
+    tmp_path: Path, autojump_clock: object
+) -> None:
+    config = BlobConfig(idle_timeout=5.0, worker_threads=False)
+    async with cluster(tmp_path, 2, raw=1, config=config) as c:
+        blob_id = publish(c.buses[0], payload(3000))
+        holder = c.identities[0].peer_id
+        silent = await c.transports[2].open_bulk(holder)  # says nothing at all
+        idle = await c.transports[2].open_bulk(holder)  # WANT, then nothing
+        await write_frame(idle, Want(blob_id))
+        await trio.sleep(6.0)
+        assert await read_frame(silent, FrameReader(64)) is None  # closed by the holder
+        reader = FrameReader(chunk_frame_limit(blob_id))
+        assert await read_frame(idle, reader) == Ready()
+        assert await read_frame(idle, reader) is None
+        await c.buses[1].fetch(blob_id, from_peers=[holder])  # still serving
+
+
+async def test_a_fetcher_that_stops_reading_is_dropped(
+    tmp_path: Path, autojump_clock: object
+) -> None:
+    config = BlobConfig(idle_timeout=5.0, worker_threads=False)
+    async with cluster(tmp_path, 1, raw=1, config=config) as c:
+        blob_id = publish(c.buses[0], payload(3000))
+        assert c.buses[0].blobs is not None
+        server = c.buses[0].blobs.server
+        stream = await c.transports[1].open_bulk(c.identities[0].peer_id)
+        await write_frame(stream, Want(blob_id))
+        for _ in range(3):  # ~3 MiB of answers: far more than the stream's window
+            await stream.send_all(b"".join(encode(Get(0)) for _ in range(1000)))
+        await trio.sleep(1.0)
+        assert server.streams  # stuck writing to us
+        await trio.sleep(10.0)
+        assert not server.streams
+        assert c.buses[0].stats["blob.serve.write_timeout"] == 1
