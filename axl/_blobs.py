@@ -351,6 +351,15 @@ class BlobStore:
             raise BlobError(f"{blob_id} is {blob_id.size} bytes, over the limit of {max_size}")
         return b"".join(self.iter_chunks(blob_id))
 
+    async def read_bytes_async(self, blob_id: BlobId, *, max_size: int) -> bytes:
+        """:meth:`read_bytes` with each chunk's read and check in a worker thread."""
+        if blob_id.size > max_size:
+            raise BlobError(f"{blob_id} is {blob_id.size} bytes, over the limit of {max_size}")
+        parts = []
+        for index in range(blob_id.n_chunks):
+            parts.append((await self.read_chunk_async(blob_id, index))[0])
+        return b"".join(parts)
+
     def file_path(self, blob_id: BlobId) -> Path:
         """Where the blob's bytes live (read them with :meth:`read_chunk` to have them checked)."""
         self._entry(blob_id)

@@ -245,8 +245,8 @@ async def fetch_dataset(
     if blob_id.size > MAX_DATASET_BYTES:
         raise InvalidDataset(f"the dataset blob is over {MAX_DATASET_BYTES} bytes")
     await bus.fetch(blob_id, from_peers=from_peers, timeout=timeout)
-    data = _store(bus).read_bytes(blob_id, max_size=MAX_DATASET_BYTES)
-    return load_dataset(data, spec)
+    data = await _store(bus).read_bytes_async(blob_id, max_size=MAX_DATASET_BYTES)
+    return await trio.to_thread.run_sync(load_dataset, data, spec)
 
 
 async def train_in_thread(spec: TaskSpec, dataset: Dataset | None = None) -> TrainResult:
@@ -281,5 +281,8 @@ async def fetch_weights(
     if blob_id.size > MAX_WEIGHTS_BYTES:
         raise InvalidDataset(f"the weights blob is over {MAX_WEIGHTS_BYTES} bytes")
     await bus.fetch(blob_id, from_peers=from_peers, timeout=timeout)
-    data = _store(bus).read_bytes(blob_id, max_size=MAX_WEIGHTS_BYTES)
-    return verify_weights(spec, data, root=root, proof=proof, dataset=dataset)
+    data = await _store(bus).read_bytes_async(blob_id, max_size=MAX_WEIGHTS_BYTES)
+    proof = list(proof)
+    return await trio.to_thread.run_sync(
+        lambda: verify_weights(spec, data, root=root, proof=proof, dataset=dataset)
+    )
