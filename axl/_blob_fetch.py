@@ -24,6 +24,7 @@ from ._blob_io import close_quietly, read_frame, send_bytes
 from ._blob_protocol import (
     Chunk,
     FetchPlan,
+    Frame,
     FrameReader,
     Get,
     Ready,
@@ -194,6 +195,29 @@ class BlobFetcher:
         reader: FrameReader,
         want: bytes,
     ) -> None:
+        # A reader task keeps draining the stream (so the transport's flow-control window keeps
+        # opening) while chunks are checked and written; at most ``window`` frames wait.
+        send, receive = trio.open_memory_channel[Frame | None | Exception](self.config.window)
+        error: Exception | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_read_frames, stream, reader, send)
+            try:
+                await self._process(fetch, holder, stream, receive, want)
+            except Exception as exc:  # raised below, outside the nursery: not in a group
+                error = exc
+            finally:
+                nursery.cancel_scope.cancel()
+        if error is not None:
+            raise error
+
+    async def _process(
+        self,
+        fetch: _Fetch,
+        holder: PeerId,
+        stream: BulkStream,
+        frames: trio.MemoryReceiveChannel[Frame | Exception | None],
+        want: bytes,
+    ) -> None:
         plan = fetch.plan
         ready = False
         pending = [want]
@@ -207,13 +231,15 @@ class BlobFetcher:
                 try:
                     await send_bytes(stream, b"".join(pending))
                 except PeerUnreachable:
-                    await self._refusal_left(fetch, holder, stream, reader)
+                    await self._refusal_left(fetch, holder, frames)
                     raise
                 pending.clear()
             if plan.outstanding(holder) == 0:
                 return
             with trio.fail_after(self.config.stall_timeout):
-                frame = await read_frame(stream, reader)
+                frame = await frames.receive()
+            if isinstance(frame, Exception):
+                raise frame
             if not ready and isinstance(frame, Ready):
                 ready = True
                 continue
@@ -241,17 +267,37 @@ class BlobFetcher:
                 return
 
     async def _refusal_left(
-        self, fetch: _Fetch, holder: PeerId, stream: BulkStream, reader: FrameReader
+        self,
+        fetch: _Fetch,
+        holder: PeerId,
+        frames: trio.MemoryReceiveChannel[Frame | Exception | None],
     ) -> None:
         """The holder closed the stream while we were writing: if it said why before closing
         (a refusal), raise that instead of a plain drop."""
         with trio.move_on_after(1.0):
-            try:
-                while (frame := await read_frame(stream, reader)) is not None:
-                    if isinstance(frame, Refuse):
-                        raise self._refused(fetch, holder, frame.code)
-            except (PeerUnreachable, BlobProtocolError):
-                return
+            while True:
+                frame = await frames.receive()
+                if isinstance(frame, Refuse):
+                    raise self._refused(fetch, holder, frame.code)
+                if frame is None or isinstance(frame, Exception):
+                    return
+
+
+async def _read_frames(
+    stream: BulkStream,
+    reader: FrameReader,
+    out: trio.MemorySendChannel[Frame | Exception | None],
+) -> None:
+    """Forward the stream's frames, then None at its end or the error that ended it."""
+    while True:
+        try:
+            frame = await read_frame(stream, reader)
+        except (PeerUnreachable, BlobProtocolError) as exc:
+            await out.send(exc)
+            return
+        await out.send(frame)
+        if frame is None:
+            return
 
 
 def _check_and_write(partial: PartialBlob, chunk: Chunk) -> bytes | None:

@@ -43,7 +43,7 @@ logger = logging.getLogger("axl.blobs")
 class BlobConfig:
     """Limits of blob serving and fetching. Times in seconds, rates in bytes per second.
 
-    A fetch holds at most ``max_parallel_holders * (window + 1)`` chunks in memory.
+    A fetch holds at most ``max_parallel_holders * (window + 2)`` chunks in memory.
     """
 
     window: int = 8

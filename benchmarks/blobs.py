@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     window = args.window
     print(f"blob transfer over libp2p on loopback (256 KiB chunks, window {window})")
     results = trio.run(run, sizes, window, repeats)
-    budget = (BlobConfig().max_parallel_holders * (window + 1) * 256 * 1024) / MIB
+    budget = (BlobConfig().max_parallel_holders * (window + 2) * 256 * 1024) / MIB
     for size_mib, r in results.items():
         print(f"{size_mib} MiB blob (best of {repeats}):")
         print(line("raw py-libp2p stream copy", r["raw"], "MB/s"))
