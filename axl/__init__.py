@@ -4,8 +4,9 @@ Public API: identities, typed messages, the bus, and its transports.
 """
 
 from ._blob_id import BlobId, blob_id_of
+from ._blob_partial import PartialBlob
 from ._blob_serve import BlobConfig
-from ._blobs import BlobStore, PartialBlob
+from ._blobs import BlobStore
 from ._bus import Bus, BusConfig, Context, Delivery, Subscription, open_bus
 from ._errors import (
     AxlError,

@@ -21,6 +21,7 @@ import trio
 
 from ._blob_id import BlobId, checked_leaf
 from ._blob_io import close_quietly, read_frame, send_bytes
+from ._blob_partial import PartialBlob
 from ._blob_protocol import (
     Chunk,
     FetchPlan,
@@ -35,7 +36,7 @@ from ._blob_protocol import (
     encode,
 )
 from ._blob_serve import BlobConfig
-from ._blobs import BlobStore, PartialBlob
+from ._blobs import BlobStore
 from ._errors import BlobProtocolError, BlobUnavailable, PeerUnreachable
 from ._identity import PeerId
 from ._stats import Counters
