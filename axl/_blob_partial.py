@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Protocol
 
 from ._blob_id import BlobId, blob_id_from_leaves, leaf_hash
 from ._errors import BlobError, CorruptBlob
 
-if TYPE_CHECKING:
-    from ._blobs import BlobStore
+
+class PartialOwner(Protocol):
+    """What a partial blob needs from its store (``BlobStore``)."""
+
+    def _partial_paths(self, blob_id: BlobId) -> tuple[Path, Path]: ...
+
+    def _finish_partial(self, blob_id: BlobId, leaves: list[bytes]) -> None: ...
+
+    def _park(self, blob_id: BlobId) -> None: ...
+
 
 _ZERO_LEAF = bytes(32)
 
@@ -22,7 +31,7 @@ class PartialBlob:
     the chunks with a recorded leaf are checked again before they count as held.
     """
 
-    def __init__(self, store: BlobStore, blob_id: BlobId) -> None:
+    def __init__(self, store: PartialOwner, blob_id: BlobId) -> None:
         self.store = store
         self.blob_id = blob_id
         self._closed = False
