@@ -38,6 +38,8 @@ from ._transport import BulkStream, BulkTransport
 
 logger = logging.getLogger("axl.blobs")
 
+_Answer = Chunk | Refuse | Exception | None
+
 
 @dataclass(frozen=True)
 class BlobConfig:
@@ -152,42 +154,86 @@ class BlobServer:
             await write_frame(stream, Refuse(Refusal.NOT_HELD))
             return
         await write_frame(stream, Ready())
+        # The next chunk is read and hashed while the current one is written (rendezvous
+        # channel: at most two chunks per stream in memory).
+        send, receive = trio.open_memory_channel[_Answer](0)
+        error: Exception | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._prepare, peer, stream, reader, blob_id, send)
+            try:
+                await self._send_answers(stream, receive)
+            except Exception as exc:  # raised below, outside the nursery: not in a group
+                error = exc
+            finally:
+                nursery.cancel_scope.cancel()
+        if error is not None:
+            raise error
+
+    async def _prepare(
+        self,
+        peer: PeerId,
+        stream: BulkStream,
+        reader: FrameReader,
+        blob_id: BlobId,
+        out: trio.MemorySendChannel[_Answer],
+    ) -> None:
+        """Read requests and prepare their answers, one ahead of the writer."""
+        try:
+            while True:
+                answer = await self._answer_one(peer, stream, reader, blob_id)
+                await out.send(answer)
+                if not isinstance(answer, Chunk):
+                    return
+        except (PeerUnreachable, BlobProtocolError) as exc:
+            await out.send(exc)
+
+    async def _answer_one(
+        self, peer: PeerId, stream: BulkStream, reader: FrameReader, blob_id: BlobId
+    ) -> Chunk | Refuse | None:
+        frame = None
+        with trio.move_on_after(self.config.idle_timeout):
+            frame = await read_frame(stream, reader)
+        if frame is None:
+            return None
+        if not isinstance(frame, Get) or frame.index >= blob_id.n_chunks:
+            self.stats.inc("blob.refused.bad_request")
+            return Refuse(Refusal.BAD_REQUEST)
+        length = blob_id.chunk_length(frame.index)
+        wait = self.budget.reserve(peer, length, trio.current_time())
+        if wait is None:
+            self.stats.inc("blob.refused.over_budget")
+            return Refuse(Refusal.OVER_BUDGET)
+        if wait > 0:
+            await trio.sleep(wait)
+        if not self._offered_to(blob_id, peer):
+            return Refuse(Refusal.NOT_HELD)
+        try:
+            if self.config.worker_threads:
+                data, proof = await self.store.read_chunk_async(blob_id, frame.index)
+            else:
+                data, proof = self.store.read_chunk(blob_id, frame.index)
+        except (BlobNotHeld, CorruptBlob) as exc:
+            self.stats.inc("blob.refused.not_held")
+            logger.warning("cannot serve %s: %s", blob_id, exc)
+            return Refuse(Refusal.NOT_HELD)
+        return Chunk(frame.index, proof, data)
+
+    async def _send_answers(
+        self, stream: BulkStream, answers: trio.MemoryReceiveChannel[_Answer]
+    ) -> None:
         while True:
-            frame = None
-            with trio.move_on_after(idle):
-                frame = await read_frame(stream, reader)
-            if frame is None:
+            answer = await answers.receive()
+            if answer is None:
                 return
-            if not isinstance(frame, Get) or frame.index >= blob_id.n_chunks:
-                self.stats.inc("blob.refused.bad_request")
-                await write_frame(stream, Refuse(Refusal.BAD_REQUEST))
-                return
-            length = blob_id.chunk_length(frame.index)
-            wait = self.budget.reserve(peer, length, trio.current_time())
-            if wait is None:
-                self.stats.inc("blob.refused.over_budget")
-                await write_frame(stream, Refuse(Refusal.OVER_BUDGET))
-                return
-            if wait > 0:
-                await trio.sleep(wait)
-            if not self._offered_to(blob_id, peer):
-                await write_frame(stream, Refuse(Refusal.NOT_HELD))
-                return
+            if isinstance(answer, Exception):
+                raise answer
             try:
-                if self.config.worker_threads:
-                    data, proof = await self.store.read_chunk_async(blob_id, frame.index)
-                else:
-                    data, proof = self.store.read_chunk(blob_id, frame.index)
-            except (BlobNotHeld, CorruptBlob) as exc:
-                self.stats.inc("blob.refused.not_held")
-                logger.warning("cannot serve %s: %s", blob_id, exc)
-                await write_frame(stream, Refuse(Refusal.NOT_HELD))
-                return
-            try:
-                with trio.fail_after(idle):  # a fetcher that stops reading holds no slot
-                    await write_frame(stream, Chunk(frame.index, proof, data))
+                with trio.fail_after(self.config.idle_timeout):  # a fetcher that stops
+                    await write_frame(stream, answer)  # reading holds no slot
             except trio.TooSlowError:
                 self.stats.inc("blob.serve.write_timeout")
+                return
+            if isinstance(answer, Refuse):
                 return
             self.stats.inc("blob.chunks_served")
 
