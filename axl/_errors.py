@@ -114,6 +114,10 @@ class TransportClosed(BusClosed):
     """The transport is closed."""
 
 
+class ListenError(AxlError, OSError):
+    """A transport could not listen on one of its addresses (bad address, port in use)."""
+
+
 class PeerUnreachable(BusError):
     """No route to the peer: it is unknown, disconnected, or refused the stream."""
 

@@ -45,6 +45,15 @@ class Libp2pConfig:
     """Inbound direct frames a peer may send in a burst."""
     max_inbound_streams: int = 4
     """Concurrent ``/axl/1.0.0`` streams accepted from one peer."""
+    max_connections: int = 200
+    """Inbound connections open at once, from everybody (refused before the handshake)."""
+    max_connections_per_ip: int = 64
+    """Inbound connections open at once from one IP address."""
+    max_buffered_bytes: int = 32 << 20
+    """Bytes held for partly received frames, across all inbound streams; a stream whose
+    partial frame would go over is reset (the peer is not banned: it may be honest)."""
+    partial_frame_timeout: float = 10.0
+    """A frame that stays partly received this long resets its stream (slowloris)."""
     dial_timeout: float = 5.0
     """Connecting and opening a stream to a peer must finish within this time."""
     write_timeout: float = 10.0
@@ -78,3 +87,9 @@ class Libp2pConfig:
             raise ValueError("max_frame_size, send_queue and inbox_capacity must be >= 1")
         if self.rate_limit <= 0 or self.rate_burst < 1 or self.max_inbound_streams < 1:
             raise ValueError("rate_limit, rate_burst and max_inbound_streams must be positive")
+        if min(self.max_connections, self.max_connections_per_ip, self.max_buffered_bytes) < 1:
+            raise ValueError("connection and buffer budgets must be >= 1")
+        if self.partial_frame_timeout <= 0:
+            raise ValueError("partial_frame_timeout must be positive")
+        if "sec_opt" in self.extra:
+            raise ValueError("the transport's security is Noise only; extra cannot set sec_opt")
