@@ -10,10 +10,18 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from ._errors import FrameTooLarge, MisaddressedFrame, ReplayError, SignatureError, StaleMessage
+from ._errors import (
+    FrameTooLarge,
+    MisaddressedFrame,
+    RejectedFrame,
+    ReplayError,
+    SignatureError,
+    StaleMessage,
+    UnknownMessageType,
+)
 from ._identity import PeerId, verify_signature
 from ._messages import Message, MessageRegistry
-from ._wire import MESSAGE_ID_LENGTH, SIGNING_DOMAIN, Envelope, decode_frame
+from ._wire import MESSAGE_ID_LENGTH, SIGNING_DOMAIN, Envelope, Kind, decode_frame
 
 
 class ReplayWindow:
@@ -136,18 +144,35 @@ class FrameGuard:
         envelope = decode_frame(frame)
         if envelope.recipient is not None and envelope.recipient != self.local_peer:
             raise MisaddressedFrame(f"frame addressed to {envelope.recipient.short()}")
-        cls = self.registry.lookup(envelope.type, envelope.version)
-        if not verify_signature(
-            envelope.sender, envelope.signature, SIGNING_DOMAIN + envelope.body
-        ):
+        try:
+            cls = self.registry.lookup(envelope.type, envelope.version)
+        except UnknownMessageType as exc:
+            # Cheap refusal first; a request addressed to us is then authenticated so that its
+            # sender can be told (a typed error reply rather than a timeout).
+            if (
+                envelope.kind is Kind.REQUEST
+                and envelope.recipient == self.local_peer
+                and self._verify(envelope)
+            ):
+                exc.envelope = envelope
+            raise
+        if not self._verify(envelope):
             raise SignatureError(f"bad signature on {envelope.type} from {envelope.sender.short()}")
-        age = now_ms - envelope.timestamp_ms
-        if age > self.freshness_window_ms or -age > self.max_future_skew_ms:
-            raise StaleMessage(
-                f"{envelope.type} from {envelope.sender.short()} is {age} ms old; window is "
-                f"{self.freshness_window_ms} ms back, {self.max_future_skew_ms} ms ahead"
+        try:
+            age = now_ms - envelope.timestamp_ms
+            if age > self.freshness_window_ms or -age > self.max_future_skew_ms:
+                raise StaleMessage(
+                    f"{envelope.type} from {envelope.sender.short()} is {age} ms old; window is "
+                    f"{self.freshness_window_ms} ms back, {self.max_future_skew_ms} ms ahead"
+                )
+            self.replay.check_and_add(
+                envelope.sender, envelope.message_id, envelope.timestamp_ms, now_ms
             )
-        self.replay.check_and_add(
-            envelope.sender, envelope.message_id, envelope.timestamp_ms, now_ms
-        )
-        return Accepted(envelope, cls.decode_payload(envelope.payload))
+            return Accepted(envelope, cls.decode_payload(envelope.payload))
+        except RejectedFrame as exc:
+            exc.envelope = envelope  # the signature holds: the sender is authenticated
+            raise
+
+    @staticmethod
+    def _verify(envelope: Envelope) -> bool:
+        return verify_signature(envelope.sender, envelope.signature, SIGNING_DOMAIN + envelope.body)
