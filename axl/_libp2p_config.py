@@ -31,8 +31,10 @@ class Libp2pConfig:
     """Multiaddrs to listen on (TCP; ``/udp/…/quic-v1`` is not supported, see the docs)."""
     bootstrap: tuple[str, ...] = ()
     """Multiaddrs with ``/p2p/<peer id>`` to connect to at start-up (and re-dial with backoff)."""
-    max_frame_size: int = (1 << 20) + 4096
-    """Largest frame accepted or sent; a peer announcing a bigger one is cut off."""
+    max_frame_size: int = 1 << 20
+    """Largest frame accepted or sent (the bus's default cap, 1 MiB); a peer announcing a
+    bigger one has its stream reset and is cut off. GossipSub RPCs may be 4 KiB larger (their
+    own framing around the AXL frame)."""
     send_queue: int = 1024
     """Frames queued per destination peer before ``send`` waits."""
     max_batch_bytes: int = 256 * 1024
