@@ -48,7 +48,8 @@ class Libp2pConfig:
     max_inbound_streams: int = 4
     """Concurrent ``/axl/1.0.0`` streams accepted from one peer."""
     max_connections: int = 200
-    """Inbound connections open at once, from everybody (refused before the handshake)."""
+    """Inbound connections open at once, from everybody (refused before the handshake).
+    py-libp2p's own caps (250 inbound, 300 in all) still apply above this."""
     max_connections_per_ip: int = 64
     """Inbound connections open at once from one IP address."""
     max_buffered_bytes: int = 32 << 20
