@@ -26,6 +26,7 @@ from ._errors import (
     InvalidMessage,
     InvalidPeerId,
     KeyFileError,
+    ListenError,
     MessageTypeError,
     MisaddressedFrame,
     PeerUnreachable,
@@ -41,6 +42,7 @@ from ._errors import (
 )
 from ._identity import Identity, PeerId, verify_signature
 from ._libp2p import Libp2pConfig, Libp2pTransport
+from ._libp2p_budget import Refusal
 from ._memory import LinkProfile, MemoryNetwork, MemoryTransport, NetworkStats
 from ._messages import ErrorReply, Message, MessageRegistry, default_registry
 from ._stats import Counters
@@ -83,6 +85,7 @@ __all__ = [
     "Libp2pConfig",
     "Libp2pTransport",
     "LinkProfile",
+    "ListenError",
     "MemoryNetwork",
     "MemoryTransport",
     "Message",
@@ -93,6 +96,7 @@ __all__ = [
     "PartialBlob",
     "PeerId",
     "PeerUnreachable",
+    "Refusal",
     "RejectedFrame",
     "RemoteError",
     "ReplayError",
