@@ -52,7 +52,7 @@ def test_address_book_errors(tmp_path: Path) -> None:
 
 def test_no_eth_for_gas_is_insufficient_funds(env: Env) -> None:
     pauper = env.admin.with_account(Account.create())
-    env.admin.mint(pauper.address, AI)
+    env.admin.transfer(pauper.address, AI)
     with pytest.raises(InsufficientFunds):
         pauper.transfer(env.solver.address, 1)
     env.admin.fund(pauper.address, 10**18)
@@ -62,10 +62,13 @@ def test_no_eth_for_gas_is_insufficient_funds(env: Env) -> None:
 
 def test_stale_nonce_is_a_nonce_conflict_then_resyncs(env: Env) -> None:
     env.solver.transfer(env.solver2.address, 1)
-    env.solver._conn.nonces[env.solver.address] -= 1
-    with pytest.raises(NonceConflict):
+    for stale in (-1, +5):  # another sender used the account; the node lost its state
+        env.solver._conn.nonces[env.solver.address] += stale
+        if env.solver.kind == "eth-tester":
+            with pytest.raises(NonceConflict):
+                env.solver.transfer(env.solver2.address, 1)
+        # a remote node's pending count is asked before each send: never stale
         env.solver.transfer(env.solver2.address, 1)
-    env.solver.transfer(env.solver2.address, 1)
 
 
 def test_unreachable_node() -> None:
@@ -89,8 +92,8 @@ def test_event_cursor_yields_each_event_once(env: Env) -> None:
     assert cursor.poll() == []
     job_id = env.submitter.post_job(h(1), AI, env.now() + 100).value
     events = cursor.poll()
-    assert [e.name for e in events] == ["JobPosted", "Transfer"]
-    assert events[0]["jobId"] == job_id and events[0].contract == "JobMarket"
+    assert [e.name for e in events] == ["JobsPosted", "Transfer"]
+    assert events[0]["firstJobId"] == job_id and events[0].contract == "JobMarket"
     assert cursor.poll() == []
     everything = env.admin.events()
     assert everything[-2:] == events
@@ -127,8 +130,8 @@ async def test_watch_yields_decoded_events(env: Env) -> None:
     seen = []
     with trio.fail_after(10):
         async for event in env.admin.watch(start, poll_interval=0.01):
-            if event.name == "JobPosted":
-                seen.append(event["specHash"])
+            if event.name == "JobsPosted":
+                seen.extend(event["specHashes"])
             if len(seen) == 2:
                 break
     assert seen == [h(1), h(2)]
