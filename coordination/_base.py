@@ -251,6 +251,8 @@ class ChainBase:
             raise TransactionError(f"no receipt for 0x{bytes(tx_hash).hex()}: {exc}") from exc
         if raw["status"] != 1:
             self._raise_replayed(account, tx, int(raw["blockNumber"]))
+        if not raw["logs"] and tx.get("to") and tx.get("data") and self._book is not None:
+            self._check_code(str(tx["to"]))  # a call to an address without code "succeeds"
         events = tuple(e for e in (self.decode_log(log) for log in raw["logs"]) if e is not None)
         return Receipt(
             tx_hash=bytes(raw["transactionHash"]),

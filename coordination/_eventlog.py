@@ -8,6 +8,7 @@ import trio
 
 from ._artifacts import CONTRACTS
 from ._base import ChainBase
+from ._errors import CoordinationError
 from ._events import ChainEvent
 
 
@@ -19,6 +20,7 @@ class EventsMixin(ChainBase):
     ) -> list[ChainEvent]:
         """Decoded events of the deployment's contracts in ``[from_block, to_block]``
         (default: from the deployment block to the latest), in chain order. Raises
+        :class:`NotDeployed` when the contracts have no code (a reset node),
         :class:`ChainUnavailable` or :class:`TransactionError` (never a web3 exception)."""
         book = self.address_book
         start = book.block_number if from_block is None else from_block
@@ -28,7 +30,13 @@ class EventsMixin(ChainBase):
             "toBlock": end,
             "address": [self._contracts[n].address for n in CONTRACTS],
         }
-        logs = self._read(lambda: self._conn.w3.eth.get_logs(query))
+        try:
+            logs = self._read(lambda: self._conn.w3.eth.get_logs(query))
+        except CoordinationError:
+            self.check_deployment()  # NotDeployed when the node lost the contracts
+            raise
+        if not logs and from_block is None:
+            self.check_deployment()  # a deployment's history is never empty
         decoded = (self.decode_log(log) for log in logs)
         return [e for e in decoded if e is not None]
 
