@@ -154,13 +154,11 @@ def test_deploy_cli_on_anvil(_anvil_url: str, tmp_path: Path) -> None:
     assert cli_main(["deploy", "--rpc", _anvil_url, "--chain-id", "1", "--out", str(out)]) == 1
 
 
-def test_an_address_book_of_another_chain_state_is_not_deployed(env: Env) -> None:
+def test_an_address_book_of_another_chain_state_is_not_deployed(embedded_env: Env) -> None:
     """A fresh chain with the same id (a reset node): binding, reads, sends and events all
     raise NotDeployed instead of failing obscurely or "succeeding" with no effect."""
-    fresh = Chain.embedded() if env.admin.kind == "eth-tester" else None
-    if fresh is None:
-        pytest.skip("a second anvil node is covered by the embedded case")
-    book = env.admin.address_book
+    fresh = Chain.embedded()
+    book = embedded_env.admin.address_book
     assert fresh.chain_id == book.chain_id
     with pytest.raises(NotDeployed):
         fresh.with_address_book(book)
