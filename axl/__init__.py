@@ -31,6 +31,15 @@ from ._errors import (
 from ._identity import Identity, PeerId, verify_signature
 from ._libp2p import Libp2pConfig, Libp2pTransport
 from ._memory import LinkProfile, MemoryNetwork, MemoryTransport, NetworkStats
+from ._merkle import (
+    MerkleError,
+    MerkleTree,
+    merkle_depth,
+    merkle_leaf,
+    merkle_parent,
+    merkle_process_proof,
+    merkle_verify,
+)
 from ._messages import ErrorReply, Message, MessageRegistry, default_registry
 from ._stats import Counters
 from ._transport import InboundFrame, Transport
@@ -63,6 +72,8 @@ __all__ = [
     "LinkProfile",
     "MemoryNetwork",
     "MemoryTransport",
+    "MerkleError",
+    "MerkleTree",
     "Message",
     "MessageRegistry",
     "MessageTypeError",
@@ -81,6 +92,11 @@ __all__ = [
     "TransportClosed",
     "UnknownMessageType",
     "default_registry",
+    "merkle_depth",
+    "merkle_leaf",
+    "merkle_parent",
+    "merkle_process_proof",
+    "merkle_verify",
     "open_bus",
     "verify_signature",
 ]
