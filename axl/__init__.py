@@ -44,6 +44,15 @@ from ._identity import Identity, PeerId, verify_signature
 from ._libp2p import Libp2pConfig, Libp2pTransport
 from ._libp2p_budget import Refusal
 from ._memory import LinkProfile, MemoryNetwork, MemoryTransport, NetworkStats
+from ._merkle import (
+    MerkleError,
+    MerkleTree,
+    merkle_depth,
+    merkle_leaf,
+    merkle_parent,
+    merkle_process_proof,
+    merkle_verify,
+)
 from ._messages import ErrorReply, Message, MessageRegistry, default_registry
 from ._stats import Counters
 from ._transport import BulkStream, BulkTransport, InboundFrame, Transport
@@ -88,6 +97,8 @@ __all__ = [
     "ListenError",
     "MemoryNetwork",
     "MemoryTransport",
+    "MerkleError",
+    "MerkleTree",
     "Message",
     "MessageRegistry",
     "MessageTypeError",
@@ -110,6 +121,11 @@ __all__ = [
     "UnknownMessageType",
     "blob_id_of",
     "default_registry",
+    "merkle_depth",
+    "merkle_leaf",
+    "merkle_parent",
+    "merkle_process_proof",
+    "merkle_verify",
     "open_bus",
     "verify_signature",
 ]
