@@ -4,9 +4,15 @@ Every function here gives bit-identical float32 results for any thread count and
 ``ATEN_CPU_CAPABILITY``, because each output element is computed by a fixed sequence of
 operations that IEEE 754 defines exactly:
 
-* elementwise ``+ - * /``, ``sqrt``, ``round``, comparisons, ``abs``, ``max`` and integer ops
-  are correctly rounded (or exact) per element, whatever the vector width or thread split;
-  no fused multiply-add kernels (``addcmul``, ``addmm``, ``lerp``, ``alpha=``) are used;
+* elementwise ``+ - * /``, ``round``, comparisons, ``abs``, ``where`` and integer ops are
+  correctly rounded (or exact) per element, whatever the vector width or thread split; no
+  fused multiply-add kernels (``addcmul``, ``addmm``, ``lerp``, ``alpha=``) are used;
+* ``torch.sqrt`` is *not* among them: on CPU torch hands float32 and float64 sqrt to MKL's
+  vector math, which is not correctly rounded on every code path (``MKL_CBWR``,
+  ``MKL_ENABLE_INSTRUCTIONS``, the CPU vendor). :func:`sqrt_rn` uses it only for a candidate
+  and corrects that with exact float64 arithmetic;
+* the sign of a zero is made canonical wherever kernels may pick either (``max`` of ``-0``
+  and ``+0``, an all-zero GEMM sum): :func:`rmax` and :func:`rmm` return ``+0`` there;
 * reductions are fixed binary trees of elementwise adds (:func:`rsum`), or exact (``amax``);
 * matrix products (:func:`rmm`) quantise each row of A and each column of B to integers of
   ``b`` bits times a power of two (block floating point), multiply them with a float64 GEMM
@@ -55,11 +61,40 @@ def rmm(a: Tensor, b: Tensor) -> Tensor:
     bits = mm_bits(k)
     qa, sa = _quantise(a, -1, bits)
     qb, sb = _quantise(b, -2, bits)
-    exact = torch.matmul(qa, qb).mul_(sa)  # integers below 2**53: exact whatever the kernel
+    # Integers below 2**53: exact whatever the kernel, but an all-zero sum may come out as -0
+    # or +0 depending on how the kernel starts its accumulator: ``+ 0.0`` makes it +0.
+    exact = torch.matmul(qa, qb).add_(0.0).mul_(sa)
     # Power-of-two scaling is exact in float64; writing the float64 product into a float32
     # output is the one rounding (the same as ``.to(torch.float32)``), without a temporary.
     out = torch.empty(exact.shape, dtype=torch.float32, device=exact.device)
     return torch.mul(exact, sb, out=out)
+
+
+def rmax(x: Tensor, dim: int) -> Tensor:
+    """``amax`` over ``dim`` (keepdim) with a canonical zero: the max of ``-0`` and ``+0`` is
+    whichever a kernel meets first, so a zero maximum is returned as ``+0``."""
+    return x.amax(dim=dim, keepdim=True).add_(0.0)
+
+
+def sqrt_rn(x: Tensor) -> Tensor:
+    """Correctly rounded float32 square root, whatever library computes ``torch.sqrt``.
+
+    A float64 square root rounded to float32 is a candidate within one float32 ulp of the
+    answer (any library's float64 sqrt is accurate to far better than 2**-24). It is then
+    corrected exactly: for adjacent float32 ``r < u`` the midpoint ``(r + u) / 2`` has 25
+    significant bits and its square 50, so both are exact in float64, and ``x`` rounds up to
+    ``u`` iff ``x >= mid**2`` (a float32 ``x`` is never equal to such a square: no ties).
+    Zeros, infinities and NaNs pass through (``sqrt(-0) = -0``, negative inputs give NaN).
+    """
+    x64 = x.to(torch.float64)
+    r = torch.sqrt(x64).to(torch.float32)
+    r64 = r.to(torch.float64)
+    up = torch.nextafter(r, r.new_full((), math.inf))
+    down = torch.nextafter(r, r.new_full((), -math.inf))
+    hi = (r64 + up.to(torch.float64)).mul_(0.5)
+    lo = (r64 + down.to(torch.float64)).mul_(0.5)
+    r = torch.where(x64 >= hi * hi, up, r)
+    return torch.where((r64 > 0) & (x64 < lo * lo), down, r)
 
 
 def rsum(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
@@ -124,13 +159,13 @@ def rlog(x: Tensor) -> Tensor:
 
 def rsoftmax(x: Tensor, dim: int = -1) -> Tensor:
     """Reproducible softmax over ``dim`` (max-shifted, tree-summed)."""
-    e = rexp(x - x.amax(dim=dim, keepdim=True))
+    e = rexp(x - rmax(x, dim))
     return e / rsum(e, dim, keepdim=True)
 
 
 def rlog_softmax(x: Tensor, dim: int = -1) -> Tensor:
     """Reproducible log-softmax over ``dim``."""
-    shifted = x - x.amax(dim=dim, keepdim=True)
+    shifted = x - rmax(x, dim)
     return shifted - rlog(rsum(rexp(shifted), dim, keepdim=True))
 
 
