@@ -29,10 +29,12 @@ from compute import (
     Cheat,
     Deadline,
     IntervalQuery,
+    InvalidTaskSpec,
     LeafQuery,
     MLPModel,
     OpQuery,
     Party,
+    Side,
     StepQuery,
     TaskSpec,
     Verdict,
@@ -71,10 +73,12 @@ class ResultCommitted(Message, tag="swarm.result_committed"):
 
 
 class Dispute(Message, tag="swarm.dispute"):
+    """A challenger asks the referee to play the game for a job it challenged on chain. Its
+    own root is its only claim: the referee reads the solver, the solver's root and the spec
+    hash from the chain, and checks that the sender is the job's challenger."""
+
     job_id: int
     spec: str
-    solver: PeerId
-    root_solver: bytes
     root_verifier: bytes
 
 
@@ -225,44 +229,78 @@ class Verifier(GameParty):
         self.report.say("verifier", f"job {message.job_id}: root differs, challenged on chain")
         await self.send(
             "referee",
-            Dispute(
-                job_id=message.job_id,
-                spec=spec.model_dump_json(),
-                solver=message.solver,
-                root_solver=message.root,
-                root_verifier=party.root,
-            ),
+            Dispute(job_id=message.job_id, spec=spec.model_dump_json(), root_verifier=party.root),
         )
 
 
 class Referee(Agent):
-    """Plays the Verde game between solver (side a) and verifier (side b) over the bus, then
-    anchors the verdict on chain (it holds the market's resolver role)."""
+    """Plays the Verde game between solver (side a) and challenger (side b) over the bus, then
+    anchors the verdict on chain (it holds the market's resolver role).
+
+    Everything but the challenger's own root comes from the chain: the job must be disputed,
+    the spec must hash to the job's spec hash, the sender must be the account that challenged
+    (through the identity registry), and the solver's peer and root are the job's. Only a
+    decided game is anchored: "no dispute" (the challenger claims the solver's root) and "both
+    lost" slash nobody (the job then stays disputed: the contract has no void outcome)."""
 
     def __init__(self, report: Report, *, query_timeout: float = 30.0) -> None:
         super().__init__("referee")
         self.report, self.query_timeout = report, query_timeout
+        self.playing: set[int] = set()
+
+    def _reject(self, job_id: int, why: str) -> None:
+        self.report.say("referee", f"job {job_id}: dispute ignored: {why}")
+        self.report.reached(f"dispute-{job_id}").set()
 
     @on(Dispute)
     async def dispute(self, message: Dispute, ctx: Context) -> None:
-        spec = TaskSpec.parse(message.spec)
-        game_id = f"job-{message.job_id}"
-        sides = {"a": message.solver, "b": ctx.sender}
+        job_id = message.job_id
+        if job_id in self.playing:
+            return self._reject(job_id, "a game for it is already running")
+        job = self.chain.job(job_id)
+        if job.status is not JobStatus.DISPUTED:
+            return self._reject(job_id, f"the job is {job.status.name}, not disputed")
+        challenger = self.chain.account_of(ctx.sender)
+        if challenger is None or challenger.lower() != (job.challenger or "").lower():
+            return self._reject(job_id, "the sender is not the job's challenger on chain")
+        try:
+            spec = TaskSpec.parse(message.spec)
+        except InvalidTaskSpec as exc:
+            return self._reject(job_id, str(exc))
+        if spec_hash(spec) != job.spec_hash:
+            return self._reject(job_id, "the spec does not hash to the job's spec hash")
+        solver = self.chain.peer_of(job.solver) if job.solver is not None else None
+        self.playing.add(job_id)
+        try:
+            await self._play(job_id, spec, job.result_root, message.root_verifier, solver, ctx)
+        finally:
+            self.playing.discard(job_id)
+            self.report.reached(f"dispute-{job_id}").set()
+
+    async def _play(
+        self,
+        job_id: int,
+        spec: TaskSpec,
+        root_solver: bytes,
+        root_challenger: bytes,
+        solver: PeerId | None,
+        ctx: Context,
+    ) -> None:
+        game_id = f"job-{job_id}"
+        sides = {"a": solver, "b": ctx.sender}
         opened = ChallengeOpened(
-            game_id=game_id,
-            task_id=spec.task_id,
-            root_a=message.root_solver,
-            root_b=message.root_verifier,
+            game_id=game_id, task_id=spec.task_id, root_a=root_solver, root_b=root_challenger
         )
         state, out = open_game(spec, opened)
         while not state.done:
-            replies: list[Message] = []
+            replies: list[tuple[Side, Message]] = []
             async with trio.open_nursery() as nursery:
                 for query in out:
-                    nursery.start_soon(self._ask, sides[query.to], query, replies)  # type: ignore[attr-defined]
+                    side: Side = query.to  # type: ignore[attr-defined]
+                    nursery.start_soon(self._ask, side, sides[side], query, replies)
             out = []
-            for reply in replies:
-                state, emitted = handle(state, reply)
+            for side, reply in replies:
+                state, emitted = handle(state, reply, sender=side)
                 out.extend(emitted)
                 if state.done:
                     break
@@ -271,14 +309,17 @@ class Referee(Agent):
         verdict = state.verdict
         assert isinstance(verdict, Verdict)
         solver_wins = verdict.winner == "a"
-        slashed = self.chain.resolve_dispute(message.job_id, solver_wins).value
-        self.report.verdicts[message.job_id] = Resolved(
-            job_id=message.job_id,
-            solver_wins=solver_wins,
-            reason=verdict.reason,
-            rounds=verdict.rounds,
+        if verdict.outcome != "decided":
+            self.report.verdicts[job_id] = Resolved(
+                job_id=job_id, solver_wins=False, reason=verdict.reason, rounds=verdict.rounds
+            )
+            self.report.say("referee", f"job {job_id}: {verdict.outcome}: nobody slashed")
+            return
+        slashed = self.chain.resolve_dispute(job_id, solver_wins).value
+        self.report.verdicts[job_id] = Resolved(
+            job_id=job_id, solver_wins=solver_wins, reason=verdict.reason, rounds=verdict.rounds
         )
-        self.report.reached(f"verdict-{message.job_id}").set()
+        self.report.reached(f"verdict-{job_id}").set()
         loser = "verifier" if solver_wins else "solver"
         where = (
             f"step {verdict.step}, op {verdict.op_index} ({verdict.op})"
@@ -287,17 +328,21 @@ class Referee(Agent):
         )
         self.report.say(
             "referee",
-            f"job {message.job_id}: {loser} loses after {verdict.rounds} rounds at {where}; "
+            f"job {job_id}: {loser} loses after {verdict.rounds} rounds at {where}; "
             f"recomputed {verdict.referee_ops} op; slashed {slashed / TOKEN:.0f} AI",
         )
 
-    async def _ask(self, peer: PeerId, query: Message, replies: list[Message]) -> None:
-        # Silence, an error reply, or a reply claiming to come from the other side all count as
-        # no answer: the Deadline then makes the party that owes a reply lose.
+    async def _ask(
+        self, side: Side, peer: PeerId | None, query: Message, replies: list[tuple[Side, Message]]
+    ) -> None:
+        # Silence or an error reply count as no answer: the Deadline then makes the party that
+        # owes a reply lose. Whatever a party does send is handed to the referee as coming
+        # from that party (the bus authenticated it), so a foreign reply counts against it.
+        if peer is None:
+            return
         with suppress(RemoteError, TimeoutError):
             reply = await self.request(peer, query, timeout=self.query_timeout)
-            if getattr(reply, "party", None) == getattr(query, "to", None):
-                replies.append(reply)
+            replies.append((side, reply))
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -345,8 +390,11 @@ async def run(*, quiet: bool = False) -> tuple[Report, dict[str, int]]:
     cheater = runtime.add(
         Solver("cheat", report, bid_delay=0.05, cheat=cheat), chain=wallets["cheat"]
     )
-    runtime.add(Verifier(report), chain=wallets["verifier"])
+    verifier = runtime.add(Verifier(report), chain=wallets["verifier"])
     runtime.add(Referee(report), chain=chain)
+    # The referee finds a job's solver and challenger through the chain's identity registry.
+    for agent, name in ((honest, "honest"), (cheater, "cheat"), (verifier, "verifier")):
+        wallets[name].bind_identity(agent.identity)
 
     async with runtime:
         # Job 1 goes to the honest solver (first bid); job 2 to the cheat (posted after).

@@ -34,6 +34,7 @@ EXPECTED = {
     "Program",
     "RefereeState",
     "SGD",
+    "Side",
     "State",
     "StepQuery",
     "StepReply",
