@@ -107,7 +107,7 @@ def data_x(
     dim = 1
     for s in shape:
         dim *= s
-    centroids = _centroids(int(key), classes, dim)
+    centroids = _centroids(int(key), classes, dim).to(key.device)
     y = _labels(step, key, batch, classes)
     jitter = random_uniform(key, step * 2 + 1, batch * dim).view(batch, dim) * 2.0 - 1.0
     return (centroids[y] + jitter * noise).view(batch, *shape)
