@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import trio
 
 from agents import Agent, AgentRuntime, Context, on
-from axl import Message, PeerId, RemoteError
+from axl import AxlError, Message, PeerId, RemoteError
 from compute import (
     SGD,
     BisectionQuery,
@@ -335,12 +335,13 @@ class Referee(Agent):
     async def _ask(
         self, side: Side, peer: PeerId | None, query: Message, replies: list[tuple[Side, Message]]
     ) -> None:
-        # Silence or an error reply count as no answer: the Deadline then makes the party that
-        # owes a reply lose. Whatever a party does send is handed to the referee as coming
-        # from that party (the bus authenticated it), so a foreign reply counts against it.
+        # Silence, an error reply or an unreachable peer (any AxlError) count as no answer:
+        # the Deadline then makes the party that owes a reply lose. Whatever a party does
+        # send is handed to the referee as coming from that party (the bus authenticated
+        # it), so a foreign reply counts against it.
         if peer is None:
             return
-        with suppress(RemoteError, TimeoutError):
+        with suppress(AxlError, TimeoutError):
             reply = await self.request(peer, query, timeout=self.query_timeout)
             replies.append((side, reply))
 
