@@ -8,6 +8,7 @@ import math
 import struct
 from fractions import Fraction
 
+import pytest
 import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -129,3 +130,25 @@ def test_zero_signs_are_canonical(n: int, where: int) -> None:
         a = torch.full((rows, n), -0.0)
         b = torch.full((n, cols), 1.0)
         assert all(math.copysign(1, v) == 1.0 for v in rmm(a, b).reshape(-1).tolist())
+
+
+def test_sqrt_rn_corrects_a_library_sqrt_off_by_one_ulp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gen = torch.Generator().manual_seed(1)
+    words = torch.randint(0x00800000, 0x7F000000, (50_000,), generator=gen, dtype=torch.int64)
+    x = words.to(torch.int32).view(torch.float32)
+    x = torch.cat([x, torch.tensor([0.0, -0.0, math.inf, _from_bits(1), _from_bits(0x7F7FFFFF)])])
+    want = sqrt_rn(x)
+    real_sqrt = torch.sqrt
+    for off in (-1, 1):
+
+        def bad_sqrt(t: torch.Tensor, off: int = off) -> torch.Tensor:
+            good = real_sqrt(t.to(torch.float64)).to(torch.float32)  # correctly rounded
+            moved = (good.view(torch.int32) + off).view(torch.float32)
+            return torch.where((good > 0) & (good < math.inf), moved, good)
+
+        monkeypatch.setattr(torch, "sqrt", bad_sqrt)
+        got = sqrt_rn(x)
+        monkeypatch.setattr(torch, "sqrt", real_sqrt)
+        assert bool((got.view(torch.int32) == want.view(torch.int32)).all()), off
