@@ -13,7 +13,7 @@ import trio
 
 from ._errors import PeerUnreachable
 from ._identity import PeerId
-from ._libp2p_base import TransportBase, peer_id_of, reset_stream
+from ._libp2p_base import TransportBase, peer_id_of, reset_stream, unblock_dial
 from ._libp2p_config import (
     _ADDR_TTL,
     _MAX_ANNOUNCE_BYTES,
@@ -54,6 +54,7 @@ class DiscoveryMixin(TransportBase):
         peer = peer_id_of(info.peer_id.to_bytes())
         if peer is None:
             raise ValueError(f"{addr!r} names a non-Ed25519 peer; AXL peers use Ed25519 keys")
+        unblock_dial(host, info.peer_id)  # our backoff paces re-dials, not py-libp2p's 60 s
         try:
             with trio.fail_after(self.config.dial_timeout):
                 await host.connect(info)

@@ -26,8 +26,9 @@ def build_host(identity: Identity, config: Libp2pConfig) -> tuple[IHost, Pubsub]
     from libp2p.crypto.ed25519 import Ed25519PrivateKey
     from libp2p.crypto.keys import KeyPair
     from libp2p.custom_types import TProtocol
-    from libp2p.pubsub.gossipsub import GossipSub
     from libp2p.pubsub.pubsub import Pubsub
+
+    from ._libp2p_gossip import gossipsub_class
 
     private = Ed25519PrivateKey.from_bytes(identity.private_seed())
     listen = [multiaddr.Multiaddr(addr) for addr in config.listen]
@@ -39,12 +40,12 @@ def build_host(identity: Identity, config: Libp2pConfig) -> tuple[IHost, Pubsub]
     )
     if str(host.get_id()) != str(identity.peer_id):
         raise RuntimeError("libp2p derived another peer id from this identity")
-    router = GossipSub(
+    router = gossipsub_class()(  # GossipSub minus replays and per-RPC record checks
         [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")],
         degree=config.gossip_degree,
         degree_low=config.gossip_degree_low,
         degree_high=config.gossip_degree_high,
-        heartbeat_interval=config.gossip_heartbeat,  # type: ignore[arg-type]
+        heartbeat_interval=config.gossip_heartbeat,
         spam_protection_enabled=False,  # its fixed 10 msgs/s/topic cap is far too low
         eclipse_protection_enabled=False,
     )
