@@ -115,7 +115,7 @@ class SwarmNode(Agent):
     async def tick(self, msg: Tick, ctx: Context) -> None:
         now = time.time()
         self._heard[ctx.sender] = now
-        self._log(ev="r", o=msg.origin, s=msg.seq, t=now, l=round(now - msg.sent, 4))
+        self._log(ev="r", o=msg.origin, s=msg.seq, t=now, l=round(now - msg.sent, 4), ps=msg.sent)
 
     @on(Ping)
     async def ping(self, msg: Ping, ctx: Context) -> Pong:
@@ -396,6 +396,98 @@ def report_window(title: str, window: Window) -> None:
     print(line("request round trip p99", 1000 * percentile(window.rtts, 0.99), "ms"))
 
 
+@dataclass
+class Run:
+    """What one swarm run left: every node's events and the run's timeline."""
+
+    root: Path
+    swarm: Swarm
+    events: Events
+    spans: dict[str, list[tuple[float, float]]]
+    begin: float
+    finish: float
+    membership: float | None
+    rss: list[float]
+    cpu: float
+    churned: list[str]
+    restarted_at: float
+    codes: dict[str, int | None]
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+
+
+def run_swarm(
+    count: int,
+    *,
+    seconds: float,
+    settle: float,
+    churn: bool,
+    recovery: float,
+    profile: str | None = None,
+) -> Run:
+    """Start ``count`` node processes, measure ``seconds`` of steady state, optionally kill a
+    quarter (SIGKILL) and restart them 10 s later (every second one with a new identity),
+    run ``recovery`` s more, stop everything with SIGTERM and read the logs. The caller
+    removes ``Run.root``."""
+    root = Path(tempfile.mkdtemp(prefix="axl-swarm-"))
+    swarm = Swarm(root, free_port(), profile)
+    load_before = os.getloadavg()
+    try:
+        swarm.start("n0")
+        swarm.bootstrap = bootstrap_addr(root / "data" / "n0", swarm.port)
+        for index in range(1, count):
+            swarm.start(f"n{index}")
+            time.sleep(0.05)
+        last_start = time.time()
+        joined = wait_for_membership(swarm, count, last_start + settle)
+        membership = None if joined is None else joined - last_start
+        time.sleep(3.0)
+        begin = time.time()
+        swarm.mark_cpu("begin")
+        time.sleep(seconds)
+        swarm.mark_cpu("end")
+        finish = time.time()
+        rss = [rss_mib(p.process.pid) for p in swarm.procs.values()]
+        cpu = sum(p.cpu_marks["end"] - p.cpu_marks["begin"] for p in swarm.procs.values())
+        churned: list[str] = []
+        restarted_at = 0.0
+        if churn:
+            victims = [f"n{i}" for i in range(1, count)]
+            churned = random.Random(7).sample(victims, max(2, count // 4))
+            for name in churned:
+                swarm.kill(name)
+            time.sleep(10.0)
+            restarted_at = time.time()
+            for position, name in enumerate(churned):
+                if position % 2:  # a new identity: a fresh data directory and a new name
+                    swarm.start(f"{name}b")
+                else:
+                    swarm.start(name)
+            time.sleep(recovery)
+        time.sleep(3.0)  # let the last ticks land
+        load_after = os.getloadavg()
+        codes = swarm.terminate()
+    finally:
+        swarm.kill_all()
+    events = Events.read(swarm.logs)
+    return Run(
+        root,
+        swarm,
+        events,
+        lifetimes(swarm, events),
+        begin,
+        finish,
+        membership,
+        rss,
+        cpu,
+        churned,
+        restarted_at,
+        codes,
+        load_before,
+        load_after,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=40)
@@ -417,55 +509,23 @@ def main(argv: list[str] | None = None) -> int:
         ident, ident.peer_id, Tick.axl_tag, (b"x" * 64 for _ in range(2000))
     )
     floor_ms = 1000 * floor / 2000
-    root = Path(tempfile.mkdtemp(prefix="axl-swarm-"))
-    swarm = Swarm(root, free_port(), args.profile)
-    figures: dict[str, Any] = {"nodes": count, "load_before": os.getloadavg()}
-    try:
-        first = swarm.start("n0")
-        swarm.bootstrap = bootstrap_addr(root / "data" / "n0", swarm.port)
-        del first
-        for index in range(1, count):
-            swarm.start(f"n{index}")
-            time.sleep(0.05)
-        last_start = time.time()
-        joined = wait_for_membership(swarm, count, last_start + args.settle)
-        membership = None if joined is None else joined - last_start
-        figures["membership_s"] = membership
-        time.sleep(3.0)
-        begin = time.time()
-        swarm.mark_cpu("begin")
-        time.sleep(args.seconds)
-        swarm.mark_cpu("end")
-        finish = time.time()
-        rss = [rss_mib(p.process.pid) for p in swarm.procs.values()]
-        cpu = sum(p.cpu_marks["end"] - p.cpu_marks["begin"] for p in swarm.procs.values())
-
-        churned: list[str] = []
-        restarted_at = 0.0
-        if args.churn:
-            victims = [f"n{i}" for i in range(1, count)]
-            churned = random.Random(7).sample(victims, max(2, count // 4))
-            for name in churned:
-                swarm.kill(name)
-            time.sleep(10.0)
-            restarted_at = time.time()
-            for position, name in enumerate(churned):
-                if position % 2:  # a new identity: a fresh data directory and a new name
-                    swarm.start(f"{name}b")
-                else:
-                    swarm.start(name)
-            time.sleep(args.recovery)
-        time.sleep(3.0)  # let the last ticks land
-        load_after = os.getloadavg()
-        codes = swarm.terminate()
-    finally:
-        swarm.kill_all()
-
-    events = Events.read(swarm.logs)
-    spans = lifetimes(swarm, events)
-    steady = measure(events, spans, begin, finish - 3.0)
+    run = run_swarm(
+        count,
+        seconds=args.seconds,
+        settle=args.settle,
+        churn=args.churn,
+        recovery=args.recovery,
+        profile=args.profile,
+    )
+    events, spans, membership = run.events, run.spans, run.membership
+    churned, restarted_at, codes = run.churned, run.restarted_at, run.codes
+    rss, root = run.rss, run.root
+    figures: dict[str, Any] = {"nodes": count, "load_before": run.load_before}
+    load_after = run.load_after
+    figures["membership_s"] = membership
+    steady = measure(events, spans, run.begin, run.finish - 3.0)
     delivered = steady.delivered
-    cpu_per_msg = 1000 * cpu / delivered if delivered else float("nan")
+    cpu_per_msg = 1000 * run.cpu / delivered if delivered else float("nan")
 
     print(f"swarm of {count} processes on loopback ({os.cpu_count()} cores)")
     print(f"  load average before {figures['load_before'][0]:.2f}, after {load_after[0]:.2f}")
