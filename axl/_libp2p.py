@@ -124,6 +124,7 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin):
                     ):
                         self._nursery = nursery
                         await pubsub.wait_until_ready()
+                        nursery.start_soon(self._keep_peers)
                         if config.peer_exchange:
                             await self._start_peer_exchange(nursery, pubsub)
                         async with trio.open_nursery() as first_dials:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -157,3 +158,26 @@ async def test_peer_record_checks_are_cached_only_for_records_that_verified() ->
         assert not check(rpc, bob._host, carol_id)  # alice's record claimed by carol
         assert not check(rpc_pb2.RPC(senderRecord=b"\x01garbage"), bob._host, alice_id)
         assert check(rpc_pb2.RPC(), bob._host, alice_id)  # no record: nothing to check
+
+
+async def test_nodes_that_know_only_the_bootstrap_node_connect_to_each_other() -> None:
+    """py-libp2p's auto-connector (aiming at 200 connections, churning them) is stopped; the
+    transport's own connector dials known peers up to ``target_peers``."""
+    config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, target_peers=3)
+    async with Libp2pTransport.open(identity(10), config=config) as boot:
+        addrs = boot.listen_addrs
+        async with (
+            Libp2pTransport.open(identity(11), bootstrap=addrs, config=config) as a,
+            Libp2pTransport.open(identity(12), bootstrap=addrs, config=config) as b,
+            Libp2pTransport.open(identity(13), bootstrap=addrs, config=config) as c,
+        ):
+            nodes = [boot, a, b, c]
+            everyone = {node.local_peer for node in nodes}
+            await eventually(
+                lambda: all(n.connected_peers() == everyone - {n.local_peer} for n in nodes),
+                timeout=30,
+            )
+            for node in nodes:
+                assert node._host is not None
+                network: Any = node._host.get_network()
+                assert not network.auto_connector._started
