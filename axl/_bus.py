@@ -37,6 +37,7 @@ from ._blob_id import BlobId
 from ._blob_node import BlobNode, refuse_bulk
 from ._blob_serve import BlobConfig
 from ._blobs import BlobStore
+from ._delivery import TopicGate
 from ._errors import (
     BlobError,
     BusClosed,
@@ -193,11 +194,10 @@ class Bus:
             max_future_skew_ms=int(self.config.max_future_skew * 1000),
             replay_capacity=self.config.replay_capacity,
         )
-        self._topic_max_age_ms = int(self.config.topic_max_age * 1000)
+        self._topics = TopicGate(int(self.config.topic_max_age * 1000))
         self._handlers: dict[type[Message], Handler] = {}
         self._subscriptions: dict[str, list[Subscription]] = {}
         self._joined: dict[str, int] = {}
-        self._joined_at: dict[str, int] = {}  # topic -> our clock (ms) when we first joined
         self._pending: dict[bytes, _PendingRequest] = {}
         self._nonce = 0
         self._nursery: trio.Nursery | None = None
@@ -275,14 +275,14 @@ class Bus:
         (anything older that a transport hands over, e.g. a gossip replay, is dropped)."""
         if not self._joined.get(topic):
             # Set first: frames can arrive while the transport subscribes.
-            since = self._joined_at.setdefault(topic, int(self.config.clock() * 1000))
+            since = self._topics.joining(topic, int(self.config.clock() * 1000))
             try:
                 await self.transport.subscribe(topic)  # counted only once it succeeded
             except BaseException:
                 if not self._joined.get(topic):
-                    self._joined_at.pop(topic, None)
+                    self._topics.left(topic)
                 raise
-            self._joined_at.setdefault(topic, since)  # a concurrent failed join removed it
+            self._topics.joining(topic, since)  # a concurrent failed join removed it
         self._joined[topic] = self._joined.get(topic, 0) + 1
 
     async def leave(self, topic: str) -> None:
@@ -290,7 +290,7 @@ class Bus:
         count = self._joined.get(topic, 0)
         if count <= 1:
             self._joined.pop(topic, None)
-            self._joined_at.pop(topic, None)
+            self._topics.left(topic)
             if count == 1:
                 await self.transport.unsubscribe(topic)
         else:
@@ -458,21 +458,6 @@ class Bus:
             self._dispatch(accepted, now_ms)
             await trio.lowlevel.checkpoint_if_cancelled()
 
-    def _topic_admits(self, envelope: Envelope, now_ms: int) -> bool:
-        """The delivery rule for topic messages (see the module docstring); counts drops."""
-        assert envelope.topic is not None
-        joined_at = self._joined_at.get(envelope.topic)
-        if joined_at is None:
-            self.stats.inc("dropped.topic_not_joined")
-            return False
-        if envelope.timestamp_ms < joined_at:
-            self.stats.inc("dropped.topic_before_join")
-            return False
-        if now_ms - envelope.timestamp_ms > self._topic_max_age_ms:
-            self.stats.inc("dropped.topic_stale")
-            return False
-        return True
-
     def _dispatch(self, accepted: Accepted, now_ms: int) -> None:
         envelope = accepted.envelope
         if self._nursery is None:  # closing: a frame that was already on its way
@@ -481,7 +466,9 @@ class Bus:
         if envelope.topic is not None:
             if envelope.sender == self.peer_id:  # our own publication, echoed back
                 return
-            if not self._topic_admits(envelope, now_ms):
+            refusal = self._topics.refusal(envelope, now_ms)
+            if refusal is not None:
+                self.stats.inc("dropped." + refusal)
                 return
         if envelope.is_response:
             assert envelope.reply_to is not None

@@ -12,10 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from axl import Bus, BusConfig, Context, Identity, Message, PeerId, TransportClosed
+from axl._delivery import TopicGate
 from axl._transport import InboundFrame
-from axl._wire import Kind
+from axl._wire import Kind, decode_frame, encode_frame
 
 PUBLISHER, SUBSCRIBER = (Identity.from_seed(bytes([i]) * 32) for i in (41, 42))
 
@@ -216,3 +219,36 @@ async def test_a_frame_arriving_as_the_bus_closes_is_dropped_cleanly() -> None:
         await bus.aclose()  # same scheduling step: the frame is already handed over
     assert bus.closed
     assert bus.stats["dropped.closing"] == 1
+
+
+@given(
+    joined=st.integers(0, 2**40),
+    published=st.integers(0, 2**40),
+    now=st.integers(0, 2**40),
+    max_age=st.integers(0, 10**6),
+)
+def test_the_topic_gate_admits_exactly_fresh_messages_published_after_the_join(
+    joined: int, published: int, now: int, max_age: int
+) -> None:
+    gate = TopicGate(max_age)
+    gate.joining("t", joined)
+    assert gate.joining("t", joined + 1) == joined  # a second join keeps the first time
+    envelope = decode_frame(
+        encode_frame(
+            PUBLISHER,
+            kind=Kind.MESSAGE,
+            type=Tick.axl_tag,
+            version=1,
+            recipient=None,
+            topic="t",
+            message_id=bytes(16),
+            reply_to=None,
+            timestamp_ms=published,
+            nonce=1,
+            payload=Tick(n=1).encode_payload(),
+        )
+    )
+    admitted = published >= joined and now - published <= max_age
+    assert (gate.refusal(envelope, now) is None) == admitted
+    gate.left("t")
+    assert gate.refusal(envelope, now) == "topic_not_joined"
