@@ -3,7 +3,12 @@
 Delivery semantics
 ------------------
 * ``publish(topic, msg)``: at-most-once to every peer that joined the topic (not to ourselves).
-  A subscriber whose queue is full misses the message; the miss is counted.
+  A subscriber whose queue is full misses the message; the miss is counted. The receiving bus
+  enforces it whatever the transport does: a topic message is handled only if it was published
+  (its signed timestamp) no earlier than this bus joined the topic, is at most
+  ``topic_max_age`` seconds old on arrival, and was not seen before (replay window). So a late
+  joiner gets no earlier messages, and a restarted subscriber gets none it handled before.
+* Direct messages (and requests) to our own peer id are delivered like any other.
 * ``send(peer, msg)``: one direct message; waits while the transport applies backpressure;
   raises :class:`PeerUnreachable` when there is no route. No delivery receipt.
 * ``request(peer, msg, timeout=…)``: a direct message whose handler's return value comes back
@@ -32,6 +37,7 @@ from ._blob_id import BlobId
 from ._blob_node import BlobNode, refuse_bulk
 from ._blob_serve import BlobConfig
 from ._blobs import BlobStore
+from ._delivery import TopicGate
 from ._errors import (
     BlobError,
     BusClosed,
@@ -70,6 +76,8 @@ class BusConfig:
     handler_backlog: int = 1024
     subscription_capacity: int = 256
     request_timeout: float = 10.0
+    topic_max_age: float = 10.0
+    """Topic messages older than this on arrival are dropped (``dropped.topic_stale``)."""
     clock: Callable[[], float] = field(default=time.time)
     """Wall clock for envelope timestamps and freshness (inject one for tests)."""
 
@@ -189,6 +197,7 @@ class Bus:
             max_future_skew_ms=int(self.config.max_future_skew * 1000),
             replay_capacity=self.config.replay_capacity,
         )
+        self._topics = TopicGate(int(self.config.topic_max_age * 1000))
         self._handlers: dict[type[Message], Handler] = {}
         self._subscriptions: dict[str, list[Subscription]] = {}
         self._joined: dict[str, int] = {}
@@ -266,9 +275,18 @@ class Bus:
         self._handlers[message_type] = handler
 
     async def join(self, topic: str) -> None:
-        """Receive the topic's messages into the type handlers."""
+        """Receive the topic's messages into the type handlers: those published from now on
+        (anything older that a transport hands over, e.g. a gossip replay, is dropped)."""
         if not self._joined.get(topic):
-            await self.transport.subscribe(topic)  # counted only once it succeeded
+            # Set first: frames can arrive while the transport subscribes.
+            since = self._topics.joining(topic, int(self.config.clock() * 1000))
+            try:
+                await self.transport.subscribe(topic)  # counted only once it succeeded
+            except BaseException:
+                if not self._joined.get(topic):
+                    self._topics.left(topic)
+                raise
+            self._topics.joining(topic, since)  # a concurrent failed join removed it
         self._joined[topic] = self._joined.get(topic, 0) + 1
 
     async def leave(self, topic: str) -> None:
@@ -276,6 +294,7 @@ class Bus:
         count = self._joined.get(topic, 0)
         if count <= 1:
             self._joined.pop(topic, None)
+            self._topics.left(topic)
             if count == 1:
                 await self.transport.unsubscribe(topic)
         else:
@@ -424,8 +443,9 @@ class Bus:
                 inbound = await self.transport.receive()
             except TransportClosed:
                 return
+            now_ms = int(clock() * 1000)
             try:
-                accepted = guard.check(inbound.frame, int(clock() * 1000))
+                accepted = guard.check(inbound.frame, now_ms)
             except RejectedFrame as exc:
                 self.stats.inc("rejected." + exc.reason)
                 self._answer_rejected(exc)
@@ -440,13 +460,21 @@ class Bus:
                 )
                 continue
             self.stats.inc("received")
-            self._dispatch(accepted)
+            self._dispatch(accepted, now_ms)
             await trio.lowlevel.checkpoint_if_cancelled()
 
-    def _dispatch(self, accepted: Accepted) -> None:
+    def _dispatch(self, accepted: Accepted, now_ms: int) -> None:
         envelope = accepted.envelope
-        if envelope.sender == self.peer_id:
+        if self._nursery is None:  # closing: a frame that was already on its way
+            self.stats.inc("dropped.closing")
             return
+        if envelope.topic is not None:
+            if envelope.sender == self.peer_id:  # our own publication, echoed back
+                return
+            refusal = self._topics.refusal(envelope, now_ms)
+            if refusal is not None:
+                self.stats.inc("dropped." + refusal)
+                return
         if envelope.is_response:
             assert envelope.reply_to is not None
             pending = self._pending.get(envelope.reply_to)
@@ -482,7 +510,6 @@ class Bus:
         self._backlog.append(accepted)
         if self._workers < config.handler_concurrency:
             self._workers += 1
-            assert self._nursery is not None
             self._nursery.start_soon(self._handler_worker)
 
     def _start_reply_error(self, envelope: Envelope, code: str, detail: str) -> None:

@@ -142,6 +142,8 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
                         if failure is not None:
                             self._close_requested.set()
                         await pubsub.wait_until_ready()
+                        if failure is None:
+                            nursery.start_soon(self._keep_peers)
                         if config.peer_exchange and failure is None:
                             await self._start_peer_exchange(nursery, pubsub)
                         async with trio.open_nursery() as first_dials:

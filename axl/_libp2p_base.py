@@ -8,7 +8,7 @@ the parts are mixins over it (:mod:`axl._libp2p_links`, :mod:`axl._libp2p_discov
 from __future__ import annotations
 
 from contextlib import suppress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -43,6 +43,14 @@ def peer_id_of(raw: bytes) -> PeerId | None:
         return PeerId(raw)
     except InvalidPeerId:
         return None
+
+
+def unblock_dial(host: Any, pid: Any) -> None:
+    """Lift py-libp2p's negative dial cache for ``pid``: after every address of a peer failed
+    once it refuses to dial it for 60 s, so a node restarted on its address stayed unreachable
+    that long. The transport's own :class:`Backoff` paces re-dials instead."""
+    with suppress(Exception):
+        host.get_network().unblock_peer(pid)
 
 
 async def reset_stream(stream: INetStream) -> None:

@@ -80,6 +80,10 @@ class Libp2pConfig:
     ask bootstrap peers for peer lists (:data:`PEER_LIST_PROTOCOL`)."""
     announce_interval: float = 15.0
     """Longest pause between two announcements (they start fast and back off to this)."""
+    target_peers: int = 12
+    """Connections the transport keeps open by dialling known peers at random when it has
+    fewer (py-libp2p's own auto-connector, which dials every known peer, is stopped); more
+    come from peers dialling us and from direct sends."""
     enable_mdns: bool = False
     """py-libp2p's mDNS discovery (LAN multicast; needs ``zeroconf``)."""
     extra: dict[str, Any] = field(default_factory=dict)

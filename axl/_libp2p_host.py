@@ -30,10 +30,11 @@ def build_host(identity: Identity, config: Libp2pConfig) -> tuple[IHost, Pubsub]
     from libp2p.crypto.keys import KeyPair
     from libp2p.crypto.x25519 import create_new_key_pair as x25519_key_pair
     from libp2p.custom_types import TProtocol
-    from libp2p.pubsub.gossipsub import GossipSub
     from libp2p.pubsub.pubsub import Pubsub
     from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
     from libp2p.security.noise.transport import Transport as NoiseTransport
+
+    from ._libp2p_gossip import gossipsub_class
 
     private = Ed25519PrivateKey.from_bytes(identity.private_seed())
     listen = [multiaddr.Multiaddr(addr) for addr in config.listen]
@@ -51,12 +52,12 @@ def build_host(identity: Identity, config: Libp2pConfig) -> tuple[IHost, Pubsub]
     )
     if str(host.get_id()) != str(identity.peer_id):
         raise RuntimeError("libp2p derived another peer id from this identity")
-    router = GossipSub(
+    router = gossipsub_class()(  # GossipSub minus replays and per-RPC record checks
         [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")],
         degree=config.gossip_degree,
         degree_low=config.gossip_degree_low,
         degree_high=config.gossip_degree_high,
-        heartbeat_interval=config.gossip_heartbeat,  # type: ignore[arg-type]
+        heartbeat_interval=config.gossip_heartbeat,
         spam_protection_enabled=False,  # its fixed 10 msgs/s/topic cap is far too low
         eclipse_protection_enabled=False,
     )
