@@ -62,7 +62,10 @@ def configure_logging(
 ) -> None:
     """Send ``agents`` and ``axl`` logs to ``stream`` (stderr): human-readable, or JSON lines.
 
-    A convenience for scripts and examples; libraries should leave logging to the application.
+    Third-party loggers (py-libp2p, web3, hypercorn, ...) go through the same handler and
+    format, at WARNING and above (or ``level`` when it is less verbose), instead of Python's
+    plain-text fallback. A convenience for scripts and examples; libraries should leave
+    logging to the application.
     """
     handler = logging.StreamHandler(stream or sys.stderr)
     if json_lines:
@@ -76,3 +79,12 @@ def configure_logging(
         log.handlers[:] = [handler]
         log.setLevel(level)
         log.propagate = False
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    numeric = logging.getLevelName(level) if isinstance(level, str) else level
+    root.setLevel(max(numeric if isinstance(numeric, int) else logging.INFO, logging.WARNING))
+    for name in ("libp2p", "multiaddr"):  # py-libp2p's own loggers: no handlers of their own
+        third = logging.getLogger(name)
+        third.handlers.clear()
+        third.setLevel(logging.NOTSET)
+        third.propagate = True
