@@ -1,0 +1,1 @@
+"""``axl run <role>``: placeholder until the market roles exist (filled in below)."""
