@@ -4,6 +4,7 @@ handler, the message id and type. :class:`JsonFormatter` prints them as one JSON
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -83,7 +84,11 @@ def configure_logging(
     root.handlers[:] = [handler]
     numeric = logging.getLevelName(level) if isinstance(level, str) else level
     root.setLevel(max(numeric if isinstance(numeric, int) else logging.INFO, logging.WARNING))
-    for name in ("libp2p", "multiaddr"):  # py-libp2p's own loggers: no handlers of their own
+    # py-libp2p configures its loggers when first imported (no propagation, so Python's
+    # plain-text last resort prints its warnings): import it first, then undo that.
+    with contextlib.suppress(ImportError):
+        import libp2p  # noqa: F401
+    for name in ("libp2p", "multiaddr"):
         third = logging.getLogger(name)
         third.handlers.clear()
         third.setLevel(logging.NOTSET)

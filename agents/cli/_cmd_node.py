@@ -25,6 +25,7 @@ from ._lifecycle import run_node
 from ._observe import NodeStatus
 from ._options import (
     Bootstrap,
+    BootstrapGrace,
     DataDir,
     HttpHost,
     JsonLogs,
@@ -56,6 +57,7 @@ def host(
     net: NetOptions,
     role: str,
     chain: Any = None,
+    bootstrap_grace: float = 10.0,
 ) -> None:
     """Run ``agent`` as this node (state in ``node_dir/<name>/``) until a signal. The caller
     holds the directory's lock and loaded the identity. Raises :class:`CliError`."""
@@ -78,6 +80,7 @@ def host(
         data_dir=node_dir,
         bootstrap=net.bootstrap,
         announce=print_ready,
+        bootstrap_grace=bootstrap_grace,
     )
 
 
@@ -101,6 +104,7 @@ def agent_command(
     http_host: HttpHost = "127.0.0.1",
     status_port: StatusPort = None,
     metrics_port: MetricsPort = None,
+    bootstrap_grace: BootstrapGrace = 10.0,
 ) -> None:
     """Run one agent class over libp2p; identity and state in DATA_DIR/<name>/."""
     net = validate(
@@ -138,6 +142,7 @@ def agent_command(
             data_dir=folder,
             bootstrap=net.bootstrap,
             announce=print_ready,
+            bootstrap_grace=bootstrap_grace,
         )
 
 
@@ -154,6 +159,7 @@ def node_command(
     http_host: HttpHost = "127.0.0.1",
     status_port: StatusPort = 0,
     metrics_port: MetricsPort = None,
+    bootstrap_grace: BootstrapGrace = 10.0,
 ) -> None:
     """Run a bootstrap node with no market role: peers join the network through it."""
     net = validate(
@@ -169,7 +175,14 @@ def node_command(
     agent: Agent = Directory() if directory else _Relay("node")
     with locked(data_dir):
         identity = load_identity(data_dir / IDENTITY_FILE, create=True)
-        host(agent, node_dir=data_dir, identity=identity, net=net, role="node")
+        host(
+            agent,
+            node_dir=data_dir,
+            identity=identity,
+            net=net,
+            role="node",
+            bootstrap_grace=bootstrap_grace,
+        )
 
 
 class _Relay(Agent):

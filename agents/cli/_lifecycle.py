@@ -17,7 +17,7 @@ from .._errors import AgentStartError
 from .._runtime import AgentRuntime
 from ._datadir import STATUS_URL_FILE
 from ._errors import FAILURE, CliError
-from ._observe import NodeStatus, metrics_registry, metrics_text
+from ._observe import NodeStatus, connected_peers, metrics_registry, metrics_text
 from ._status import serve_http, status_app
 
 logger = logging.getLogger("agents.cli")
@@ -151,4 +151,4 @@ async def watch_bootstrap(agent: Agent, bootstrap: Sequence[str], grace: float) 
 
 def _connected(agent: Agent) -> int:
     transport = getattr(getattr(agent, "_bus", None), "transport", None)
-    return len(getattr(transport, "connected_peers", ()))
+    return len(connected_peers(transport))

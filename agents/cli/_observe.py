@@ -20,6 +20,14 @@ logger = logging.getLogger("agents.cli")
 _MESSAGE_COUNTERS = ("received", "sent", "published", "requests", "replies")
 
 
+def connected_peers(transport: Any) -> set[Any]:
+    """The peers a transport is connected to (empty for one that does not say)."""
+    peers = getattr(transport, "connected_peers", None)
+    if callable(peers):
+        peers = peers()
+    return set(peers or ())
+
+
 class NodeStatus:
     """The status of one node process: its agent, peers, counters, and (with a chain client)
     balances and stake, re-read from the chain in a worker thread every ``interval`` seconds.
@@ -38,7 +46,7 @@ class NodeStatus:
         """The status as a JSON-ready dict."""
         agent = self.agent
         transport = getattr(getattr(agent, "_bus", None), "transport", None)
-        peers = sorted(str(peer) for peer in getattr(transport, "connected_peers", set()))
+        peers = sorted(str(peer) for peer in connected_peers(transport))
         counters = agent.counters()
         rejections = {
             key.split(".", 1)[1]: value

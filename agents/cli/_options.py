@@ -43,6 +43,11 @@ MetricsPort = Annotated[
     int | None, typer.Option("--metrics-port", help="serve Prometheus metrics on this port")
 ]
 
+BootstrapGrace = Annotated[
+    float,
+    typer.Option("--bootstrap-grace", help="seconds before warning that no bootstrap answers"),
+]
+
 
 @dataclass(frozen=True, slots=True)
 class NetOptions:

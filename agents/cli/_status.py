@@ -64,17 +64,14 @@ async def serve_http(
         raise CliError(f"cannot serve on {host}:{port}: {exc.strerror or exc}", FAILURE) from None
     bound_port = sock.getsockname()[1]
     config = Config()
-    config.bind = [f"fd://{sock.fileno()}"]
+    config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns (and closes) it from here
     config.accesslog = None
     config.errorlog = logging.getLogger("agents.cli.http")
     config.graceful_timeout = 1.0
     url = f"http://[{host}]:{bound_port}" if ":" in host else f"http://{host}:{bound_port}"
-    try:
-        async with trio.open_nursery() as nursery:
-            await nursery.start(_serve, app, config)
-            task_status.started(url)
-    finally:
-        sock.close()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(_serve, app, config)
+        task_status.started(url)
 
 
 async def _serve(
