@@ -4,26 +4,13 @@ non-zero exit status (2: the command line or configuration, 1: the environment).
 from __future__ import annotations
 
 import sys
-from typing import Annotated, NoReturn
+from typing import NoReturn
 
 import typer
 
+from . import _commands  # noqa: F401  (registers the commands on the app)
 from ._errors import CliError
-
-app = typer.Typer(
-    name="axl",
-    help="AXL volunteer nodes: keys, chain, a bootstrap node, market roles, status.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-keys_app = typer.Typer(help="The node's Ed25519 identity and chain account.", no_args_is_help=True)
-chain_app = typer.Typer(help="Deploy the contracts, show the chain, fund dev accounts.")
-app.add_typer(keys_app, name="keys")
-app.add_typer(chain_app, name="chain")
-
-Multi = Annotated[list[str] | None, typer.Option()]
-
+from ._typer import app
 
 COMMANDS = ("agent", "node", "run", "status", "keys", "chain")
 
@@ -31,8 +18,6 @@ COMMANDS = ("agent", "node", "run", "status", "keys", "chain")
 def main(argv: list[str] | None = None) -> None:
     """The console script ``axl`` (and ``python -m agents``). ``axl module:Class ...`` is read
     as ``axl agent module:Class ...`` (the older ``python -m agents`` form)."""
-    from . import _commands  # noqa: F401  (registers the commands)
-
     args = list(sys.argv[1:] if argv is None else argv)
     if args and not args[0].startswith("-") and args[0] not in COMMANDS:
         args.insert(0, "agent")

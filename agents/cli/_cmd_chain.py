@@ -12,10 +12,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ._app import chain_app
 from ._chain import connect, load_account, parse_tokens, tokens
 from ._datadir import ACCOUNT_FILE
 from ._errors import FAILURE, CliError
+from ._typer import chain_app
 
 Rpc = Annotated[str | None, typer.Option("--rpc", help="JSON-RPC URL of the chain")]
 Book = Annotated[Path, typer.Option("--address-book", help="address book JSON file")]

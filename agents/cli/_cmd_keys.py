@@ -14,12 +14,12 @@ from rich.table import Table
 
 from axl import Identity
 
-from ._app import keys_app
 from ._chain import connect, ensure_binding, load_account, tokens
 from ._checks import load_identity
 from ._datadir import ACCOUNT_FILE, IDENTITY_FILE, prepare, write_private
 from ._errors import CliError
 from ._options import DataDir
+from ._typer import keys_app
 
 Rpc = Annotated[str | None, typer.Option("--rpc", help="JSON-RPC URL of the chain")]
 Book = Annotated[Path | None, typer.Option("--address-book", help="address book JSON file")]

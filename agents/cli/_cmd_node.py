@@ -16,12 +16,10 @@ from .._agent import Agent
 from .._directory import Directory
 from .._errors import AgentError
 from .._runtime import AgentRuntime, libp2p_transport
-from ._app import app
 from ._chain import tokens
 from ._checks import check_state, load_agent_class, load_identity, make_agent, parse_arguments
 from ._datadir import IDENTITY_FILE, STATUS_URL_FILE, locked
 from ._errors import FAILURE, CliError
-from ._lifecycle import run_node
 from ._observe import NodeStatus
 from ._options import (
     Bootstrap,
@@ -37,6 +35,8 @@ from ._options import (
     StatusPort,
     validate,
 )
+from ._process import run_node
+from ._typer import app
 
 
 def print_ready(agent: Agent, urls: dict[str, str]) -> None:

@@ -14,8 +14,8 @@ from axl import PeerId
 
 from ._checks import check_port_free, parse_bootstrap, parse_listen, parse_log_level, parse_peer
 from ._errors import CliError
-from ._lifecycle import HttpOptions
 from ._logs import setup_logging
+from ._process import HttpOptions
 
 logger = logging.getLogger("agents.cli")
 
