@@ -120,20 +120,22 @@ def ensure_binding(chain: Any, identity: Identity) -> bool:
     return True
 
 
-def ensure_stake(chain: Any, role: Any, target: int) -> int:
-    """Stake what is missing for ``role`` to have ``target`` wei active; returns the amount
-    staked now (0 when enough already is). Raises :class:`CliError` when ``target`` is under
-    the protocol minimum or the account lacks the tokens or the gas."""
-    from coordination import CoordinationError, Role
+def stake_missing(chain: Any, role: Any, target: int | None) -> int:
+    """How many wei ``role`` must still stake to have ``target`` active (the protocol minimum
+    when None); nothing is sent. Raises :class:`CliError` when ``target`` is under the minimum
+    or the account lacks the tokens."""
+    from coordination import Role
 
     params = chain.params()
     minimum = params.min_solver_stake if role == Role.SOLVER else params.min_verifier_stake
     name = Role(role).name.lower()
+    if target is None:
+        target = minimum
     if target < minimum:
         raise CliError(
             f"stake {tokens(target)} is below the {name} minimum of {tokens(minimum)} tokens"
         )
-    missing = target - chain.stake_of(role).active
+    missing = int(target - chain.stake_of(role).active)
     if missing <= 0:
         return 0
     balance = chain.balance_of()
@@ -143,11 +145,17 @@ def ensure_stake(chain: Any, role: Any, target: int) -> int:
             f"account {chain.address} has {tokens(balance)}",
             FAILURE,
         )
+    return missing
+
+
+def send_stake(chain: Any, role: Any, amount: int) -> None:
+    """Stake ``amount`` wei for ``role``; raises :class:`CliError` when the chain refuses."""
+    from coordination import CoordinationError
+
     try:
-        chain.stake(role, missing)
+        chain.stake(role, amount)
     except CoordinationError as exc:
-        raise CliError(f"staking {tokens(missing)} failed: {_line(exc)}", FAILURE) from None
-    return int(missing)
+        raise CliError(f"staking {tokens(amount)} failed: {_line(exc)}", FAILURE) from None
 
 
 def _line(exc: BaseException) -> str:
