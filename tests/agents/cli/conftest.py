@@ -71,3 +71,12 @@ def one_line(err: str) -> str:
     assert lines[0].startswith("axl: "), err
     assert "Traceback" not in err
     return lines[0]
+
+
+def reap(process: subprocess.Popen[str]) -> None:
+    """Kill ``process`` if it still runs, wait for it and close its pipes."""
+    process.kill()
+    process.wait()
+    for stream in (process.stdin, process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()

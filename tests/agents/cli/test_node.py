@@ -14,7 +14,7 @@ from pathlib import Path
 
 from axl import Identity
 
-from .conftest import Axl, spawn
+from .conftest import Axl, reap, spawn
 
 
 def read_header(process: subprocess.Popen[str]) -> dict[str, str]:
@@ -87,11 +87,7 @@ def test_node_status_metrics_and_a_graceful_stop(axl: Axl, tmp_path: Path) -> No
         assert code == 1 and "no running node" in err
     finally:
         for process in processes:
-            process.kill()
-            process.wait()
-            for stream in (process.stdout, process.stderr):
-                if stream is not None:
-                    stream.close()
+            reap(process)
 
 
 def test_unreachable_bootstrap_gives_a_summary_line_in_json(tmp_path: Path) -> None:
@@ -121,8 +117,28 @@ def test_unreachable_bootstrap_gives_a_summary_line_in_json(tmp_path: Path) -> N
         tail = [json.loads(line) for line in process.stderr.read().splitlines() if line]
         assert all(isinstance(record, dict) for record in tail)
     finally:
-        process.kill()
-        process.wait()
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        reap(process)
+
+
+def test_kill_9_and_restart_keeps_the_identity_and_takes_the_lock(tmp_path: Path) -> None:
+    node_dir = tmp_path / "node"
+    args = ("node", "--data-dir", str(node_dir), "--listen", "/ip4/127.0.0.1/tcp/0")
+    first = spawn(*args)
+    try:
+        peer = read_header(first)["agent"].split()[1]
+        second = spawn(*args)  # the same directory while the first runs: refused
+        assert second.wait(timeout=60) == 1
+        assert second.stderr is not None
+        assert "is in use by another axl process" in second.stderr.read()
+        reap(second)
+        first.kill()  # SIGKILL: no clean-up ran, the lock file and status.url stay behind
+        first.wait()
+        assert (node_dir / "lock").exists()
+        again = spawn(*args)
+        try:
+            assert read_header(again)["agent"].split()[1] == peer  # same identity
+            assert stop(again) == 0
+        finally:
+            reap(again)
+    finally:
+        reap(first)
