@@ -41,6 +41,8 @@ class NodeStatus:
         self.chain = chain
         self.started = time.time()
         self.chain_view: dict[str, Any] = {}
+        self.earnings = Earnings()
+        self._cursor: Any = None
 
     def snapshot(self) -> dict[str, Any]:
         """The status as a JSON-ready dict."""
@@ -71,7 +73,8 @@ class NodeStatus:
             "counters": counters,
             "rejections": rejections,
             "jobs": market.get("jobs", {}),
-            "earnings": market.get("earnings", 0),
+            "earnings": market.get("earnings", self.earnings.total),
+            "earnings_by_kind": self.earnings.by_kind(),
             "chain": dict(self.chain_view),
         }
 
@@ -93,6 +96,9 @@ class NodeStatus:
         view["stake_wei"] = stake
         bound = chain.peer_of()
         view["bound_peer"] = str(bound) if bound is not None else None
+        if self._cursor is None:
+            self._cursor = chain.event_cursor(chain.address_book.block_number)
+        self.earnings.add(self._cursor.poll(), chain.address)
         return view
 
     async def refresh_chain(self, interval: float = 10.0) -> None:
@@ -105,6 +111,31 @@ class NodeStatus:
             except Exception as exc:
                 logger.warning("cannot read the chain for the status: %s", exc)
             await trio.sleep(interval)
+
+
+class Earnings:
+    """What an account earned, folded from the chain's events: settlement payouts
+    (``JobSettled.paid`` to it as solver) and slash rewards (``Slashed.reward`` to it)."""
+
+    def __init__(self) -> None:
+        self.paid = 0
+        self.rewards = 0
+
+    @property
+    def total(self) -> int:
+        return self.paid + self.rewards
+
+    def add(self, events: Any, address: str) -> None:
+        """Fold decoded ``coordination.ChainEvent`` s in (each event counted once)."""
+        me = address.lower()
+        for event in events:
+            if event.name == "JobSettled" and str(event["solver"]).lower() == me:
+                self.paid += int(event["paid"])
+            elif event.name == "Slashed" and str(event["beneficiary"]).lower() == me:
+                self.rewards += int(event["reward"])
+
+    def by_kind(self) -> dict[str, int]:
+        return {"paid": self.paid, "rewards": self.rewards}
 
 
 class _StatusCollector(Collector):
