@@ -17,6 +17,8 @@ peer id are the same. See ``docs/libp2p.md`` for the full picture; in short:
   most a few inbound streams per peer, bounded queues everywhere. A peer that violates the
   framing (garbage, oversized frames) is reset, disconnected and refused for ``ban_time``
   seconds; everybody else is served.
+* **Blobs** (:mod:`axl._libp2p_bulk`): bulk streams on ``/axl/blob/1.0.0``, one yamux stream
+  each, so chunks never delay small frames on the same connection.
 * **Failures**: a dead connection tears the peer's link down; later sends re-dial with
   exponential backoff and raise :class:`PeerUnreachable` while the peer stays unreachable.
 
@@ -37,6 +39,7 @@ import trio
 from ._errors import TransportClosed
 from ._identity import Identity, PeerId
 from ._libp2p_base import peer_id_of
+from ._libp2p_bulk import BULK_PROTOCOL_ID, BulkMixin
 from ._libp2p_config import PEER_EXCHANGE_TOPIC, PEER_LIST_PROTOCOL, PROTOCOL_ID, Libp2pConfig
 from ._libp2p_discovery import DiscoveryMixin
 from ._libp2p_host import build_host, disconnect_notifee
@@ -55,7 +58,7 @@ __all__ = [
 logger = logging.getLogger("axl.libp2p")
 
 
-class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin):
+class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
     """A :class:`~axl.Transport` over a py-libp2p host.
 
     Open it with :meth:`open` (an async context manager); it listens, dials the bootstrap peers
@@ -107,6 +110,7 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin):
         host, pubsub = build_host(self.identity, config)
         listen = [multiaddr.Multiaddr(addr) for addr in config.listen]
         host.set_stream_handler(TProtocol(PROTOCOL_ID), self._handle_inbound)
+        host.set_stream_handler(TProtocol(BULK_PROTOCOL_ID), self._handle_bulk)
         if config.peer_exchange:
             host.set_stream_handler(TProtocol(PEER_LIST_PROTOCOL), self._serve_peer_list)
         host.get_network().register_notifee(disconnect_notifee(self._connection_closed))
@@ -146,6 +150,7 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin):
             self._closed = True
             self._nursery = None
             self._inbox_receive.close()
+            self._close_bulk()
             # Shielded so a cancelled run still closes the host, and bounded like the close
             # above so a host that never finishes closing cannot hang aclose() for good.
             with trio.CancelScope(shield=True), trio.move_on_after(5.0), suppress(Exception):
@@ -157,6 +162,7 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin):
         :class:`TransportClosed`. Idempotent; returns once the transport's tasks are done."""
         self._closed = True
         self._inbox_receive.close()
+        self._close_bulk()
         self._close_requested.set()
         if self._run_scope is not None:
             with trio.CancelScope(shield=True):
