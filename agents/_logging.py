@@ -58,6 +58,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, sort_keys=False)
 
 
+class _ThirdPartyFilter(logging.Filter):
+    """Passes ``agents`` and ``axl`` records as their loggers decide, others from ``level``."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".", 1)[0] in ("agents", "axl"):
+            return True
+        return record.levelno >= self.level
+
+
 def configure_logging(
     level: int | str = logging.INFO, *, json_lines: bool = False, stream: TextIO | None = None
 ) -> None:
@@ -83,7 +96,10 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     numeric = logging.getLevelName(level) if isinstance(level, str) else level
-    root.setLevel(max(numeric if isinstance(numeric, int) else logging.INFO, logging.WARNING))
+    third_party = max(numeric if isinstance(numeric, int) else logging.INFO, logging.WARNING)
+    root.setLevel(third_party)
+    # Some py-libp2p modules pin their own logger to INFO; hold them to the same threshold.
+    handler.addFilter(_ThirdPartyFilter(third_party))
     # py-libp2p configures its loggers when first imported (no propagation, so Python's
     # plain-text last resort prints its warnings): import it first, then undo that.
     with contextlib.suppress(ImportError):

@@ -18,7 +18,7 @@ from ._chain import (
     stake_missing,
     tokens,
 )
-from ._checks import load_identity
+from ._checks import load_identity, parse_peer
 from ._cmd_node import host
 from ._config import RunConfig, load_run_config
 from ._datadir import ACCOUNT_FILE, IDENTITY_FILE, locked
@@ -34,6 +34,7 @@ def run_command(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="keys, state, lock")] = None,
     listen: Annotated[list[str] | None, typer.Option("--listen", help="multiaddr")] = None,
     bootstrap: Annotated[list[str] | None, typer.Option("--bootstrap", help="peer")] = None,
+    peer: Annotated[list[str] | None, typer.Option("--peer", help="NAME=PEER_ID")] = None,
     rpc: Annotated[str | None, typer.Option("--rpc", help="JSON-RPC URL")] = None,
     address_book: Annotated[Path | None, typer.Option("--address-book")] = None,
     chain_id: Annotated[int | None, typer.Option("--chain-id")] = None,
@@ -54,6 +55,7 @@ def run_command(
             "data_dir": str(data_dir) if data_dir is not None else None,
             "network.listen": listen or None,
             "network.bootstrap": bootstrap or None,
+            "network.peers": _peers(peer),
             "chain.rpc": rpc,
             "chain.address_book": str(address_book) if address_book is not None else None,
             "chain.chain_id": chain_id,
@@ -75,7 +77,7 @@ def run_role(role: str, settings: RunConfig) -> None:
     net = validate(
         listen=settings.network.listen,
         bootstrap=settings.network.bootstrap,
-        peers=[f"{name}={peer}" for name, peer in settings.network.peers.items()],
+        peers=[f"{name}={peer_id}" for name, peer_id in settings.network.peers.items()],
         log_level=settings.log.level,
         json_logs=settings.log.json_lines,
         http_host=settings.http.host,
@@ -102,7 +104,7 @@ def run_role(role: str, settings: RunConfig) -> None:
         if missing:
             send_stake(chain, spec.stake_role, missing)
             logger.info("staked %s more tokens as %s", tokens(missing), role)
-        agent = spec.build(dict(settings.role), chain)
+        agent = spec.build(dict(settings.role), target)
         host(
             agent,
             node_dir=data_dir,
@@ -112,3 +114,10 @@ def run_role(role: str, settings: RunConfig) -> None:
             chain=chain,
             bootstrap_grace=settings.network.bootstrap_grace,
         )
+
+
+def _peers(items: list[str] | None) -> dict[str, str] | None:
+    """``--peer NAME=PEER_ID`` flags as the config's ``network.peers`` table."""
+    if not items:
+        return None
+    return {name: str(peer_id) for name, peer_id in map(parse_peer, items)}

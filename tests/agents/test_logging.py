@@ -75,6 +75,9 @@ def test_py_libp2p_log_lines_go_through_json_logs(restore_logging: None) -> None
     configure_logging("INFO", json_lines=True, stream=stream)
     logging.getLogger("libp2p.network.swarm").warning("fail to connect %s", "peer")
     logging.getLogger("libp2p.pubsub").info("chatter")  # third-party INFO stays out
+    pinned = logging.getLogger("libp2p.network.auto_connector")
+    pinned.setLevel(logging.INFO)  # as py-libp2p does for this one
+    pinned.info("AUTO_CONNECTOR_STATE")
     (line,) = stream.getvalue().splitlines()
     record = json.loads(line)
     assert (record["logger"], record["message"]) == ("libp2p.network.swarm", "fail to connect peer")
