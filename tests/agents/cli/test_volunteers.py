@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import io
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -33,10 +34,14 @@ pytestmark = [
     pytest.mark.skipif(
         importlib.util.find_spec("agents.market") is None, reason="no agents.market in this build"
     ),
+    pytest.mark.skipif(
+        os.environ.get("AXL_MULTIPROCESS") != "1",
+        reason="8 OS processes, each importing torch: needs spare cores; AXL_MULTIPROCESS=1 runs it",
+    ),
 ]
 
-JOBS = 6
-DEADLINE = 240.0  # seconds for the whole market; the test fails (not hangs) past it
+JOBS = int(os.environ.get("AXL_VOLUNTEER_JOBS", "6"))
+DEADLINE = 180.0  # seconds for the whole market; the test fails (not hangs) past it
 
 
 class Fleet:
