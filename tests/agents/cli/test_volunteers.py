@@ -36,7 +36,7 @@ pytestmark = [
     ),
     pytest.mark.skipif(
         os.environ.get("AXL_MULTIPROCESS") != "1",
-        reason="8 OS processes, each importing torch: needs spare cores; AXL_MULTIPROCESS=1 runs it",
+        reason="8 OS processes importing torch need spare cores: AXL_MULTIPROCESS=1 runs it",
     ),
 ]
 
