@@ -54,6 +54,9 @@ logger = logging.getLogger("axl.bus")
 
 M = TypeVar("M", bound=Message)
 
+_MAX_REJECTION_REPLIES = 64
+"""Error replies to rejected requests in flight at once; more are dropped (counted)."""
+
 
 @dataclass(frozen=True)
 class BusConfig:
@@ -176,7 +179,7 @@ class Bus:
         self.identity = identity
         self.transport = transport
         self.config = config or BusConfig()
-        self.registry = registry or default_registry
+        self.registry = registry if registry is not None else default_registry
         self.stats = Counters()
         self._guard = FrameGuard(
             identity.peer_id,
@@ -196,6 +199,7 @@ class Bus:
         self._closed = False
         self._workers = 0
         self._executing = 0
+        self._rejection_replies = 0
         self._backlog: deque[Accepted] = deque()
         self.blobs = (
             None
@@ -424,6 +428,7 @@ class Bus:
                 accepted = guard.check(inbound.frame, int(clock() * 1000))
             except RejectedFrame as exc:
                 self.stats.inc("rejected." + exc.reason)
+                self._answer_rejected(exc)
                 logger.info(
                     "rejected frame: %s",
                     exc,
@@ -483,6 +488,31 @@ class Bus:
     def _start_reply_error(self, envelope: Envelope, code: str, detail: str) -> None:
         if self._nursery is not None:
             self._nursery.start_soon(self._reply_error, envelope, code, detail)
+
+    def _answer_rejected(self, exc: RejectedFrame) -> None:
+        """Tell the authenticated sender of a rejected request why (error code = the rejection
+        reason), instead of leaving it to time out. Not for replays (the original was answered,
+        and a replayer must not make us send to its victim), and at most
+        ``_MAX_REJECTION_REPLIES`` at a time (a flood of bad requests cannot pile up tasks)."""
+        envelope = exc.envelope
+        if (
+            not isinstance(envelope, Envelope)
+            or envelope.kind is not Kind.REQUEST
+            or envelope.recipient != self.peer_id
+            or exc.reason == "replay"
+        ):
+            return
+        if self._rejection_replies >= _MAX_REJECTION_REPLIES or self._nursery is None:
+            self.stats.inc("dropped.rejection_reply")
+            return
+        self._rejection_replies += 1
+        self._nursery.start_soon(self._reply_rejected, envelope, exc.reason, str(exc))
+
+    async def _reply_rejected(self, envelope: Envelope, code: str, detail: str) -> None:
+        try:
+            await self._reply_error(envelope, code, detail[:200])
+        finally:
+            self._rejection_replies -= 1
 
     async def _handler_worker(self) -> None:
         try:

@@ -14,6 +14,7 @@ import trio
 
 from ._errors import FrameTooLarge, InvalidPeerId, TransportClosed
 from ._identity import Identity, PeerId
+from ._libp2p_budget import Budgets, Refusal
 from ._libp2p_config import Libp2pConfig
 from ._libp2p_framing import Backoff, TokenBucket
 from ._stats import Counters
@@ -76,6 +77,14 @@ class TransportBase:
         self._closed = False
         self._stopped = trio.Event()
         self._close_requested = trio.Event()
+        self._budgets = Budgets(
+            max_connections=self.config.max_connections,
+            max_connections_per_ip=self.config.max_connections_per_ip,
+            max_buffered_bytes=self.config.max_buffered_bytes,
+        )
+
+    def _refused(self, reason: Refusal) -> None:
+        self.stats.inc(f"inbound.refused_{reason}")
 
     @property
     def closed(self) -> bool:
