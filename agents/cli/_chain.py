@@ -127,8 +127,8 @@ def stake_missing(chain: Any, role: Any, target: int | None) -> int:
     from coordination import Role
 
     params = chain.params()
-    minimum = params.min_solver_stake if role == Role.SOLVER else params.min_verifier_stake
     name = Role(role).name.lower()
+    minimum = int(getattr(params, f"min_{name}_stake"))
     if target is None:
         target = minimum
     if target < minimum:

@@ -35,8 +35,15 @@ def chain_deploy(
     param: Annotated[
         list[str] | None, typer.Option("--param", help="NAME=INT deploy parameter (repeat)")
     ] = None,
+    allocate: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allocate", help="ADDRESS=TOKENS of the genesis supply (repeat; the only mint)"
+        ),
+    ] = None,
 ) -> None:
-    """Deploy the AXL contracts and write the address book."""
+    """Deploy the AXL contracts and write the address book. The token supply is minted once,
+    here (``--allocate``); the deployer keeps no role afterwards."""
     from eth_account import Account
 
     from coordination import CoordinationError, DeployParams
@@ -51,7 +58,7 @@ def chain_deploy(
                 f"--param {item!r}: expected NAME=VALUE, NAME one of {', '.join(fields)}"
             )
         try:
-            values[name] = raw if name == "resolver" else int(raw)
+            values[name] = int(raw)
         except ValueError:
             raise CliError(f"--param {item!r}: {raw!r} is not an integer") from None
     try:
@@ -65,9 +72,15 @@ def chain_deploy(
         account = Account.from_key(key) if key else None
     except Exception:
         raise CliError(f"{key_env} does not hold a hex private key") from None
+    allocations: dict[str, int] = {}
+    for item in allocate or []:
+        address, sep, amount = item.partition("=")
+        if not sep or not (address.startswith("0x") and len(address) == 42):
+            raise CliError(f"--allocate {item!r}: expected 0xADDRESS=TOKENS")
+        allocations[address] = allocations.get(address, 0) + parse_tokens(amount, "--allocate")
     chain = connect(rpc, None, account, chain_id=chain_id)
     try:
-        deployed = chain.deploy(params)
+        deployed = chain.deploy(params, allocations)
     except CoordinationError as exc:
         raise CliError(f"deploy failed: {str(exc).splitlines()[0]}", FAILURE) from None
     deployed.address_book.save(out)
@@ -136,10 +149,16 @@ def chain_fund(
     address_book: Book = Path("addressbook.json"),
     eth: Annotated[str, typer.Option(help="ETH to give (dev nodes)")] = "1",
     tokens_amount: Annotated[
-        str, typer.Option("--tokens", help="AI tokens to mint (the deployer mints)")
+        str, typer.Option("--tokens", help="AI tokens to send from the funder")
     ] = "0",
+    key_env: Annotated[
+        str, typer.Option(help="variable with the funder's hex key (unset: anvil's first)")
+    ] = "AXL_CHAIN_KEY",
 ) -> None:
-    """Dev nodes: give an account gas ETH and mint it tokens (as anvil's first account)."""
+    """Give an account gas ETH (dev nodes) and send it tokens from the funder's balance (the
+    supply is minted only at deployment: allocate some to the funder there)."""
+    from eth_account import Account
+
     from coordination import CoordinationError
 
     eth_wei = parse_tokens(eth, "--eth")
@@ -149,12 +168,23 @@ def chain_fund(
         address = load_account(Path(to) / ACCOUNT_FILE).address
     elif not (to.startswith("0x") and len(to) == 42):
         raise CliError(f"{to!r} is neither an address (0x + 40 hex) nor a data directory")
-    chain = connect(rpc, address_book)
+    key = os.environ.get(key_env)
+    try:
+        funder = Account.from_key(key) if key else None
+    except Exception:
+        raise CliError(f"{key_env} does not hold a hex private key") from None
+    chain = connect(rpc, address_book, funder)
+    if token_wei and chain.balance_of() < token_wei:
+        raise CliError(
+            f"the funder {chain.address} holds {tokens(chain.balance_of())} tokens, "
+            f"not {tokens(token_wei)} (allocate some at deployment: --allocate)",
+            FAILURE,
+        )
     try:
         if eth_wei:
             chain.fund(address, eth_wei)
         if token_wei:
-            chain.mint(address, token_wei)
+            chain.transfer(address, token_wei)
     except CoordinationError as exc:
         raise CliError(f"funding failed: {str(exc).splitlines()[0]}", FAILURE) from None
     print(f"funded {address}: {tokens(eth_wei)} eth, {tokens(token_wei)} tokens")

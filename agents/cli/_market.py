@@ -108,7 +108,7 @@ def cli_roles() -> dict[str, RoleSpec]:
         "solver": RoleSpec("solver", Role.SOLVER, _solver),
         "verifier": RoleSpec("verifier", Role.VERIFIER, _verifier),
         "submitter": RoleSpec("submitter", None, _submitter),
-        "referee": RoleSpec("referee", None, _referee),
+        "referee": RoleSpec("referee", Role.REFEREE, _referee),
     }
 
 

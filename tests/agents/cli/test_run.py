@@ -14,7 +14,7 @@ import pytest
 from agents import Agent
 from agents.cli import _cmd_run
 from agents.cli._roles import RoleSpec
-from coordination import Chain, Role, anvil_node, find_anvil
+from coordination import Chain, DeployParams, Role, anvil_node, find_anvil
 
 from .conftest import Axl, one_line
 
@@ -31,7 +31,8 @@ class Probe(Agent):
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     folder = tmp_path_factory.mktemp("chain")
     with anvil_node() as url:
-        chain = Chain.connect(url).deploy()
+        funder = Chain.connect(url)  # anvil's first account: `axl chain fund` sends from it
+        chain = funder.deploy(DeployParams(), {funder.address: 100_000 * 10**18})
         book = folder / "addressbook.json"
         chain.address_book.save(book)
         yield url, book

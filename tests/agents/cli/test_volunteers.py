@@ -42,6 +42,7 @@ pytestmark = [
 
 JOBS = int(os.environ.get("AXL_VOLUNTEER_JOBS", "6"))
 DEADLINE = 180.0  # seconds for the whole market; the test fails (not hangs) past it
+ANVIL_FIRST = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # deployer and funder
 
 
 class Fleet:
@@ -124,7 +125,7 @@ def _run_market(fleet: Fleet, tmp: Path, url: str, names: list[str]) -> None:
     book = tmp / "addressbook.json"
     fleet.cli(
         "chain", "deploy", "--rpc", url, "--out", str(book),
-        "--param", "challenge_window=10", "--param", f"resolver={accounts['referee']}",
+        "--param", "challenge_window=600", "--allocate", f"{ANVIL_FIRST}=100000",
     )  # fmt: skip
     for name in names:
         fleet.cli("chain", "fund", str(tmp / name), "--rpc", url, "--address-book", str(book),
