@@ -578,6 +578,16 @@ class Bus:
                 detail = f"{type(exc).__name__}: {exc}"[:500]
                 await self._reply_error(envelope, "handler_error", detail)
             return
+        if result is not None and not isinstance(result, Message):
+            # A handler bug (e.g. it returned a dict): answered and counted like a raise.
+            self.stats.inc("handler_errors")
+            detail = (
+                f"the {envelope.type} handler returned a {type(result).__name__}, not a Message"
+            )
+            logger.error(detail, extra={"peer": str(self.peer_id), "sender": str(envelope.sender)})
+            if envelope.kind is Kind.REQUEST:
+                await self._reply_error(envelope, "handler_error", detail)
+            return
         if envelope.kind is Kind.REQUEST:
             if result is None:
                 detail = f"the {envelope.type} handler returned nothing"
@@ -595,6 +605,11 @@ class Bus:
         except (PeerUnreachable, TransportClosed, BusClosed) as exc:
             self.stats.inc("dropped.reply_undeliverable")
             logger.info("could not reply to %s: %s", envelope.sender.short(), exc)
+        except MessageTypeError as exc:  # the handler returned a Message subclass with no tag
+            self.stats.inc("handler_errors")
+            logger.error("cannot send the reply: %s", exc)
+            if kind is not Kind.ERROR:
+                await self._reply_error(envelope, "handler_error", str(exc)[:500])
         except FrameTooLarge as exc:
             self.stats.inc("dropped.reply_too_large")
             logger.warning("reply too large: %s", exc)
