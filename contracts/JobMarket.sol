@@ -17,9 +17,11 @@ import {Staking} from "./Staking.sol";
 ///         Merkle root) -> challenge window (verifiers may attest a matching root, or challenge
 ///         with their own root and a bond) -> settle (solver paid, fee burned, attesters paid
 ///         the verifier fee) | dispute: the solver must reveal a batched job's leaf, staked
-///         referees vote, and after the dispute window anyone finalizes: the majority decides,
-///         the loser's locked stake is slashed, the minority of referees is slashed; a solver
-///         that never revealed loses; no majority lets the committed result stand.
+///         referees vote, each vote weighted by the referee stake it locks, and after the
+///         dispute window anyone finalizes: the majority of the voting stake decides, the
+///         loser's locked stake is slashed, the minority's locked referee stake is slashed; a
+///         solver that never revealed loses; no majority (no vote, or a tie) refunds the job
+///         with nobody paid and nobody slashed.
 ///         No account holds an admin role: only GOVERNOR_ROLE (the timelock) sets bounded
 ///         parameters, and no call moves a party's escrow or stake except by these rules.
 contract JobMarket is AccessControl, ReentrancyGuard {
@@ -40,7 +42,7 @@ contract JobMarket is AccessControl, ReentrancyGuard {
         Open,
         SolverWins,
         SolverLoses,
-        Stands
+        Undecided
     }
 
     struct Job {
@@ -75,12 +77,19 @@ contract JobMarket is AccessControl, ReentrancyGuard {
         Outcome outcome;
         bool revealed;
         uint32 challengers;
-        uint32 votesForSolver;
+        uint32 votesForSolver; // number of votes
         uint32 votesAgainstSolver;
         uint96 bond; // each challenger's locked verifier stake
-        uint96 refereeLock; // each voter's locked referee stake
+        uint96 refereeLock; // the least referee stake a vote locks (the minimum when disputed)
+        uint128 stakeForSolver; // the referee stake locked by the votes for the solver
+        uint128 stakeAgainstSolver;
         bytes32 solverRoot; // the solver's result root once known (single commit or revealed)
         uint256 pool; // the challengers' share of a slashed solver's stake
+    }
+
+    struct Vote {
+        uint8 side; // 1 for the solver, 2 against
+        uint96 weight; // the referee stake this vote locked
     }
 
     struct Attestation {
@@ -110,6 +119,7 @@ contract JobMarket is AccessControl, ReentrancyGuard {
     uint256 public constant MIN_DISPUTE_WINDOW = 1 hours;
     uint256 public constant MAX_DISPUTE_WINDOW = 30 days;
     uint256 public constant MAX_ATTESTERS = 3;
+    uint256 public constant MAX_VOTE_WEIGHT_MULTIPLE = 10; // a vote locks at most 10x refereeLock
 
     IERC20 public immutable token;
     Staking public immutable staking;
@@ -127,7 +137,7 @@ contract JobMarket is AccessControl, ReentrancyGuard {
     mapping(uint256 => Batch) private _batches;
     mapping(uint256 => Dispute) private _disputes;
     mapping(uint256 => mapping(address => bytes32)) private _challengeRoots;
-    mapping(uint256 => mapping(address => uint8)) private _votes; // 1 for the solver, 2 against
+    mapping(uint256 => mapping(address => Vote)) private _votes;
     mapping(uint256 => mapping(uint256 => Attestation)) private _attestations;
     mapping(uint256 => mapping(address => bool)) private _attested;
 
@@ -147,7 +157,7 @@ contract JobMarket is AccessControl, ReentrancyGuard {
     event Attested(uint256 indexed jobId, address indexed verifier, bytes32 resultRoot);
     event Challenged(uint256 indexed jobId, address indexed challenger, bytes32 resultRoot, uint64 disputeEnd);
     event ResultRevealed(uint256 indexed jobId, bytes32 resultRoot);
-    event Voted(uint256 indexed jobId, address indexed referee, bool solverWins);
+    event Voted(uint256 indexed jobId, address indexed referee, bool solverWins, uint256 weight);
     event DisputeResolved(uint256 indexed jobId, Outcome outcome, uint256 slashed);
     event Claimed(uint256 indexed jobId, address indexed account, uint256 reward, uint256 slashed);
     event JobSettled(uint256 indexed jobId, address indexed solver, uint256 paid, uint256 fee, uint256 verifierFee);
@@ -415,8 +425,11 @@ contract JobMarket is AccessControl, ReentrancyGuard {
     }
 
     /// @notice A referee's verdict on the solver's (revealed) result, before the dispute window
-    ///         ends; locks the minimum referee stake. Neither the solver, the submitter nor a
-    ///         challenger of the job may vote.
+    ///         ends. The vote locks the referee's whole free referee stake, capped at
+    ///         MAX_VOTE_WEIGHT_MULTIPLE x the dispute's `refereeLock` (reverts InsufficientStake
+    ///         below `refereeLock`), and weighs exactly that much: splitting stake across
+    ///         accounts gains no weight. Neither the solver, the submitter nor a challenger of
+    ///         the job may vote.
     function vote(uint256 jobId, bool solverWins) external {
         Job storage j = _job(jobId);
         if (j.status != Status.Disputed) revert WrongStatus(jobId, j.status);
@@ -427,66 +440,90 @@ contract JobMarket is AccessControl, ReentrancyGuard {
             msg.sender == _solverOf(jobId, j) || msg.sender == _groups[j.groupId].submitter
                 || _challengeRoots[jobId][msg.sender] != bytes32(0)
         ) revert ConflictOfInterest(jobId, msg.sender);
-        if (_votes[jobId][msg.sender] != 0) revert AlreadyVoted(jobId, msg.sender);
-        staking.lock(msg.sender, Staking.Role.Referee, d.refereeLock);
-        _votes[jobId][msg.sender] = solverWins ? 1 : 2;
-        if (solverWins) d.votesForSolver += 1;
-        else d.votesAgainstSolver += 1;
-        emit Voted(jobId, msg.sender, solverWins);
+        if (_votes[jobId][msg.sender].side != 0) revert AlreadyVoted(jobId, msg.sender);
+        (uint256 active,,) = staking.positionOf(msg.sender, Staking.Role.Referee);
+        uint256 free = active - staking.lockedOf(msg.sender, Staking.Role.Referee);
+        uint256 cap = uint256(d.refereeLock) * MAX_VOTE_WEIGHT_MULTIPLE;
+        uint256 weight = free > cap ? cap : free;
+        if (weight < d.refereeLock) weight = d.refereeLock; // lock() reverts InsufficientStake
+        staking.lock(msg.sender, Staking.Role.Referee, weight);
+        _votes[jobId][msg.sender] = Vote(solverWins ? 1 : 2, SafeCast.toUint96(weight));
+        if (solverWins) {
+            d.votesForSolver += 1;
+            d.stakeForSolver += SafeCast.toUint128(weight);
+        } else {
+            d.votesAgainstSolver += 1;
+            d.stakeAgainstSolver += SafeCast.toUint128(weight);
+        }
+        emit Voted(jobId, msg.sender, solverWins, weight);
     }
 
     /// @notice Close a dispute once its window is over (anyone): an unrevealed batched result
-    ///         loses; otherwise the referees' majority decides; no majority lets the committed
-    ///         result stand. Solver loses: submitter refunded, the solver's job lock slashed (its
-    ///         reward share pooled for the challengers), attesters' locks slashed. Otherwise the
-    ///         solver is paid as in `settle`. Bonds and votes are then settled by `claim`.
+    ///         loses; otherwise the majority of the voting referee stake decides. Solver loses:
+    ///         submitter refunded, the solver's job lock slashed (its reward share pooled for the
+    ///         challengers), attesters' locks slashed. Solver wins: paid as in `settle`.
+    ///         Undecided (no vote, or equal stake on both sides): the submitter is refunded and
+    ///         every lock released; the solver is unpaid but not slashed. Bonds and votes are
+    ///         then settled by `claim`.
     function finalize(uint256 jobId) external nonReentrant returns (Outcome outcome) {
         Job storage j = _job(jobId);
         if (j.status != Status.Disputed) revert WrongStatus(jobId, j.status);
         Dispute storage d = _disputes[jobId];
         if (block.timestamp < d.end) revert DisputeOpen(jobId, uint64(d.end));
-        if (!d.revealed || d.votesAgainstSolver > d.votesForSolver) outcome = Outcome.SolverLoses;
-        else if (d.votesForSolver > d.votesAgainstSolver) outcome = Outcome.SolverWins;
-        else outcome = Outcome.Stands;
+        if (!d.revealed || d.stakeAgainstSolver > d.stakeForSolver) outcome = Outcome.SolverLoses;
+        else if (d.stakeForSolver > d.stakeAgainstSolver) outcome = Outcome.SolverWins;
+        else outcome = Outcome.Undecided;
         d.outcome = outcome;
         address solver = _solverOf(jobId, j);
         uint256 lock = _lockOf(jobId, j);
-        uint256 slashed;
+        uint256 n = j.attesters;
         if (outcome == Outcome.SolverLoses) {
+            uint256 slashed = lock;
+            for (uint256 i; i < n; ++i) {
+                slashed += _attestations[jobId][i].lock;
+            }
+            emit DisputeResolved(jobId, outcome, slashed);
             _refund(jobId, j, Status.Rejected);
             d.pool = staking.slashLocked(solver, Staking.Role.Solver, lock, address(this));
-            slashed = lock;
-            for (uint256 i; i < j.attesters; ++i) {
+            for (uint256 i; i < n; ++i) {
                 Attestation storage a = _attestations[jobId][i];
                 staking.slashLocked(a.verifier, Staking.Role.Verifier, a.lock, address(0));
-                slashed += a.lock;
             }
-        } else {
+        } else if (outcome == Outcome.SolverWins) {
+            emit DisputeResolved(jobId, outcome, 0);
             _pay(jobId, j, solver, lock);
+        } else {
+            emit DisputeResolved(jobId, outcome, 0);
+            _refund(jobId, j, Status.Refunded);
+            staking.unlock(solver, Staking.Role.Solver, lock);
+            for (uint256 i; i < n; ++i) {
+                Attestation storage a = _attestations[jobId][i];
+                staking.unlock(a.verifier, Staking.Role.Verifier, a.lock);
+            }
         }
-        emit DisputeResolved(jobId, outcome, slashed);
     }
 
     /// @notice Settle `account`'s challenge bond and referee vote on a finalized dispute (anyone
     ///         may call). A challenger is right when its root differs from a losing solver's
     ///         root, or equals a winning solver's: its bond is released (plus an equal share of
     ///         the pool when the solver lost); otherwise its bond is slashed (reward share to a
-    ///         winning solver). A referee in the majority is released, in the minority slashed
-    ///         (burned); with no majority every lock is released.
+    ///         winning solver). A referee in the majority of the voting stake is released; one
+    ///         in the minority loses the stake its vote locked (burned); when undecided every
+    ///         lock is released.
     function claim(uint256 jobId, address account) external nonReentrant returns (uint256 reward, uint256 slashed) {
         Dispute storage d = _disputes[jobId];
         Outcome outcome = d.outcome;
         if (outcome == Outcome.Open) revert WrongStatus(jobId, _jobs[jobId].status);
         bytes32 root = _challengeRoots[jobId][account];
-        uint8 v = _votes[jobId][account];
-        if (root == bytes32(0) && v == 0) revert NothingToClaim(jobId, account);
+        Vote memory v = _votes[jobId][account];
+        if (root == bytes32(0) && v.side == 0) revert NothingToClaim(jobId, account);
         if (root != bytes32(0)) {
             delete _challengeRoots[jobId][account];
             bool matches = d.revealed && root == d.solverRoot;
             if (outcome == Outcome.SolverLoses && !matches) {
                 staking.unlock(account, Staking.Role.Verifier, d.bond);
                 reward = d.pool / d.challengers;
-            } else if (outcome == Outcome.Stands || (outcome == Outcome.SolverWins && matches)) {
+            } else if (outcome == Outcome.Undecided || (outcome == Outcome.SolverWins && matches)) {
                 staking.unlock(account, Staking.Role.Verifier, d.bond);
             } else {
                 address beneficiary = outcome == Outcome.SolverWins ? _solverOf(jobId, _jobs[jobId]) : address(0);
@@ -494,14 +531,15 @@ contract JobMarket is AccessControl, ReentrancyGuard {
                 slashed = d.bond;
             }
         }
-        if (v != 0) {
+        if (v.side != 0) {
             delete _votes[jobId][account];
-            bool minority = (outcome == Outcome.SolverWins && v == 2) || (outcome == Outcome.SolverLoses && v == 1);
+            bool minority =
+                (outcome == Outcome.SolverWins && v.side == 2) || (outcome == Outcome.SolverLoses && v.side == 1);
             if (minority) {
-                staking.slashLocked(account, Staking.Role.Referee, d.refereeLock, address(0));
-                slashed += d.refereeLock;
+                staking.slashLocked(account, Staking.Role.Referee, v.weight, address(0));
+                slashed += v.weight;
             } else {
-                staking.unlock(account, Staking.Role.Referee, d.refereeLock);
+                staking.unlock(account, Staking.Role.Referee, v.weight);
             }
         }
         emit Claimed(jobId, account, reward, slashed);
@@ -652,7 +690,12 @@ contract JobMarket is AccessControl, ReentrancyGuard {
 
     /// @notice `referee`'s unclaimed vote on `jobId`: 0 none, 1 for the solver, 2 against.
     function voteOf(uint256 jobId, address referee) external view returns (uint8) {
-        return _votes[jobId][referee];
+        return _votes[jobId][referee].side;
+    }
+
+    /// @notice The referee stake `referee`'s unclaimed vote on `jobId` locked (its weight).
+    function voteWeightOf(uint256 jobId, address referee) external view returns (uint256) {
+        return _votes[jobId][referee].weight;
     }
 
     /// @notice The `index`-th attestation of `jobId`.

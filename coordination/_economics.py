@@ -41,12 +41,13 @@ class Role(IntEnum):
 
 class Outcome(IntEnum):
     """A dispute's outcome (the contract's ``JobMarket.Outcome``): OPEN until finalized;
-    STANDS when the referees reached no majority (the committed result stands, nobody slashed)."""
+    UNDECIDED when no referee stake voted or both sides locked equal stake (the job is refunded
+    to its submitter, every lock released: nobody paid, nobody slashed)."""
 
     OPEN = 0
     SOLVER_WINS = 1
     SOLVER_LOSES = 2
-    STANDS = 3
+    UNDECIDED = 3
 
 
 class Action(StrEnum):
@@ -137,6 +138,7 @@ class LedgerJob:
     attesters: list[str] = field(default_factory=list)
     revealed: bytes | None = None
     votes: dict[str, bool] = field(default_factory=dict)
+    vote_weights: dict[str, int] = field(default_factory=dict)
     outcome: Outcome = Outcome.OPEN
 
     def actions(self, now: int, account: str) -> frozenset[Action]:
@@ -280,7 +282,9 @@ class MarketLedger:
         self.jobs[e["jobId"]].revealed = e["resultRoot"]
 
     def _voted(self, e: ChainEvent) -> None:
-        self.jobs[e["jobId"]].votes[e["referee"]] = e["solverWins"]
+        job = self.jobs[e["jobId"]]
+        job.votes[e["referee"]] = e["solverWins"]
+        job.vote_weights[e["referee"]] = e["weight"]
 
     def _resolved(self, e: ChainEvent) -> None:
         self.jobs[e["jobId"]].outcome = Outcome(e["outcome"])
@@ -296,7 +300,8 @@ class MarketLedger:
 
     def _refunded(self, e: ChainEvent) -> None:
         job = self.jobs[e["jobId"]]
-        job.status = JobStatus.REJECTED if job.status == JobStatus.DISPUTED else JobStatus.REFUNDED
+        rejected = job.status == JobStatus.DISPUTED and job.outcome != Outcome.UNDECIDED
+        job.status = JobStatus.REJECTED if rejected else JobStatus.REFUNDED
         self.refunded += e["amount"]
 
     def _fee_burned(self, e: ChainEvent) -> None:

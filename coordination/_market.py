@@ -150,7 +150,9 @@ class MarketMixin(ReadsMixin):
         return self.transact(fn)
 
     def vote(self, job_id: int, solver_wins: bool) -> Receipt[None]:
-        """A referee's verdict on a disputed job (locks the minimum referee stake)."""
+        """A referee's verdict on a disputed job. Locks this referee's whole free referee
+        stake (at most ``MAX_VOTE_WEIGHT_MULTIPLE`` x the minimum, at least the minimum or it
+        reverts InsufficientStake) as the vote's weight; the receipt's value is None."""
         fn = self.contract("JobMarket").functions.vote(job_id, solver_wins)
         return self.transact(fn)
 

@@ -60,7 +60,8 @@ class ReadsMixin(ChainBase):
     def dispute(self, job_id: int) -> DisputeView:
         """The dispute record of ``job_id`` (``end`` 0 when it was never challenged)."""
         d = self._call(self.contract("JobMarket").functions.getDispute(job_id))
-        end, outcome, revealed, challengers, for_, against, bond, ref_lock, root, pool = d
+        end, outcome, revealed, challengers, for_, against, bond, ref_lock, stake_for = d[:9]
+        stake_against, root, pool = d[9:]
         return DisputeView(
             end=int(end),
             outcome=Outcome(outcome),
@@ -70,6 +71,8 @@ class ReadsMixin(ChainBase):
             votes_against_solver=int(against),
             bond=int(bond),
             referee_lock=int(ref_lock),
+            stake_for_solver=int(stake_for),
+            stake_against_solver=int(stake_against),
             solver_root=bytes(root) if revealed else None,
             pool=int(pool),
         )

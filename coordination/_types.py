@@ -127,7 +127,8 @@ class JobView:
 class DisputeView:
     """A job's dispute: ``end`` (0 when never challenged), the outcome, the solver's result
     root once known (committed alone, or revealed), challenger and vote counts, the bond each
-    challenger and referee locked, and the challengers' reward pool."""
+    challenger locked and the least stake a vote locks, the referee stake locked for and
+    against the solver (the votes' weights, which decide), and the challengers' reward pool."""
 
     end: int
     outcome: Outcome
@@ -137,6 +138,8 @@ class DisputeView:
     votes_against_solver: int
     bond: int
     referee_lock: int
+    stake_for_solver: int
+    stake_against_solver: int
     solver_root: bytes | None
     pool: int
 

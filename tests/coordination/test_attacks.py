@@ -148,19 +148,38 @@ def test_4_no_key_holds_a_role_that_moves_tokens(env: Env) -> None:
         env.admin.transact(grant)
 
 
-def test_5_a_dispute_nobody_resolves_still_ends(env: Env) -> None:
-    """No referee ever acts: after the dispute window anyone finalizes; the committed result
-    stands (solver paid, its lock back) and the challenger's bond comes back."""
+def test_5_a_dispute_nobody_votes_on_still_ends_and_does_not_pay_a_cheat(env: Env) -> None:
+    """No referee ever acts on a cheat's dispute: after the window anyone finalizes. The
+    committed result no longer stands (a cheat whose dispute draws no vote was paid): the job
+    is undecided, the submitter refunded, the solver unpaid but not slashed, every lock back."""
     _stake(env)
     job = env.submitter.post_job(h(1), PAY, env.now() + 500, env.solver.address).value
     env.solver.commit_result(job, h(9))
     env.verifier.challenge(job, h(8))
-    before = env.solver.balance_of()
-    assert _finalize(env, job) == Outcome.STANDS
-    assert env.solver.balance_of() - before == Economics().payout(PAY).paid
+    solver, submitter = env.solver.balance_of(), env.submitter.balance_of()
+    assert _finalize(env, job) == Outcome.UNDECIDED
+    assert env.solver.balance_of() == solver
+    assert env.submitter.balance_of() - submitter == PAY
+    assert env.admin.job(job).status == JobStatus.REFUNDED
     assert env.outsider.claim(job, env.verifier.address).value == (0, 0)
     assert env.solver.stake_of(Role.SOLVER).locked == 0
+    assert env.solver.stake_of(Role.SOLVER).active == 100 * AI
     assert env.verifier.stake_of(Role.VERIFIER).locked == 0
+    assert env.verifier.stake_of(Role.VERIFIER).active == 100 * AI
+
+
+def test_5_equal_stake_on_both_sides_is_undecided(env: Env) -> None:
+    """A tie in voting stake decides nothing: refunded, both referees released."""
+    _stake(env)
+    job = env.submitter.post_job(h(1), PAY, env.now() + 500, env.solver.address).value
+    env.solver.commit_result(job, h(9))
+    env.verifier.challenge(job, h(8))
+    env.referee.vote(job, False)
+    env.referee2.vote(job, True)
+    assert _finalize(env, job) == Outcome.UNDECIDED
+    for referee in (env.referee, env.referee2):
+        assert env.outsider.claim(job, referee.address).value == (0, 0)
+        assert env.admin.stake_of(Role.REFEREE, referee.address).active == 100 * AI
 
 
 def test_6_parameters_are_bounded_in_the_contracts(env: Env) -> None:
@@ -269,3 +288,91 @@ def test_verifier_fee_pays_attesters_and_slashes_them_with_a_cheat(env: Env) -> 
     assert env.verifier.stake_of(Role.VERIFIER).locked == 100 * AI  # the challenge bond only
     assert _finalize(env, jobs[1]) == Outcome.SOLVER_LOSES
     assert env.solver2.stake_of(Role.VERIFIER).active == 100 * AI  # lost the job 2 lock
+
+
+def _cheat_disputed(env: Env) -> int:
+    """A cheat's job (wrong root) challenged by the honest verifier with the right root."""
+    job = env.submitter.post_job(h(1), PAY, env.now() + 500, env.solver.address).value
+    env.solver.commit_result(job, h(9))
+    env.verifier.challenge(job, h(8))
+    return job
+
+
+def test_9_sybil_puppet_referees_do_not_outvote_more_stake(env: Env) -> None:
+    """A cheat registers k = 3 puppet referees at the minimum stake (300 AI together) against
+    one honest referee holding 400 AI. Counting one vote per account, the puppets won 3 to 1
+    and the honest referee's stake was burned. Votes weigh the stake they lock: 400 > 300, the
+    cheat loses, each puppet loses its lock and the honest referee loses nothing."""
+    _stake(env)
+    env.referee.stake(Role.REFEREE, 300 * AI)
+    env.outsider.stake(Role.REFEREE, 100 * AI)
+    puppets = (env.referee2, env.referee3, env.outsider)
+    job = _cheat_disputed(env)
+    env.referee.vote(job, False)
+    assert env.referee.stake_of(Role.REFEREE).locked == 400 * AI  # its whole free stake
+    for puppet in puppets:
+        puppet.vote(job, True)
+    with reverts("InsufficientStake", InsufficientStake):  # no referee stake: no vote
+        env.solver2.vote(job, True)
+    dispute = env.admin.dispute(job)
+    assert (dispute.votes_for_solver, dispute.votes_against_solver) == (3, 1)
+    assert (dispute.stake_for_solver, dispute.stake_against_solver) == (300 * AI, 400 * AI)
+    assert _finalize(env, job) == Outcome.SOLVER_LOSES
+    assert env.outsider.claim(job, env.referee.address).value == (0, 0)
+    assert env.referee.stake_of(Role.REFEREE).active == 400 * AI
+    assert env.referee.stake_of(Role.REFEREE).locked == 0
+    for puppet in puppets:
+        assert env.outsider.claim(job, puppet.address).value == (0, 100 * AI)
+        assert env.admin.stake_of(Role.REFEREE, puppet.address).active == 0
+    assert env.admin.job(job).status == JobStatus.REJECTED
+
+
+def test_9_splitting_stake_gains_no_weight(env: Env) -> None:
+    """The cheat's 300 AI of referee stake weighs the same in three puppet accounts as in
+    one: against an honest 400 AI it loses both disputes and forfeits 300 AI either way."""
+    _stake(env, solver=200)
+    env.verifier.stake(Role.VERIFIER, 100 * AI)
+    env.referee.stake(Role.REFEREE, 700 * AI)  # 800 AI: 400 AI for each dispute
+    env.solver2.stake(Role.REFEREE, 100 * AI)
+    env.outsider.stake(Role.REFEREE, 300 * AI)
+    env.referee.request_unbond(Role.REFEREE, 400 * AI)  # keep 400 AI free for the first vote
+    split, single = _cheat_disputed(env), _cheat_disputed(env)
+    env.referee.vote(split, False)
+    for puppet in (env.referee2, env.referee3, env.solver2):
+        puppet.vote(split, True)
+    env.outsider.vote(single, True)
+    env.referee.stake(Role.REFEREE, 400 * AI)
+    env.referee.vote(single, False)
+    for job in (split, single):
+        dispute = env.admin.dispute(job)
+        assert (dispute.stake_for_solver, dispute.stake_against_solver) == (300 * AI, 400 * AI)
+        assert _finalize(env, job) == Outcome.SOLVER_LOSES
+    lost = [
+        env.outsider.claim(job, who.address).value[1]
+        for job, puppets in (
+            (split, (env.referee2, env.referee3, env.solver2)),
+            (single, (env.outsider,)),
+        )
+        for who in puppets
+    ]
+    assert sum(lost[:3]) == lost[3] == 300 * AI
+
+
+def test_9_a_richer_cheat_costs_an_honest_referee_at_most_its_capped_lock(env: Env) -> None:
+    """When the honest-majority assumption fails (the cheat locks more referee stake), the
+    outvoted honest referee loses what its vote locked, and no more: a vote locks at most
+    MAX_VOTE_WEIGHT_MULTIPLE x the minimum, the rest of its stake stays free and whole."""
+    _stake(env)
+    cap = 10 * TEST_PARAMS.min_referee_stake
+    env.referee.stake(Role.REFEREE, 1_400 * AI)  # 1,500 AI: the vote locks the 1,000 AI cap
+    env.outsider.stake(Role.REFEREE, 2_000 * AI)
+    env.referee2.stake(Role.REFEREE, 100 * AI)  # 200 AI with the cheat: 1,000 + 200 > 1,000
+    job = _cheat_disputed(env)
+    env.referee.vote(job, False)
+    assert env.referee.stake_of(Role.REFEREE).locked == cap
+    env.outsider.vote(job, True)
+    env.referee2.vote(job, True)
+    assert env.admin.dispute(job).stake_for_solver == cap + 200 * AI
+    assert _finalize(env, job) == Outcome.SOLVER_WINS
+    assert env.outsider.claim(job, env.referee.address).value == (0, cap)
+    assert env.referee.stake_of(Role.REFEREE).active == 1_500 * AI - cap

@@ -5,16 +5,21 @@ Actors: an honest solver (commits the right root, keeps and reveals its batch tr
 (commits wrong roots, anchors junk batch roots and withholds the tree, tries to unbond the
 stake its jobs lock), an honest verifier (attests honest results, challenges the cheat's with
 the right root), a puppet challenger (challenges anything with a made-up root), two honest
-referees and a lying one that votes after them, and a resolver that never acts (disputes
-nobody votes on are finalized after their window all the same).
+referees and a lying one that votes after them (its stake may grow past theirs), and a
+resolver that never acts (disputes nobody votes on are finalized after their window all the
+same: undecided, the job refunded).
 
 Invariants, after every step:
 - supply = initial - burned, every burn a fee or a slash; escrow in = paid + refunded + fees
   + verifier fees + held; stake leaves staking only as Withdrawn or Slashed;
 - every account's locked stake equals the open obligations the events imply (jobs, attests,
   unclaimed challenges and votes) and never exceeds its active stake;
-- the guarantee: the honest solver, verifier and referees are never slashed and no honest job
-  is rejected; every rejected job cost its solver at least its payment.
+- every vote locks and weighs min(free referee stake, 10 x minimum); the outcome follows the
+  majority of the voting stake;
+- the guarantee: while the honest referees hold the majority of a dispute's voting stake, the
+  honest solver, verifier and referees lose no stake in it and no honest job is rejected (any
+  honest loss comes from a dispute where the liar's stake outweighed them, and is at most what
+  was locked there); every rejected job cost its solver at least its payment.
 
 Each example runs from a chain snapshot and reverts it afterwards.
 """
@@ -93,6 +98,7 @@ class MarketMachine(RuleBasedStateMachine):
         self.staking_burned = 0
         self.pools_in = 0  # slashed solver stake pooled in the market for challengers
         self.slashed: Counter[str] = Counter()
+        self.claim_slashed: Counter[tuple[int, str]] = Counter()
         self.resolved: list[tuple[int, Outcome, int]] = []
         self.claimed: set[tuple[int, str]] = set()
         self.positions: dict[tuple[str, Role], list[int]] = {}
@@ -137,9 +143,9 @@ class MarketMachine(RuleBasedStateMachine):
             for challenger in job.challengers:
                 if (job.job_id, challenger) not in self.claimed:
                     locks[(challenger, Role.VERIFIER)] += MIN[Role.VERIFIER]
-            for referee in job.votes:
+            for referee, weight in job.vote_weights.items():
                 if (job.job_id, referee) not in self.claimed:
-                    locks[(referee, Role.REFEREE)] += MIN[Role.REFEREE]
+                    locks[(referee, Role.REFEREE)] += weight
         return locks
 
     def expect_ok_or(self, error: str | None, action: object) -> object:
@@ -159,7 +165,7 @@ class MarketMachine(RuleBasedStateMachine):
     def initial_stakes(self, honest: int, cheat: int) -> None:
         """Every actor starts staked and four jobs are posted, so that the job rules have
         material from the first step and disputes are reachable."""
-        amounts = [honest, cheat, 300, 300, 200, 200, 200]
+        amounts = [honest, cheat, 300, 300, 200, 200, 150]
         for (who, role), amount in zip(self.stakers, amounts, strict=True):
             who.stake(role, amount * AI)
             self.positions[(who.address, role)][0] += amount * AI
@@ -343,9 +349,12 @@ class MarketMachine(RuleBasedStateMachine):
             return
         if Action.VOTE not in job.actions(self.now(), referee.address):
             return
-        if self.free(referee, Role.REFEREE) < MIN[Role.REFEREE]:
+        free = self.free(referee, Role.REFEREE)
+        if free < MIN[Role.REFEREE]:
             return
         referee.vote(job.job_id, truth if referee is not self.liar else not truth)
+        self.fold_events()
+        assert job.vote_weights[referee.address] == min(free, 10 * MIN[Role.REFEREE])
 
     @precondition(lambda self: self.jobs(JobStatus.DISPUTED))
     @rule(index=PICK)
@@ -356,14 +365,14 @@ class MarketMachine(RuleBasedStateMachine):
         if self.now() < job.dispute_end:
             self.expect_ok_or("DisputeOpen", lambda: self.puppet.finalize(job.job_id))
             return
-        votes = list(job.votes.values())
-        against, for_ = votes.count(False), votes.count(True)
+        for_ = sum(job.vote_weights[r] for r, side in job.votes.items() if side)
+        against = sum(job.vote_weights[r] for r, side in job.votes.items() if not side)
         if job.revealed is None or against > for_:
             expected = Outcome.SOLVER_LOSES
         elif for_ > against:
             expected = Outcome.SOLVER_WINS
         else:
-            expected = Outcome.STANDS
+            expected = Outcome.UNDECIDED
         receipt = self.puppet.finalize(job.job_id)
         assert receipt.value == expected
         slashed = receipt.named("DisputeResolved")[0]["slashed"]
@@ -456,6 +465,8 @@ class MarketMachine(RuleBasedStateMachine):
                     self.staking_out += event["value"]
                 if event["from"] == self.staking and event["to"] == ZERO:
                     self.staking_burned += event["value"]
+            if event.contract == "JobMarket" and event.name == "Claimed":
+                self.claim_slashed[(event["jobId"], event["account"])] += event["slashed"]
             if event.contract == "Staking" and event.name == "Slashed":
                 if event["beneficiary"] == self.market:
                     self.pools_in += event["reward"]
@@ -486,12 +497,34 @@ class MarketMachine(RuleBasedStateMachine):
             assert pos.locked == expected[(who.address, role)], (who.address, role)
             assert pos.locked <= pos.active
 
+    def outvoted(self, job: LedgerJob) -> bool:
+        """Whether the honest-majority assumption failed in ``job``'s dispute: the liar locked
+        more referee stake than the honest referees together."""
+        honest = sum(job.vote_weights.get(r.address, 0) for r in self.referees)
+        return job.vote_weights.get(self.liar.address, 0) > honest
+
     def honest_parties_never_lose(self) -> None:
-        for honest in (self.honest, self.verifier, *self.referees):
-            assert self.slashed[honest.address] == 0, honest.address
-        for job in self.ledger.jobs.values():
-            if self.is_honest(job):
-                assert job.status != JobStatus.REJECTED, job
+        """Honest stake is slashed only in disputes where the liar outweighed the honest
+        referees, and there by at most what was locked for that dispute."""
+        jobs = self.ledger.jobs
+        honest_parties = (self.honest, self.verifier, *self.referees)
+        addresses = {p.address for p in honest_parties}
+        allowed: Counter[str] = Counter()
+        for (job_id, who), amount in self.claim_slashed.items():
+            if amount and who in addresses:
+                job = jobs[job_id]
+                assert self.outvoted(job), (job, who, amount)
+                if who in job.vote_weights:
+                    assert amount <= job.vote_weights[who] + MIN[Role.VERIFIER]
+                allowed[who] += amount
+        for job in jobs.values():
+            if self.is_honest(job) and job.status == JobStatus.REJECTED:
+                assert self.outvoted(job), job
+                allowed[self.honest.address] += max(job.payment, MIN[Role.SOLVER])
+                for attester in job.attesters:
+                    allowed[attester] += MIN[Role.VERIFIER]
+        for honest in honest_parties:
+            assert self.slashed[honest.address] == allowed[honest.address], honest.address
 
     def cheats_lose_more_than_they_could_gain(self) -> None:
         for job_id, outcome, slashed in self.resolved:
