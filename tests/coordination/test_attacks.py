@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import json
 
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
 from axl import Identity
 from coordination import (
     Economics,
@@ -376,3 +379,63 @@ def test_9_a_richer_cheat_costs_an_honest_referee_at_most_its_capped_lock(env: E
     assert _finalize(env, job) == Outcome.SOLVER_WINS
     assert env.outsider.claim(job, env.referee.address).value == (0, cap)
     assert env.referee.stake_of(Role.REFEREE).active == 1_500 * AI - cap
+
+
+STAKE = st.sampled_from([0, 100, 150, 400, 1_000, 1_500])  # AI; 0: does not vote
+
+
+@settings(max_examples=6, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(
+    honest=st.lists(STAKE, min_size=2, max_size=2),
+    cheat=st.lists(STAKE, min_size=3, max_size=3),
+    truth=st.booleans(),
+)
+@example(honest=[400, 0], cheat=[100, 100, 100], truth=False)  # the Sybil attack
+@example(honest=[1_500, 0], cheat=[1_500, 1_000, 0], truth=True)  # the assumption fails
+def test_9_an_honest_referee_never_loses_while_honest_stake_is_the_majority(
+    env: Env, honest: list[int], cheat: list[int], truth: bool
+) -> None:
+    """Two honest referees and three cheat-controlled ones with any stakes (0: does not vote)
+    vote on an honest or a cheating solver's dispute. The outcome follows the majority of the
+    locked stake; an honest referee loses nothing while the honest side locked more, and
+    otherwise at most its own vote lock."""
+    snapshot = env.admin.snapshot()
+    try:
+        _stake(env)
+        job = env.submitter.post_job(h(1), PAY, env.now() + 500, env.solver.address).value
+        env.solver.commit_result(job, h(9))
+        env.verifier.challenge(job, h(8))  # right when the solver cheats (not truth)
+        honest_refs = (env.referee, env.referee2)
+        cheat_refs = (env.referee3, env.outsider, env.solver2)
+        weights: dict[str, int] = {}
+        for refs, stakes, side in ((honest_refs, honest, truth), (cheat_refs, cheat, not truth)):
+            for who, amount in zip(refs, stakes, strict=True):
+                have = who.stake_of(Role.REFEREE).active
+                if amount * AI > have:
+                    who.stake(Role.REFEREE, amount * AI - have)
+                elif amount * AI < have:
+                    who.request_unbond(Role.REFEREE, have - amount * AI)
+                if amount:
+                    who.vote(job, side)
+                    weights[who.address] = min(amount, 1_000) * AI
+        honest_weight = sum(weights.get(r.address, 0) for r in honest_refs)
+        cheat_weight = sum(weights.get(r.address, 0) for r in cheat_refs)
+        expected = (
+            Outcome.UNDECIDED
+            if honest_weight == cheat_weight
+            else (
+                Outcome.SOLVER_WINS
+                if (honest_weight > cheat_weight) == truth
+                else Outcome.SOLVER_LOSES
+            )
+        )
+        assert _finalize(env, job) == expected
+        for who in honest_refs:
+            if who.address in weights:
+                lost = env.outsider.claim(job, who.address).value[1]
+                if honest_weight >= cheat_weight:
+                    assert lost == 0
+                else:
+                    assert lost == weights[who.address] <= 10 * TEST_PARAMS.min_referee_stake
+    finally:
+        env.admin.revert(snapshot)
