@@ -111,6 +111,7 @@ class MarketMachine(RuleBasedStateMachine):
         try:
             if os.environ.get("AXL_STATS"):
                 print(sorted(Counter(e.name for e in self.admin.events(self.start)).items()))
+                print("outvoted disputes:", sum(map(self.outvoted, self.ledger.jobs.values())))
             self.positions_match_the_model()
         finally:
             self.admin.revert(self.snapshot)
@@ -161,11 +162,13 @@ class MarketMachine(RuleBasedStateMachine):
 
     # --- staking ------------------------------------------------------------------------------
 
-    @initialize(honest=st.integers(300, 600), cheat=st.integers(100, 400))
-    def initial_stakes(self, honest: int, cheat: int) -> None:
+    @initialize(
+        honest=st.integers(300, 600), cheat=st.integers(100, 400), liar=st.sampled_from([150, 600])
+    )
+    def initial_stakes(self, honest: int, cheat: int, liar: int) -> None:
         """Every actor starts staked and four jobs are posted, so that the job rules have
         material from the first step and disputes are reachable."""
-        amounts = [honest, cheat, 300, 300, 200, 200, 150]
+        amounts = [honest, cheat, 300, 300, 200, 200, liar]  # a 600 liar outweighs both honest
         for (who, role), amount in zip(self.stakers, amounts, strict=True):
             who.stake(role, amount * AI)
             self.positions[(who.address, role)][0] += amount * AI
