@@ -1,0 +1,36 @@
+"""Swarm simulations: a market of many agents — honest and adversarial — on the memory network
+and the embedded chain, in virtual time, from a seeded scenario, with a report and plots.
+
+    from agents.sim import Scenario, simulate
+    report = simulate(Scenario.load("swarm.toml"), out_dir="report/")
+
+See docs/simulation.md. ``python -m agents.sim simulate|sweep`` is the command line.
+"""
+
+from ._errors import InvalidScenario, SimulationError
+from ._runner import Report, simulate
+from ._scenario import (
+    CHEAT_KINDS,
+    Adversaries,
+    Jobs,
+    Market,
+    Network,
+    Partition,
+    Roles,
+    Scenario,
+)
+
+__all__ = [
+    "CHEAT_KINDS",
+    "Adversaries",
+    "InvalidScenario",
+    "Jobs",
+    "Market",
+    "Network",
+    "Partition",
+    "Report",
+    "Roles",
+    "Scenario",
+    "SimulationError",
+    "simulate",
+]

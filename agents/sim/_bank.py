@@ -1,0 +1,102 @@
+"""The simulation's side of the chain: one embedded deployment, wallets created lazily (an
+agent's account is funded, minted and staked the first time it needs to be, so 10,000 mostly
+idle agents do not cost 40,000 setup transactions), and chain time kept in step with trio's
+(simulated) clock."""
+
+from __future__ import annotations
+
+import hashlib
+
+import trio
+from eth_account import Account
+
+from coordination import Chain, DeployParams, Role
+
+TOKEN = 10**18
+GAS_ETH = 10**18  # wei of ETH each wallet gets for gas
+SUBMITTER_FUNDS = 1_000_000 * TOKEN
+STAKER_FUNDS = 1_000 * TOKEN
+
+
+class Bank:
+    """Owns the deployment (its admin holds every role: minter, resolver) and the wallets.
+
+    Wallet keys derive from the scenario seed and the agent name (public: simulations only).
+    ``ensure(name, role)`` makes sure the agent's account exists on chain with tokens and, for a
+    role, at least the role's minimum stake; it is idempotent and cheap after the first call.
+    """
+
+    def __init__(self, seed: int, *, challenge_window: int, fee_bps: int) -> None:
+        self.admin = _fresh_deployment(
+            DeployParams(challenge_window=challenge_window, fee_bps=fee_bps)
+        )
+        self.seed = seed
+        self.genesis = self.admin.block_timestamp()
+        self._t0 = trio.current_time()
+        self._wallets: dict[str, Chain] = {}
+        self._ready: set[tuple[str, int]] = set()
+        self.min_stake = {
+            Role.SOLVER: self.admin.params().min_solver_stake,
+            Role.VERIFIER: self.admin.params().min_verifier_stake,
+        }
+        self.transactions = 0
+
+    def wallet(self, name: str) -> Chain:
+        """The agent's chain client (no transaction)."""
+        wallet = self._wallets.get(name)
+        if wallet is None:
+            key = hashlib.sha256(f"axl-sim-wallet\0{self.seed}\0{name}".encode()).digest()
+            wallet = self._wallets[name] = self.admin.with_account(Account.from_key(key))
+        return wallet
+
+    def ensure(self, name: str, role: Role | None = None) -> Chain:
+        """Fund, mint and stake as needed (see the class); returns the wallet."""
+        wallet = self.wallet(name)
+        if (name, -1) not in self._ready:
+            self.admin.fund(wallet.address, GAS_ETH)
+            funds = SUBMITTER_FUNDS if role is None else STAKER_FUNDS
+            self.admin.mint(wallet.address, funds)
+            self._ready.add((name, -1))
+            self.transactions += 2
+        if role is not None and (name, int(role)) not in self._ready:
+            wallet.stake(role, self.min_stake[role])
+            self._ready.add((name, int(role)))
+            self.transactions += 2
+        return wallet
+
+    def address(self, name: str) -> str:
+        return self.wallet(name).address
+
+    def sync_time(self) -> None:
+        """Move chain time up to genesis + simulated seconds elapsed (never back: every block
+        also adds one second)."""
+        target = self.genesis + int(trio.current_time() - self._t0)
+        now = self.admin.block_timestamp()
+        if target > now:
+            self.admin.advance_time(target - now)
+
+    def chain_now(self) -> int:
+        """The latest block's timestamp."""
+        return self.admin.block_timestamp()
+
+
+_deployments: dict[str, tuple[Chain, object]] = {}
+
+
+def _fresh_deployment(params: DeployParams) -> Chain:
+    """A just-deployed market. Deploying costs seconds, so the first deployment of a process
+    for these parameters is snapshotted and later runs (a sweep) revert to it: every run
+    starts from the same chain state either way."""
+    key = params.model_dump_json()
+    cached = _deployments.get(key)
+    if cached is not None:
+        admin, snapshot = cached
+        admin.revert(snapshot)
+    else:
+        chain = Chain.embedded()
+        # Chain time ahead of the wall clock: every block is then exactly 1 s after its
+        # parent, so a run's chain timestamps depend on its transactions alone.
+        chain.advance_time(24 * 3600)
+        admin = chain.deploy(params)
+    _deployments[key] = (admin, admin.snapshot())
+    return admin

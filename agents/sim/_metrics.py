@@ -1,0 +1,197 @@
+"""The metrics collector: samples the swarm every ``sample_interval`` simulated seconds.
+
+Chain facts come from chain events alone (folded into a ``coordination.MarketLedger`` plus
+per-account balances and stakes); bus traffic from the counting transports; the ground truth
+(who cheats, who was asked to check what) from the world. Everything is stamped with
+simulated time, so the series are deterministic."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from coordination import ChainEvent, JobStatus, MarketLedger
+
+from ._netstats import TrafficCounter
+from ._world import World
+
+ZERO = "0x" + "00" * 20
+_DISPUTE_OUTCOME = {JobStatus.SETTLED: "solver won", JobStatus.REJECTED: "challenger won"}
+STATES = ("posted", "assigned", "committed", "disputed", "settled", "rejected", "refunded")
+
+
+@dataclass
+class JobTrack:
+    """One job's life in simulated seconds: when each state was first seen."""
+
+    job_id: int
+    solver: str | None = None
+    seen: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Sample:
+    t: float
+    jobs: dict[str, int]
+    messages_per_s: dict[str, float]
+    balance: dict[str, int]
+    stake: dict[str, int]
+    burned: int
+    disputes: int
+
+
+class Collector:
+    """Folds chain events and traffic into time series (see the module doc)."""
+
+    def __init__(self, world: World, traffic: TrafficCounter) -> None:
+        self.world = world
+        self.traffic = traffic
+        self.ledger = MarketLedger()
+        self.cursor = world.bank.admin.event_cursor(0)
+        self.balances: Counter[str] = Counter()
+        self.stakes: Counter[str] = Counter()
+        self.slashed: Counter[str] = Counter()
+        self.jobs: dict[int, JobTrack] = {}
+        self.samples: list[Sample] = []
+        self.events = 0
+        self.blocks = 0
+        self._last_traffic: dict[str, int] = {}
+        self._last_t = 0.0
+
+    def role_of(self, address: str) -> str:
+        name = self.world.name_of(address)
+        if name is None:
+            return "market" if address != ZERO else "none"
+        member = self.world.members[name]
+        return member.role if member.honest else f"{member.role} (dishonest)"
+
+    def _fold(self, event: ChainEvent, now: float) -> None:
+        self.ledger.apply(event)
+        self.events += 1
+        key = (event.contract, event.name)
+        if key == ("AIToken", "Transfer"):
+            self.balances[event["from"].lower()] -= event["value"]
+            self.balances[event["to"].lower()] += event["value"]
+        elif key == ("Staking", "Staked"):
+            self.stakes[event["account"].lower()] += event["amount"]
+        elif key == ("Staking", "Withdrawn"):
+            self.stakes[event["account"].lower()] -= event["amount"]
+        elif key == ("Staking", "Slashed"):
+            self.stakes[event["account"].lower()] -= event["amount"]
+            self.slashed[event["account"].lower()] += event["amount"]
+        elif event.contract == "JobMarket" and "jobId" in event.args:
+            self._job_event(event["jobId"], event, now)
+        elif key == ("JobMarket", "BatchCommitted"):
+            for job_id in event["jobIds"]:
+                self._job_event(job_id, event, now)
+
+    def _job_event(self, job_id: int, event: ChainEvent, now: float) -> None:
+        track = self.jobs.setdefault(job_id, JobTrack(job_id))
+        job = self.ledger.jobs.get(job_id)
+        if job is None:
+            return
+        if job.solver is not None and track.solver is None:
+            track.solver = self.world.name_of(job.solver)
+        track.seen.setdefault(job.status.name.lower(), now)
+
+    def poll(self, now: float) -> None:
+        """Fold the chain events mined since the last poll, stamped ``now``."""
+        for event in self.cursor.poll():
+            self._fold(event, now)
+        self.blocks = self.cursor.next_block
+
+    def sample(self, now: float) -> Sample:
+        """Poll, then record one sample of every series."""
+        self.poll(now)
+        jobs = Counter(job.status.name.lower() for job in self.ledger.jobs.values())
+        traffic = self.traffic.snapshot()
+        span = max(now - self._last_t, 1e-9)
+        rates = {
+            kind: (count - self._last_traffic.get(kind, 0)) / span
+            for kind, count in sorted(traffic.items())
+        }
+        self._last_traffic, self._last_t = traffic, now
+        balance: Counter[str] = Counter()
+        stake: Counter[str] = Counter()
+        for address, amount in self.balances.items():
+            if address != ZERO:
+                balance[self.role_of(address)] += amount
+        for address, amount in self.stakes.items():
+            stake[self.role_of(address)] += amount
+        sample = Sample(
+            t=now,
+            jobs={state: jobs.get(state, 0) for state in STATES},
+            messages_per_s=rates,
+            balance=dict(sorted(balance.items())),
+            stake=dict(sorted(stake.items())),
+            burned=self.ledger.burned,
+            disputes=sum(1 for t in self.jobs.values() if "disputed" in t.seen),
+        )
+        self.samples.append(sample)
+        return sample
+
+    # -- the verdicts --------------------------------------------------------------------------
+
+    def outcomes(self) -> dict[str, Any]:
+        """Cheats caught or missed, honest stake lost, disputes and their outcomes, latency."""
+        world = self.world
+        cheats = {"caught": 0, "missed": 0, "unresolved": 0, "checked_by_honest": 0,
+                  "caught_when_checked": 0, "missed_when_checked": 0}  # fmt: skip
+        disputes: Counter[str] = Counter()
+        latencies: list[float] = []
+        for job_id in sorted(self.jobs):
+            track = self.jobs[job_id]
+            job = self.ledger.jobs[job_id]
+            status = job.status
+            if "disputed" in track.seen:
+                disputes[_DISPUTE_OUTCOME.get(status, "open")] += 1
+            if status in (JobStatus.SETTLED, JobStatus.REJECTED, JobStatus.REFUNDED):
+                end = track.seen.get(status.name.lower())
+                if end is not None and "posted" in track.seen:
+                    latencies.append(end - track.seen["posted"])
+            member = world.members.get(track.solver or "")
+            committed = "committed" in track.seen
+            if member is None or member.honest or member.behaviour == "vanishing" or not committed:
+                continue
+            checked = any(world.members[v].honest for v in world.journal.checks.get(job_id, []))
+            cheats["checked_by_honest"] += checked
+            if status is JobStatus.REJECTED:
+                cheats["caught"] += 1
+                cheats["caught_when_checked"] += checked
+            elif status is JobStatus.SETTLED:
+                cheats["missed"] += 1
+                cheats["missed_when_checked"] += checked
+            else:
+                cheats["unresolved"] += 1
+        honest_lost = sum(
+            amount
+            for address, amount in self.slashed.items()
+            if (name := world.name_of(address)) is not None and world.members[name].honest
+        )
+        return {
+            "cheats": cheats,
+            "disputes": dict(sorted(disputes.items())),
+            "honest_stake_lost": honest_lost,
+            "latencies": latencies,
+        }
+
+    def conservation(self) -> dict[str, bool]:
+        """Supply, escrow and stake conserve — from chain events, cross-checked with the
+        contracts' balances."""
+        admin, ledger = self.world.bank.admin, self.ledger
+        market = admin.address_book.contracts["JobMarket"]
+        staking = admin.address_book.contracts["Staking"]
+        return {
+            "supply": ledger.supply == admin.total_supply(),
+            "burns_are_fees_or_slashes": ledger.burned == ledger.fees_burned + ledger.slash_burned,
+            "escrow": ledger.escrow_held == admin.balance_of(market)
+            and ledger.escrowed == ledger.paid + ledger.refunded + ledger.fees + ledger.escrow_held,
+            "stake": ledger.stake_held == admin.balance_of(staking)
+            and sum(self.stakes.values()) == ledger.stake_held,
+            "balances": all(
+                amount == admin.balance_of(address)
+                for address, amount in sorted(self.balances.items())[:200]
+                if address != ZERO
+            ),
+        }

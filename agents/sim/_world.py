@@ -1,0 +1,79 @@
+"""What every simulated agent shares: the scenario, the bank (chain), the roster (who plays
+which role, honestly or not) and the journal (ground truth the chain cannot know)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+
+from axl import PeerId
+
+from ._bank import Bank
+from ._scenario import Scenario
+
+HONEST = "honest"
+
+
+@dataclass(slots=True)
+class Member:
+    """One agent of the swarm: its role and behaviour (``honest``, ``cheat:<kind>``, ``lazy``,
+    ``vanishing``, ``false_accuser``, ``colluding``, ``spammer``); ``partner`` names the other
+    half of a colluding pair."""
+
+    name: str
+    role: str
+    behaviour: str = HONEST
+    partner: str | None = None
+    peer: PeerId | None = None
+
+    @property
+    def honest(self) -> bool:
+        return self.behaviour == HONEST
+
+
+@dataclass
+class Journal:
+    """Facts only the simulator knows: which verifiers were asked to check which job, which
+    solvers vanished, how much spam was sent, which jobs found no solver."""
+
+    checks: dict[int, list[str]] = field(default_factory=dict)
+    vanished: list[str] = field(default_factory=list)
+    spam_sent: int = 0
+    unplaced: int = 0
+    disputes_opened: int = 0
+    games: dict[int, str] = field(default_factory=dict)  # job id -> winner side or reason
+
+
+@dataclass
+class World:
+    scenario: Scenario
+    bank: Bank
+    members: dict[str, Member] = field(default_factory=dict)
+    journal: Journal = field(default_factory=Journal)
+    by_role: dict[str, list[str]] = field(default_factory=dict)
+    by_address: dict[str, str] = field(default_factory=dict)  # lower-case address -> name
+
+    def rng(self, name: str) -> random.Random:
+        """A random stream of its own for ``name``, derived from the scenario seed."""
+        digest = hashlib.sha256(f"axl-sim\0{self.scenario.seed}\0{name}".encode()).digest()
+        return random.Random(int.from_bytes(digest[:8], "big"))
+
+    def price(self, name: str) -> int:
+        """A solver's asking price (a seeded draw, 1-100): submitters prefer cheap solvers."""
+        return (
+            1
+            + int.from_bytes(
+                hashlib.sha256(f"price\0{self.scenario.seed}\0{name}".encode()).digest()[:4], "big"
+            )
+            % 100
+        )
+
+    def add(self, member: Member) -> Member:
+        self.members[member.name] = member
+        self.by_role.setdefault(member.role, []).append(member.name)
+        self.by_address[self.bank.address(member.name).lower()] = member.name
+        return member
+
+    def name_of(self, address: str | None) -> str | None:
+        return None if address is None else self.by_address.get(address.lower())
