@@ -6,6 +6,7 @@ idle agents do not cost 40,000 setup transactions), and chain time kept in step 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import trio
 from eth_account import Account
@@ -18,34 +19,59 @@ SUBMITTER_FUNDS = 1_000_000 * TOKEN
 STAKER_FUNDS = 1_000 * TOKEN
 
 
+EAGER_LIMIT = 300
+"""Swarms up to this size are provisioned up front (and the provisioned chain is snapshotted
+for the next run with the same roster); larger ones lazily, agent by agent."""
+
+Roster = tuple[tuple[str, Role | None], ...]
+
+
 class Bank:
     """Owns the deployment (its admin holds every role: minter, resolver) and the wallets.
 
-    Wallet keys derive from the scenario seed and the agent name (public: simulations only).
-    ``ensure(name, role)`` makes sure the agent's account exists on chain with tokens and, for a
-    role, at least the role's minimum stake; it is idempotent and cheap after the first call.
+    Wallet keys derive from the agent name (public: simulations only). ``ensure(name, role)``
+    makes sure the agent's account exists on chain with tokens and, for a role, the role's
+    minimum stake; it is idempotent and cheap after the first call. A ``roster`` of at most
+    :data:`EAGER_LIMIT` agents is provisioned at once, in roster order.
     """
 
-    def __init__(self, seed: int, *, challenge_window: int, fee_bps: int) -> None:
-        self.admin = _fresh_deployment(
-            DeployParams(challenge_window=challenge_window, fee_bps=fee_bps)
-        )
-        self.seed = seed
-        self.genesis = self.admin.block_timestamp()
-        self._t0 = trio.current_time()
+    def __init__(self, *, challenge_window: int, fee_bps: int, roster: Roster = ()) -> None:
+        params = DeployParams(challenge_window=challenge_window, fee_bps=fee_bps)
         self._wallets: dict[str, Chain] = {}
         self._ready: set[tuple[str, int]] = set()
+        eager = roster if len(roster) <= EAGER_LIMIT else ()
+        key = params.model_dump_json() + repr(eager)
+        cached = _deployments.get(key)
+        if cached is not None:
+            self.admin, snapshot, ready = cached
+            self.admin.revert(snapshot)
+            self._ready = set(ready)
+        else:
+            chain = Chain.embedded()
+            # Chain time ahead of the wall clock: every block is then exactly 1 s after its
+            # parent, so a run's chain timestamps depend on its transactions alone.
+            chain.advance_time(24 * 3600)
+            self.admin = chain.deploy(params)
+            self._min_stakes()
+            for name, role in eager:
+                self.ensure(name, role)
+        _deployments[key] = (self.admin, self.admin.snapshot(), frozenset(self._ready))
+        self._min_stakes()
+        self.genesis = self.admin.block_timestamp()
+        self._t0 = trio.current_time()
+
+    def _min_stakes(self) -> None:
+        params = self.admin.params()
         self.min_stake = {
-            Role.SOLVER: self.admin.params().min_solver_stake,
-            Role.VERIFIER: self.admin.params().min_verifier_stake,
+            Role.SOLVER: params.min_solver_stake,
+            Role.VERIFIER: params.min_verifier_stake,
         }
-        self.transactions = 0
 
     def wallet(self, name: str) -> Chain:
         """The agent's chain client (no transaction)."""
         wallet = self._wallets.get(name)
         if wallet is None:
-            key = hashlib.sha256(f"axl-sim-wallet\0{self.seed}\0{name}".encode()).digest()
+            key = hashlib.sha256(f"axl-sim-wallet\0{name}".encode()).digest()
             wallet = self._wallets[name] = self.admin.with_account(Account.from_key(key))
         return wallet
 
@@ -56,12 +82,12 @@ class Bank:
             self.admin.fund(wallet.address, GAS_ETH)
             funds = SUBMITTER_FUNDS if role is None else STAKER_FUNDS
             self.admin.mint(wallet.address, funds)
+            if role is None:  # a submitter: the market may take its escrows from now on
+                wallet.approve("JobMarket")
             self._ready.add((name, -1))
-            self.transactions += 2
         if role is not None and (name, int(role)) not in self._ready:
             wallet.stake(role, self.min_stake[role])
             self._ready.add((name, int(role)))
-            self.transactions += 2
         return wallet
 
     def address(self, name: str) -> str:
@@ -80,23 +106,7 @@ class Bank:
         return self.admin.block_timestamp()
 
 
-_deployments: dict[str, tuple[Chain, object]] = {}
-
-
-def _fresh_deployment(params: DeployParams) -> Chain:
-    """A just-deployed market. Deploying costs seconds, so the first deployment of a process
-    for these parameters is snapshotted and later runs (a sweep) revert to it: every run
-    starts from the same chain state either way."""
-    key = params.model_dump_json()
-    cached = _deployments.get(key)
-    if cached is not None:
-        admin, snapshot = cached
-        admin.revert(snapshot)
-    else:
-        chain = Chain.embedded()
-        # Chain time ahead of the wall clock: every block is then exactly 1 s after its
-        # parent, so a run's chain timestamps depend on its transactions alone.
-        chain.advance_time(24 * 3600)
-        admin = chain.deploy(params)
-    _deployments[key] = (admin, admin.snapshot())
-    return admin
+_deployments: dict[str, tuple[Chain, Any, frozenset[tuple[str, int]]]] = {}
+"""Deploying and provisioning cost seconds: the first run of a process snapshots its fresh
+chain, later runs with the same parameters and roster (a sweep) revert to it, so every run
+starts from the same chain state either way."""

@@ -6,7 +6,9 @@ configs, and nothing else in the simulator changes."""
 from __future__ import annotations
 
 from agents import Agent
+from coordination import Role
 
+from ._bank import Roster
 from ._roles import Referee, Solver, Spammer, Submitter, Verifier
 from ._scenario import Scenario
 from ._world import HONEST, Member, World
@@ -44,6 +46,17 @@ def cast(scenario: Scenario, world: World) -> list[Member]:
         members.append(Member(name, "verifier", kind, partner))
     members += [Member(f"spammer-{i}", "spammer", "spammer") for i in range(roles.spammers)]
     return [world.add(member) for member in members]
+
+
+def roster(scenario: Scenario) -> Roster:
+    """Every agent with an account and the role it stakes for (None: tokens only), in the
+    order :func:`cast` names them."""
+    roles = scenario.roles
+    return (
+        *((f"submitter-{i}", None) for i in range(roles.submitters)),
+        *((f"solver-{i}", Role.SOLVER) for i in range(roles.solvers)),
+        *((f"verifier-{i}", Role.VERIFIER) for i in range(roles.verifiers)),
+    )
 
 
 _CLASSES: dict[str, type[Agent]] = {

@@ -32,7 +32,7 @@ from compute import (
     handle,
     open_game,
 )
-from coordination import CoordinationError, JobStatus, Role
+from coordination import CoordinationError, InsufficientStake, JobStatus, Role
 
 from ._bank import TOKEN
 from ._messages import (
@@ -51,7 +51,7 @@ from ._world import World
 QUERIES = (BisectionQuery, LeafQuery, IntervalQuery, StepQuery, OpQuery)
 Query = BisectionQuery | LeafQuery | IntervalQuery | StepQuery | OpQuery
 _ASK_FAILED = (RemoteError, RequestTimeout, PeerUnreachable)
-_CANDIDATES = 4  # solvers a submitter tries per job, cheapest first
+_TRIES = 6  # solvers a submitter tries per job before giving up
 
 
 class SimAgent(Agent):
@@ -99,6 +99,7 @@ class Submitter(SimAgent):
     def __init__(self, name: str, world: World) -> None:
         super().__init__(name, world)
         self.done: dict[int, trio.Event] = {}
+        self.unstaked: set[str] = set()
 
     async def on_start(self) -> None:
         self.start_soon(self._arrivals)
@@ -136,9 +137,12 @@ class Submitter(SimAgent):
     async def _place(self, spec: TaskSpec, payment: int) -> tuple[int, str] | None:
         world = self.world
         solvers = world.by_role.get("solver", [])
-        drawn = self.rng.sample(solvers, min(_CANDIDATES, len(solvers)))
-        drawn.sort(key=lambda name: (world.price(name), name))
+        drawn = self.rng.sample(solvers, min(_TRIES, len(solvers)))
+        compared = world.scenario.jobs.candidates
+        drawn[:compared] = sorted(drawn[:compared], key=lambda name: (world.price(name), name))
         for solver in drawn:
+            if solver in self.unstaked:
+                continue
             try:
                 accept = await self.request(
                     solver,
@@ -154,9 +158,16 @@ class Submitter(SimAgent):
             deadline = world.bank.chain_now() + int(world.scenario.jobs.deadline)
             try:
                 job_id = wallet.post_job(
-                    bytes.fromhex(spec.task_id), payment, deadline, solver=accept.address
+                    bytes.fromhex(spec.task_id),
+                    payment,
+                    deadline,
+                    solver=accept.address,
+                    auto_approve=False,  # approved once, when the bank provisioned it
                 ).value
-            except CoordinationError:  # e.g. the solver was slashed below the minimum stake
+            except InsufficientStake:  # slashed below the minimum: not worth asking again
+                self.unstaked.add(solver)
+                continue
+            except CoordinationError:
                 continue
             return job_id, solver
         return None

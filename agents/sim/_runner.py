@@ -18,7 +18,7 @@ from axl import BusConfig, LinkProfile, MemoryNetwork, PeerId
 
 from .._runtime import AgentRuntime, _trio_wall_clock
 from ._bank import TOKEN, Bank
-from ._market import build_agents, cast
+from ._market import build_agents, cast, roster
 from ._metrics import Collector, Sample
 from ._netstats import TrafficCounter, counting_factory
 from ._scenario import Scenario
@@ -98,9 +98,9 @@ def _deterministic_trio(seed: int) -> Iterator[None]:
 
 async def _simulate(scenario: Scenario, observer: Observer | None) -> Report:
     bank = Bank(
-        scenario.seed,
         challenge_window=scenario.market.challenge_window,
         fee_bps=scenario.market.fee_bps,
+        roster=roster(scenario),
     )
     world = World(scenario, bank)
     cast(scenario, world)

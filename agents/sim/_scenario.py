@@ -76,7 +76,8 @@ class Jobs(_Model):
     stream). A job trains a tiny MLP for a number of steps drawn uniformly from ``steps``;
     ``step_seconds`` is the simulated compute time per step (training itself runs for real,
     but takes no simulated time). Each result is checked with probability ``verify_rate`` by
-    ``checkers`` verifiers drawn at random."""
+    ``checkers`` verifiers drawn at random. A submitter awards a job to the cheapest of
+    ``candidates`` solvers drawn at random (1: a random solver), then tries a few more."""
 
     rate_per_hour: Annotated[float, Field(ge=0, le=1_000_000, allow_inf_nan=False)] = 60.0
     steps: tuple[Annotated[int, Field(ge=1, le=64)], Annotated[int, Field(ge=1, le=64)]] = (2, 6)
@@ -85,6 +86,7 @@ class Jobs(_Model):
     deadline: Annotated[float, Field(gt=0, le=10 * 24 * 3600, allow_inf_nan=False)] = 600.0
     verify_rate: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 1.0
     checkers: Annotated[int, Field(ge=1, le=16)] = 1
+    candidates: Annotated[int, Field(ge=1, le=6)] = 3
     hidden: Annotated[int, Field(ge=1, le=64)] = 4
 
     @model_validator(mode="after")
