@@ -330,7 +330,8 @@ class Verifier(GameParty):
 class Referee(SimAgent):
     """Plays the Verde game between the solver (side a, its root and address from chain) and
     the challenger (side b) over the bus and anchors the verdict (it holds the resolver role).
-    A query that goes unanswered is retried twice before it counts as silence."""
+    A query that goes unanswered is asked again, backing off, until the scenario's
+    ``game_patience`` runs out; only then does it count as silence."""
 
     handler_concurrency = 64
 
@@ -386,12 +387,17 @@ class Referee(SimAgent):
         world.bank.admin.resolve_dispute(message.job_id, solver_wins)
 
     async def _ask(self, peer: str, query: Message, replies: list[Message]) -> None:
-        timeout = self.world.scenario.market.query_timeout
-        for _ in range(3):
+        """Ask until answered or ``game_patience`` runs out (backing off), so a lost frame
+        or a short partition does not make an honest party lose; a refusal ends it."""
+        market = self.world.scenario.market
+        give_up = trio.current_time() + market.game_patience
+        wait = market.query_timeout
+        while trio.current_time() < give_up:
             try:
-                reply = await self.request(peer, query, timeout=timeout)
+                reply = await self.request(peer, query, timeout=wait)
             except RequestTimeout:
-                continue  # lost on the way: ask again
+                wait = min(wait * 2, market.game_patience / 4)
+                continue  # lost on the way, or cut off: ask again
             except (RemoteError, PeerUnreachable):
                 return
             if getattr(reply, "party", None) == getattr(query, "to", None):

@@ -115,12 +115,16 @@ class Network(_Model):
 
 
 class Market(_Model):
-    """Protocol parameters of the deployment (see docs/coordination.md)."""
+    """Protocol parameters of the deployment (see docs/coordination.md), and the roles'
+    timing: how often submitters look for settleable jobs, how long a request waits, and how
+    long the referee keeps asking a silent party before it loses (``game_patience``: a
+    partition longer than that makes an honest party lose its game)."""
 
     challenge_window: Annotated[int, Field(ge=10, le=7 * 24 * 3600)] = 300
     fee_bps: Annotated[int, Field(ge=0, le=1000)] = 50
     settle_interval: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 30.0
     query_timeout: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = 10.0
+    game_patience: Annotated[float, Field(gt=0, le=24 * 3600, allow_inf_nan=False)] = 300.0
 
 
 class Scenario(_Model):

@@ -7,8 +7,8 @@ from typing import Any
 from agents.sim import CHEAT_KINDS, Scenario
 
 SMALL: dict[str, Any] = {
-    "duration": 240,
-    "drain": 240,
+    "duration": 180,
+    "drain": 200,
     "sample_interval": 10,
     "spam_rate": 0.5,
     "roles": {"submitters": 1, "solvers": 4, "verifiers": 2, "spammers": 1},
