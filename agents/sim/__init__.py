@@ -4,9 +4,11 @@ and the embedded chain, in virtual time, from a seeded scenario, with a report a
     from agents.sim import Scenario, simulate
     report = simulate(Scenario.load("swarm.toml"), out_dir="report/")
 
-See docs/simulation.md. ``python -m agents.sim simulate|sweep`` is the command line.
+See docs/simulation.md. :data:`app` is the ``swarm`` command line (typer):
+``python -m agents.sim simulate|sweep``, and ``axl swarm ...`` once wired into ``axl``.
 """
 
+from ._cli import app
 from ._errors import InvalidScenario, SimulationError
 from ._runner import Report, simulate
 from ._scenario import (
@@ -19,6 +21,7 @@ from ._scenario import (
     Roles,
     Scenario,
 )
+from ._sweep import SweepResult, sweep
 
 __all__ = [
     "CHEAT_KINDS",
@@ -32,5 +35,8 @@ __all__ = [
     "Roles",
     "Scenario",
     "SimulationError",
+    "SweepResult",
+    "app",
     "simulate",
+    "sweep",
 ]

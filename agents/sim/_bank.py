@@ -20,8 +20,9 @@ STAKER_FUNDS = 1_000 * TOKEN
 
 
 EAGER_LIMIT = 300
-"""Swarms up to this size are provisioned up front (and the provisioned chain is snapshotted
-for the next run with the same roster); larger ones lazily, agent by agent."""
+"""With ``provision = "auto"``, swarms up to this size are provisioned up front (and the
+provisioned chain is snapshotted for the next run with the same roster); larger ones lazily,
+agent by agent."""
 
 Roster = tuple[tuple[str, Role | None], ...]
 
@@ -31,16 +32,18 @@ class Bank:
 
     Wallet keys derive from the agent name (public: simulations only). ``ensure(name, role)``
     makes sure the agent's account exists on chain with tokens and, for a role, the role's
-    minimum stake; it is idempotent and cheap after the first call. A ``roster`` of at most
-    :data:`EAGER_LIMIT` agents is provisioned at once, in roster order.
+    minimum stake; it is idempotent and cheap after the first call. With ``eager``, the
+    ``roster`` is provisioned at once, in roster order.
     """
 
-    def __init__(self, *, challenge_window: int, fee_bps: int, roster: Roster = ()) -> None:
+    def __init__(
+        self, *, challenge_window: int, fee_bps: int, roster: Roster = (), eager: bool = True
+    ) -> None:
         params = DeployParams(challenge_window=challenge_window, fee_bps=fee_bps)
         self._wallets: dict[str, Chain] = {}
         self._ready: set[tuple[str, int]] = set()
-        eager = roster if len(roster) <= EAGER_LIMIT else ()
-        key = params.model_dump_json() + repr(eager)
+        eager_roster = roster if eager else ()
+        key = params.model_dump_json() + repr(eager_roster)
         cached = _deployments.get(key)
         if cached is not None:
             self.admin, snapshot, ready = cached
@@ -53,7 +56,7 @@ class Bank:
             chain.advance_time(24 * 3600)
             self.admin = chain.deploy(params)
             self._min_stakes()
-            for name, role in eager:
+            for name, role in eager_roster:
                 self.ensure(name, role)
         _deployments[key] = (self.admin, self.admin.snapshot(), frozenset(self._ready))
         self._min_stakes()

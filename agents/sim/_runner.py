@@ -17,7 +17,7 @@ import trio.testing
 from axl import BusConfig, LinkProfile, MemoryNetwork, PeerId
 
 from .._runtime import AgentRuntime, _trio_wall_clock
-from ._bank import TOKEN, Bank
+from ._bank import EAGER_LIMIT, TOKEN, Bank
 from ._market import build_agents, cast, roster
 from ._metrics import Collector, Sample
 from ._netstats import TrafficCounter, counting_factory
@@ -32,14 +32,17 @@ Observer = Callable[[Sample, Scenario], None]
 @dataclass
 class Report:
     """The outcome of :func:`simulate`: ``summary`` (JSON-ready, deterministic: the same seed
-    gives the same summary), the sampled series, every job's latency, and the wall time
-    (kept out of the summary)."""
+    gives the same summary), the sampled series, every job's latency, and the wall times
+    (kept out of the summary): ``timings`` has ``setup_s`` (chain, wallets, agents built),
+    ``start_s`` (agents started), ``run_s`` (the simulated duration and drain) and
+    ``total_s``."""
 
     scenario: Scenario
     summary: dict[str, Any]
     samples: list[Sample]
     latencies: list[float]
     wall_seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
 
     @property
@@ -97,10 +100,13 @@ def _deterministic_trio(seed: int) -> Iterator[None]:
 
 
 async def _simulate(scenario: Scenario, observer: Observer | None) -> Report:
+    wall0 = time.perf_counter()
     bank = Bank(
         challenge_window=scenario.market.challenge_window,
         fee_bps=scenario.market.fee_bps,
         roster=roster(scenario),
+        eager=scenario.provision == "eager"
+        or (scenario.provision == "auto" and scenario.agents <= EAGER_LIMIT),
     )
     world = World(scenario, bank)
     cast(scenario, world)
@@ -125,7 +131,10 @@ async def _simulate(scenario: Scenario, observer: Observer | None) -> Report:
             spammers.add(agent.peer_id)
     collector = Collector(world, traffic)
     end = scenario.duration + scenario.drain
+    timings = {"setup_s": time.perf_counter() - wall0}
     async with runtime, trio.open_nursery() as nursery:
+        timings["start_s"] = time.perf_counter() - wall0 - timings["setup_s"]
+        wall1 = time.perf_counter()
         nursery.start_soon(_keep_chain_time, bank)
         nursery.start_soon(_partitions, scenario, world, network)
         t = 0.0
@@ -136,10 +145,12 @@ async def _simulate(scenario: Scenario, observer: Observer | None) -> Report:
             if observer is not None:
                 observer(sample, scenario)
         nursery.cancel_scope.cancel()
+        timings["run_s"] = time.perf_counter() - wall1
     collector.poll(end)
     summary = _summary(scenario, world, collector, runtime.totals(), network)
     outcomes = collector.outcomes()
-    return Report(scenario, summary, collector.samples, outcomes["latencies"])
+    timings["total_s"] = time.perf_counter() - wall0
+    return Report(scenario, summary, collector.samples, outcomes["latencies"], timings=timings)
 
 
 async def _keep_chain_time(bank: Bank) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -130,13 +130,17 @@ class Market(_Model):
 class Scenario(_Model):
     """A whole simulation. ``duration`` is simulated seconds; the same ``seed`` gives the same
     report byte for byte. ``spam_rate`` is invalid frames per spammer per simulated second;
-    ``sample_interval`` the metrics' time resolution."""
+    ``sample_interval`` the metrics' time resolution. ``provision``: give every agent its
+    tokens and stake before the run (``eager``; a sweep snapshots that chain and reuses it),
+    or each agent when it first needs them (``lazy``: chain cost grows with active agents,
+    not all agents); ``auto`` is eager up to 300 agents."""
 
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = "swarm"
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     duration: Annotated[float, Field(gt=0, le=7 * 24 * 3600, allow_inf_nan=False)] = 3600.0
     drain: Annotated[float, Field(ge=0, le=7 * 24 * 3600, allow_inf_nan=False)] = 900.0
     sample_interval: Annotated[float, Field(ge=1, le=3600, allow_inf_nan=False)] = 10.0
+    provision: Literal["auto", "eager", "lazy"] = "auto"
     spam_rate: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)] = 1.0
     roles: Roles = Field(default_factory=Roles)
     adversaries: Adversaries = Field(default_factory=Adversaries)
