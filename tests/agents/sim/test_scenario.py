@@ -98,3 +98,9 @@ def test_adversaries_never_outnumber_their_roles(
     else:
         with pytest.raises(InvalidScenario):
             Scenario.parse(data)
+
+
+def test_the_example_scenario_validates() -> None:
+    path = Path(__file__).parents[3] / "examples" / "swarm_scenario.toml"
+    scenario = Scenario.load(path)
+    assert scenario.adversaries.dishonest_solvers == 6
