@@ -41,6 +41,7 @@ class Bank:
     ) -> None:
         params = DeployParams(challenge_window=challenge_window, fee_bps=fee_bps)
         self._wallets: dict[str, Chain] = {}
+        self.by_address: dict[str, str] = {}  # lower-case address -> name
         self._ready: set[tuple[str, int]] = set()
         eager_roster = roster if eager else ()
         key = params.model_dump_json() + repr(eager_roster)
@@ -49,6 +50,8 @@ class Bank:
             self.admin, snapshot, ready = cached
             self.admin.revert(snapshot)
             self._ready = set(ready)
+            for name, _ in eager_roster:
+                self.wallet(name)
         else:
             chain = Chain.embedded()
             # Chain time ahead of the wall clock: every block is then exactly 1 s after its
@@ -76,6 +79,7 @@ class Bank:
         if wallet is None:
             key = hashlib.sha256(f"axl-sim-wallet\0{name}".encode()).digest()
             wallet = self._wallets[name] = self.admin.with_account(Account.from_key(key))
+            self.by_address[wallet.address.lower()] = name
         return wallet
 
     def ensure(self, name: str, role: Role | None = None) -> Chain:

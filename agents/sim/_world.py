@@ -52,7 +52,6 @@ class World:
     members: dict[str, Member] = field(default_factory=dict)
     journal: Journal = field(default_factory=Journal)
     by_role: dict[str, list[str]] = field(default_factory=dict)
-    by_address: dict[str, str] = field(default_factory=dict)  # lower-case address -> name
 
     def rng(self, name: str) -> random.Random:
         """A random stream of its own for ``name``, derived from the scenario seed."""
@@ -72,8 +71,8 @@ class World:
     def add(self, member: Member) -> Member:
         self.members[member.name] = member
         self.by_role.setdefault(member.role, []).append(member.name)
-        self.by_address[self.bank.address(member.name).lower()] = member.name
         return member
 
     def name_of(self, address: str | None) -> str | None:
-        return None if address is None else self.by_address.get(address.lower())
+        """The member whose wallet ``address`` is (wallets exist once used: lazily)."""
+        return None if address is None else self.bank.by_address.get(address.lower())
