@@ -134,10 +134,16 @@ class Collector:
     # -- the verdicts --------------------------------------------------------------------------
 
     def outcomes(self) -> dict[str, Any]:
-        """Cheats caught or missed, honest stake lost, disputes and their outcomes, latency."""
+        """Cheats caught or missed, honest stake lost, disputes and their outcomes, latency.
+
+        A cheat is a committed root of a dishonest solver that differs from the honest root
+        (the journal knows); a cheat that happened to change nothing counts as ``harmless``."""
         world = self.world
-        cheats = {"caught": 0, "missed": 0, "unresolved": 0, "checked_by_honest": 0,
-                  "caught_when_checked": 0, "missed_when_checked": 0}  # fmt: skip
+        harmless = sum(1 for wrong in world.journal.wrong.values() if not wrong)
+        cheats = dict.fromkeys(
+            ("caught", "missed", "unresolved", "checked_by_honest", "caught_when_checked",
+             "missed_when_checked"), 0)  # fmt: skip
+        cheats["harmless"] = harmless
         disputes: Counter[str] = Counter()
         latencies: list[float] = []
         for job_id in sorted(self.jobs):
@@ -151,8 +157,9 @@ class Collector:
                 if end is not None and "posted" in track.seen:
                     latencies.append(end - track.seen["posted"])
             member = world.members.get(track.solver or "")
-            committed = "committed" in track.seen
-            if member is None or member.honest or member.behaviour == "vanishing" or not committed:
+            if member is None or member.honest or not world.journal.wrong.get(job_id, False):
+                continue
+            if "committed" not in track.seen:
                 continue
             checked = any(world.members[v].honest for v in world.journal.checks.get(job_id, []))
             cheats["checked_by_honest"] += checked

@@ -271,6 +271,8 @@ class Solver(GameParty):
                 cheat = Cheat(kind, step=step, op=self.rng.randrange(64))  # type: ignore[arg-type]
             party = Party("a", spec, cheat=cheat)
             root = party.root
+        if not self.member.honest:  # ground truth for the report: is this result wrong?
+            world.journal.wrong[job_id] = root != Party("a", spec).root
         await trio.sleep(spec.steps * world.scenario.jobs.step_seconds)
         try:
             world.bank.wallet(self.name).commit_result(job_id, root)

@@ -34,10 +34,13 @@ class Member:
 
 @dataclass
 class Journal:
-    """Facts only the simulator knows: which verifiers were asked to check which job, which
-    solvers vanished, how much spam was sent, which jobs found no solver."""
+    """Facts only the simulator knows: which verifiers were asked to check which job, whether
+    a dishonest solver's committed root differs from the honest one (a cheat that happens to
+    change nothing is no cheat), which solvers vanished, how much spam was sent, how many jobs
+    found no solver."""
 
     checks: dict[int, list[str]] = field(default_factory=dict)
+    wrong: dict[int, bool] = field(default_factory=dict)  # dishonest solvers' jobs: wrong root?
     vanished: list[str] = field(default_factory=list)
     spam_sent: int = 0
     unplaced: int = 0
