@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+from typing import Any, ClassVar, TypeVar, overload
 
 import trio
 
 from axl import Bus, Context, Counters, Identity, Message, PeerId, RemoteError
 
 from ._decorators import HANDLER_ATTR, TIMER_ATTR, TimerSpec, collect
+from ._directory_messages import DIRECTORY_TOPIC, Advertise, FindProviders, Provider, Providers
 from ._errors import AgentDefinitionError, AgentNotRunning, UnexpectedReply
+from ._host import AgentHost
 from ._logging import AgentLog, current_message
 from ._state import State
-
-if TYPE_CHECKING:
-    from ._directory import Provider
-    from ._runtime import AgentRuntime
 
 R = TypeVar("R", bound=Message)
 
@@ -92,7 +90,7 @@ class Agent:
     _identity: Identity | None
     _log: AgentLog | None
     _name: str | None
-    _runtime: AgentRuntime | None
+    _runtime: AgentHost | None
     _state: State | None
     _stats: Counters | None
     _status: Status
@@ -170,9 +168,9 @@ class Agent:
         return self.identity.peer_id
 
     @property
-    def runtime(self) -> AgentRuntime:
-        """The runtime the agent was added to."""
-        runtime: AgentRuntime | None = getattr(self, "_runtime", None)
+    def runtime(self) -> AgentHost:
+        """The runtime the agent was added to (an :class:`~agents.AgentRuntime`)."""
+        runtime: AgentHost | None = getattr(self, "_runtime", None)
         if runtime is None:
             raise AgentNotRunning(f"{self.name} was not added to a runtime")
         return runtime
@@ -317,8 +315,6 @@ class Agent:
         """Ask the built-in :class:`~agents.Directory` who offers ``service`` (live providers,
         most recently renewed first; empty if none). ``directory`` is its runtime name or peer
         id. Raises what :meth:`request` raises, and :class:`UnknownAgent`."""
-        from ._directory import FindProviders, Providers
-
         answer = await self.request(
             directory, FindProviders(service=service), reply=Providers, timeout=timeout
         )
@@ -344,7 +340,7 @@ class Agent:
 
     def stop(self) -> None:
         """Ask the agent to stop (gracefully: ``on_stop``, state flush, bus closed)."""
-        runtime: AgentRuntime | None = getattr(self, "_runtime", None)
+        runtime: AgentHost | None = getattr(self, "_runtime", None)
         if runtime is not None:
             runtime._request_stop(self)
 
@@ -391,8 +387,6 @@ class Agent:
             self._ticking &= ~(1 << index)
 
     async def _advertise(self) -> None:
-        from ._directory import DIRECTORY_TOPIC, Advertise
-
         await self.publish(
             DIRECTORY_TOPIC,
             Advertise(

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import heapq
-import itertools
 import logging
-import math
 import re
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import TracebackType
@@ -21,11 +16,8 @@ from typing import Any, TypeVar
 import trio
 
 from axl import (
-    Bus,
     BusConfig,
     Identity,
-    Libp2pConfig,
-    Libp2pTransport,
     MemoryNetwork,
     MessageRegistry,
     PeerId,
@@ -34,45 +26,23 @@ from axl import (
 )
 
 from ._agent import Agent, Status
-from ._decorators import TimerSpec
-from ._errors import AgentError, AgentStartError, StateError, UnknownAgent
+from ._errors import AgentError, AgentStartError, UnknownAgent
+from ._lifecycle import AgentLifecycle
+from ._metrics import prometheus_text
+from ._scheduler import TimerScheduler
 from ._state import State
+from ._wiring import TransportFactory, identity_for, libp2p_transport, trio_wall_clock
+
+__all__ = ["AgentRuntime", "TransportFactory", "libp2p_transport"]
 
 logger = logging.getLogger("agents.runtime")
 
 A = TypeVar("A", bound=Agent)
 
-TransportFactory = Callable[[Identity], AbstractAsyncContextManager[Transport]]
-"""Opens one identity's transport, e.g. ``lambda ident: network.connect(ident.peer_id)``."""
-
-
-def libp2p_transport(
-    *,
-    listen: Sequence[str] | None = None,
-    bootstrap: Sequence[str] | None = None,
-    config: Libp2pConfig | None = None,
-) -> TransportFactory:
-    """A :data:`TransportFactory` that gives each agent its own py-libp2p host (its libp2p peer
-    id is the agent's peer id): ``AgentRuntime(transport=libp2p_transport(bootstrap=[addr]))``.
-
-    ``listen`` defaults to an ephemeral port on 127.0.0.1; with several agents in one process
-    keep port 0 (each host binds its own port). ``bootstrap`` lists multiaddrs ending in
-    ``/p2p/<peer id>`` (e.g. another process's ``agent.bus.transport.listen_addrs[0]``);
-    peers learn each other's addresses through libp2p peer exchange from there. Opening raises
-    ``OSError`` when a listen address cannot be bound.
-    """
-
-    def open_transport(identity: Identity) -> AbstractAsyncContextManager[Transport]:
-        return Libp2pTransport.open(identity, listen=listen, bootstrap=bootstrap, config=config)
-
-    return open_transport
-
-
-_METRIC_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
-class AgentRuntime:
+class AgentRuntime(AgentLifecycle):
     """Hosts agents in one trio process: builds their identities, transports and buses, starts
     them, drives their periodic tasks and stops them gracefully.
 
@@ -123,9 +93,7 @@ class AgentRuntime:
         self._agents: dict[str, Agent] = {}
         self._peers: dict[str, PeerId] = dict(peers or {})
         self._config_cache: dict[type[Agent], BusConfig] = {}
-        self._timers: list[tuple[float, int, Agent, int, int]] = []
-        self._timer_order = itertools.count()
-        self._timers_changed = trio.lowlevel.ParkingLot()
+        self._timers = TimerScheduler()
         self._agent_nursery: trio.Nursery | None = None
         self._stop_scope = trio.CancelScope()
         self._running = False
@@ -180,18 +148,6 @@ class AgentRuntime:
             self._agents.pop(agent.name, None)
             raise
         return agent
-
-    async def _start(self, nursery: trio.Nursery, agent: Agent) -> None:
-        """Start one agent's host task in ``nursery``; any failure is an AgentStartError."""
-        try:
-            await nursery.start(self._host, agent)
-        except AgentStartError:
-            raise
-        except Exception as exc:  # e.g. the transport could not be opened (port in use)
-            agent._status = Status.STOPPED
-            raise AgentStartError(
-                f"{agent.name} failed to start: {type(exc).__name__}: {exc}"
-            ) from exc
 
     def _register(
         self, agent: Agent, name: str | None, identity: Identity | None, chain: Any
@@ -284,16 +240,7 @@ class AgentRuntime:
         """Every agent's counters in the Prometheus text format, for a metrics endpoint: one
         ``counter`` per counter name (dots become underscores, ``_total`` appended), one
         sample per agent labelled ``agent="<name>"``."""
-        samples: dict[str, list[tuple[str, int]]] = {}
-        for name, counters in self.counters().items():
-            for key, value in counters.items():
-                metric = prefix + _METRIC_UNSAFE.sub("_", key) + "_total"
-                samples.setdefault(metric, []).append((name, value))
-        lines = []
-        for metric in sorted(samples):
-            lines.append(f"# TYPE {metric} counter")
-            lines += [f'{metric}{{agent="{name}"}} {value}' for name, value in samples[metric]]
-        return "\n".join(lines) + "\n" if lines else ""
+        return prometheus_text(self.counters(), prefix)
 
     # -- running -----------------------------------------------------------------------------
 
@@ -323,7 +270,7 @@ class AgentRuntime:
         start_error: AgentStartError | None = None
         try:
             async with trio.open_nursery() as services:
-                services.start_soon(self._scheduler)
+                services.start_soon(self._timers.run)
                 if self.flush_interval:
                     services.start_soon(self._flusher, self.flush_interval)
                 async with trio.open_nursery() as agents:
@@ -406,13 +353,7 @@ class AgentRuntime:
     # -- one agent's life --------------------------------------------------------------------
 
     def _identity_for(self, name: str, folder: Path | None) -> Identity:
-        if folder is not None:
-            return Identity.load_or_create(folder / "identity.key")
-        if self._seed is not None:
-            seed = self._seed if isinstance(self._seed, bytes) else str(self._seed).encode()
-            digest = hashlib.sha256(b"axl-agent-seed\0" + seed + b"\0" + name.encode()).digest()
-            return Identity.from_seed(digest)
-        return Identity.generate()
+        return identity_for(name, folder, self._seed)
 
     def _open_transport(self, identity: Identity) -> AbstractAsyncContextManager[Transport]:
         if self._transport_factory is not None:
@@ -428,7 +369,7 @@ class AgentRuntime:
                 # Memory network: timestamps follow trio's clock, so simulated time (MockClock)
                 # moves freshness and replay windows along with timers and latencies.
                 base = self._base_config = (
-                    BusConfig(clock=_trio_wall_clock()) if self.network else BusConfig()
+                    BusConfig(clock=trio_wall_clock()) if self.network else BusConfig()
                 )
             changes: dict[str, Any] = {}
             if cls.handler_concurrency is not None:
@@ -438,180 +379,3 @@ class AgentRuntime:
             config = dataclasses.replace(base, **changes) if changes else base
             self._config_cache[cls] = config
         return config
-
-    async def _host_logged(self, agent: Agent) -> None:
-        try:
-            await self._host(agent)
-        except Exception:  # a failed start (on_start, transport); logged, the others go on
-            agent._status = Status.STOPPED
-            logger.exception("agent %s failed", agent.name)
-            self._agents.pop(agent.name, None)
-
-    async def _host(
-        self, agent: Agent, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        """One agent's whole life. This task runs the agent's bus receive loop itself; a
-        short-lived task in the agent's work nursery joins topics and calls ``on_start``, and
-        :meth:`_request_stop` starts another that calls ``on_stop`` and closes the bus. So an
-        idle agent costs one task (see docs/agents.md, "Memory")."""
-        if agent._stop_requested:  # stopped before it got going
-            agent._status = Status.STOPPED
-            task_status.started()
-            return
-        agent._status = Status.STARTING
-        agent._generation += 1
-        agent._ticking = 0
-        agent._stop_ran = False
-        start_error: list[BaseException] = []
-        async with self._open_transport(agent.identity) as transport:
-            bus = Bus(
-                agent.identity,
-                transport,
-                config=self._config_for(type(agent)),
-                registry=self._registry,
-            )
-            for message_type in agent._axl_handlers:
-                bus.on(message_type, agent._dispatch)
-            agent._bus = bus
-            try:
-                async with trio.open_nursery() as work:
-                    agent._work = work
-                    work.start_soon(self._start_agent, agent, bus, task_status, start_error)
-                    await bus.run()  # returns once the bus is closed: stopped, or failed start
-                    work.cancel_scope.cancel()
-            finally:
-                agent._status = Status.STOPPING
-                agent._work = None
-                with trio.CancelScope(shield=True):
-                    if not start_error:  # cancelled from outside: the bus is already closed
-                        await self._finish(agent)
-                    for key, value in bus.stats.snapshot().items():
-                        agent.stats.inc(key, value)
-                    agent._bus = None
-                agent._status = Status.STOPPED
-        if start_error:
-            error = start_error[0]
-            raise AgentStartError(
-                f"{agent.name} failed to start: {type(error).__name__}: {error}"
-            ) from error
-
-    async def _start_agent(
-        self,
-        agent: Agent,
-        bus: Bus,
-        task_status: trio.TaskStatus[None],
-        start_error: list[BaseException],
-    ) -> None:
-        try:
-            for topic in agent.topics:
-                await bus.join(topic)
-            await agent.on_start()
-        except Exception as exc:
-            start_error.append(exc)
-            await bus.aclose()
-            return
-        agent._status = Status.RUNNING
-        self._schedule(agent)
-        task_status.started()
-        if agent._stop_requested:
-            await self._stop_gracefully(agent, bus)
-
-    def _request_stop(self, agent: Agent) -> None:
-        """Stop one agent: ``on_stop`` (bus still open), state flush, then the bus closes."""
-        if agent._status in (Status.NEW, Status.STARTING):
-            agent._stop_requested = True
-        elif agent._status is Status.RUNNING and agent._work is not None and agent._bus:
-            agent._status = Status.STOPPING
-            agent._work.start_soon(self._stop_gracefully, agent, agent._bus)
-
-    async def _stop_gracefully(self, agent: Agent, bus: Bus) -> None:
-        agent._status = Status.STOPPING
-        with trio.CancelScope(shield=True):
-            await self._finish(agent)
-            await bus.aclose()
-
-    async def _finish(self, agent: Agent) -> None:
-        """``on_stop`` (at most once, bounded by ``stop_timeout``), then the state flush."""
-        if agent._stop_ran:
-            return
-        agent._stop_ran = True
-        if type(agent).on_stop is not Agent.on_stop:
-            with trio.move_on_after(self.stop_timeout) as scope:
-                try:
-                    await agent.on_stop()
-                except Exception:
-                    agent.stats.inc("stop_errors")
-                    agent.log.exception("on_stop() failed")
-            if scope.cancelled_caught:
-                agent.stats.inc("stop_timeouts")
-                agent.log.warning("on_stop() took over %s s and was cancelled", self.stop_timeout)
-        self._flush(agent)
-
-    def _flush(self, agent: Agent) -> None:
-        state: State | None = getattr(agent, "_state", None)
-        if state is None or state.path is None:
-            return
-        try:
-            state.flush()
-        except StateError:
-            agent.stats.inc("state_errors")
-            agent.log.exception("could not flush state")
-
-    async def _flusher(self, interval: float) -> None:
-        while True:
-            await trio.sleep(interval)
-            for agent in list(self._agents.values()):
-                self._flush(agent)
-                await trio.lowlevel.checkpoint()
-
-    # -- periodic tasks: one scheduler task for every agent ----------------------------------
-
-    def _schedule(self, agent: Agent) -> None:
-        now = trio.current_time()
-        for index, spec in enumerate(agent._axl_timers):
-            heapq.heappush(
-                self._timers,
-                (now + spec.first, next(self._timer_order), agent, agent._generation, index),
-            )
-        if agent._axl_timers:
-            self._timers_changed.unpark_all()
-
-    async def _scheduler(self) -> None:
-        timers = self._timers
-        while True:
-            now = trio.current_time()
-            while timers and timers[0][0] <= now:
-                due, _, agent, generation, index = heapq.heappop(timers)
-                if agent._generation != generation or agent._status is not Status.RUNNING:
-                    continue
-                spec: TimerSpec = agent._axl_timers[index]
-                work = agent._work
-                if agent._ticking & (1 << index) or work is None:
-                    agent.stats.inc("ticks_skipped")
-                else:
-                    agent._ticking |= 1 << index
-                    work.start_soon(agent._tick, index, spec)
-                due += spec.interval
-                if due <= now:  # fell behind (a long blocking call): skip the missed ticks
-                    missed = math.floor((now - due) / spec.interval) + 1
-                    agent.stats.inc("ticks_skipped", missed)
-                    due += missed * spec.interval
-                heapq.heappush(timers, (due, next(self._timer_order), agent, generation, index))
-            deadline = timers[0][0] if timers else math.inf
-            with trio.move_on_at(deadline):
-                await self._timers_changed.park()
-
-
-def _trio_wall_clock() -> Callable[[], float]:
-    """A wall clock that follows trio's clock (so simulated time moves message timestamps,
-    freshness and the replay window along with timers)."""
-    offset: float | None = None
-
-    def clock() -> float:
-        nonlocal offset
-        now = trio.current_time()
-        if offset is None:
-            offset = time.time() - now
-        return offset + now
-
-    return clock

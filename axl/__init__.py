@@ -3,16 +3,26 @@
 Public API: identities, typed messages, the bus, and its transports.
 """
 
+from ._blob_id import BlobId, blob_id_of
+from ._blob_partial import PartialBlob
+from ._blob_serve import BlobConfig
+from ._blobs import BlobStore
 from ._bus import Bus, BusConfig, Context, Delivery, Subscription, open_bus
 from ._errors import (
     AxlError,
+    BlobError,
+    BlobNotHeld,
+    BlobProtocolError,
+    BlobUnavailable,
     BusClosed,
     BusError,
+    CorruptBlob,
     DecodeError,
     DuplicateMessageType,
     FrameTooLarge,
     IdentityError,
     InsecureKeyFile,
+    InvalidBlobId,
     InvalidMessage,
     InvalidPeerId,
     KeyFileError,
@@ -25,6 +35,7 @@ from ._errors import (
     RequestTimeout,
     SignatureError,
     StaleMessage,
+    StoreFull,
     TransportClosed,
     UnknownMessageType,
 )
@@ -33,16 +44,26 @@ from ._libp2p import Libp2pConfig, Libp2pTransport
 from ._memory import LinkProfile, MemoryNetwork, MemoryTransport, NetworkStats
 from ._messages import ErrorReply, Message, MessageRegistry, default_registry
 from ._stats import Counters
-from ._transport import InboundFrame, Transport
+from ._transport import BulkStream, BulkTransport, InboundFrame, Transport
 from ._wire import Envelope, Kind
 
 __all__ = [
     "AxlError",
+    "BlobConfig",
+    "BlobError",
+    "BlobId",
+    "BlobNotHeld",
+    "BlobProtocolError",
+    "BlobStore",
+    "BlobUnavailable",
+    "BulkStream",
+    "BulkTransport",
     "Bus",
     "BusClosed",
     "BusConfig",
     "BusError",
     "Context",
+    "CorruptBlob",
     "Counters",
     "DecodeError",
     "Delivery",
@@ -54,6 +75,7 @@ __all__ = [
     "IdentityError",
     "InboundFrame",
     "InsecureKeyFile",
+    "InvalidBlobId",
     "InvalidMessage",
     "InvalidPeerId",
     "KeyFileError",
@@ -68,6 +90,7 @@ __all__ = [
     "MessageTypeError",
     "MisaddressedFrame",
     "NetworkStats",
+    "PartialBlob",
     "PeerId",
     "PeerUnreachable",
     "RejectedFrame",
@@ -76,10 +99,12 @@ __all__ = [
     "RequestTimeout",
     "SignatureError",
     "StaleMessage",
+    "StoreFull",
     "Subscription",
     "Transport",
     "TransportClosed",
     "UnknownMessageType",
+    "blob_id_of",
     "default_registry",
     "open_bus",
     "verify_signature",

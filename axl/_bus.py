@@ -21,14 +21,19 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import trio
 
+from ._blob_id import BlobId
+from ._blob_node import BlobNode, refuse_bulk
+from ._blob_serve import BlobConfig
+from ._blobs import BlobStore
 from ._errors import (
+    BlobError,
     BusClosed,
     FrameTooLarge,
     MessageTypeError,
@@ -163,6 +168,8 @@ class Bus:
         *,
         config: BusConfig | None = None,
         registry: MessageRegistry | None = None,
+        blobs: BlobStore | None = None,
+        blob_config: BlobConfig | None = None,
     ) -> None:
         if transport.local_peer != identity.peer_id:
             raise ValueError("the transport speaks for another peer id than this identity")
@@ -190,6 +197,11 @@ class Bus:
         self._workers = 0
         self._executing = 0
         self._backlog: deque[Accepted] = deque()
+        self.blobs = (
+            None
+            if blobs is None
+            else BlobNode(blobs, transport, blob_config or BlobConfig(), self.stats)
+        )
 
     @property
     def peer_id(self) -> PeerId:
@@ -204,6 +216,10 @@ class Bus:
             try:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
+                    if self.blobs is not None:
+                        nursery.start_soon(self.blobs.serve)
+                    else:
+                        nursery.start_soon(refuse_bulk, self.transport)
                     task_status.started()
                     await self._receive_loop()
             finally:
@@ -368,6 +384,32 @@ class Bus:
             raise RemoteError(reply.message.code, reply.message.detail)
         return reply.message
 
+    # -- blobs -------------------------------------------------------------------------------
+
+    def _blob_node(self) -> BlobNode:
+        if self.blobs is None:
+            raise BlobError("this bus has no blob store (open_bus(..., blobs=BlobStore(...)))")
+        return self.blobs
+
+    async def fetch(
+        self, blob_id: BlobId, *, from_peers: Iterable[PeerId], timeout: float | None = None
+    ) -> BlobId:
+        """Fetch a blob from its holders into this bus's store (see ``docs/blobs.md``).
+
+        Raises :class:`BlobUnavailable`, :class:`StoreFull`, or :class:`BlobError` without a
+        store or bulk-capable transport.
+        """
+        return await self._blob_node().fetch(blob_id, from_peers, timeout=timeout)
+
+    def offer(self, blob_id: BlobId, *, to: Iterable[PeerId] | None = None) -> None:
+        """Serve a stored blob to peers that fetch it (all, or only ``to``); raises
+        :class:`BlobNotHeld`."""
+        self._blob_node().offer(blob_id, to)
+
+    def withdraw(self, blob_id: BlobId) -> None:
+        """Stop serving a blob."""
+        self._blob_node().withdraw(blob_id)
+
     # -- receiving ---------------------------------------------------------------------------
 
     async def _receive_loop(self) -> None:
@@ -513,12 +555,17 @@ async def open_bus(
     *,
     config: BusConfig | None = None,
     registry: MessageRegistry | None = None,
+    blobs: BlobStore | None = None,
+    blob_config: BlobConfig | None = None,
 ) -> AsyncIterator[Bus]:
     """Run a :class:`Bus` for the duration of the ``async with`` block.
 
-    The transport stays open (its owner closes it); the bus stops receiving on exit.
+    The transport stays open (its owner closes it); the bus stops receiving on exit. With a
+    ``blobs`` store the bus also serves offered blobs and can fetch them.
     """
-    bus = Bus(identity, transport, config=config, registry=registry)
+    bus = Bus(
+        identity, transport, config=config, registry=registry, blobs=blobs, blob_config=blob_config
+    )
     async with trio.open_nursery() as nursery:
         await nursery.start(bus.run)
         try:

@@ -129,3 +129,41 @@ class RemoteError(BusError):
         super().__init__(f"remote error {code}: {detail}")
         self.code = code
         self.detail = detail
+
+
+# --- blobs ----------------------------------------------------------------------------------
+
+
+class BlobError(AxlError):
+    """A content-addressed blob could not be stored, served or fetched."""
+
+
+class InvalidBlobId(BlobError):
+    """A blob id is malformed (bad text form, chunk size or size out of range)."""
+
+
+class BlobNotHeld(BlobError):
+    """The local store does not hold the blob (never stored, evicted or deleted)."""
+
+
+class CorruptBlob(BlobError):
+    """A stored blob's bytes no longer match its id; the store has dropped it."""
+
+
+class StoreFull(BlobError):
+    """The blob store cannot make room: pinned blobs and reservations fill its budget."""
+
+
+class BlobProtocolError(BlobError):
+    """A bulk stream carried bytes that break the chunk protocol (size, type, layout)."""
+
+
+class BlobUnavailable(BlobError):
+    """A fetch ended without the blob: every holder refused, failed, stalled or was banned.
+
+    ``reasons`` maps each holder to why it was given up.
+    """
+
+    def __init__(self, message: str, reasons: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.reasons = dict(reasons or {})

@@ -20,7 +20,10 @@ import trio
 
 from ._errors import PeerUnreachable, TransportClosed
 from ._identity import PeerId
+from ._memory_bulk import MemoryBulkStream, MemoryConnection
 from ._transport import InboundFrame
+
+BULK_BACKLOG = 64
 
 
 @dataclass
@@ -67,6 +70,7 @@ class MemoryNetwork:
         self._transports: dict[PeerId, MemoryTransport] = {}
         self._topics: dict[str, set[PeerId]] = {}
         self._group_of: dict[PeerId, int] = {}
+        self._connections: set[MemoryConnection] = set()
 
     # -- topology ------------------------------------------------------------------------------
 
@@ -93,6 +97,23 @@ class MemoryNetwork:
         for index, group in enumerate(groups, start=1):
             for peer in group:
                 self._group_of[peer] = index
+        for connection in list(self._connections):
+            a, b = connection.peers
+            if self._group_of.get(a, 0) != self._group_of.get(b, 0):
+                self._cut(connection)
+
+    def cut_streams(self, peer: PeerId | None = None) -> int:
+        """Break every open bulk stream (of ``peer``, or all); returns how many were cut."""
+        cut = 0
+        for connection in list(self._connections):
+            if peer is None or peer in connection.peers:
+                self._cut(connection)
+                cut += 1
+        return cut
+
+    def _cut(self, connection: MemoryConnection) -> None:
+        connection.cut()
+        self._connections.discard(connection)
 
     def heal(self) -> None:
         """Remove every partition."""
@@ -145,7 +166,23 @@ class MemoryNetwork:
             else:
                 self.stats.dropped_full += 1
 
+    def _open_bulk(self, sender: PeerId, peer: PeerId) -> MemoryBulkStream:
+        target = self._transports.get(peer)
+        if target is None or target._inbox.closed:
+            raise PeerUnreachable(f"{peer.short()} is not on this network")
+        if self._group_of and self._group_of.get(sender, 0) != self._group_of.get(peer, 0):
+            raise PeerUnreachable(f"{peer.short()} is partitioned away")
+        connection = MemoryConnection(sender, peer)
+        mine, theirs = connection.ends()
+        try:
+            target._bulk_send.send_nowait((sender, theirs))
+        except (trio.WouldBlock, trio.BrokenResourceError, trio.ClosedResourceError):
+            raise PeerUnreachable(f"{peer.short()} is not accepting bulk streams") from None
+        self._connections.add(connection)
+        return mine
+
     def _detach(self, peer: PeerId) -> None:
+        self.cut_streams(peer)
         self._transports.pop(peer, None)
         for members in self._topics.values():
             members.discard(peer)
@@ -236,6 +273,9 @@ class MemoryTransport:
         self._peer = peer
         self._inbox = _DelayedInbox(capacity)
         self._topics: set[str] = set()
+        self._bulk_send, self._bulk_receive = trio.open_memory_channel[
+            tuple[PeerId, MemoryBulkStream]
+        ](BULK_BACKLOG)
 
     @property
     def local_peer(self) -> PeerId:
@@ -275,8 +315,22 @@ class MemoryTransport:
     async def receive(self) -> InboundFrame:
         return await self._inbox.get()
 
+    async def open_bulk(self, peer: PeerId) -> MemoryBulkStream:
+        """A bulk stream to ``peer`` (no latency or loss; partitions and cuts apply)."""
+        self._check_open()
+        await trio.lowlevel.checkpoint()
+        return self._network._open_bulk(self._peer, peer)
+
+    async def accept_bulk(self) -> tuple[PeerId, MemoryBulkStream]:
+        """The next inbound bulk stream; raises ``TransportClosed`` once closed."""
+        try:
+            return await self._bulk_receive.receive()
+        except (trio.EndOfChannel, trio.ClosedResourceError):
+            raise TransportClosed(f"transport of {self._peer.short()} is closed") from None
+
     async def aclose(self) -> None:
         self._inbox.close()
+        self._bulk_send.close()
         self._network._detach(self._peer)
         await trio.lowlevel.checkpoint()
 

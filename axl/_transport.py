@@ -58,3 +58,32 @@ class Transport(Protocol):
     async def aclose(self) -> None:
         """Close; pending and later ``receive`` calls raise ``TransportClosed``."""
         ...
+
+
+class BulkStream(Protocol):
+    """An ordered, reliable, flow-controlled byte stream to one peer, for bulk data.
+
+    ``send_all`` waits while the peer's window is full; ``receive_some`` returns ``b""`` at the
+    end of the stream. Both raise :class:`PeerUnreachable` when the connection broke.
+    """
+
+    async def send_all(self, data: bytes) -> None: ...
+
+    async def receive_some(self, max_bytes: int) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class BulkTransport(Protocol):
+    """A transport that can also carry bulk streams (blobs), apart from its small frames so
+    that bulk transfer does not delay messages. Both built-in transports implement it."""
+
+    async def open_bulk(self, peer: PeerId) -> BulkStream:
+        """Open a bulk stream to ``peer``; raises :class:`PeerUnreachable`."""
+        ...
+
+    async def accept_bulk(self) -> tuple[PeerId, BulkStream]:
+        """The next inbound bulk stream and the (authenticated) peer that opened it; raises
+        ``TransportClosed`` once closed. Streams not accepted soon are refused."""
+        ...

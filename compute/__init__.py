@@ -8,11 +8,36 @@
   ``root`` is the Merkle trace root over checkpoint state hashes.
 * :class:`MerkleTree`, :func:`verify_proof` — keccak256 sorted-pair trees (OpenZeppelin
   ``MerkleProof`` compatible; format in docs/compute.md).
+* Real data: a :class:`TaskSpec` may name a dataset blob (:class:`DatasetRef`);
+  :func:`load_dataset` reads safetensors / .npz safely and checks it against the task, and the
+  trained weights come back as a blob bound to the trace root (:func:`verify_weights`).
 * The Verde game: :func:`open_game` / :func:`handle` (the referee, a pure state machine over
   ``verde.*`` messages), :class:`Party` (honest or with a :class:`Cheat`) and :func:`play`.
 """
 
-from ._errors import ComputeError, GameError, InvalidTaskSpec, MerkleError, TraceError
+from ._dataset import (
+    encode_dataset,
+    fetch_dataset,
+    fetch_weights,
+    final_proof,
+    final_state_hash,
+    load_dataset,
+    load_weights,
+    publish_dataset,
+    publish_weights,
+    train_in_thread,
+    verify_weights,
+    weights_bytes,
+)
+from ._dataset_program import Dataset
+from ._errors import (
+    ComputeError,
+    GameError,
+    InvalidDataset,
+    InvalidTaskSpec,
+    MerkleError,
+    TraceError,
+)
 from ._hashing import state_hash, tensor_hash
 from ._merkle import MerkleTree, leaf_hash, parent_hash, process_proof, verify_proof
 from ._messages import (
@@ -39,6 +64,7 @@ from ._spec import (
     SGD,
     Adam,
     CNNModel,
+    DatasetRef,
     DataSpec,
     MLPModel,
     TaskSpec,
@@ -57,11 +83,14 @@ __all__ = [
     "CheatKind",
     "ComputeError",
     "DataSpec",
+    "Dataset",
+    "DatasetRef",
     "Deadline",
     "GameError",
     "GameRecord",
     "IntervalQuery",
     "IntervalReply",
+    "InvalidDataset",
     "InvalidTaskSpec",
     "LeafQuery",
     "LeafReply",
@@ -85,17 +114,29 @@ __all__ = [
     "TransformerModel",
     "Verdict",
     "build_program",
+    "encode_dataset",
+    "fetch_dataset",
+    "fetch_weights",
+    "final_proof",
+    "final_state_hash",
     "handle",
     "init_state",
     "leaf_hash",
+    "load_dataset",
+    "load_weights",
     "open_game",
     "parent_hash",
     "play",
     "process_proof",
+    "publish_dataset",
+    "publish_weights",
     "run_step",
     "state_at",
     "state_hash",
     "tensor_hash",
     "train",
+    "train_in_thread",
     "verify_proof",
+    "verify_weights",
+    "weights_bytes",
 ]

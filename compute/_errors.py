@@ -23,3 +23,8 @@ class MerkleError(ComputeError):
 
 class GameError(ComputeError):
     """A Verde game message does not fit the game (unknown game, wrong phase, finished game)."""
+
+
+class InvalidDataset(ComputeError, ValueError):
+    """A dataset blob is not a safe tensor file, or does not fit its task (format, keys, dtypes,
+    shapes, value ranges, size limits). The message says which."""

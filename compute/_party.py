@@ -18,6 +18,7 @@ from torch import Tensor
 
 from axl import Message
 
+from ._dataset_program import Dataset
 from ._errors import GameError
 from ._hashing import state_hash, tensor_hash
 from ._merkle import MerkleTree
@@ -140,11 +141,14 @@ class Party:
         *,
         cheat: Cheat | None = None,
         result: TrainResult | None = None,
+        dataset: Dataset | None = None,
     ) -> None:
         self.side, self.spec, self.cheat = side, spec, cheat
         self.prog = build_program(spec)
         self._tamper = cheat.tamper(spec) if cheat is not None else None
-        self.result = result if result is not None else train(spec, tamper=self._tamper)
+        self.result = (
+            result if result is not None else train(spec, tamper=self._tamper, dataset=dataset)
+        )
         hashes = list(self.result.hashes)
         if cheat is not None and cheat.kind == "wrong_final":
             hashes[-1] = hashlib.sha256(b"made-up result" + hashes[-1]).digest()
@@ -275,7 +279,14 @@ class GameRecord:
         return self.verdict.rounds
 
 
-def play(spec: TaskSpec, a: Party, b: Party, *, game_id: str = "game") -> GameRecord:
+def play(
+    spec: TaskSpec,
+    a: Party,
+    b: Party,
+    *,
+    game_id: str = "game",
+    dataset: Dataset | None = None,
+) -> GameRecord:
     """Run a whole game between ``a`` and ``b`` with a referee; every message is encoded and
     decoded on the way (so the transcript is exactly what would travel over the bus)."""
     if a.side != "a" or b.side != "b":
@@ -283,7 +294,7 @@ def play(spec: TaskSpec, a: Party, b: Party, *, game_id: str = "game") -> GameRe
     opened = ChallengeOpened(game_id=game_id, task_id=spec.task_id, root_a=a.root, root_b=b.root)
     transcript: list[Message] = [opened]
     t0 = time.perf_counter()
-    state, out = open_game(spec, opened)
+    state, out = open_game(spec, opened, dataset=dataset)
     ref_time = time.perf_counter() - t0
     last_call = ref_time
     parties = {"a": a, "b": b}

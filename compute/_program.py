@@ -24,6 +24,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._dataset_program import X as DATA_X
+from ._dataset_program import Y as DATA_Y
+from ._dataset_program import dataset_layout
 from ._prims import PRIMS
 from ._spec import SGD, Adam, CNNModel, MLPModel, TaskSpec, TransformerModel
 
@@ -298,9 +301,18 @@ def build_program(spec: TaskSpec) -> Program:
     b = Builder()
     step = b.load("step", (), torch.int64, ("step",))
     key = b.load("rng.key", (), torch.int64, ("key",))
-    data = _data_attrs(spec)
-    x = b.op("data_x", step, key, **data)
-    y = b.op("data_y", step, key, **data)
+    outputs: dict[str, int] = {}
+    if spec.dataset is None:
+        data = _data_attrs(spec)
+        x = b.op("data_x", step, key, **data)
+        y = b.op("data_y", step, key, **data)
+    else:
+        x_shape, x_dtype, y_shape, _ = dataset_layout(spec, spec.dataset.rows)
+        data_x = b.load(DATA_X, x_shape, x_dtype, ("dataset", DATA_X))
+        data_y = b.load(DATA_Y, y_shape, torch.int64, ("dataset", DATA_Y))
+        outputs[DATA_X], outputs[DATA_Y] = data_x.index, data_y.index  # carried unchanged
+        x = b.op("ds_batch", step, data_x, batch=spec.batch_size, flatten=False)
+        y = b.op("ds_batch", step, data_y, batch=spec.batch_size, flatten=len(y_shape) > 1)
     m = spec.model
     if isinstance(m, MLPModel):
         loss = _build_mlp(b, m, x, y)
@@ -308,7 +320,7 @@ def build_program(spec: TaskSpec) -> Program:
         loss = _build_cnn(b, m, x, y, spec.batch_size)
     else:
         loss = _build_transformer(b, m, x, y, spec.batch_size)
-    outputs: dict[str, int] = {"step": b.op("incr", step).index, "rng.key": key.index}
+    outputs.update({"step": b.op("incr", step).index, "rng.key": key.index})
     opt = spec.optimizer
     nb1p = nb2p = step
     if isinstance(opt, Adam):

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from axl import Message
 
+from ._dataset_program import Dataset
 from ._errors import GameError
 from ._hashing import state_hash, state_hash_from, tensor_hash
 from ._merkle import ZERO, depth_for, leaf_hash, parent_hash, process_proof
@@ -64,6 +65,7 @@ class RefereeState:
     spec: TaskSpec
     game_id: str
     roots: tuple[bytes, bytes]
+    dataset: Dataset | None = None  # the task's dataset, for a task that names one
     phase: str = "checkpoints"  # checkpoints | leaf | interval | step | ops | op | done
     expect: type[Message] | None = None
     pending: frozenset[Side] = frozenset()
@@ -134,11 +136,16 @@ def _ask(s: RefereeState, phase: str, expect: type[Message], queries: list[Messa
     )
 
 
-def open_game(spec: TaskSpec, opened: ChallengeOpened) -> Out:
-    """Start a game for ``opened``; raises :class:`GameError` if it names another task."""
+def open_game(spec: TaskSpec, opened: ChallengeOpened, *, dataset: Dataset | None = None) -> Out:
+    """Start a game for ``opened``; raises :class:`GameError` if it names another task, or if
+    the task trains on a dataset and ``dataset`` (its validated contents) is missing."""
     if opened.task_id != spec.task_id:
         raise GameError(f"challenge is for task {opened.task_id}, not {spec.task_id}")
-    s = RefereeState(spec=spec, game_id=opened.game_id, roots=(opened.root_a, opened.root_b))
+    if spec.dataset is not None and dataset is None:
+        raise GameError("the task trains on a dataset: fetch it and pass dataset=")
+    s = RefereeState(
+        spec=spec, game_id=opened.game_id, roots=(opened.root_a, opened.root_b), dataset=dataset
+    )
     if opened.root_a == opened.root_b:
         return _finish(s, [], "no dispute: the trace roots agree")
     return _descend_start(s, "checkpoints", spec.n_checkpoints, s.roots)
@@ -256,7 +263,7 @@ def _on_leaf(s: RefereeState, ra: LeafReply, rb: LeafReply) -> Out:
         return _finish(s, bad, "checkpoint opening does not match the commitment")
     if j == 0:
         s = _replace(s, referee_ops=s.referee_ops + 1, step=0)
-        truth = state_hash(init_state(s.spec))
+        truth = state_hash(init_state(s.spec, dataset=s.dataset))
         losers: list[Side] = [
             x for x, r in zip(SIDES, (ra, rb), strict=True) if r.state_hash != truth
         ]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from ._errors import InvalidTaskSpec
 
+MAX_DATASET_ELEMENTS = 1 << 24  # 64 MiB of float32: the dataset is carried in the state
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 _Dim = Annotated[int, Field(ge=1, le=1024)]
 
@@ -101,6 +102,18 @@ class DataSpec(BaseModel):
     noise: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = 0.5
 
 
+class DatasetRef(BaseModel):
+    """A dataset blob to train on instead of generated data (see :mod:`compute._dataset`).
+
+    ``blob`` is the blob's id (``axl.BlobId`` text form: the hash binds its bytes and size),
+    ``rows`` the number of samples it holds (the program's data shapes follow from it).
+    """
+
+    model_config = _FROZEN
+    blob: Annotated[str, Field(pattern=r"^blob1-\d{1,2}-\d{1,14}-[0-9a-f]{64}$")]
+    rows: Annotated[int, Field(ge=1, le=1 << 20)]
+
+
 class TaskSpec(BaseModel):
     """A training task. Validate untrusted input with :meth:`parse` (raises InvalidTaskSpec)."""
 
@@ -113,6 +126,7 @@ class TaskSpec(BaseModel):
     batch_size: Annotated[int, Field(ge=1, le=1024)] = 8
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     checkpoint_interval: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    dataset: DatasetRef | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> TaskSpec:
@@ -130,6 +144,20 @@ class TaskSpec(BaseModel):
             rows *= self.model.image_size**2
         if rows > 65536:
             raise ValueError(f"batch is too large ({rows} rows per matmul; at most 65536)")
+        if self.dataset is not None:
+            m = self.model
+            per_row = (
+                m.in_dim + 1
+                if isinstance(m, MLPModel)
+                else m.seq_len * 2
+                if isinstance(m, TransformerModel)
+                else m.in_channels * m.image_size**2 + 1
+            )
+            if self.dataset.rows * per_row > MAX_DATASET_ELEMENTS:
+                raise ValueError(
+                    f"the dataset is too large ({self.dataset.rows * per_row} values; "
+                    f"at most {MAX_DATASET_ELEMENTS})"
+                )
         return self
 
     @classmethod
@@ -146,10 +174,10 @@ class TaskSpec(BaseModel):
             raise InvalidTaskSpec(f"task spec field {path}: {first['msg']}{more}") from exc
 
     def canonical_bytes(self) -> bytes:
-        """Canonical encoding: JSON with sorted keys, no whitespace, shortest float repr."""
-        return json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), allow_nan=False
-        ).encode()
+        """Canonical encoding: JSON with sorted keys, no whitespace, shortest float repr (a spec
+        without a dataset omits the field, so its id is what it was before datasets existed)."""
+        data = self.model_dump(mode="json", exclude={"dataset"} if self.dataset is None else None)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
     @property
     def task_id(self) -> str:

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ._errors import TraceError
+from ._dataset_program import Dataset
+from ._dataset_program import X as DATA_X
+from ._errors import InvalidDataset, TraceError
 from ._hashing import state_hash, state_hash_from, tensor_hash
 from ._merkle import MerkleTree
 from ._prims import PRIMS, random_uniform
@@ -27,8 +29,9 @@ def rng_key(seed: int) -> int:
     return (seed ^ (seed >> 32)) & 0xFFFFFFFF
 
 
-def init_state(spec: TaskSpec) -> State:
-    """The state at step 0: parameters drawn from the seed, zeroed optimiser state."""
+def init_state(spec: TaskSpec, *, dataset: Dataset | None = None) -> State:
+    """The state at step 0: parameters drawn from the seed, zeroed optimiser state (and the
+    dataset's tensors for a task that names one; raises :class:`InvalidDataset` without it)."""
     prog = build_program(spec)
     key = torch.tensor(rng_key(spec.seed), dtype=torch.int64)
     state: State = {}
@@ -42,6 +45,8 @@ def init_state(spec: TaskSpec) -> State:
             t = torch.zeros(e.shape, dtype=e.dtype)
         elif kind == "ones":
             t = torch.ones(e.shape, dtype=e.dtype)
+        elif kind == "dataset":
+            t = _dataset_tensor(dataset, e.init[1], e.shape, e.dtype)
         else:  # ("uniform", bound)
             n = 1
             for s in e.shape:
@@ -50,6 +55,19 @@ def init_state(spec: TaskSpec) -> State:
             t = (u * 2.0 - 1.0) * float(e.init[1])
         state[e.name] = t
     return state
+
+
+def _dataset_tensor(
+    dataset: Dataset | None, name: str, shape: tuple[int, ...], dtype: torch.dtype
+) -> Tensor:
+    if dataset is None:
+        raise InvalidDataset("this task trains on a dataset: pass dataset=load_dataset(...)")
+    t = dataset.x if name == DATA_X else dataset.y
+    if tuple(t.shape) != shape or t.dtype != dtype:
+        raise InvalidDataset(
+            f"{name} is {tuple(t.shape)} {t.dtype}; the task needs {shape} {dtype}"
+        )
+    return t
 
 
 @dataclass
@@ -114,10 +132,13 @@ class TrainResult:
         return self.checkpoints[-1]
 
 
-def train(spec: TaskSpec, *, tamper: Tamper | None = None) -> TrainResult:
-    """Train ``spec`` reproducibly, hashing the full state at every checkpoint."""
+def train(
+    spec: TaskSpec, *, tamper: Tamper | None = None, dataset: Dataset | None = None
+) -> TrainResult:
+    """Train ``spec`` reproducibly, hashing the full state at every checkpoint (on ``dataset``
+    when the spec names one; raises :class:`InvalidDataset` when it is missing or mismatched)."""
     prog = build_program(spec)
-    state = init_state(spec)
+    state = init_state(spec, dataset=dataset)
     checkpoints, hashes, losses = [state], [state_hash(state)], []
     for t in range(1, spec.steps + 1):
         run = run_step(prog, state, tamper=tamper)

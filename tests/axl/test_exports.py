@@ -5,6 +5,20 @@ from __future__ import annotations
 import axl
 
 EXPECTED = {
+    "BlobConfig",
+    "BlobError",
+    "BlobId",
+    "BlobNotHeld",
+    "BlobProtocolError",
+    "BlobStore",
+    "BlobUnavailable",
+    "BulkStream",
+    "BulkTransport",
+    "CorruptBlob",
+    "InvalidBlobId",
+    "PartialBlob",
+    "StoreFull",
+    "blob_id_of",
     "AxlError",
     "Bus",
     "BusClosed",

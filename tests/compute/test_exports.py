@@ -6,6 +6,21 @@ import compute
 import compute.repops
 
 EXPECTED = {
+    "Dataset",
+    "DatasetRef",
+    "InvalidDataset",
+    "encode_dataset",
+    "fetch_dataset",
+    "fetch_weights",
+    "final_proof",
+    "final_state_hash",
+    "load_dataset",
+    "load_weights",
+    "publish_dataset",
+    "publish_weights",
+    "train_in_thread",
+    "verify_weights",
+    "weights_bytes",
     "Adam",
     "BisectionQuery",
     "BisectionReply",

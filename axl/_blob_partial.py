@@ -1,0 +1,111 @@
+"""A fetch in progress: verified chunks written at their offsets, resumable after a restart."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+from ._blob_id import BlobId, blob_id_from_leaves, leaf_hash
+from ._errors import BlobError, CorruptBlob
+
+
+class PartialOwner(Protocol):
+    """What a partial blob needs from its store (``BlobStore``)."""
+
+    def _partial_paths(self, blob_id: BlobId) -> tuple[Path, Path]: ...
+
+    def _finish_partial(self, blob_id: BlobId, leaves: list[bytes]) -> None: ...
+
+    def _park(self, blob_id: BlobId) -> None: ...
+
+
+_ZERO_LEAF = bytes(32)
+
+
+class PartialBlob:
+    """A blob being fetched: chunks are written as they are verified, in any order.
+
+    What was written survives a dropped connection and a restart (resume with
+    :meth:`BlobStore.begin`): each chunk's leaf is recorded after its bytes, and on reopening
+    the chunks with a recorded leaf are checked again before they count as held.
+    """
+
+    def __init__(self, store: PartialOwner, blob_id: BlobId) -> None:
+        self.store = store
+        self.blob_id = blob_id
+        self._closed = False
+        data_path, leaves_path = store._partial_paths(blob_id)
+        n = blob_id.n_chunks
+        fresh = not (data_path.exists() and leaves_path.exists())
+        self._data = open(data_path, "w+b" if fresh else "r+b")  # noqa: SIM115
+        self._leaves_file = open(leaves_path, "w+b" if fresh else "r+b")  # noqa: SIM115
+        self.leaves = [_ZERO_LEAF] * n
+        self.have: set[int] = set()
+        if fresh:
+            self._data.truncate(blob_id.size)
+            self._leaves_file.truncate(32 * n)
+            return
+        raw = self._leaves_file.read(32 * n)
+        for index in range(n):
+            leaf = raw[32 * index : 32 * index + 32]
+            if len(leaf) < 32 or leaf == _ZERO_LEAF:
+                continue
+            self._data.seek(index << blob_id.chunk_shift)
+            data = self._data.read(blob_id.chunk_length(index))
+            if leaf_hash(data) == leaf:
+                self.leaves[index] = leaf
+                self.have.add(index)
+
+    def write(self, index: int, data: bytes, leaf: bytes | None = None) -> None:
+        """Record a chunk that was already verified against the root (``leaf``: its leaf, if
+        the caller has it)."""
+        leaf = leaf or leaf_hash(data)
+        self.write_bytes(index, data, leaf)
+        self.record(index, leaf)
+
+    def write_bytes(self, index: int, data: bytes, leaf: bytes) -> None:
+        """The file part of :meth:`write`: the chunk's bytes, then its leaf (positional
+        writes, so chunks may be written from worker threads in any order)."""
+        os.pwrite(self._data.fileno(), data, index << self.blob_id.chunk_shift)
+        os.pwrite(self._leaves_file.fileno(), leaf, 32 * index)
+
+    def record(self, index: int, leaf: bytes) -> None:
+        """The bookkeeping part of :meth:`write`."""
+        self.leaves[index] = leaf
+        self.have.add(index)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.have) == self.blob_id.n_chunks
+
+    def commit(self) -> BlobId:
+        """Move the complete blob into the store; raises :class:`BlobError` if incomplete."""
+        if not self.complete:
+            raise BlobError(
+                f"{self.blob_id} is missing {self.blob_id.n_chunks - len(self.have)} chunks"
+            )
+        if (
+            blob_id_from_leaves(self.leaves, self.blob_id.size, self.blob_id.chunk_shift)
+            != self.blob_id
+        ):
+            raise CorruptBlob(f"the chunks written for {self.blob_id} do not add up to its root")
+        self._data.flush()
+        os.fsync(self._data.fileno())
+        self._close_files()
+        self.store._finish_partial(self.blob_id, self.leaves)
+        return self.blob_id
+
+    def _close_files(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._data.close()
+            self._leaves_file.close()
+
+    def close(self) -> None:
+        """Stop without committing: the partial files stay for a later resume."""
+        if not self._closed:
+            self._data.flush()
+            self._leaves_file.flush()
+        self._close_files()
+        self.store._park(self.blob_id)

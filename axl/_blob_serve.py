@@ -1,0 +1,259 @@
+"""Serving offered blobs on inbound bulk streams, within upload budgets.
+
+A stream opened by a peer gets one ``WANT``; a blob that is not held, not offered, or not
+offered to that peer is refused with ``NOT_HELD`` at once. Then every ``GET`` is answered with
+the chunk and its proof, after the per-peer and global token buckets allow it (a wait longer
+than ``budget.max_wait`` is refused with ``OVER_BUDGET``). Streams per peer and in total are
+capped (``BUSY``); a stream idle longer than ``idle_timeout`` (or whose reader stops reading for
+that long) is closed; any protocol violation closes the stream and is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import trio
+
+from ._blob_id import BlobId
+from ._blob_io import close_quietly, read_frame, write_frame
+from ._blob_protocol import (
+    REQUEST_FRAME_LIMIT,
+    Chunk,
+    FrameReader,
+    Get,
+    Ready,
+    Refusal,
+    Refuse,
+    UploadBudget,
+    Want,
+)
+from ._blobs import BlobStore
+from ._errors import BlobNotHeld, BlobProtocolError, CorruptBlob, PeerUnreachable, TransportClosed
+from ._identity import PeerId
+from ._stats import Counters
+from ._transport import BulkStream, BulkTransport
+
+logger = logging.getLogger("axl.blobs")
+
+_Answer = Chunk | Refuse | Exception | None
+
+
+@dataclass(frozen=True)
+class BlobConfig:
+    """Limits of blob serving and fetching. Times in seconds, rates in bytes per second.
+
+    A fetch holds at most ``max_parallel_holders * (window + 2)`` chunks in memory.
+    """
+
+    window: int = 8
+    max_parallel_holders: int = 4
+    stall_timeout: float = 10.0
+    open_timeout: float = 10.0
+    max_attempts: int = 3
+    retry_backoff: float = 0.2
+    per_peer_rate: float = math.inf
+    per_peer_burst: float = 8 << 20
+    global_rate: float = math.inf
+    global_burst: float = 32 << 20
+    max_budget_wait: float = 2.0
+    max_streams_per_peer: int = 8
+    max_streams: int = 128
+    idle_timeout: float = 30.0
+    worker_threads: bool = True
+    """Hash and do disk I/O of chunks in worker threads (overlaps with the network); turn off
+    for simulations under ``trio.testing.MockClock``, where a thread's real time would count
+    as idle time."""
+
+    def __post_init__(self) -> None:
+        if self.window < 1 or self.max_parallel_holders < 1 or self.max_attempts < 1:
+            raise ValueError("window, max_parallel_holders and max_attempts are >= 1")
+
+
+@dataclass
+class BlobServer:
+    """Answers bulk streams from the store's offered blobs."""
+
+    store: BlobStore
+    config: BlobConfig
+    stats: Counters
+    offers: dict[BlobId, frozenset[PeerId] | None] = field(default_factory=dict)
+    budget: UploadBudget = field(init=False)
+    streams: dict[PeerId, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self.budget = UploadBudget(
+            c.per_peer_rate, c.per_peer_burst, c.global_rate, c.global_burst, c.max_budget_wait
+        )
+
+    def offer(self, blob_id: BlobId, to: Iterable[PeerId] | None = None) -> None:
+        """Serve ``blob_id`` (to everyone, or only to ``to``); raises :class:`BlobNotHeld`."""
+        if not self.store.has(blob_id):
+            raise BlobNotHeld(f"{blob_id} is not in the store")
+        self.offers[blob_id] = None if to is None else frozenset(to)
+
+    def withdraw(self, blob_id: BlobId) -> None:
+        self.offers.pop(blob_id, None)
+
+    def _offered_to(self, blob_id: BlobId, peer: PeerId) -> bool:
+        if blob_id not in self.offers:
+            return False
+        allowed = self.offers[blob_id]
+        return (allowed is None or peer in allowed) and self.store.has(blob_id)
+
+    async def serve(self, transport: BulkTransport) -> None:
+        """Accept and answer bulk streams until the transport closes."""
+        async with trio.open_nursery() as nursery:
+            while True:
+                try:
+                    peer, stream = await transport.accept_bulk()
+                except TransportClosed:
+                    return
+                nursery.start_soon(self._serve_stream, peer, stream)
+
+    async def _serve_stream(self, peer: PeerId, stream: BulkStream) -> None:
+        total = sum(self.streams.values())
+        open_here = self.streams.get(peer, 0)
+        self.streams[peer] = open_here + 1
+        try:
+            if open_here >= self.config.max_streams_per_peer or total >= self.config.max_streams:
+                self.stats.inc("blob.refused.busy")
+                await write_frame(stream, Refuse(Refusal.BUSY))
+                return
+            await self._answer(peer, stream)
+        except PeerUnreachable:
+            self.stats.inc("blob.serve.dropped")
+        except BlobProtocolError as exc:
+            self.stats.inc("blob.serve.protocol_error")
+            logger.info("bulk stream from %s broke the protocol: %s", peer.short(), exc)
+        except Exception:  # a local failure (disk, ...) must not take the node down
+            self.stats.inc("blob.serve.error")
+            logger.exception("serving a bulk stream from %s failed", peer.short())
+        finally:
+            self.streams[peer] -= 1
+            if not self.streams[peer]:
+                del self.streams[peer]
+            await close_quietly(stream)
+
+    async def _answer(self, peer: PeerId, stream: BulkStream) -> None:
+        reader = FrameReader(REQUEST_FRAME_LIMIT)
+        idle = self.config.idle_timeout
+        first = None
+        with trio.move_on_after(idle):
+            first = await read_frame(stream, reader)
+        if not isinstance(first, Want):
+            if first is not None:
+                raise BlobProtocolError(f"expected WANT, got {type(first).__name__}")
+            return
+        blob_id = first.blob_id
+        if not self._offered_to(blob_id, peer):
+            self.stats.inc("blob.refused.not_held")
+            await write_frame(stream, Refuse(Refusal.NOT_HELD))
+            return
+        await write_frame(stream, Ready())
+        # The next chunk is read and hashed while the current one is written (rendezvous
+        # channel: at most two chunks per stream in memory).
+        send, receive = trio.open_memory_channel[_Answer](0)
+        error: Exception | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._prepare, peer, stream, reader, blob_id, send)
+            try:
+                await self._send_answers(stream, receive)
+            except Exception as exc:  # raised below, outside the nursery: not in a group
+                error = exc
+            finally:
+                nursery.cancel_scope.cancel()
+        if error is not None:
+            raise error
+
+    async def _prepare(
+        self,
+        peer: PeerId,
+        stream: BulkStream,
+        reader: FrameReader,
+        blob_id: BlobId,
+        out: trio.MemorySendChannel[_Answer],
+    ) -> None:
+        """Read requests and prepare their answers, one ahead of the writer."""
+        try:
+            while True:
+                answer = await self._answer_one(peer, stream, reader, blob_id)
+                await out.send(answer)
+                if not isinstance(answer, Chunk):
+                    return
+        except (PeerUnreachable, BlobProtocolError) as exc:
+            await out.send(exc)
+
+    async def _answer_one(
+        self, peer: PeerId, stream: BulkStream, reader: FrameReader, blob_id: BlobId
+    ) -> Chunk | Refuse | None:
+        frame = None
+        with trio.move_on_after(self.config.idle_timeout):
+            frame = await read_frame(stream, reader)
+        if frame is None:
+            return None
+        if not isinstance(frame, Get) or frame.index >= blob_id.n_chunks:
+            self.stats.inc("blob.refused.bad_request")
+            return Refuse(Refusal.BAD_REQUEST)
+        length = blob_id.chunk_length(frame.index)
+        wait = self.budget.reserve(peer, length, trio.current_time())
+        if wait is None:
+            self.stats.inc("blob.refused.over_budget")
+            return Refuse(Refusal.OVER_BUDGET)
+        if wait > 0:
+            await trio.sleep(wait)
+        if not self._offered_to(blob_id, peer):
+            return Refuse(Refusal.NOT_HELD)
+        try:
+            if self.config.worker_threads:
+                data, proof = await self.store.read_chunk_async(blob_id, frame.index)
+            else:
+                data, proof = self.store.read_chunk(blob_id, frame.index)
+        except (BlobNotHeld, CorruptBlob) as exc:
+            self.stats.inc("blob.refused.not_held")
+            logger.warning("cannot serve %s: %s", blob_id, exc)
+            return Refuse(Refusal.NOT_HELD)
+        return Chunk(frame.index, proof, data)
+
+    async def _send_answers(
+        self, stream: BulkStream, answers: trio.MemoryReceiveChannel[_Answer]
+    ) -> None:
+        while True:
+            answer = await answers.receive()
+            if answer is None:
+                return
+            if isinstance(answer, Exception):
+                raise answer
+            try:
+                with trio.fail_after(self.config.idle_timeout):  # a fetcher that stops
+                    await write_frame(stream, answer)  # reading holds no slot
+            except trio.TooSlowError:
+                self.stats.inc("blob.serve.write_timeout")
+                return
+            if isinstance(answer, Refuse):
+                return
+            self.stats.inc("blob.chunks_served")
+
+
+async def refuse_all(transport: BulkTransport) -> None:
+    """For a node without a blob store: answer every bulk stream ``NOT_HELD`` at once."""
+    async with trio.open_nursery() as nursery:
+        while True:
+            try:
+                _, stream = await transport.accept_bulk()
+            except TransportClosed:
+                return
+            nursery.start_soon(_refuse_one, stream)
+
+
+async def _refuse_one(stream: BulkStream) -> None:
+    try:
+        with trio.move_on_after(5.0):
+            await write_frame(stream, Refuse(Refusal.NOT_HELD))
+    except PeerUnreachable:
+        pass
+    finally:
+        await close_quietly(stream)

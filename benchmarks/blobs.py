@@ -1,0 +1,239 @@
+"""Blob transfer over libp2p against a raw py-libp2p stream copying the same bytes, in one run.
+
+Every node is a py-libp2p 0.8 host in this process (TCP on 127.0.0.1, Noise, yamux):
+
+* **raw**: the holder reads the blob's file and writes it on one plain ``/bench/blob-raw``
+  stream in 256 KiB writes; the fetcher reads it into a file. No hashing, no protocol.
+* **AXL, 1 holder**: ``bus.fetch`` from one holder: chunk requests with a window, every chunk
+  read back and checked against its leaf by the holder, checked against the root with its
+  proof by the fetcher, written to the partial file, committed atomically.
+* **AXL, 3 holders**: the same blob from three holders at once (on one machine this measures
+  the overhead of sharing the work, not extra bandwidth).
+
+Peak RSS growth is sampled during each fetch (``/proc/self/status``), to check that memory
+stays within the window budget however large the blob.
+
+    python -m benchmarks.blobs [--quick] [--sizes 1 64] [--huge] [--window 8]
+
+``--huge`` adds a 1 GiB blob (about 3 GiB of disk and a few minutes on a small machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from axl import (
+    BlobConfig,
+    BlobId,
+    BlobStore,
+    Bus,
+    Identity,
+    Libp2pConfig,
+    Libp2pTransport,
+    open_bus,
+)
+
+from ._report import line, now
+
+RAW_PROTOCOL = "/bench/blob-raw/1.0.0"
+CONFIG = Libp2pConfig(peer_exchange=False)
+PIECE = 256 * 1024
+MIB = 1 << 20
+
+
+def identity(index: int) -> Identity:
+    return Identity.from_seed(bytes([0xB0 + index]) * 32)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for row in status:
+            if row.startswith("VmRSS:"):
+                return int(row.split()[1]) * 1024
+    return 0
+
+
+class RssPeak:
+    """Samples RSS every 5 ms while active; ``growth`` is the peak above the start."""
+
+    def __init__(self) -> None:
+        self.start = rss_bytes()
+        self.peak = self.start
+
+    async def sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, rss_bytes())
+            await trio.sleep(0.005)
+
+    @property
+    def growth(self) -> int:
+        return max(0, self.peak - self.start)
+
+
+@asynccontextmanager
+async def cluster(
+    root: Path, count: int, config: BlobConfig
+) -> AsyncIterator[tuple[list[Libp2pTransport], list[Bus]]]:
+    async with AsyncExitStack() as stack:
+        transports = [
+            await stack.enter_async_context(Libp2pTransport.open(identity(i), config=CONFIG))
+            for i in range(count)
+        ]
+        async with trio.open_nursery() as nursery:
+            for i, node in enumerate(transports):
+                for other in transports[i + 1 :]:
+                    nursery.start_soon(node.connect, other.listen_addrs[0])
+        buses = [
+            await stack.enter_async_context(
+                open_bus(
+                    identity(i),
+                    t,
+                    blobs=BlobStore(root / f"node{i}", max_bytes=1 << 40),
+                    blob_config=config,
+                )
+            )
+            for i, t in enumerate(transports)
+        ]
+        yield transports, buses
+
+
+def make_source(path: Path, size: int) -> None:
+    with open(path, "wb") as out:
+        left = size
+        while left:
+            block = os.urandom(min(left, 4 * MIB))
+            out.write(block)
+            left -= len(block)
+
+
+async def raw_copy(
+    client: Libp2pTransport, server: Libp2pTransport, source: Path, target: Path, size: int
+) -> float:
+    """Seconds to copy ``source`` from ``server`` to ``client`` over a plain stream."""
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.id import ID
+
+    assert client._host is not None and server._host is not None
+
+    async def send_file(stream: Any) -> None:
+        await stream.read(1)
+        with open(source, "rb") as src:  # noqa: ASYNC230 - sync disk I/O, as the blob store
+            while block := src.read(PIECE):
+                await stream.write(block)
+        await stream.close()
+
+    server._host.set_stream_handler(TProtocol(RAW_PROTOCOL), send_file)
+    start = now()
+    stream = await client._host.new_stream(ID(server.local_peer.raw), [TProtocol(RAW_PROTOCOL)])
+    await stream.write(b"G")
+    got = 0
+    with open(target, "wb") as out:  # noqa: ASYNC230 - sync disk I/O, as the blob store
+        while got < size:
+            data = await stream.read(1 << 20)
+            if not data:
+                break
+            out.write(data)
+            got += len(data)
+    elapsed = now() - start
+    await stream.close()
+    if got != size:
+        raise AssertionError(f"raw copy got {got} of {size} bytes")
+    return elapsed
+
+
+async def axl_fetch(fetcher: Bus, holders: list[Bus], blob_id: BlobId) -> tuple[float, int]:
+    """Seconds to fetch ``blob_id`` from ``holders``, and the RSS growth meanwhile."""
+    assert fetcher.blobs is not None
+    fetcher.blobs.store.delete(blob_id)
+    fetcher.blobs.store.discard_partial(blob_id)
+    peak = RssPeak()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(peak.sample)
+        start = now()
+        await fetcher.fetch(blob_id, from_peers=[h.peer_id for h in holders])
+        elapsed = now() - start
+        nursery.cancel_scope.cancel()
+    return elapsed, peak.growth
+
+
+async def run(sizes_mib: list[int], window: int, repeats: int) -> dict[int, dict[str, float]]:
+    config = BlobConfig(window=window)
+    root = Path(tempfile.mkdtemp(prefix="axl-blob-bench-"))
+    results: dict[int, dict[str, float]] = {}
+    try:
+        async with cluster(root, 4, config) as (transports, buses):
+            fetcher, holders = buses[3], buses[:3]
+            for size_mib in sizes_mib:
+                size = size_mib * MIB
+                source = root / f"source-{size_mib}"
+                await trio.to_thread.run_sync(make_source, source, size)
+                for holder in holders:
+                    assert holder.blobs is not None
+                    blob_id = await holder.blobs.store.put_file_async(source)
+                    holder.offer(blob_id)
+                raw_s, one_s, three_s, rss_one, rss_three = [], [], [], 0, 0
+                for _ in range(repeats):
+                    target = root / "raw-target"
+                    raw_s.append(await raw_copy(transports[3], transports[0], source, target, size))
+                    target.unlink()
+                    seconds, growth = await axl_fetch(fetcher, holders[:1], blob_id)
+                    one_s.append(seconds)
+                    rss_one = max(rss_one, growth)
+                    seconds, growth = await axl_fetch(fetcher, holders, blob_id)
+                    three_s.append(seconds)
+                    rss_three = max(rss_three, growth)
+                assert fetcher.blobs is not None
+                fetcher.blobs.store.delete(blob_id)
+                for holder in holders:
+                    assert holder.blobs is not None
+                    holder.blobs.store.delete(blob_id)
+                source.unlink()
+                results[size_mib] = {
+                    "raw": size / MIB / min(raw_s),
+                    "one": size / MIB / min(one_s),
+                    "three": size / MIB / min(three_s),
+                    "rss_one": rss_one / MIB,
+                    "rss_three": rss_three / MIB,
+                }
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 MiB only, one repeat")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1, 64], help="sizes in MiB")
+    parser.add_argument("--huge", action="store_true", help="also a 1 GiB blob")
+    parser.add_argument("--window", type=int, default=8, help="chunk requests in flight")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per size (best is kept)")
+    args = parser.parse_args(argv)
+    sizes = [1] if args.quick else list(args.sizes) + ([1024] if args.huge else [])
+    repeats = 1 if args.quick else args.repeats
+    window = args.window
+    print(f"blob transfer over libp2p on loopback (256 KiB chunks, window {window})")
+    results = trio.run(run, sizes, window, repeats)
+    budget = (BlobConfig().max_parallel_holders * (window + 2) * 256 * 1024) / MIB
+    for size_mib, r in results.items():
+        print(f"{size_mib} MiB blob (best of {repeats}):")
+        print(line("raw py-libp2p stream copy", r["raw"], "MB/s"))
+        print(line("AXL fetch, 1 holder", r["one"], "MB/s"))
+        print(line("AXL fetch, 3 holders", r["three"], "MB/s"))
+        print(line("ratio AXL 1 holder / raw", r["one"] / r["raw"], "x"))
+        print(line("ratio AXL 3 holders / 1 holder", r["three"] / r["one"], "x"))
+        print(line("peak RSS growth, 1 holder", r["rss_one"], "MiB"))
+        print(line("peak RSS growth, 3 holders", r["rss_three"], "MiB"))
+    print(line("window budget (chunks in flight, all holders)", budget, "MiB"))
+
+
+if __name__ == "__main__":
+    main()

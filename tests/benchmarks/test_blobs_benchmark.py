@@ -1,0 +1,15 @@
+"""The blob benchmark stays runnable (its figures are not asserted: no timing asserts)."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import blobs
+
+
+def test_blobs_benchmark_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
+    blobs.main(["--quick"])
+    output = capsys.readouterr().out
+    assert "ratio AXL 1 holder / raw" in output
+    assert "ratio AXL 3 holders / 1 holder" in output
+    assert "peak RSS growth" in output
