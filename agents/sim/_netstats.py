@@ -10,7 +10,7 @@ import msgpack
 
 from axl import Identity, InboundFrame, MemoryNetwork, MemoryTransport, PeerId
 
-from .._runtime import TransportFactory
+from .._wiring import TransportFactory
 
 _TYPE_FIELD = 2  # position of the message type in the envelope body (docs/wire.md)
 

@@ -16,7 +16,8 @@ import trio.testing
 
 from axl import BusConfig, LinkProfile, MemoryNetwork, PeerId
 
-from .._runtime import AgentRuntime, _trio_wall_clock
+from .._runtime import AgentRuntime
+from .._wiring import trio_wall_clock
 from ._bank import EAGER_LIMIT, TOKEN, Bank
 from ._market import build_agents, cast, roster
 from ._metrics import Collector, Sample
@@ -121,7 +122,7 @@ async def _simulate(scenario: Scenario, observer: Observer | None) -> Report:
     runtime = AgentRuntime(
         transport=counting_factory(network, traffic, spammers),
         seed=f"axl-sim-{scenario.seed}".encode(),
-        bus_config=BusConfig(clock=_trio_wall_clock()),
+        bus_config=BusConfig(clock=trio_wall_clock()),
         flush_interval=None,
     )
     for agent in build_agents(world):
