@@ -43,13 +43,10 @@ class Progress:
 
         end = scenario.duration + scenario.drain
         table = Table(title=f"{scenario.name}: {scenario.agents:,} agents, seed {scenario.seed}")
-        table.add_column("simulated time")
+        table.add_column("")
+        table.add_column("", justify="right")
+        table.add_row("simulated time", f"{sample.t:,.0f} / {end:,.0f} s")
         for state in STATES:
-            table.add_column(state, justify="right")
-        table.add_column("frames/s", justify="right")
-        table.add_row(
-            f"{sample.t:,.0f} / {end:,.0f} s",
-            *(str(sample.jobs[state]) for state in STATES),
-            f"{sum(sample.messages_per_s.values()):,.1f}",
-        )
+            table.add_row(f"jobs {state}", str(sample.jobs[state]))
+        table.add_row("frames/s", f"{sum(sample.messages_per_s.values()):,.1f}")
         self._live.update(table)
