@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
@@ -65,7 +66,8 @@ def on(*message_types: type[Message]) -> Callable[[F], F]:
     the agent keeps running. Raises :class:`AgentDefinitionError` for a type without a tag.
 
     Type checkers verify that the handler's message parameter accepts the declared types and
-    that it returns a message or None.
+    that it returns a message or None; at class creation, a handler that is not ``async def``
+    or does not take ``(self, msg, ctx)`` raises :class:`AgentDefinitionError`.
     """
     if not message_types:
         raise AgentDefinitionError("@on needs at least one message type")
@@ -79,6 +81,7 @@ def on(*message_types: type[Message]) -> Callable[[F], F]:
             )
 
     def mark(function: F) -> F:
+        _check_signature(function, "@on", ("msg", "ctx"))
         existing: tuple[type[Message], ...] = getattr(function, HANDLER_ATTR, ())
         setattr(function, HANDLER_ATTR, existing + message_types)
         return function
@@ -95,7 +98,8 @@ def every(
     one periodic method never overlap: when a run is still going at the next due time, that
     tick is skipped and counted (``ticks_skipped``). An exception is logged and counted
     (``tick_errors``); the schedule goes on. Time is trio's clock, so
-    ``trio.testing.MockClock`` drives it in tests.
+    ``trio.testing.MockClock`` drives it in tests. A method that is not ``async def`` or takes
+    a parameter besides ``self`` raises :class:`AgentDefinitionError` at class creation.
     """
     if not seconds > 0:
         raise AgentDefinitionError(f"@every needs a positive interval, got {seconds!r}")
@@ -103,10 +107,34 @@ def every(
         raise AgentDefinitionError(f"@every's first delay must be >= 0, got {first!r}")
 
     def mark(function: Callable[[S], Awaitable[None]]) -> Callable[[S], Awaitable[None]]:
+        _check_signature(function, "@every", ())
         setattr(function, TIMER_ATTR, (float(seconds), None if first is None else float(first)))
         return function
 
     return mark
+
+
+def _check_signature(function: Callable[..., Any], decorator: str, args: tuple[str, ...]) -> None:
+    """Raise :class:`AgentDefinitionError` unless ``function`` is an ``async def`` method that
+    can be called with ``self`` plus exactly ``len(args)`` positional arguments."""
+    name = getattr(function, "__qualname__", repr(function)).rsplit("<locals>.", 1)[-1]
+    if not callable(function):
+        raise AgentDefinitionError(f"{decorator} decorates a method, got {function!r}")
+    if not (
+        inspect.iscoroutinefunction(function)
+        or inspect.iscoroutinefunction(inspect.unwrap(function))
+    ):
+        raise AgentDefinitionError(f"{decorator}: {name}() must be declared with async def")
+    expected = f"({', '.join(('self', *args))})"
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):  # pragma: no cover - builtins have no signature
+        return
+    try:
+        signature.bind(object(), *args)
+    except TypeError:
+        got = ", ".join(signature.parameters)
+        raise AgentDefinitionError(f"{decorator}: {name}({got}) must take {expected}") from None
 
 
 def collect(

@@ -4,6 +4,7 @@ handler, the message id and type. :class:`JsonFormatter` prints them as one JSON
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -57,12 +58,28 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, sort_keys=False)
 
 
+class _ThirdPartyFilter(logging.Filter):
+    """Passes ``agents`` and ``axl`` records as their loggers decide, others from ``level``."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".", 1)[0] in ("agents", "axl"):
+            return True
+        return record.levelno >= self.level
+
+
 def configure_logging(
     level: int | str = logging.INFO, *, json_lines: bool = False, stream: TextIO | None = None
 ) -> None:
     """Send ``agents`` and ``axl`` logs to ``stream`` (stderr): human-readable, or JSON lines.
 
-    A convenience for scripts and examples; libraries should leave logging to the application.
+    Third-party loggers (py-libp2p, web3, hypercorn, ...) go through the same handler and
+    format, at WARNING and above (or ``level`` when it is less verbose), instead of Python's
+    plain-text fallback. A convenience for scripts and examples; libraries should leave
+    logging to the application.
     """
     handler = logging.StreamHandler(stream or sys.stderr)
     if json_lines:
@@ -76,3 +93,19 @@ def configure_logging(
         log.handlers[:] = [handler]
         log.setLevel(level)
         log.propagate = False
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    numeric = logging.getLevelName(level) if isinstance(level, str) else level
+    third_party = max(numeric if isinstance(numeric, int) else logging.INFO, logging.WARNING)
+    root.setLevel(third_party)
+    # Some py-libp2p modules pin their own logger to INFO; hold them to the same threshold.
+    handler.addFilter(_ThirdPartyFilter(third_party))
+    # py-libp2p configures its loggers when first imported (no propagation, so Python's
+    # plain-text last resort prints its warnings): import it first, then undo that.
+    with contextlib.suppress(ImportError):
+        import libp2p  # noqa: F401
+    for name in ("libp2p", "multiaddr"):
+        third = logging.getLogger(name)
+        third.handlers.clear()
+        third.setLevel(logging.NOTSET)
+        third.propagate = True

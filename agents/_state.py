@@ -49,10 +49,22 @@ class State(MutableMapping[str, Any]):
                 except sqlite3.Error as exc:
                     raise StateError(f"cannot read agent state {self._path}: {exc}") from exc
                 for key, text in rows:
-                    data[key] = json.loads(text)
+                    try:
+                        data[key] = json.loads(text)
+                    except (TypeError, ValueError) as exc:
+                        raise StateError(
+                            f"agent state {self._path} holds a corrupt value for {key!r}: {exc}"
+                        ) from exc
                     self._saved[key] = text
             self._data = data
         return data
+
+    def check(self) -> None:
+        """Load the stored state now; raises :class:`StateError` when the file is not a
+        readable state database (corrupt, truncated, another format) or holds a value that
+        is not JSON. Call it at start-up so a corrupt file stops the program with one line
+        instead of failing on every access."""
+        self._loaded()
 
     def __getitem__(self, key: str) -> Any:
         return self._loaded()[key]

@@ -26,6 +26,7 @@ from ._errors import (
     InvalidMessage,
     InvalidPeerId,
     KeyFileError,
+    ListenError,
     MessageTypeError,
     MisaddressedFrame,
     PeerUnreachable,
@@ -41,7 +42,17 @@ from ._errors import (
 )
 from ._identity import Identity, PeerId, verify_signature
 from ._libp2p import Libp2pConfig, Libp2pTransport
+from ._libp2p_budget import Refusal
 from ._memory import LinkProfile, MemoryNetwork, MemoryTransport, NetworkStats
+from ._merkle import (
+    MerkleError,
+    MerkleTree,
+    merkle_depth,
+    merkle_leaf,
+    merkle_parent,
+    merkle_process_proof,
+    merkle_verify,
+)
 from ._messages import ErrorReply, Message, MessageRegistry, default_registry
 from ._stats import Counters
 from ._transport import BulkStream, BulkTransport, InboundFrame, Transport
@@ -83,8 +94,11 @@ __all__ = [
     "Libp2pConfig",
     "Libp2pTransport",
     "LinkProfile",
+    "ListenError",
     "MemoryNetwork",
     "MemoryTransport",
+    "MerkleError",
+    "MerkleTree",
     "Message",
     "MessageRegistry",
     "MessageTypeError",
@@ -93,6 +107,7 @@ __all__ = [
     "PartialBlob",
     "PeerId",
     "PeerUnreachable",
+    "Refusal",
     "RejectedFrame",
     "RemoteError",
     "ReplayError",
@@ -106,6 +121,11 @@ __all__ = [
     "UnknownMessageType",
     "blob_id_of",
     "default_registry",
+    "merkle_depth",
+    "merkle_leaf",
+    "merkle_parent",
+    "merkle_process_proof",
+    "merkle_verify",
     "open_bus",
     "verify_signature",
 ]

@@ -3,7 +3,12 @@
 Delivery semantics
 ------------------
 * ``publish(topic, msg)``: at-most-once to every peer that joined the topic (not to ourselves).
-  A subscriber whose queue is full misses the message; the miss is counted.
+  A subscriber whose queue is full misses the message; the miss is counted. The receiving bus
+  enforces it whatever the transport does: a topic message is handled only if it was published
+  (its signed timestamp) no earlier than this bus joined the topic, is at most
+  ``topic_max_age`` seconds old on arrival, and was not seen before (replay window). So a late
+  joiner gets no earlier messages, and a restarted subscriber gets none it handled before.
+* Direct messages (and requests) to our own peer id are delivered like any other.
 * ``send(peer, msg)``: one direct message; waits while the transport applies backpressure;
   raises :class:`PeerUnreachable` when there is no route. No delivery receipt.
 * ``request(peer, msg, timeout=…)``: a direct message whose handler's return value comes back
@@ -32,6 +37,7 @@ from ._blob_id import BlobId
 from ._blob_node import BlobNode, refuse_bulk
 from ._blob_serve import BlobConfig
 from ._blobs import BlobStore
+from ._delivery import TopicGate
 from ._errors import (
     BlobError,
     BusClosed,
@@ -54,6 +60,9 @@ logger = logging.getLogger("axl.bus")
 
 M = TypeVar("M", bound=Message)
 
+_MAX_REJECTION_REPLIES = 64
+"""Error replies to rejected requests in flight at once; more are dropped (counted)."""
+
 
 @dataclass(frozen=True)
 class BusConfig:
@@ -67,6 +76,8 @@ class BusConfig:
     handler_backlog: int = 1024
     subscription_capacity: int = 256
     request_timeout: float = 10.0
+    topic_max_age: float = 10.0
+    """Topic messages older than this on arrival are dropped (``dropped.topic_stale``)."""
     clock: Callable[[], float] = field(default=time.time)
     """Wall clock for envelope timestamps and freshness (inject one for tests)."""
 
@@ -176,7 +187,7 @@ class Bus:
         self.identity = identity
         self.transport = transport
         self.config = config or BusConfig()
-        self.registry = registry or default_registry
+        self.registry = registry if registry is not None else default_registry
         self.stats = Counters()
         self._guard = FrameGuard(
             identity.peer_id,
@@ -186,6 +197,7 @@ class Bus:
             max_future_skew_ms=int(self.config.max_future_skew * 1000),
             replay_capacity=self.config.replay_capacity,
         )
+        self._topics = TopicGate(int(self.config.topic_max_age * 1000))
         self._handlers: dict[type[Message], Handler] = {}
         self._subscriptions: dict[str, list[Subscription]] = {}
         self._joined: dict[str, int] = {}
@@ -196,6 +208,7 @@ class Bus:
         self._closed = False
         self._workers = 0
         self._executing = 0
+        self._rejection_replies = 0
         self._backlog: deque[Accepted] = deque()
         self.blobs = (
             None
@@ -262,9 +275,18 @@ class Bus:
         self._handlers[message_type] = handler
 
     async def join(self, topic: str) -> None:
-        """Receive the topic's messages into the type handlers."""
+        """Receive the topic's messages into the type handlers: those published from now on
+        (anything older that a transport hands over, e.g. a gossip replay, is dropped)."""
         if not self._joined.get(topic):
-            await self.transport.subscribe(topic)  # counted only once it succeeded
+            # Set first: frames can arrive while the transport subscribes.
+            since = self._topics.joining(topic, int(self.config.clock() * 1000))
+            try:
+                await self.transport.subscribe(topic)  # counted only once it succeeded
+            except BaseException:
+                if not self._joined.get(topic):
+                    self._topics.left(topic)
+                raise
+            self._topics.joining(topic, since)  # a concurrent failed join removed it
         self._joined[topic] = self._joined.get(topic, 0) + 1
 
     async def leave(self, topic: str) -> None:
@@ -272,6 +294,7 @@ class Bus:
         count = self._joined.get(topic, 0)
         if count <= 1:
             self._joined.pop(topic, None)
+            self._topics.left(topic)
             if count == 1:
                 await self.transport.unsubscribe(topic)
         else:
@@ -420,10 +443,12 @@ class Bus:
                 inbound = await self.transport.receive()
             except TransportClosed:
                 return
+            now_ms = int(clock() * 1000)
             try:
-                accepted = guard.check(inbound.frame, int(clock() * 1000))
+                accepted = guard.check(inbound.frame, now_ms)
             except RejectedFrame as exc:
                 self.stats.inc("rejected." + exc.reason)
+                self._answer_rejected(exc)
                 logger.info(
                     "rejected frame: %s",
                     exc,
@@ -435,13 +460,21 @@ class Bus:
                 )
                 continue
             self.stats.inc("received")
-            self._dispatch(accepted)
+            self._dispatch(accepted, now_ms)
             await trio.lowlevel.checkpoint_if_cancelled()
 
-    def _dispatch(self, accepted: Accepted) -> None:
+    def _dispatch(self, accepted: Accepted, now_ms: int) -> None:
         envelope = accepted.envelope
-        if envelope.sender == self.peer_id:
+        if self._nursery is None:  # closing: a frame that was already on its way
+            self.stats.inc("dropped.closing")
             return
+        if envelope.topic is not None:
+            if envelope.sender == self.peer_id:  # our own publication, echoed back
+                return
+            refusal = self._topics.refusal(envelope, now_ms)
+            if refusal is not None:
+                self.stats.inc("dropped." + refusal)
+                return
         if envelope.is_response:
             assert envelope.reply_to is not None
             pending = self._pending.get(envelope.reply_to)
@@ -477,12 +510,36 @@ class Bus:
         self._backlog.append(accepted)
         if self._workers < config.handler_concurrency:
             self._workers += 1
-            assert self._nursery is not None
             self._nursery.start_soon(self._handler_worker)
 
     def _start_reply_error(self, envelope: Envelope, code: str, detail: str) -> None:
         if self._nursery is not None:
             self._nursery.start_soon(self._reply_error, envelope, code, detail)
+
+    def _answer_rejected(self, exc: RejectedFrame) -> None:
+        """Tell the authenticated sender of a rejected request why (error code = the rejection
+        reason), instead of leaving it to time out. Not for replays (the original was answered,
+        and a replayer must not make us send to its victim), and at most
+        ``_MAX_REJECTION_REPLIES`` at a time (a flood of bad requests cannot pile up tasks)."""
+        envelope = exc.envelope
+        if (
+            not isinstance(envelope, Envelope)
+            or envelope.kind is not Kind.REQUEST
+            or envelope.recipient != self.peer_id
+            or exc.reason == "replay"
+        ):
+            return
+        if self._rejection_replies >= _MAX_REJECTION_REPLIES or self._nursery is None:
+            self.stats.inc("dropped.rejection_reply")
+            return
+        self._rejection_replies += 1
+        self._nursery.start_soon(self._reply_rejected, envelope, exc.reason, str(exc))
+
+    async def _reply_rejected(self, envelope: Envelope, code: str, detail: str) -> None:
+        try:
+            await self._reply_error(envelope, code, detail[:200])
+        finally:
+            self._rejection_replies -= 1
 
     async def _handler_worker(self) -> None:
         try:
@@ -521,6 +578,16 @@ class Bus:
                 detail = f"{type(exc).__name__}: {exc}"[:500]
                 await self._reply_error(envelope, "handler_error", detail)
             return
+        if result is not None and not isinstance(result, Message):
+            # A handler bug (e.g. it returned a dict): answered and counted like a raise.
+            self.stats.inc("handler_errors")
+            detail = (
+                f"the {envelope.type} handler returned a {type(result).__name__}, not a Message"
+            )
+            logger.error(detail, extra={"peer": str(self.peer_id), "sender": str(envelope.sender)})
+            if envelope.kind is Kind.REQUEST:
+                await self._reply_error(envelope, "handler_error", detail)
+            return
         if envelope.kind is Kind.REQUEST:
             if result is None:
                 detail = f"the {envelope.type} handler returned nothing"
@@ -538,6 +605,11 @@ class Bus:
         except (PeerUnreachable, TransportClosed, BusClosed) as exc:
             self.stats.inc("dropped.reply_undeliverable")
             logger.info("could not reply to %s: %s", envelope.sender.short(), exc)
+        except MessageTypeError as exc:  # the handler returned a Message subclass with no tag
+            self.stats.inc("handler_errors")
+            logger.error("cannot send the reply: %s", exc)
+            if kind is not Kind.ERROR:
+                await self._reply_error(envelope, "handler_error", str(exc)[:500])
         except FrameTooLarge as exc:
             self.stats.inc("dropped.reply_too_large")
             logger.warning("reply too large: %s", exc)

@@ -46,9 +46,14 @@ class DuplicateMessageType(MessageTypeError):
 
 
 class RejectedFrame(AxlError):
-    """An inbound frame failed a check. ``reason`` is a short stable label used in counters."""
+    """An inbound frame failed a check. ``reason`` is a short stable label used in counters.
+
+    ``envelope`` is the decoded :class:`~axl.Envelope` when the check failed *after* its
+    signature was verified (the sender is authenticated and can be answered), else ``None``.
+    """
 
     reason = "rejected"
+    envelope: object | None = None
 
 
 class FrameTooLarge(RejectedFrame):
@@ -112,6 +117,10 @@ class BusClosed(BusError):
 
 class TransportClosed(BusClosed):
     """The transport is closed."""
+
+
+class ListenError(AxlError, OSError):
+    """A transport could not listen on one of its addresses (bad address, port in use)."""
 
 
 class PeerUnreachable(BusError):

@@ -10,48 +10,88 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from ._errors import FrameTooLarge, MisaddressedFrame, ReplayError, SignatureError, StaleMessage
+from ._errors import (
+    FrameTooLarge,
+    MisaddressedFrame,
+    RejectedFrame,
+    ReplayError,
+    SignatureError,
+    StaleMessage,
+    UnknownMessageType,
+)
 from ._identity import PeerId, verify_signature
 from ._messages import Message, MessageRegistry
-from ._wire import SIGNING_DOMAIN, Envelope, decode_frame
+from ._wire import MESSAGE_ID_LENGTH, SIGNING_DOMAIN, Envelope, Kind, decode_frame
 
 
 class ReplayWindow:
-    """Remembers accepted (sender, message id) pairs for ``window_ms``, in bounded memory.
+    """Remembers accepted (sender, message id) pairs, in bounded memory, per sender.
 
-    When more than ``capacity`` ids are held, the oldest is evicted and the *floor* rises to its
-    timestamp: any envelope at or below the floor is then refused as a possible replay. So the
-    window stays sound (no replay is ever accepted) while memory stays bounded.
+    Ids are kept until they leave the window (``timestamp < now - window_ms``; older frames
+    are refused anyway). When more than ``capacity`` ids are held, the one accepted first is
+    evicted and **its sender's** *floor* rises to its timestamp: that sender's envelopes at or
+    below its floor are refused from then on. So the window is sound (no replay is accepted)
+    and bounded, and one sender's frames, forward-dated or not, only ever move its own floor:
+    a sender whose timestamps increase never has a fresh frame refused.
+
+    Floors are themselves bounded (``max_floors`` senders, default ``capacity``); the floor of
+    the sender least recently evicted from is then folded into a shared floor for senders
+    without one. Only more than ``max_floors`` distinct signing senders within the window can
+    reach that shared floor.
     """
 
-    def __init__(self, window_ms: int, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError("replay window capacity must be >= 1")
+    def __init__(self, window_ms: int, capacity: int, max_floors: int | None = None) -> None:
+        if capacity < 1 or (max_floors is not None and max_floors < 1):
+            raise ValueError("replay window capacity and max_floors must be >= 1")
         self.window_ms = window_ms
         self.capacity = capacity
-        self._seen: OrderedDict[bytes, int] = OrderedDict()
-        self._floor_ms = -1
+        self.max_floors = max_floors or capacity
+        self._seen: OrderedDict[bytes, int] = OrderedDict()  # sender + id -> ts, accept order
+        self._floors: OrderedDict[bytes, int] = OrderedDict()  # sender -> floor, raise order
+        self._shared_floor = -1  # for senders without a floor of their own
 
     def __len__(self) -> int:
         return len(self._seen)
 
+    @property
+    def floors(self) -> int:
+        """How many senders have a floor of their own."""
+        return len(self._floors)
+
+    def floor_of(self, sender: PeerId) -> int:
+        """The timestamp at or below which ``sender``'s envelopes are refused."""
+        return self._floors.get(sender.raw, self._shared_floor)
+
     def check_and_add(
         self, sender: PeerId, message_id: bytes, timestamp_ms: int, now_ms: int
     ) -> None:
-        """Record the id or raise :class:`ReplayError`."""
+        """Record the id or raise :class:`ReplayError` (also for a timestamp already out of
+        the window, which could be a replay of a forgotten id)."""
+        if len(message_id) != MESSAGE_ID_LENGTH:
+            raise ReplayError(f"message ids have {MESSAGE_ID_LENGTH} bytes")
         self._expire(now_ms)
+        if timestamp_ms < now_ms - self.window_ms:
+            raise ReplayError(f"message {message_id.hex()} is older than the replay window")
         key = sender.raw + message_id  # one bytes object: a third less memory than a tuple
         if key in self._seen:
             raise ReplayError(f"message {message_id.hex()} from {sender.short()} was already seen")
-        if timestamp_ms <= self._floor_ms:
+        if timestamp_ms <= self._floors.get(sender.raw, self._shared_floor):
             raise ReplayError(
-                f"message {message_id.hex()} is older than the replay window's floor "
-                "(the node is under heavy load; the sender should retry)"
+                f"message {message_id.hex()} is at or below {sender.short()}'s replay floor "
+                "(the node forgot older ids of this sender under load; retry)"
             )
         self._seen[key] = timestamp_ms
         while len(self._seen) > self.capacity:
-            _, evicted_ts = self._seen.popitem(last=False)
-            self._floor_ms = max(self._floor_ms, evicted_ts)
+            evicted, evicted_ts = self._seen.popitem(last=False)
+            self._raise_floor(evicted[:-MESSAGE_ID_LENGTH], evicted_ts)
+
+    def _raise_floor(self, sender_raw: bytes, timestamp_ms: int) -> None:
+        floors = self._floors
+        floor = max(timestamp_ms, floors.pop(sender_raw, self._shared_floor))
+        floors[sender_raw] = floor
+        while len(floors) > self.max_floors:
+            _, dropped = floors.popitem(last=False)
+            self._shared_floor = max(self._shared_floor, dropped)
 
     def _expire(self, now_ms: int) -> None:
         horizon = now_ms - self.window_ms
@@ -61,6 +101,12 @@ class ReplayWindow:
             if seen[key] >= horizon:
                 break
             del seen[key]
+        floors = self._floors
+        while floors:  # a floor below the horizon refuses nothing the window would accept
+            sender = next(iter(floors))
+            if floors[sender] >= horizon:
+                break
+            del floors[sender]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,18 +144,35 @@ class FrameGuard:
         envelope = decode_frame(frame)
         if envelope.recipient is not None and envelope.recipient != self.local_peer:
             raise MisaddressedFrame(f"frame addressed to {envelope.recipient.short()}")
-        cls = self.registry.lookup(envelope.type, envelope.version)
-        if not verify_signature(
-            envelope.sender, envelope.signature, SIGNING_DOMAIN + envelope.body
-        ):
+        try:
+            cls = self.registry.lookup(envelope.type, envelope.version)
+        except UnknownMessageType as exc:
+            # Cheap refusal first; a request addressed to us is then authenticated so that its
+            # sender can be told (a typed error reply rather than a timeout).
+            if (
+                envelope.kind is Kind.REQUEST
+                and envelope.recipient == self.local_peer
+                and self._verify(envelope)
+            ):
+                exc.envelope = envelope
+            raise
+        if not self._verify(envelope):
             raise SignatureError(f"bad signature on {envelope.type} from {envelope.sender.short()}")
-        age = now_ms - envelope.timestamp_ms
-        if age > self.freshness_window_ms or -age > self.max_future_skew_ms:
-            raise StaleMessage(
-                f"{envelope.type} from {envelope.sender.short()} is {age} ms old; window is "
-                f"{self.freshness_window_ms} ms back, {self.max_future_skew_ms} ms ahead"
+        try:
+            age = now_ms - envelope.timestamp_ms
+            if age > self.freshness_window_ms or -age > self.max_future_skew_ms:
+                raise StaleMessage(
+                    f"{envelope.type} from {envelope.sender.short()} is {age} ms old; window is "
+                    f"{self.freshness_window_ms} ms back, {self.max_future_skew_ms} ms ahead"
+                )
+            self.replay.check_and_add(
+                envelope.sender, envelope.message_id, envelope.timestamp_ms, now_ms
             )
-        self.replay.check_and_add(
-            envelope.sender, envelope.message_id, envelope.timestamp_ms, now_ms
-        )
-        return Accepted(envelope, cls.decode_payload(envelope.payload))
+            return Accepted(envelope, cls.decode_payload(envelope.payload))
+        except RejectedFrame as exc:
+            exc.envelope = envelope  # the signature holds: the sender is authenticated
+            raise
+
+    @staticmethod
+    def _verify(envelope: Envelope) -> bool:
+        return verify_signature(envelope.sender, envelope.signature, SIGNING_DOMAIN + envelope.body)

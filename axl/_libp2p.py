@@ -36,15 +36,16 @@ from typing import Any
 
 import trio
 
-from ._errors import TransportClosed
+from ._errors import ListenError, TransportClosed
 from ._identity import Identity, PeerId
 from ._libp2p_base import peer_id_of
 from ._libp2p_bulk import BULK_PROTOCOL_ID, BulkMixin
 from ._libp2p_config import PEER_EXCHANGE_TOPIC, PEER_LIST_PROTOCOL, PROTOCOL_ID, Libp2pConfig
 from ._libp2p_discovery import DiscoveryMixin
-from ._libp2p_host import build_host, disconnect_notifee
+from ._libp2p_host import build_host, check_tcp_ports_free, disconnect_notifee
 from ._libp2p_limits import LimitsMixin
 from ._libp2p_links import LinksMixin
+from ._libp2p_swarm import install_inbound_handler
 from ._transport import InboundFrame
 
 __all__ = [
@@ -84,8 +85,8 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
     ) -> AsyncIterator[Libp2pTransport]:
         """Start a transport for ``identity``; ``listen``/``bootstrap`` override the config's.
 
-        Raises ``OSError`` if a listen address cannot be bound. On exit the host is closed and
-        every task of the transport has finished.
+        Raises :class:`ListenError` (an ``OSError``) if a listen address cannot be bound. On
+        exit the host is closed and every task of the transport has finished.
         """
         config = config or Libp2pConfig()
         if listen is not None:
@@ -93,12 +94,19 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
         if bootstrap is not None:
             config = replace(config, bootstrap=tuple(bootstrap))
         transport = cls(identity, config)
+        failure: ListenError | None = None
         async with trio.open_nursery() as nursery:
-            await nursery.start(transport.run)
             try:
-                yield transport
-            finally:
-                await transport.aclose()
+                await nursery.start(transport.run)
+            except ListenError as exc:  # raised bare, not in a group: callers catch it
+                failure = exc
+            else:
+                try:
+                    yield transport
+                finally:
+                    await transport.aclose()
+        if failure is not None:
+            raise failure
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the host until :meth:`aclose` or cancellation (``await nursery.start(t.run)``)."""
@@ -107,6 +115,7 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
         from libp2p.tools.anyio_service import background_trio_service
 
         config = self.config
+        check_tcp_ports_free(config.listen)
         host, pubsub = build_host(self.identity, config)
         listen = [multiaddr.Multiaddr(addr) for addr in config.listen]
         host.set_stream_handler(TProtocol(PROTOCOL_ID), self._handle_inbound)
@@ -114,6 +123,8 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
         if config.peer_exchange:
             host.set_stream_handler(TProtocol(PEER_LIST_PROTOCOL), self._serve_peer_list)
         host.get_network().register_notifee(disconnect_notifee(self._connection_closed))
+        install_inbound_handler(host.get_network(), self._budgets, self._refused)
+        failure: ListenError | None = None
         self._host, self._pubsub = host, pubsub
         try:
             with trio.CancelScope() as scope:
@@ -127,13 +138,19 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
                         trio.open_nursery() as nursery,
                     ):
                         self._nursery = nursery
+                        failure = _unbound(host, listen)
+                        if failure is not None:
+                            self._close_requested.set()
                         await pubsub.wait_until_ready()
-                        if config.peer_exchange:
+                        if failure is None:
+                            nursery.start_soon(self._keep_peers)
+                        if config.peer_exchange and failure is None:
                             await self._start_peer_exchange(nursery, pubsub)
                         async with trio.open_nursery() as first_dials:
-                            for addr in config.bootstrap:
+                            for addr in config.bootstrap if failure is None else ():
                                 first_dials.start_soon(nursery.start, self._keep_connected, addr)
-                        task_status.started()
+                        if failure is None:
+                            task_status.started()
                         await self._close_requested.wait()
                         # Close connections explicitly while the host still runs: a host torn
                         # down by cancellation alone can leave its peers' connections half-open.
@@ -156,6 +173,8 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
             with trio.CancelScope(shield=True), trio.move_on_after(5.0), suppress(Exception):
                 await host.close()
             self._stopped.set()
+        if failure is not None:
+            raise failure
 
     async def aclose(self) -> None:
         """Close the host and every stream; pending and later ``receive`` calls raise
@@ -274,6 +293,16 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
                     self.stats.inc("dropped.topic_inbox_full")
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     return
+
+
+def _unbound(host: Any, listen: Sequence[Any]) -> ListenError | None:
+    """A :class:`ListenError` naming the addresses the host is not listening on, if any
+    (py-libp2p logs a failed bind and carries on)."""
+    listeners = host.get_network().listeners
+    missing = [str(addr) for addr in listen if str(addr) not in listeners]
+    if not missing:
+        return None
+    return ListenError(f"could not listen on {', '.join(missing)} (bad address or in use)")
 
 
 def _check_topic(topic: str) -> None:

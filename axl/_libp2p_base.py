@@ -8,12 +8,13 @@ the parts are mixins over it (:mod:`axl._libp2p_links`, :mod:`axl._libp2p_discov
 from __future__ import annotations
 
 from contextlib import suppress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ._errors import FrameTooLarge, InvalidPeerId, TransportClosed
 from ._identity import Identity, PeerId
+from ._libp2p_budget import Budgets, Refusal
 from ._libp2p_config import Libp2pConfig
 from ._libp2p_framing import Backoff, TokenBucket
 from ._stats import Counters
@@ -42,6 +43,14 @@ def peer_id_of(raw: bytes) -> PeerId | None:
         return PeerId(raw)
     except InvalidPeerId:
         return None
+
+
+def unblock_dial(host: Any, pid: Any) -> None:
+    """Lift py-libp2p's negative dial cache for ``pid``: after every address of a peer failed
+    once it refuses to dial it for 60 s, so a node restarted on its address stayed unreachable
+    that long. The transport's own :class:`Backoff` paces re-dials instead."""
+    with suppress(Exception):
+        host.get_network().unblock_peer(pid)
 
 
 async def reset_stream(stream: INetStream) -> None:
@@ -76,6 +85,14 @@ class TransportBase:
         self._closed = False
         self._stopped = trio.Event()
         self._close_requested = trio.Event()
+        self._budgets = Budgets(
+            max_connections=self.config.max_connections,
+            max_connections_per_ip=self.config.max_connections_per_ip,
+            max_buffered_bytes=self.config.max_buffered_bytes,
+        )
+
+    def _refused(self, reason: Refusal) -> None:
+        self.stats.inc(f"inbound.refused_{reason}")
 
     @property
     def closed(self) -> bool:

@@ -31,8 +31,10 @@ class Libp2pConfig:
     """Multiaddrs to listen on (TCP; ``/udp/…/quic-v1`` is not supported, see the docs)."""
     bootstrap: tuple[str, ...] = ()
     """Multiaddrs with ``/p2p/<peer id>`` to connect to at start-up (and re-dial with backoff)."""
-    max_frame_size: int = (1 << 20) + 4096
-    """Largest frame accepted or sent; a peer announcing a bigger one is cut off."""
+    max_frame_size: int = 1 << 20
+    """Largest frame accepted or sent (the bus's default cap, 1 MiB); a peer announcing a
+    bigger one has its stream reset and is cut off. GossipSub RPCs may be 4 KiB larger (their
+    own framing around the AXL frame)."""
     send_queue: int = 1024
     """Frames queued per destination peer before ``send`` waits."""
     max_batch_bytes: int = 256 * 1024
@@ -45,6 +47,16 @@ class Libp2pConfig:
     """Inbound direct frames a peer may send in a burst."""
     max_inbound_streams: int = 4
     """Concurrent ``/axl/1.0.0`` streams accepted from one peer."""
+    max_connections: int = 200
+    """Inbound connections open at once, from everybody (refused before the handshake).
+    py-libp2p's own caps (250 inbound, 300 in all) still apply above this."""
+    max_connections_per_ip: int = 64
+    """Inbound connections open at once from one IP address."""
+    max_buffered_bytes: int = 32 << 20
+    """Bytes held for partly received frames, across all inbound streams; a stream whose
+    partial frame would go over is reset (the peer is not banned: it may be honest)."""
+    partial_frame_timeout: float = 10.0
+    """A frame that stays partly received this long resets its stream (slowloris)."""
     dial_timeout: float = 5.0
     """Connecting and opening a stream to a peer must finish within this time."""
     write_timeout: float = 10.0
@@ -68,6 +80,10 @@ class Libp2pConfig:
     ask bootstrap peers for peer lists (:data:`PEER_LIST_PROTOCOL`)."""
     announce_interval: float = 15.0
     """Longest pause between two announcements (they start fast and back off to this)."""
+    target_peers: int = 12
+    """Connections the transport keeps open by dialling known peers at random when it has
+    fewer (py-libp2p's own auto-connector, which dials every known peer, is stopped); more
+    come from peers dialling us and from direct sends."""
     enable_mdns: bool = False
     """py-libp2p's mDNS discovery (LAN multicast; needs ``zeroconf``)."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -78,3 +94,9 @@ class Libp2pConfig:
             raise ValueError("max_frame_size, send_queue and inbox_capacity must be >= 1")
         if self.rate_limit <= 0 or self.rate_burst < 1 or self.max_inbound_streams < 1:
             raise ValueError("rate_limit, rate_burst and max_inbound_streams must be positive")
+        if min(self.max_connections, self.max_connections_per_ip, self.max_buffered_bytes) < 1:
+            raise ValueError("connection and buffer budgets must be >= 1")
+        if self.partial_frame_timeout <= 0:
+            raise ValueError("partial_frame_timeout must be positive")
+        if "sec_opt" in self.extra:
+            raise ValueError("the transport's security is Noise only; extra cannot set sec_opt")

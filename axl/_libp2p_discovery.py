@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ import trio
 
 from ._errors import PeerUnreachable
 from ._identity import PeerId
-from ._libp2p_base import TransportBase, peer_id_of, reset_stream
+from ._libp2p_base import TransportBase, peer_id_of, reset_stream, unblock_dial
 from ._libp2p_config import (
     _ADDR_TTL,
     _MAX_ANNOUNCE_BYTES,
@@ -54,6 +55,7 @@ class DiscoveryMixin(TransportBase):
         peer = peer_id_of(info.peer_id.to_bytes())
         if peer is None:
             raise ValueError(f"{addr!r} names a non-Ed25519 peer; AXL peers use Ed25519 keys")
+        unblock_dial(host, info.peer_id)  # our backoff paces re-dials, not py-libp2p's 60 s
         try:
             with trio.fail_after(self.config.dial_timeout):
                 await host.connect(info)
@@ -166,6 +168,56 @@ class DiscoveryMixin(TransportBase):
             self._note_peer(other)
             learned += 1
         self.stats.inc("peer_list.learned", learned)
+
+    async def _keep_peers(self) -> None:
+        """Hold about ``target_peers`` connections: every second, dial random known peers (not
+        in backoff) while fewer are connected. Replaces py-libp2p's auto-connector, which aims
+        at 200 connections, dials every peer in the peerstore and churned connections (an idle
+        host with five peers spent about 35 ms of CPU a second)."""
+        from libp2p.peer.id import ID
+        from libp2p.peer.peerinfo import PeerInfo
+
+        host = self._check_open()
+        network: Any = host.get_network()
+        pick = random.Random()
+        while True:
+            if getattr(network.auto_connector, "_started", False):  # py-libp2p may (re)start it
+                with suppress(Exception):
+                    await network.auto_connector.stop()
+            await trio.sleep(1.0)
+            connected = {peer_id_of(pid.to_bytes()) for pid in host.get_connected_peers()}
+            missing = self.config.target_peers - len(connected)
+            if missing <= 0:
+                continue
+            now = trio.current_time()
+            candidates = [
+                peer
+                for peer in map(
+                    peer_id_of, (p.to_bytes() for p in host.get_peerstore().peers_with_addrs())
+                )
+                if peer is not None
+                and peer != self._peer
+                and peer not in connected
+                and peer not in self._links
+                and self._backoff.retry_at(peer) <= now
+            ]
+            async with trio.open_nursery() as dials:
+                for peer in pick.sample(candidates, min(missing, len(candidates))):
+                    dials.start_soon(self._dial_known, host, PeerInfo, ID(peer.raw), peer)
+
+    async def _dial_known(self, host: Any, info: Any, pid: Any, peer: PeerId) -> None:
+        try:
+            addrs = host.get_peerstore().addrs(pid)
+            unblock_dial(host, pid)
+            with trio.fail_after(self.config.dial_timeout):
+                await host.connect(info(pid, addrs))
+        except Exception as exc:
+            self._backoff.failed(peer, trio.current_time())
+            self.stats.inc("peers.dial_failed")
+            logger.debug("dialling %s failed: %s", peer.short(), str(exc).split("\n")[0])
+        else:
+            self._backoff.succeeded(peer)
+            self.stats.inc("peers.dialled")
 
     async def _start_peer_exchange(self, nursery: trio.Nursery, pubsub: Pubsub) -> None:
         subscription = await pubsub.subscribe(PEER_EXCHANGE_TOPIC)

@@ -1,12 +1,15 @@
 """Host and security set-up for the libp2p transport: the py-libp2p host keyed by the node's
-identity, its GossipSub router and pubsub, and the network notifee."""
+identity and secured by Noise only, its GossipSub router and pubsub, and the network
+notifee."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
+from ._errors import ListenError
 from ._identity import Identity
 from ._libp2p_config import Libp2pConfig
 
@@ -25,26 +28,36 @@ def build_host(identity: Identity, config: Libp2pConfig) -> tuple[IHost, Pubsub]
     from libp2p import new_host
     from libp2p.crypto.ed25519 import Ed25519PrivateKey
     from libp2p.crypto.keys import KeyPair
+    from libp2p.crypto.x25519 import create_new_key_pair as x25519_key_pair
     from libp2p.custom_types import TProtocol
-    from libp2p.pubsub.gossipsub import GossipSub
     from libp2p.pubsub.pubsub import Pubsub
+    from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+    from libp2p.security.noise.transport import Transport as NoiseTransport
+
+    from ._libp2p_gossip import gossipsub_class
 
     private = Ed25519PrivateKey.from_bytes(identity.private_seed())
     listen = [multiaddr.Multiaddr(addr) for addr in config.listen]
+    key_pair = KeyPair(private, private.get_public_key())
+    # Noise only. py-libp2p's default also offers TLS, secio and /plaintext/2.0.0; plaintext
+    # lets anybody claim any peer id (it sends a public key, proves nothing). QUIC brings its
+    # own TLS 1.3 handshake, which checks the peer id.
+    noise = NoiseTransport(key_pair, noise_privkey=x25519_key_pair().private_key)
     host = new_host(
-        key_pair=KeyPair(private, private.get_public_key()),
+        key_pair=key_pair,
+        sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},
         listen_addrs=listen,
         enable_mDNS=config.enable_mdns,
         **config.extra,
     )
     if str(host.get_id()) != str(identity.peer_id):
         raise RuntimeError("libp2p derived another peer id from this identity")
-    router = GossipSub(
+    router = gossipsub_class()(  # GossipSub minus replays and per-RPC record checks
         [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")],
         degree=config.gossip_degree,
         degree_low=config.gossip_degree_low,
         degree_high=config.gossip_degree_high,
-        heartbeat_interval=config.gossip_heartbeat,  # type: ignore[arg-type]
+        heartbeat_interval=config.gossip_heartbeat,
         spam_protection_enabled=False,  # its fixed 10 msgs/s/topic cap is far too low
         eclipse_protection_enabled=False,
     )
@@ -83,3 +96,33 @@ def disconnect_notifee(on_disconnected: Callable[[Any, Any], None]) -> Any:
             pass
 
     return _Notifee()
+
+
+def check_tcp_ports_free(listen: Sequence[str]) -> None:
+    """Raise :class:`ListenError` if a fixed TCP port in ``listen`` is taken already.
+
+    py-libp2p binds with ``SO_REUSEPORT`` (for hole punching), so a second process binding
+    the same port succeeds and the kernel splits connections between the two. The probe binds
+    without ``SO_REUSEPORT``, which fails while any socket listens on the port.
+    """
+    import multiaddr
+
+    for text in listen:
+        try:
+            addr = multiaddr.Multiaddr(text)
+            protocols = [proto.name for proto in addr.protocols()]
+            if "tcp" not in protocols or ("ip4" not in protocols and "ip6" not in protocols):
+                continue
+            family = socket.AF_INET if "ip4" in protocols else socket.AF_INET6
+            host = addr.value_for_protocol("ip4" if family == socket.AF_INET else "ip6")
+            port = int(addr.value_for_protocol("tcp"))
+        except Exception as exc:
+            raise ListenError(f"not a listen address: {text!r} ({exc})") from exc
+        if port == 0:
+            continue
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise ListenError(f"cannot listen on {text}: {exc.strerror or exc}") from exc

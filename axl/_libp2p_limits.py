@@ -4,6 +4,7 @@ rate limit (token bucket), the frame size cap, and bans for peers that break the
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,7 @@ import trio
 from ._errors import DecodeError, FrameTooLarge, PeerUnreachable
 from ._identity import PeerId
 from ._libp2p_base import TransportBase, peer_id_of, reset_stream
+from ._libp2p_budget import Refusal
 from ._libp2p_config import _READ_CHUNK
 from ._libp2p_framing import FrameDecoder, TokenBucket
 from ._transport import InboundFrame
@@ -35,13 +37,13 @@ class LimitsMixin(TransportBase):
         banned_until = self._banned.get(peer)
         if banned_until is not None:
             if banned_until > now:
-                self.stats.inc("inbound.refused_banned")
+                self._refused(Refusal.BANNED)
                 await reset_stream(stream)
                 return
             del self._banned[peer]
         open_streams = self._inbound_streams.get(peer, 0)
         if open_streams >= self.config.max_inbound_streams:
-            self.stats.inc("inbound.refused_streams")
+            self._refused(Refusal.STREAMS)
             await reset_stream(stream)
             return
         self._inbound_streams[peer] = open_streams + 1
@@ -52,12 +54,32 @@ class LimitsMixin(TransportBase):
         self._note_peer(peer)
         decoder = FrameDecoder(self.config.max_frame_size)
         inbox = self._inbox_send
+        budgets = self._budgets
+        stall = self.config.partial_frame_timeout
+        held = 0  # bytes of the buffer budget this stream holds for its partial frame
         try:
             while True:
-                data = await stream.read(_READ_CHUNK)
+                data = None
+                # A partial frame must be completed in time (slowloris); an idle stream may
+                # stay (streams per peer and connections are bounded).
+                with trio.move_on_after(stall if held else math.inf):
+                    data = await stream.read(_READ_CHUNK)
+                if data is None:
+                    self._refused(Refusal.STALLED)
+                    await reset_stream(stream)
+                    break
                 if not data:
                     break
                 frames = decoder.feed(data)
+                partial = decoder.buffered
+                if partial > held:
+                    if not budgets.reserve(partial - held):
+                        self._refused(Refusal.BUFFER)
+                        await reset_stream(stream)
+                        break
+                elif partial < held:
+                    budgets.release(held - partial)
+                held = partial
                 if not frames:
                     continue
                 wait = bucket.take(len(frames), trio.current_time())
@@ -78,6 +100,7 @@ class LimitsMixin(TransportBase):
         except Exception as exc:  # stream reset, EOF, connection lost
             logger.debug("inbound stream from %s ended: %r", peer.short(), exc)
         finally:
+            budgets.release(held)
             remaining = self._inbound_streams.get(peer, 1) - 1
             if remaining > 0:
                 self._inbound_streams[peer] = remaining

@@ -12,7 +12,7 @@ import trio
 
 from ._errors import PeerUnreachable, TransportClosed
 from ._identity import PeerId
-from ._libp2p_base import Link, TransportBase, peer_id_of
+from ._libp2p_base import Link, TransportBase, peer_id_of, unblock_dial
 from ._libp2p_config import PROTOCOL_ID
 from ._libp2p_framing import encode_batch
 from ._transport import InboundFrame
@@ -93,6 +93,7 @@ class LinksMixin(TransportBase):
                 addrs = []
             if not addrs:
                 raise PeerUnreachable(f"no known address for {peer.short()}")
+            unblock_dial(host, pid)  # our backoff paces re-dials, not py-libp2p's 60 s
             await host.connect(PeerInfo(pid, addrs))
         return await host.new_stream(pid, protocols)
 

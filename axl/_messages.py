@@ -6,7 +6,10 @@ Declare a message by subclassing :class:`Message` with a ``tag`` class keyword::
         seq: int
 
 Subclasses without a tag are abstract bases and cannot be sent. Payloads are msgpack maps of
-the model's fields; decoding validates them against the model and raises typed errors.
+the model's fields; decoding validates them against the model and raises typed errors. The
+schema is strict: unknown keys are refused, and every value must have the msgpack type this
+node would encode for it (``true`` is not ``1``, ``"5"`` is not ``5``, ``1`` is not ``1.0``).
+Fields with a default may be omitted. A class declared without ``version`` is version 1.
 """
 
 from __future__ import annotations
@@ -84,6 +87,23 @@ def _msgpack_default(value: object) -> object:
     raise TypeError(f"cannot encode {type(value).__name__} in a message payload")
 
 
+def _same(sent: object, canonical: object) -> bool:
+    """Equal *and* of the same msgpack types all the way down (``True`` is not ``1``)."""
+    if type(sent) is not type(canonical):
+        return False
+    if isinstance(sent, dict):
+        assert isinstance(canonical, dict)
+        return sent.keys() == canonical.keys() and all(
+            _same(value, canonical[key]) for key, value in sent.items()
+        )
+    if isinstance(sent, list):
+        assert isinstance(canonical, list)
+        return len(sent) == len(canonical) and all(map(_same, sent, canonical))
+    if isinstance(sent, float) and sent != sent:  # NaN
+        return canonical != canonical
+    return sent == canonical
+
+
 class Message(BaseModel):
     """Base class of every bus message: a frozen pydantic model with a registered tag."""
 
@@ -130,7 +150,7 @@ class Message(BaseModel):
         if not isinstance(data, dict):
             raise InvalidMessage(f"{cls.axl_tag}: payload must be a map, got {type(data).__name__}")
         try:
-            return cls.model_validate(data)
+            message = cls.model_validate(data)
         except ValidationError as exc:
             first = exc.errors()[0]
             path = ".".join(str(part) for part in first["loc"]) or "<root>"
@@ -138,6 +158,18 @@ class Message(BaseModel):
                 f"{cls.axl_tag} v{cls.axl_version}: field {path}: {first['msg']}"
                 + (f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else "")
             ) from exc
+        # Strict types: pydantic's lax mode would take ``true`` for 1, ``"5"`` for 5, 1 for
+        # 1.0. Every field sent must be exactly what this node would encode for the value.
+        canonical = msgpack.unpackb(
+            message.encode_payload(), raw=False, strict_map_key=True, ext_hook=_ext_hook
+        )
+        for key, value in data.items():
+            if not _same(value, canonical.get(key)):
+                raise InvalidMessage(
+                    f"{cls.axl_tag} v{cls.axl_version}: field {key}: {type(value).__name__} "
+                    f"{value!r:.40} is not the field's msgpack type (types are strict)"
+                )
+        return message
 
 
 class ErrorReply(Message, tag="axl.error"):

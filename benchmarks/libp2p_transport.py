@@ -12,6 +12,10 @@ Both sides run two py-libp2p 0.8 hosts in this one process (TCP on 127.0.0.1, No
   latency for AXL topic messages, and for raw libp2p pubsub on the same hosts as the anchor.
 
     python -m benchmarks.libp2p_transport [--quick] [--size 200] [--round-trips N] [--messages N]
+                                          [--one-process]
+
+The round trips and one-way runs are repeated with the server in a child process (one
+process shares one GIL between client and server, which is not how users run it).
 """
 
 from __future__ import annotations
@@ -214,6 +218,112 @@ async def gossip(
         return axl_latencies, raw_latencies
 
 
+# -- two processes ---------------------------------------------------------------------------
+
+
+async def serve_two_process(size: int) -> None:
+    """The server side in its own process: AXL echo (``Blob``) and a raw echo/count stream
+    handler; prints its address and runs until killed."""
+    from libp2p.custom_types import TProtocol
+
+    me = identity(1)
+    async with (
+        Libp2pTransport.open(me, config=CONFIG) as transport,
+        open_bus(me, transport) as bus,
+    ):
+
+        async def on_blob(message: Blob, ctx: Context) -> Blob | None:
+            return message if ctx.is_request else None
+
+        bus.on(Blob, on_blob)
+
+        async def echo(stream: Any) -> None:
+            mode = await read_exactly(stream, 1)
+            if mode == b"E":
+                while True:
+                    await stream.write(await read_exactly(stream, size))
+            else:  # one-way: an 8-byte count of payloads, the payloads, then a 1-byte ack
+                (count,) = struct.unpack("!Q", await read_exactly(stream, 8))
+                got = 0
+                while got < count * size:
+                    got += len(await stream.read(1 << 16))
+                await stream.write(b"A")
+
+        assert transport._host is not None
+        transport._host.set_stream_handler(TProtocol(RAW_PROTOCOL), echo)
+        print("ADDR", transport.listen_addrs[0], flush=True)
+        await trio.sleep_forever()
+
+
+async def two_process(size: int, round_trips: int, messages: int) -> dict[str, float]:
+    """Client here, server in a child process: raw and AXL round trips and one-way rates."""
+    import subprocess
+    import sys
+
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.id import ID
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-m", "benchmarks.libp2p_transport", "--serve", str(size)]
+    server = await trio.lowlevel.open_process(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+    )
+    results: dict[str, float] = {}
+    try:
+        assert server.stdout is not None
+        text = b""
+        with trio.fail_after(60):
+            while b"\n" not in text:
+                text += await server.stdout.receive_some()
+        addr = text.decode().split("\n")[0].removeprefix("ADDR ")
+        me = identity(0)
+        async with (
+            Libp2pTransport.open(me, config=CONFIG) as transport,
+            open_bus(me, transport) as bus,
+        ):
+            peer = await transport.connect(addr)
+            assert transport._host is not None
+            host, server_id = transport._host, ID(peer.raw)
+            payload = os.urandom(size)
+            stream = await host.new_stream(server_id, [TProtocol(RAW_PROTOCOL)])
+            await stream.write(b"E")
+            raw_rtt = []
+            for _ in range(round_trips):
+                start = now()
+                await stream.write(payload)
+                await read_exactly(stream, size)
+                raw_rtt.append(now() - start)
+            one_way = await host.new_stream(server_id, [TProtocol(RAW_PROTOCOL)])
+            await one_way.write(b"O" + struct.pack("!Q", messages))
+            start = now()
+            for _ in range(messages):
+                await one_way.write(payload)
+            await read_exactly(one_way, 1)
+            results["raw one-way msg/s"] = messages / (now() - start)
+
+            message = Blob(data=payload)
+            await bus.request(peer, message)  # open the link first
+            axl_rtt = []
+            for _ in range(round_trips):
+                start = now()
+                await bus.request(peer, message)
+                axl_rtt.append(now() - start)
+            start = now()
+            for _ in range(messages):
+                await bus.send(peer, message)
+            await bus.request(peer, message, timeout=60)  # in order behind every send
+            results["AXL one-way msg/s"] = messages / (now() - start)
+            results["raw rt/s"] = len(raw_rtt) / sum(raw_rtt)
+            results["AXL rt/s"] = len(axl_rtt) / sum(axl_rtt)
+            results["raw p50"] = percentile(raw_rtt, 0.5)
+            results["AXL p50"] = percentile(axl_rtt, 0.5)
+    finally:
+        server.kill()
+        with trio.CancelScope(shield=True), trio.move_on_after(10):
+            await server.wait()
+    return results
+
+
 # -- report ----------------------------------------------------------------------------------
 
 
@@ -262,6 +372,31 @@ async def run(args: argparse.Namespace) -> None:
         f"  ratio AXL/raw gossip latency p50             "
         f"{percentile(axl_gossip, 0.5) / percentile(raw_gossip, 0.5):>12.2f}x"
     )
+    if args.two_process:
+        two = await two_process(args.size, args.round_trips, args.messages)
+        print("two processes (client here, server in a child process), same payloads:")
+        print(line("2 processes: raw stream round trips", two["raw rt/s"], "rt/s"))
+        print(line("2 processes: raw stream round trip p50", two["raw p50"] * 1e6, "µs"))
+        print(line("2 processes: AXL round trips", two["AXL rt/s"], "rt/s"))
+        print(line("2 processes: AXL round trip p50", two["AXL p50"] * 1e6, "µs"))
+        print(
+            line("2 processes: raw one-way, one write per msg", two["raw one-way msg/s"], "msg/s")
+        )
+        print(line("2 processes: AXL one-way, batched", two["AXL one-way msg/s"], "msg/s"))
+        print(
+            ratio.format(
+                "2 processes: ratio AXL/raw round trips/s",
+                two["AXL rt/s"] / two["raw rt/s"],
+                "(target >= 0.90)",
+            )
+        )
+        print(
+            ratio.format(
+                "2 processes: ratio AXL/raw one-way msgs/s",
+                two["AXL one-way msg/s"] / two["raw one-way msg/s"],
+                "(target >= 5)",
+            )
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -275,7 +410,17 @@ def main(argv: list[str] | None = None) -> None:
         "--gossip-interval", type=float, default=0.25, help="seconds between two publications"
     )
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
+    parser.add_argument(
+        "--one-process",
+        dest="two_process",
+        action="store_false",
+        help="skip the two-process variant (client and server in separate processes)",
+    )
+    parser.add_argument("--serve", type=int, metavar="SIZE", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.serve:
+        trio.run(serve_two_process, args.serve)
+        return
     if args.quick:
         args.round_trips, args.messages, args.subscribers, args.gossip_rounds = 200, 500, 3, 5
     trio.run(run, args)

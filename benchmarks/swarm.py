@@ -7,9 +7,10 @@ the verifiers accuse falsely. Jobs arrive at ``--jobs-per-agent-hour`` x agents 
 the market's work grows with the swarm and the cost per agent can stay flat), each a tiny MLP
 of 2-4 steps, a quarter of them checked by one verifier: training is a small share, the market
 (bus, chain) the rest. Timed: setup (chain deployment, wallets and agents built), start of
-every agent, and the simulated hour plus its drain.
+every agent, and the simulated hour plus its drain (4,800 s: the challenge and dispute windows
+of the last jobs).
 
-Anchors, measured in the same run: chain transactions per second (AI-token mints through the
+Anchors, measured in the same run: chain transactions per second (AI-token transfers through the
 same client), and starting and stopping N idle agents.
 
     python -m benchmarks.swarm [--agents 100 1000 10000] [--jobs-per-agent-hour 0.02] [--quick]
@@ -45,7 +46,7 @@ def scenario_for(n: int, jobs_per_agent_hour: float, hours: float) -> Any:
             "name": f"bench-{n}",
             "seed": 1,
             "duration": 3600 * hours,
-            "drain": 600,
+            "drain": 4800,
             "sample_interval": 30,
             "provision": "lazy",
             "spam_rate": 0.2,
@@ -65,7 +66,7 @@ def scenario_for(n: int, jobs_per_agent_hour: float, hours: float) -> Any:
                 "verify_rate": 0.25,
                 "checkers": 1,
             },
-            "market": {"challenge_window": 300, "settle_interval": 60},
+            "market": {"challenge_window": 600, "dispute_window": 3600, "settle_interval": 60},
         }
     )
 
@@ -73,11 +74,12 @@ def scenario_for(n: int, jobs_per_agent_hour: float, hours: float) -> Any:
 def _chain_anchor(transactions: int = 30) -> float:
     from coordination import Chain
 
-    chain = Chain.embedded().deploy()
+    chain = Chain.embedded()
+    chain = chain.deploy(allocations={chain.address: 10**24})
     to = chain.dev_accounts()[1].address
     start = time.perf_counter()
     for _ in range(transactions):
-        chain.mint(to, 1)
+        chain.transfer(to, 1)
     return transactions / (time.perf_counter() - start)
 
 
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.jobs_per_agent_hour:g} jobs per agent-hour, {os.cpu_count()} CPUs"
     )
     chain = run_child("chain", 0, 0, 0)
-    print(line("anchor: chain transactions/s (token mints)", chain["tx_per_s"], "tx/s"))
+    print(line("anchor: chain transactions/s (token transfers)", chain["tx_per_s"], "tx/s"))
     cost: dict[int, float] = {}
     for n in args.agents:
         r = run_child("sim", n, args.jobs_per_agent_hour, args.hours)

@@ -4,6 +4,12 @@
 ``data`` is the tensor's contiguous little-endian bytes. ``state_hash`` hashes the sorted
 ``(name, tensor_hash)`` pairs: ``sha256("axl.state.v1" 0x00 (len:u16le name hash)*)``, so a
 party can reveal one tensor of a state and prove it against the state hash with the list.
+
+**NaN is canonical**: before hashing, every NaN of a float tensor is replaced by the one
+quiet NaN ``0x7fc00000`` (float32) / ``0x7ff8000000000000`` (float64). Kernels (and CPU vs
+GPU) disagree on the sign and payload bits of the NaNs they produce, and nothing in a step
+program turns a NaN's payload into a number, so the hashes of two honest runs never differ
+by NaN bits. ``tensor_bytes`` (the wire form) is not canonicalised: the receiver hashes.
 """
 
 from __future__ import annotations
@@ -45,8 +51,25 @@ def tensor_bytes(t: Tensor) -> bytes:
     return bytes((ctypes.c_char * n).from_address(t.data_ptr()))
 
 
-def _update(h: hashlib._Hash, t: Tensor) -> None:
+_CANONICAL_NAN = {
+    torch.float32: torch.tensor(0x7FC00000, dtype=torch.int32).view(torch.float32),
+    torch.float64: torch.tensor(0x7FF8000000000000, dtype=torch.int64).view(torch.float64),
+}
+
+
+def canonical(t: Tensor) -> Tensor:
+    """``t`` on CPU, contiguous, with every NaN replaced by the canonical quiet NaN."""
     t = t.detach().to("cpu").contiguous()
+    nan = _CANONICAL_NAN.get(t.dtype)
+    if nan is not None:
+        isnan = torch.isnan(t)
+        if bool(isnan.any()):
+            t = torch.where(isnan, nan, t)
+    return t
+
+
+def _update(h: hashlib._Hash, t: Tensor) -> None:
+    t = canonical(t)
     h.update(b"axl.tensor.v1\x00" + _DTYPES[t.dtype].encode() + b"\x00")
     h.update(struct.pack("<B", t.dim()) + b"".join(struct.pack("<Q", s) for s in t.shape))
     n = t.numel() * t.element_size()

@@ -17,6 +17,7 @@ from axl import Message
 from ._hashing import dtype_from_name, dtype_name, tensor_bytes
 
 Side = Literal["a", "b"]
+Outcome = Literal["decided", "no_dispute", "both_lost"]
 Tree = Literal["checkpoints", "ops"]
 Hash = Annotated[bytes, Field(min_length=32, max_length=32)]
 
@@ -164,9 +165,12 @@ class Deadline(Message, tag="verde.deadline"):
 
 
 class Verdict(Message, tag="verde.verdict"):
-    """The outcome. ``winner`` is None when both parties lost or there was no dispute."""
+    """The outcome: ``decided`` (one loser, one ``winner``), ``both_lost`` (no winner) or
+    ``no_dispute`` (the committed roots are equal: no winner and no loser; nobody may be
+    slashed for it)."""
 
     game_id: str
+    outcome: Outcome = "decided"
     winner: Side | None
     losers: list[Side]
     reason: str

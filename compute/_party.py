@@ -19,7 +19,7 @@ from torch import Tensor
 from axl import Message
 
 from ._dataset_program import Dataset
-from ._errors import GameError
+from ._errors import GameError, MerkleError, TraceError
 from ._hashing import state_hash, tensor_hash
 from ._merkle import MerkleTree
 from ._messages import (
@@ -182,7 +182,16 @@ class Party:
     # --- the protocol --------------------------------------------------------------------
 
     def respond(self, query: Message) -> Message | None:
-        """The reply to a query addressed to this party (None: stays silent)."""
+        """The reply to a query addressed to this party (None: stays silent).
+
+        Raises :class:`GameError` for a query it cannot answer (another kind of message, or
+        a position outside its trees or trace: only a faulty referee asks those)."""
+        try:
+            return self._respond(query)
+        except (IndexError, MerkleError, TraceError) as exc:
+            raise GameError(f"cannot answer {query.axl_tag}: {exc}") from exc
+
+    def _respond(self, query: Message) -> Message | None:
         self._answered += 1
         if self.cheat is not None:
             if self.cheat.kind == "silent" and self._answered > self.cheat.op:

@@ -14,7 +14,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._repops import rexp, rlog_softmax, rmean_all, rmm, rsoftmax, rsum, rsum_rows
+from ._repops import (
+    rexp,
+    rlog_softmax,
+    rmax,
+    rmean_all,
+    rmm,
+    rsoftmax,
+    rsum,
+    rsum_rows,
+    sqrt_rn,
+)
 
 Prim = Callable[..., Tensor]
 PRIMS: dict[str, Prim] = {}
@@ -97,7 +107,7 @@ def data_x(
     dim = 1
     for s in shape:
         dim *= s
-    centroids = _centroids(int(key), classes, dim)
+    centroids = _centroids(int(key), classes, dim).to(key.device)
     y = _labels(step, key, batch, classes)
     jitter = random_uniform(key, step * 2 + 1, batch * dim).view(batch, dim) * 2.0 - 1.0
     return (centroids[y] + jitter * noise).view(batch, *shape)
@@ -146,8 +156,9 @@ def add(a: Tensor, b: Tensor) -> Tensor:
 
 @_prim("relu")
 def relu(x: Tensor) -> Tensor:
-    """max(x, 0)."""
-    return torch.relu(x)
+    """max(x, 0) as ``where(x <= 0, +0, x)``: ``torch.relu`` of ``-0`` is ``-0`` or ``+0``
+    depending on the kernel; here it is ``+0`` everywhere (NaN stays NaN)."""
+    return torch.where(x <= 0, 0.0, x)
 
 
 @_prim("relu_grad")
@@ -191,7 +202,7 @@ def ce_grad(logits: Tensor, y: Tensor) -> Tensor:
 def _ln_hat(x: Tensor) -> tuple[Tensor, Tensor]:
     d = float(x.shape[-1])
     xc = x - rsum(x, -1, keepdim=True) / d
-    std = torch.sqrt(rsum(xc * xc, -1, keepdim=True) / d + _LN_EPS)
+    std = sqrt_rn(rsum(xc * xc, -1, keepdim=True) / d + _LN_EPS)
     return xc / std, std
 
 
@@ -252,7 +263,7 @@ def causal_softmax(s: Tensor, *, scale: float) -> Tensor:
     """Softmax of ``s * scale`` over the last dim with future positions masked to exactly 0."""
     mask = _causal_mask(s.shape[-1], s.device)
     z = (s * scale).masked_fill(mask, float("-inf"))
-    e = rexp(z - z.amax(dim=-1, keepdim=True)).masked_fill(mask, 0.0)
+    e = rexp(z - rmax(z, -1)).masked_fill(mask, 0.0)
     return e / rsum(e, -1, keepdim=True)
 
 
@@ -376,10 +387,11 @@ def adam_param(
     p: Tensor, m: Tensor, v: Tensor, b1p: Tensor, b2p: Tensor, *, lr: float, eps: float
 ) -> Tensor:
     """p - lr * m_hat / (sqrt(v_hat) + eps) with bias-corrected moments."""
-    # Same operations and order as p - (m / (1 - b1p) * lr) / (sqrt(v / (1 - b2p)) + eps),
+    # Same operations and order as p - (m / (1 - b1p) * lr) / (sqrt(v / (1 - b2p)) + eps)
+    # (sqrt correctly rounded: sqrt_rn),
     # in place on fresh temporaries (in-place ops round exactly like out-of-place ones).
     step = torch.div(m, 1.0 - b1p).mul_(lr)
-    denom = torch.div(v, 1.0 - b2p).sqrt_().add_(eps)
+    denom = sqrt_rn(torch.div(v, 1.0 - b2p)).add_(eps)
     return p - step.div_(denom)
 
 

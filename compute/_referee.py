@@ -19,6 +19,11 @@ Game outline (docs/compute.md has the full protocol):
 
 A party that answers with something that does not verify, or the wrong message, loses; a
 :class:`Deadline` makes every party still owing a reply lose.
+
+**Trust.** The referee takes the task spec, both roots and the parties' identities from its
+caller, who must read them from a trusted source (the chain), never from one party's claim.
+Nothing a party sends can make :func:`handle` raise: a reply for another game, from the
+wrong party, out of turn, of the wrong type or with absurd values counts against its sender.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from ._messages import (
     Opening,
     OpQuery,
     OpReply,
+    Outcome,
     Side,
     StepQuery,
     StepReply,
@@ -56,6 +62,7 @@ from ._spec import TaskSpec
 from ._train import init_state
 
 SIDES: tuple[Side, Side] = ("a", "b")
+_MAX_INDEX = 2**64  # no tree here has more leaves; larger indices are rejected before hashing
 
 
 @dataclass(frozen=True)
@@ -102,10 +109,13 @@ def _replace(s: RefereeState, **kw: object) -> RefereeState:
 def _finish(s: RefereeState, losers: list[Side], reason: str, op: str | None = None) -> Out:
     losers = sorted(set(losers))
     winner: Side | None = None
+    outcome: Outcome = "no_dispute" if not losers else "both_lost"
     if len(losers) == 1:
         winner = "b" if losers[0] == "a" else "a"
+        outcome = "decided"
     verdict = Verdict(
         game_id=s.game_id,
+        outcome=outcome,
         winner=winner,
         losers=losers,
         reason=reason,
@@ -138,7 +148,12 @@ def _ask(s: RefereeState, phase: str, expect: type[Message], queries: list[Messa
 
 def open_game(spec: TaskSpec, opened: ChallengeOpened, *, dataset: Dataset | None = None) -> Out:
     """Start a game for ``opened``; raises :class:`GameError` if it names another task, or if
-    the task trains on a dataset and ``dataset`` (its validated contents) is missing."""
+    the task trains on a dataset and ``dataset`` (its validated contents) is missing.
+
+    The caller builds ``opened`` from what the chain says (the task's spec hash, the roots the
+    two parties committed), not from a party's message. Equal roots end the game at once with
+    ``Verdict.outcome == "no_dispute"`` (no winner, no loser): nobody may be slashed for it.
+    """
     if opened.task_id != spec.task_id:
         raise GameError(f"challenge is for task {opened.task_id}, not {spec.task_id}")
     if spec.dataset is not None and dataset is None:
@@ -164,24 +179,42 @@ def _query_children(s: RefereeState) -> Out:
     return _ask(s, s.tree, BisectionReply, qs)
 
 
-def handle(s: RefereeState, msg: Message) -> Out:
-    """Feed one reply (or a :class:`Deadline`); returns the new state and messages to send.
+_REPLIES = (BisectionReply, LeafReply, IntervalReply, StepReply, OpReply)
 
-    Raises :class:`GameError` for a message of another game or after the verdict.
+
+def handle(s: RefereeState, msg: Message, *, sender: Side | None = None) -> Out:
+    """Feed one message; returns the new state and the messages to send. Never raises.
+
+    ``sender`` is the side the transport authenticated the message as coming from (None: the
+    caller vouches for the ``party`` field, e.g. a local :func:`play`). A :class:`Deadline`
+    from the caller (``sender`` None) for this game makes every party still owing a reply
+    lose. Any message from a party that is not exactly the reply the game waits for from
+    it (another game's id, another party's name, a second reply, a query, a verdict, a
+    deadline) makes that party lose. Messages after the verdict, and messages no party can be
+    held responsible for, change nothing.
     """
-    game_id = getattr(msg, "game_id", None)
-    if game_id != s.game_id:
-        raise GameError(f"message for game {game_id!r} fed to game {s.game_id!r}")
     if s.done:
-        raise GameError(f"game {s.game_id} is finished")
-    if isinstance(msg, Deadline):
+        return s, []
+    claimed = getattr(msg, "party", None)
+    side = sender if sender is not None else claimed
+    if sender is None and isinstance(msg, Deadline):
+        if msg.game_id != s.game_id:
+            return s, []  # another game's timer
         return _finish(s, sorted(s.pending), "timeout: no reply before the deadline")
-    side = getattr(msg, "party", None)
-    if side not in s.pending:
-        raise GameError(f"unexpected message {msg.axl_tag} from party {side!r}")
+    if side not in SIDES:
+        return s, []  # not attributable to a party of this game
+    who: Side = "a" if side == "a" else "b"
+    if not isinstance(msg, _REPLIES):
+        return _finish(s, [who], f"party {who} sent {msg.axl_tag}, which is no reply")
+    if msg.game_id != s.game_id:
+        return _finish(s, [who], f"party {who} replied for another game {msg.game_id!r}")
+    if claimed != who:
+        return _finish(s, [who], f"party {who} sent a reply in the name of {claimed!r}")
+    if who not in s.pending:
+        return _finish(s, [who], f"party {who} replied out of turn")
     if s.expect is None or not isinstance(msg, s.expect):
-        return _finish(s, [side], f"party {side} answered {msg.axl_tag} out of turn")
-    s = _replace(s, pending=s.pending - {side}, replies=(*s.replies, (side, msg)))
+        return _finish(s, [who], f"party {who} answered {msg.axl_tag} out of turn")
+    s = _replace(s, pending=s.pending - {who}, replies=(*s.replies, (who, msg)))
     if s.pending:
         return s, []
     got = dict(s.replies)
@@ -196,7 +229,7 @@ def handle(s: RefereeState, msg: Message) -> Out:
         return _on_step(s, replies[0], replies[1])
     if isinstance(replies[0], OpReply) and isinstance(replies[1], OpReply):
         return _on_op(s, replies[0], replies[1])
-    raise GameError(f"no handler for {msg.axl_tag}")  # pragma: no cover
+    raise AssertionError("unreachable: both replies are of the expected type")  # pragma: no cover
 
 
 def _on_bisection(s: RefereeState, ra: BisectionReply, rb: BisectionReply) -> Out:
@@ -241,6 +274,8 @@ def _at_leaf(s: RefereeState) -> Out:
 
 def _in_agreed(s: RefereeState, op: Opening) -> bool:
     """``op`` opens a leaf inside one of the subtrees both parties agreed on."""
+    if not 0 <= op.index < _MAX_INDEX:
+        return False
     for level, index, h in s.agreed:
         if op.index >> level == index:
             return (
@@ -306,10 +341,15 @@ def _on_step(s: RefereeState, ra: StepReply, rb: StepReply) -> Out:
     m = len(build_program(s.spec))
     assert s.claims is not None
     bad: list[Side] = []
+    depth = depth_for(m + 1)
     for side, r in zip(SIDES, (ra, rb), strict=True):
         op = r.post_state
-        implied = process_proof(leaf_hash(op.index, op.value), op.proof)
-        if op.index != m or op.value != s.claims[_side_index(side)] or implied != r.op_root:
+        # Index and proof length are checked before anything is hashed (a hostile index such
+        # as 2**300 is no leaf position; a proof of the wrong length proves nothing).
+        well_formed = (
+            op.index == m and len(op.proof) == depth and op.value == s.claims[_side_index(side)]
+        )
+        if not well_formed or process_proof(leaf_hash(m, op.value), op.proof) != r.op_root:
             bad.append(side)
     if bad:
         return _finish(s, bad, "op trace does not end at the claimed state")

@@ -13,13 +13,17 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
+from ._budget import budget_error
 from ._errors import InvalidTaskSpec
 
 MAX_DATASET_ELEMENTS = 1 << 24  # 64 MiB of float32: the dataset is carried in the state
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
-_Dim = Annotated[int, Field(ge=1, le=1024)]
+# Numbers are strict: ``True`` or ``"16"`` is no int, ``"0.1"`` no float (an int is a float).
+_Int = Annotated[int, Strict()]
+_Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+_Dim = Annotated[_Int, Field(ge=1, le=1024)]
 
 
 class MLPModel(BaseModel):
@@ -29,7 +33,7 @@ class MLPModel(BaseModel):
     kind: Literal["mlp"] = "mlp"
     in_dim: _Dim = 16
     hidden: tuple[_Dim, ...] = Field(default=(32,), max_length=6)
-    classes: Annotated[int, Field(ge=2, le=256)] = 4
+    classes: Annotated[_Int, Field(ge=2, le=256)] = 4
 
 
 class CNNModel(BaseModel):
@@ -37,10 +41,10 @@ class CNNModel(BaseModel):
 
     model_config = _FROZEN
     kind: Literal["cnn"] = "cnn"
-    image_size: Annotated[int, Field(ge=4, le=32, multiple_of=4)] = 8
-    in_channels: Annotated[int, Field(ge=1, le=8)] = 1
+    image_size: Annotated[_Int, Field(ge=4, le=32, multiple_of=4)] = 8
+    in_channels: Annotated[_Int, Field(ge=1, le=8)] = 1
     channels: tuple[_Dim, _Dim] = (4, 8)
-    classes: Annotated[int, Field(ge=2, le=256)] = 4
+    classes: Annotated[_Int, Field(ge=2, le=256)] = 4
 
 
 class TransformerModel(BaseModel):
@@ -48,12 +52,12 @@ class TransformerModel(BaseModel):
 
     model_config = _FROZEN
     kind: Literal["transformer"] = "transformer"
-    vocab: Annotated[int, Field(ge=2, le=512)] = 16
-    seq_len: Annotated[int, Field(ge=2, le=128)] = 8
-    d_model: Annotated[int, Field(ge=2, le=512)] = 16
-    heads: Annotated[int, Field(ge=1, le=16)] = 2
+    vocab: Annotated[_Int, Field(ge=2, le=512)] = 16
+    seq_len: Annotated[_Int, Field(ge=2, le=128)] = 8
+    d_model: Annotated[_Int, Field(ge=2, le=512)] = 16
+    heads: Annotated[_Int, Field(ge=1, le=16)] = 2
     d_ff: _Dim = 32
-    layers: Annotated[int, Field(ge=1, le=4)] = 1
+    layers: Annotated[_Int, Field(ge=1, le=4)] = 1
 
     @model_validator(mode="after")
     def _heads_divide(self) -> TransformerModel:
@@ -70,9 +74,9 @@ class SGD(BaseModel):
 
     model_config = _FROZEN
     kind: Literal["sgd"] = "sgd"
-    lr: Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)] = 0.1
-    momentum: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.0
-    weight_decay: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)] = 0.0
+    lr: Annotated[_Float, Field(gt=0, le=10)] = 0.1
+    momentum: Annotated[_Float, Field(ge=0, lt=1)] = 0.0
+    weight_decay: Annotated[_Float, Field(ge=0, le=1)] = 0.0
 
 
 class Adam(BaseModel):
@@ -80,10 +84,10 @@ class Adam(BaseModel):
 
     model_config = _FROZEN
     kind: Literal["adam"] = "adam"
-    lr: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1e-3
-    beta1: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.9
-    beta2: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.999
-    eps: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1e-8
+    lr: Annotated[_Float, Field(gt=0, le=1)] = 1e-3
+    beta1: Annotated[_Float, Field(ge=0, lt=1)] = 0.9
+    beta2: Annotated[_Float, Field(ge=0, lt=1)] = 0.999
+    eps: Annotated[_Float, Field(gt=0, le=1)] = 1e-8
 
 
 OptimizerSpec = Annotated[SGD | Adam, Field(discriminator="kind")]
@@ -99,7 +103,7 @@ class DataSpec(BaseModel):
 
     model_config = _FROZEN
     kind: Literal["clusters", "shift"] = "clusters"
-    noise: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = 0.5
+    noise: Annotated[_Float, Field(ge=0, le=10)] = 0.5
 
 
 class DatasetRef(BaseModel):
@@ -111,21 +115,21 @@ class DatasetRef(BaseModel):
 
     model_config = _FROZEN
     blob: Annotated[str, Field(pattern=r"^blob1-\d{1,2}-\d{1,14}-[0-9a-f]{64}$")]
-    rows: Annotated[int, Field(ge=1, le=1 << 20)]
+    rows: Annotated[_Int, Field(ge=1, le=1 << 20)]
 
 
 class TaskSpec(BaseModel):
     """A training task. Validate untrusted input with :meth:`parse` (raises InvalidTaskSpec)."""
 
     model_config = _FROZEN
-    version: Literal[1] = 1
+    version: Annotated[_Int, Field(ge=1, le=1)] = 1  # strict: `true` is no version
     model: ModelSpec = Field(default_factory=MLPModel)
     data: DataSpec = Field(default_factory=DataSpec)
     optimizer: OptimizerSpec = Field(default_factory=SGD)
-    steps: Annotated[int, Field(ge=1, le=1_000_000)] = 16
-    batch_size: Annotated[int, Field(ge=1, le=1024)] = 8
-    seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
-    checkpoint_interval: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    steps: Annotated[_Int, Field(ge=1, le=1_000_000)] = 16
+    batch_size: Annotated[_Int, Field(ge=1, le=1024)] = 8
+    seed: Annotated[_Int, Field(ge=0, lt=2**63)] = 0
+    checkpoint_interval: Annotated[_Int, Field(ge=1, le=1_000_000)] = 1
     dataset: DatasetRef | None = None
 
     @model_validator(mode="after")
@@ -158,6 +162,9 @@ class TaskSpec(BaseModel):
                     f"the dataset is too large ({self.dataset.rows * per_row} values; "
                     f"at most {MAX_DATASET_ELEMENTS})"
                 )
+        over = budget_error(self)
+        if over is not None:
+            raise ValueError(f"over the resource budget: {over}")
         return self
 
     @classmethod

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import torch
 from torch import Tensor
@@ -22,6 +24,7 @@ State = dict[str, Tensor]
 Tamper = Callable[[int, int, Tensor], Tensor]
 
 _PARAM_STREAM = 0x40000000
+CHECKPOINT_MEMORY = 2**28  # bytes of checkpoint states train() keeps by default (256 MiB)
 
 
 def rng_key(seed: int) -> int:
@@ -112,12 +115,62 @@ def op_hashes(prog: Program, run: StepRun) -> list[bytes]:
     return [*hashes, post]
 
 
+def state_bytes(state: State) -> int:
+    """Bytes held by the tensors of a state."""
+    return sum(t.numel() * t.element_size() for t in state.values())
+
+
+def checkpoint_stride(n_checkpoints: int, state_size: int, memory: int) -> int:
+    """Keep every ``k``-th checkpoint (and the last) so the kept states fit ``memory`` bytes."""
+    if n_checkpoints * state_size <= memory:
+        return 1
+    kept = max(1, memory // max(1, state_size) - 1)  # one slot is the last checkpoint
+    return max(1, math.ceil(n_checkpoints / kept))
+
+
+class Checkpoints(Sequence[State]):
+    """The checkpoint states of a run (steps ``0, c, 2c, …``) under a memory budget: every
+    ``stride``-th one and the last are kept, the others are recomputed on access from the
+    nearest kept one before them (the same steps, the same tamper hook, the same bits)."""
+
+    def __init__(
+        self, spec: TaskSpec, kept: dict[int, State], n: int, stride: int, tamper: Tamper | None
+    ) -> None:
+        self.spec, self.kept, self.n, self.stride, self.tamper = spec, kept, n, stride, tamper
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> State: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[State]: ...
+    def __getitem__(self, i: int | slice) -> State | list[State]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self.n))]
+        if i < 0:
+            i += self.n
+        if not 0 <= i < self.n:
+            raise IndexError(f"checkpoint {i} is out of range ({self.n})")
+        if i in self.kept:
+            return self.kept[i]
+        base = max(k for k in self.kept if k <= i)
+        state = self.kept[base]
+        prog = build_program(self.spec)
+        for _ in range((i - base) * self.spec.checkpoint_interval):
+            state = run_step(prog, state, tamper=self.tamper).state
+        return state
+
+    def __iter__(self) -> Iterator[State]:
+        return (self[i] for i in range(self.n))
+
+
 @dataclass
 class TrainResult:
     """A finished run: checkpoint states and hashes, the Merkle tree over them, the losses."""
 
     spec: TaskSpec
-    checkpoints: list[State]  # state at steps 0, c, 2c, ..., steps
+    checkpoints: Sequence[State]  # state at steps 0, c, 2c, ..., steps (some recomputed)
     hashes: list[bytes]
     tree: MerkleTree
     losses: list[float]
@@ -133,20 +186,32 @@ class TrainResult:
 
 
 def train(
-    spec: TaskSpec, *, tamper: Tamper | None = None, dataset: Dataset | None = None
+    spec: TaskSpec,
+    *,
+    tamper: Tamper | None = None,
+    dataset: Dataset | None = None,
+    memory: int = CHECKPOINT_MEMORY,
 ) -> TrainResult:
     """Train ``spec`` reproducibly, hashing the full state at every checkpoint (on ``dataset``
-    when the spec names one; raises :class:`InvalidDataset` when it is missing or mismatched)."""
+    when the spec names one; raises :class:`InvalidDataset` when it is missing or mismatched).
+
+    Checkpoint states are kept in memory up to ``memory`` bytes (every k-th one and the last;
+    the others are recomputed when asked for): a 10**6-step job never holds 10**6 states."""
     prog = build_program(spec)
     state = init_state(spec, dataset=dataset)
-    checkpoints, hashes, losses = [state], [state_hash(state)], []
+    n = spec.n_checkpoints
+    stride = checkpoint_stride(n, state_bytes(state), memory)
+    kept, hashes, losses = {0: state}, [state_hash(state)], []
     for t in range(1, spec.steps + 1):
         run = run_step(prog, state, tamper=tamper)
         state = run.state
         losses.append(run.loss)
         if t % spec.checkpoint_interval == 0:
-            checkpoints.append(state)
+            i = t // spec.checkpoint_interval
+            if i % stride == 0 or i == n - 1:
+                kept[i] = state
             hashes.append(state_hash(state))
+    checkpoints = Checkpoints(spec, kept, n, stride, tamper)
     return TrainResult(spec, checkpoints, hashes, MerkleTree(hashes), losses)
 
 

@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-/// @title Identity registry: AXL peer id (Ed25519 key) <-> chain address.
+/// @title Identity registry: AXL peer id (Ed25519 key) <-> chain address, proven by the key.
 /// @notice A binding carries the peer key's Ed25519 signature over `bindingMessage(account)`
 ///         = "axl.identity.v1:" || chainid (32 bytes) || account (20 bytes). The EVM has no
-///         Ed25519 precompile, so the signature is NOT verified here: clients verify it before
-///         submitting, and anyone can re-verify it from the IdentityBound event. What the
-///         contract does enforce: one key per account, one account per key, only the account
-///         itself binds or unbinds.
+///         Ed25519 precompile, so this contract records claims and never lets one claim block
+///         another: any account may claim any key (one key per account), and a key may be
+///         claimed by several accounts. Which claim is real is decided by the signature, which
+///         every reader checks from the IdentityBound log (coordination's Chain.account_of and
+///         Chain.peer_of do): a squatter's claim has no valid signature and is ignored, and it
+///         can neither block the key holder's own binding nor be returned for the key.
 contract IdentityRegistry {
     mapping(address => bytes32) public peerKeyOf;
-    mapping(bytes32 => address) public accountOf;
 
     event IdentityBound(address indexed account, bytes32 indexed peerKey, bytes signature);
     event IdentityUnbound(address indexed account, bytes32 indexed peerKey);
@@ -18,7 +19,6 @@ contract IdentityRegistry {
     error ZeroPeerKey();
     error BadSignatureLength(uint256 length);
     error AlreadyBound(address account, bytes32 peerKey);
-    error PeerKeyTaken(bytes32 peerKey, address account);
     error NotBound(address account);
 
     /// @notice The exact bytes the peer key must sign to bind to `account` on this chain.
@@ -26,25 +26,21 @@ contract IdentityRegistry {
         return abi.encodePacked("axl.identity.v1:", block.chainid, account);
     }
 
-    /// @notice Bind the caller to the Ed25519 key `peerKey` with its 64-byte `signature`.
+    /// @notice Claim the Ed25519 key `peerKey` for the caller with its 64-byte `signature`.
     function bind(bytes32 peerKey, bytes calldata signature) external {
         if (peerKey == bytes32(0)) revert ZeroPeerKey();
         if (signature.length != 64) revert BadSignatureLength(signature.length);
         bytes32 current = peerKeyOf[msg.sender];
         if (current != bytes32(0)) revert AlreadyBound(msg.sender, current);
-        address holder = accountOf[peerKey];
-        if (holder != address(0)) revert PeerKeyTaken(peerKey, holder);
         peerKeyOf[msg.sender] = peerKey;
-        accountOf[peerKey] = msg.sender;
         emit IdentityBound(msg.sender, peerKey, signature);
     }
 
-    /// @notice Remove the caller's binding.
+    /// @notice Remove the caller's claim.
     function unbind() external {
         bytes32 current = peerKeyOf[msg.sender];
         if (current == bytes32(0)) revert NotBound(msg.sender);
         delete peerKeyOf[msg.sender];
-        delete accountOf[current];
         emit IdentityUnbound(msg.sender, current);
     }
 }

@@ -1,31 +1,23 @@
 """AXL coordination layer: the contracts on an EVM rollup and the ``Chain`` client.
 
 ``Chain.embedded()`` starts an in-process EVM; ``Chain.connect(url)`` uses any JSON-RPC node.
-``chain.deploy()`` deploys the AI token, staking, identity registry, job market and governor.
+``chain.deploy()`` deploys the AI token, staking, identity registry, job market, timelock and
+governor, and hands every role to the timelock.
 Settlement arithmetic (``Economics``), batch Merkle trees (``ResultTree``) and the event-sourced
 ``MarketLedger`` are sans-IO. Every error is a ``CoordinationError``.
 """
 
 from ._anvil import anvil_node, find_anvil
 from ._artifacts import CONTRACTS, Artifact, artifact
-from ._chain import (
-    PARAMETERS,
-    AddressBook,
-    Chain,
-    DeployParams,
-    EventCursor,
-    JobView,
-    ProtocolParams,
-    Receipt,
-    StakePosition,
-    decode_revert_data,
-)
+from ._base import decode_revert_data
+from ._chain import Chain
 from ._economics import (
     Action,
     Economics,
     JobStatus,
     LedgerJob,
     MarketLedger,
+    Outcome,
     Payout,
     Role,
     SlashSplit,
@@ -47,8 +39,19 @@ from ._errors import (
     Unauthorized,
     WrongChain,
 )
+from ._eventlog import EventCursor
 from ._events import ChainEvent
 from ._merkle import ResultTree, result_leaf, verify_result
+from ._types import (
+    PARAMETERS,
+    AddressBook,
+    DeployParams,
+    DisputeView,
+    JobView,
+    ProtocolParams,
+    Receipt,
+    StakePosition,
+)
 
 __all__ = [
     "CONTRACTS",
@@ -64,6 +67,7 @@ __all__ = [
     "CoordinationError",
     "DeployParams",
     "DevOnly",
+    "DisputeView",
     "Economics",
     "EventCursor",
     "InsufficientFunds",
@@ -76,6 +80,7 @@ __all__ = [
     "MarketLedger",
     "NonceConflict",
     "NotDeployed",
+    "Outcome",
     "Payout",
     "ProtocolParams",
     "Receipt",

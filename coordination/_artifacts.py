@@ -10,7 +10,7 @@ from typing import Any
 
 from eth_utils.crypto import keccak
 
-CONTRACTS = ("AIToken", "Staking", "JobMarket", "IdentityRegistry", "AXLGovernor")
+CONTRACTS = ("AIToken", "Staking", "JobMarket", "IdentityRegistry", "AXLTimelock", "AXLGovernor")
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,17 @@ class Role(IntEnum):
 
     SOLVER = 0
     VERIFIER = 1
+    REFEREE = 2
+
+
+class Outcome(IntEnum):
+    """A dispute's outcome (the contract's ``JobMarket.Outcome``): OPEN until finalized;
+    STANDS when the referees reached no majority (the committed result stands, nobody slashed)."""
+
+    OPEN = 0
+    SOLVER_WINS = 1
+    SOLVER_LOSES = 2
+    STANDS = 3
 
 
 class Action(StrEnum):
@@ -45,17 +56,22 @@ class Action(StrEnum):
     CANCEL = "cancel"
     COMMIT = "commit"
     CHALLENGE = "challenge"
+    ATTEST = "attest"
     SETTLE = "settle"
     REFUND = "refund"
-    RESOLVE = "resolve"
+    REVEAL = "reveal"
+    VOTE = "vote"
+    FINALIZE = "finalize"
 
 
 @dataclass(frozen=True, slots=True)
 class Payout:
-    """How a settled payment splits: ``paid`` to the solver, ``fee`` burned."""
+    """How a settled payment splits: ``paid`` to the solver, ``fee`` burned, ``verifier_fee``
+    shared by the job's attesters (0 when nobody attested)."""
 
     paid: int
     fee: int
+    verifier_fee: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,15 +84,24 @@ class SlashSplit:
 
 @dataclass(frozen=True, slots=True)
 class Economics:
-    """The protocol's pricing parameters (defaults: 0.5% fee, 50% of a slash to the winner)."""
+    """The protocol's pricing parameters (defaults: 0.5% fee burned, 1% verifier fee to the
+    attesters, 50% of a slash to the winner)."""
 
     fee_bps: int = 50
     reward_share_bps: int = 5_000
+    verifier_fee_bps: int = 100
 
-    def payout(self, payment: int) -> Payout:
-        """The solver's pay and the burned fee of a settled ``payment`` (fee rounds down)."""
+    def payout(self, payment: int, attested: bool = False) -> Payout:
+        """The solver's pay, the burned fee and the attesters' fee of a settled ``payment``
+        (each fee rounds down; the verifier fee only when someone attested)."""
         fee = payment * self.fee_bps // MAX_BPS
-        return Payout(paid=payment - fee, fee=fee)
+        verifier_fee = payment * self.verifier_fee_bps // MAX_BPS if attested else 0
+        return Payout(paid=payment - fee - verifier_fee, fee=fee, verifier_fee=verifier_fee)
+
+    def job_lock(self, payment: int, min_solver_stake: int) -> int:
+        """The solver stake a job locks until it closes: max(minimum solver stake, payment),
+        so a caught cheat always loses at least what it was to be paid."""
+        return max(payment, min_solver_stake)
 
     def slash_split(self, slashed: int) -> SlashSplit:
         """The honest party's reward and the burned rest of ``slashed`` stake."""
@@ -106,16 +131,23 @@ class LedgerJob:
     solver: str | None = None
     result_root: bytes | None = None
     batch_id: int | None = None
-    challenger: str | None = None
     challenge_end: int | None = None
+    dispute_end: int | None = None
+    challengers: dict[str, bytes] = field(default_factory=dict)
+    attesters: list[str] = field(default_factory=list)
+    revealed: bytes | None = None
+    votes: dict[str, bool] = field(default_factory=dict)
+    outcome: Outcome = Outcome.OPEN
 
     def actions(self, now: int, account: str) -> frozenset[Action]:
         """The calls the market accepts on this job from ``account`` in a block stamped
-        ``now``, as far as status, time and party decide. Not modelled here: stake minimums
-        (assignee's solver stake, challenger's verifier stake) and RESOLVER_ROLE for RESOLVE."""
+        ``now``, as far as status, time and party decide. Not modelled here: free stake
+        (solver, challenger, attester and referee locks), the attester cap, proofs, and a
+        challenger's root equal to the solver's."""
         me = account.lower()
         is_submitter = me == self.submitter.lower()
         is_solver = self.solver is not None and me == self.solver.lower()
+        challenged = me in (c.lower() for c in self.challengers)
         found: set[Action] = set()
         if self.status == JobStatus.POSTED and is_submitter:
             found.add(Action.CANCEL)
@@ -125,14 +157,27 @@ class LedgerJob:
             found.add(Action.REFUND)
         if self.status == JobStatus.ASSIGNED and is_solver and now <= self.deadline:
             found.add(Action.COMMIT)
+        open_window = self.challenge_end is not None and now < self.challenge_end
         if self.status == JobStatus.COMMITTED and self.challenge_end is not None:
-            if now >= self.challenge_end:
+            if not open_window:
                 found.add(Action.SETTLE)
             elif not is_solver:
-                found.add(Action.CHALLENGE)
-        if self.status == JobStatus.DISPUTED:
-            found.add(Action.RESOLVE)
+                found.add(Action.ATTEST)
+        live = self.status in (JobStatus.COMMITTED, JobStatus.DISPUTED)
+        if live and open_window and not is_solver and not challenged:
+            found.add(Action.CHALLENGE)
+        if self.status == JobStatus.DISPUTED and self.dispute_end is not None:
+            if now >= self.dispute_end:
+                found.add(Action.FINALIZE)
+            else:
+                if self.revealed is None and self.batch_id:
+                    found.add(Action.REVEAL)
+                elif not (is_solver or is_submitter or challenged or me in self._voters()):
+                    found.add(Action.VOTE)
         return frozenset(found)
+
+    def _voters(self) -> set[str]:
+        return {v.lower() for v in self.votes}
 
 
 @dataclass(slots=True)
@@ -140,7 +185,8 @@ class MarketLedger:
     """Job states and token flows, folded from decoded events (feed them in chain order).
 
     Totals: ``minted``/``burned`` (token Transfer from/to zero), ``escrowed``/``paid``/
-    ``refunded``/``fees`` (market), ``staked``/``withdrawn``/``slashed`` (staking)."""
+    ``refunded``/``fees``/``verifier_fees``/``rewards`` (market; rewards are pool shares paid
+    to challengers), ``staked``/``withdrawn``/``slashed`` (staking)."""
 
     jobs: dict[int, LedgerJob] = field(default_factory=dict)
     minted: int = 0
@@ -149,6 +195,8 @@ class MarketLedger:
     paid: int = 0
     refunded: int = 0
     fees: int = 0
+    verifier_fees: int = 0
+    rewards: int = 0
     fees_burned: int = 0
     staked: int = 0
     withdrawn: int = 0
@@ -158,8 +206,8 @@ class MarketLedger:
 
     @property
     def escrow_held(self) -> int:
-        """Escrow still in the market: in - paid - refunded - fees (= the market's balance)."""
-        return self.escrowed - self.paid - self.refunded - self.fees
+        """Escrow still in the market: in - paid - refunded - fees - verifier fees."""
+        return self.escrowed - self.paid - self.refunded - self.fees - self.verifier_fees
 
     @property
     def stake_held(self) -> int:
@@ -191,11 +239,13 @@ class MarketLedger:
             self.burned += e["value"]
 
     def _posted(self, e: ChainEvent) -> None:
-        job_id = e["jobId"]
-        self.jobs[job_id] = LedgerJob(
-            job_id, e["submitter"], e["payment"], e["specHash"], e["deadline"]
-        )
-        self.escrowed += e["payment"]
+        first = e["firstJobId"]
+        solver = e["solver"] if e["solver"] != ZERO_ADDRESS else None
+        status = JobStatus.POSTED if solver is None else JobStatus.ASSIGNED
+        for i, (spec, payment) in enumerate(zip(e["specHashes"], e["payments"], strict=True)):
+            job = LedgerJob(first + i, e["submitter"], payment, spec, e["deadline"], status, solver)
+            self.jobs[first + i] = job
+            self.escrowed += payment
 
     def _assigned(self, e: ChainEvent) -> None:
         job = self.jobs[e["jobId"]]
@@ -215,16 +265,34 @@ class MarketLedger:
             job.challenge_end = e["challengeEnd"]
             job.status = JobStatus.COMMITTED
 
+    def _attested(self, e: ChainEvent) -> None:
+        self.jobs[e["jobId"]].attesters.append(e["verifier"])
+
     def _challenged(self, e: ChainEvent) -> None:
         job = self.jobs[e["jobId"]]
-        job.challenger = e["challenger"]
-        job.result_root = e["resultRoot"]
+        job.challengers[e["challenger"]] = e["resultRoot"]
+        job.dispute_end = e["disputeEnd"]
+        if job.batch_id is None:
+            job.revealed = job.result_root
         job.status = JobStatus.DISPUTED
+
+    def _revealed(self, e: ChainEvent) -> None:
+        self.jobs[e["jobId"]].revealed = e["resultRoot"]
+
+    def _voted(self, e: ChainEvent) -> None:
+        self.jobs[e["jobId"]].votes[e["referee"]] = e["solverWins"]
+
+    def _resolved(self, e: ChainEvent) -> None:
+        self.jobs[e["jobId"]].outcome = Outcome(e["outcome"])
+
+    def _claimed(self, e: ChainEvent) -> None:
+        self.rewards += e["reward"]
 
     def _settled(self, e: ChainEvent) -> None:
         self.jobs[e["jobId"]].status = JobStatus.SETTLED
         self.paid += e["paid"]
         self.fees += e["fee"]
+        self.verifier_fees += e["verifierFee"]
 
     def _refunded(self, e: ChainEvent) -> None:
         job = self.jobs[e["jobId"]]
@@ -248,11 +316,16 @@ class MarketLedger:
 
 _HANDLERS = {
     ("AIToken", "Transfer"): MarketLedger._transfer,
-    ("JobMarket", "JobPosted"): MarketLedger._posted,
+    ("JobMarket", "JobsPosted"): MarketLedger._posted,
     ("JobMarket", "JobAssigned"): MarketLedger._assigned,
     ("JobMarket", "ResultCommitted"): MarketLedger._committed,
     ("JobMarket", "BatchCommitted"): MarketLedger._batch,
+    ("JobMarket", "Attested"): MarketLedger._attested,
     ("JobMarket", "Challenged"): MarketLedger._challenged,
+    ("JobMarket", "ResultRevealed"): MarketLedger._revealed,
+    ("JobMarket", "Voted"): MarketLedger._voted,
+    ("JobMarket", "DisputeResolved"): MarketLedger._resolved,
+    ("JobMarket", "Claimed"): MarketLedger._claimed,
     ("JobMarket", "JobSettled"): MarketLedger._settled,
     ("JobMarket", "JobRefunded"): MarketLedger._refunded,
     ("JobMarket", "FeeBurned"): MarketLedger._fee_burned,

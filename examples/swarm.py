@@ -221,7 +221,7 @@ class Verifier(GameParty):
             self.report.say("verifier", f"job {message.job_id}: reproduced the root bit for bit")
             return
         self.parties[f"job-{message.job_id}"] = party
-        self.chain.challenge(message.job_id, message.root)
+        self.chain.challenge(message.job_id, party.root)  # its own root, with a bond
         self.report.say("verifier", f"job {message.job_id}: root differs, challenged on chain")
         await self.send(
             "referee",
@@ -237,7 +237,7 @@ class Verifier(GameParty):
 
 class Referee(Agent):
     """Plays the Verde game between solver (side a) and verifier (side b) over the bus, then
-    anchors the verdict on chain (it holds the market's resolver role)."""
+    votes the verdict on chain as a staked referee (the majority of referee votes decides)."""
 
     def __init__(self, report: Report, *, query_timeout: float = 30.0) -> None:
         super().__init__("referee")
@@ -271,7 +271,7 @@ class Referee(Agent):
         verdict = state.verdict
         assert isinstance(verdict, Verdict)
         solver_wins = verdict.winner == "a"
-        slashed = self.chain.resolve_dispute(message.job_id, solver_wins).value
+        self.chain.vote(message.job_id, solver_wins)
         self.report.verdicts[message.job_id] = Resolved(
             job_id=message.job_id,
             solver_wins=solver_wins,
@@ -288,7 +288,7 @@ class Referee(Agent):
         self.report.say(
             "referee",
             f"job {message.job_id}: {loser} loses after {verdict.rounds} rounds at {where}; "
-            f"recomputed {verdict.referee_ops} op; slashed {slashed / TOKEN:.0f} AI",
+            f"recomputed {verdict.referee_ops} op; verdict voted on chain",
         )
 
     async def _ask(self, peer: PeerId, query: Message, replies: list[Message]) -> None:
@@ -319,18 +319,21 @@ async def run(*, quiet: bool = False) -> tuple[Report, dict[str, int]]:
     if quiet:
         report.say = lambda who, text: report.lines.append(f"{who:<10} {text}")  # type: ignore[method-assign]
     deployer = Chain.embedded()
-    chain = deployer.deploy(DeployParams(challenge_window=600))
-    accounts = chain.dev_accounts()
-    wallets = {
-        name: chain.with_account(accounts[i + 1])
-        for i, name in enumerate(("submitter", "honest", "cheat", "verifier"))
+    accounts = deployer.dev_accounts()
+    names = ("submitter", "honest", "cheat", "verifier", "referee")
+    chain = deployer.deploy(
+        DeployParams(challenge_window=600, dispute_window=3600),
+        {accounts[i + 1].address: 1_000 * TOKEN for i in range(len(names))},
+    )
+    wallets = {name: chain.with_account(accounts[i + 1]) for i, name in enumerate(names)}
+    roles = {
+        "honest": Role.SOLVER,
+        "cheat": Role.SOLVER,
+        "verifier": Role.VERIFIER,
+        "referee": Role.REFEREE,
     }
-    for name, wallet in wallets.items():
-        chain.mint(wallet.address, 1_000 * TOKEN)
-        if name in ("honest", "cheat"):
-            wallet.stake(Role.SOLVER, 100 * TOKEN)
-        if name == "verifier":
-            wallet.stake(Role.VERIFIER, 100 * TOKEN)
+    for name, role in roles.items():
+        wallets[name].stake(role, 100 * TOKEN)
     supply_before = chain.total_supply()
     report.say(
         "chain", f"embedded EVM, chain id {chain.chain_id}; contracts deployed, agents staked"
@@ -346,7 +349,7 @@ async def run(*, quiet: bool = False) -> tuple[Report, dict[str, int]]:
         Solver("cheat", report, bid_delay=0.05, cheat=cheat), chain=wallets["cheat"]
     )
     runtime.add(Verifier(report), chain=wallets["verifier"])
-    runtime.add(Referee(report), chain=chain)
+    runtime.add(Referee(report), chain=wallets["referee"])
 
     async with runtime:
         # Job 1 goes to the honest solver (first bid); job 2 to the cheat (posted after).
@@ -365,6 +368,16 @@ async def run(*, quiet: bool = False) -> tuple[Report, dict[str, int]]:
     burned = sum(event["amount"] for event in settled.named("FeeBurned"))
     report.say(
         "chain", f"job 1 settled after the challenge window: fee burned {burned / TOKEN:.2f} AI"
+    )
+    chain.advance_time(chain.dispute(2).end - chain.block_timestamp())
+    outcome = chain.finalize(2)
+    slashed = outcome.named("DisputeResolved")[0]["slashed"]
+    for name in ("verifier", "referee"):
+        chain.claim(2, wallets[name].address)
+    report.say(
+        "chain",
+        f"job 2 dispute finalized: {outcome.value.name.lower()}, {slashed / TOKEN:.0f} AI of "
+        "the cheat's stake slashed, submitter refunded, verifier rewarded",
     )
     figures = {
         "supply_before": supply_before,

@@ -14,7 +14,7 @@ const SRC = join(ROOT, "contracts");
 const OUT = join(ROOT, "coordination", "artifacts");
 const EXPECTED_SOLC = "0.8.37";
 // The contracts that get an artifact (the Python client deploys these).
-const DEPLOYABLE = ["AIToken", "Staking", "IdentityRegistry", "JobMarket", "AXLGovernor"];
+const DEPLOYABLE = ["AIToken", "Staking", "IdentityRegistry", "JobMarket", "AXLGovernor", "AXLTimelock"];
 const SETTINGS = {
   optimizer: { enabled: true, runs: 200 },
   evmVersion: "cancun",

@@ -53,6 +53,7 @@ def roster(scenario: Scenario) -> Roster:
     order :func:`cast` names them."""
     roles = scenario.roles
     return (
+        ("referee", Role.REFEREE),
         *((f"submitter-{i}", None) for i in range(roles.submitters)),
         *((f"solver-{i}", Role.SOLVER) for i in range(roles.solvers)),
         *((f"verifier-{i}", Role.VERIFIER) for i in range(roles.verifiers)),

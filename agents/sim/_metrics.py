@@ -13,6 +13,7 @@ from typing import Any
 
 from coordination import ChainEvent, JobStatus, MarketLedger
 
+from ._bank import GENESIS
 from ._netstats import TrafficCounter
 from ._world import World
 
@@ -49,9 +50,15 @@ class Collector:
         self.traffic = traffic
         self.ledger = MarketLedger()
         self.cursor = world.bank.admin.event_cursor(0)
+        contracts = world.bank.admin.address_book.contracts
+        self._market = contracts["JobMarket"].lower()
+        self._staking = contracts["Staking"].lower()
         self.balances: Counter[str] = Counter()
         self.stakes: Counter[str] = Counter()
         self.slashed: Counter[str] = Counter()
+        self.pools_in = 0  # slashed solver stake pooled in the market for challengers
+        self.staking_out = 0  # tokens leaving staking to an account (withdrawals, slash rewards)
+        self.verifier_paid = 0
         self.jobs: dict[int, JobTrack] = {}
         self.samples: list[Sample] = []
         self.events = 0
@@ -73,6 +80,8 @@ class Collector:
         if key == ("AIToken", "Transfer"):
             self.balances[event["from"].lower()] -= event["value"]
             self.balances[event["to"].lower()] += event["value"]
+            if event["from"].lower() == self._staking and event["to"] != ZERO:
+                self.staking_out += event["value"]
         elif key == ("Staking", "Staked"):
             self.stakes[event["account"].lower()] += event["amount"]
         elif key == ("Staking", "Withdrawn"):
@@ -80,6 +89,11 @@ class Collector:
         elif key == ("Staking", "Slashed"):
             self.stakes[event["account"].lower()] -= event["amount"]
             self.slashed[event["account"].lower()] += event["amount"]
+            if event["beneficiary"].lower() == self._market:
+                self.pools_in += event["reward"]
+        elif key == ("JobMarket", "VerifierPaid"):
+            self.verifier_paid += event["amount"]
+            self._job_event(event["jobId"], event, now)
         elif event.contract == "JobMarket" and "jobId" in event.args:
             self._job_event(event["jobId"], event, now)
         elif key == ("JobMarket", "BatchCommitted"):
@@ -185,17 +199,22 @@ class Collector:
 
     def conservation(self) -> dict[str, bool]:
         """Supply, escrow and stake conserve — from chain events, cross-checked with the
-        contracts' balances."""
+        contracts' balances. Nothing is created after genesis (the deployment's allocation is
+        the only mint) and nothing is lost but the fee and slash burns. The market holds the
+        open escrow plus the slashed solver stake pooled for challengers, less the pool shares
+        already claimed; every settled verifier fee went to attesters; stake leaves staking
+        only as withdrawals, slash rewards (to a solver or the pool) and slash burns."""
         admin, ledger = self.world.bank.admin, self.ledger
-        market = admin.address_book.contracts["JobMarket"]
-        staking = admin.address_book.contracts["Staking"]
         return {
-            "supply": ledger.supply == admin.total_supply(),
-            "burns_are_fees_or_slashes": ledger.burned == ledger.fees_burned + ledger.slash_burned,
-            "escrow": ledger.escrow_held == admin.balance_of(market)
-            and ledger.escrowed == ledger.paid + ledger.refunded + ledger.fees + ledger.escrow_held,
-            "stake": ledger.stake_held == admin.balance_of(staking)
-            and sum(self.stakes.values()) == ledger.stake_held,
+            "supply": ledger.supply == admin.total_supply() and ledger.minted == GENESIS,
+            "burns_are_fees_or_slashes": ledger.burned == ledger.fees_burned + ledger.slash_burned
+            and ledger.fees == ledger.fees_burned,
+            "escrow": ledger.escrow_held + self.pools_in - ledger.rewards
+            == admin.balance_of(self._market)
+            and ledger.verifier_fees == self.verifier_paid,
+            "stake": ledger.stake_held == admin.balance_of(self._staking)
+            and sum(self.stakes.values()) == ledger.stake_held
+            and self.staking_out == ledger.withdrawn + ledger.slash_rewards,
             "balances": all(
                 amount == admin.balance_of(address)
                 for address, amount in sorted(self.balances.items())[:200]

@@ -27,12 +27,13 @@ from compute import (
     MLPModel,
     OpQuery,
     Party,
+    Side,
     StepQuery,
     TaskSpec,
     handle,
     open_game,
 )
-from coordination import CoordinationError, InsufficientStake, JobStatus, Role
+from coordination import Chain, CoordinationError, InsufficientStake, JobStatus, Outcome, Role
 
 from ._bank import TOKEN
 from ._messages import (
@@ -216,9 +217,38 @@ class Submitter(SimAgent):
                     return
             except CoordinationError:
                 pass  # e.g. challenged in the same second; look again
+            if job.status is JobStatus.DISPUTED:
+                # sleep through the dispute window instead of polling it
+                ahead = bank.admin.dispute(job_id).end - now
+                if ahead >= 0:
+                    await trio.sleep(ahead + 1)
+                    bank.sync_time()
+                close_dispute(self.world, wallet, job_id)
+                job = bank.admin.job(job_id)
             if job.status in (JobStatus.SETTLED, JobStatus.REJECTED, JobStatus.REFUNDED):
                 return
             await trio.sleep(market.settle_interval)
+
+
+def close_dispute(world: World, wallet: Chain, job_id: int) -> None:
+    """Once the dispute window is over, finalize the job (anyone may) and claim every
+    challenger's bond and every referee's lock (anyone may, once per account). Does nothing
+    before the window ends; a call the contract refuses (someone was first) changes nothing."""
+    bank = world.bank
+    end = bank.admin.dispute(job_id).end
+    if end == 0 or bank.chain_now() < end:
+        return
+    with contextlib.suppress(CoordinationError):
+        wallet.finalize(job_id)
+    job = bank.job(job_id)
+    if job is None or job.outcome is Outcome.OPEN:
+        return
+    for account in sorted({*job.challengers, *job.votes}):
+        if (job_id, account.lower()) in world.journal.claimed:
+            continue
+        with contextlib.suppress(CoordinationError):
+            wallet.claim(job_id, account)
+        world.journal.claimed.add((job_id, account.lower()))
 
 
 class Solver(GameParty):
@@ -261,7 +291,7 @@ class Solver(GameParty):
         party: Party | None = None
         if behaviour == "lazy":
             root = world.bank.admin.job(max(1, job_id - 1)).result_root
-            if root == bytes(32):
+            if root is None or root == bytes(32):
                 root = bytes.fromhex(spec.task_id)  # nothing to copy yet: any root will do
         else:
             cheat = None
@@ -286,9 +316,10 @@ class Solver(GameParty):
 
 
 class Verifier(GameParty):
-    """Recomputes the jobs it is asked about; challenges a root it cannot reproduce (staking
-    first) and hands the dispute to the referee. False accusers challenge honest results with a
-    made-up root; a colluding verifier vouches for its partner's jobs."""
+    """Recomputes the jobs it is asked about; attests a root it reproduces (for the verifier
+    fee) and challenges one it cannot with its own root (staking first), then hands the
+    dispute to the referee. False accusers challenge honest results with a made-up root; a
+    colluding verifier vouches for (and attests) its partner's jobs."""
 
     @on(Check)
     async def check(self, message: Check, ctx: Context) -> Checked:
@@ -297,18 +328,23 @@ class Verifier(GameParty):
         if job.status is not JobStatus.COMMITTED:
             return Checked(job_id=message.job_id, agrees=job.status is not JobStatus.DISPUTED)
         solver = world.name_of(job.solver)
+        posted = world.bank.job(message.job_id)
+        if job.result_root is None or posted is None:
+            raise RemoteError("not_committed", f"job {message.job_id} has no root alone")
         if behaviour == "colluding" and solver == self.member.partner:
+            self._attest(message.job_id, job.result_root)
             return Checked(job_id=message.job_id, agrees=True)
         spec = TaskSpec.parse(message.spec)
-        if spec.task_id != job.spec_hash.hex():
+        if spec.task_id != posted.spec_hash.hex():
             raise RemoteError("wrong_spec", "the spec does not hash to the job's spec hash")
         cheat = Cheat("wrong_final") if behaviour == "false_accuser" else None
         party = Party("b", spec, cheat=cheat)
         if party.root == job.result_root:
+            self._attest(message.job_id, job.result_root)
             return Checked(job_id=message.job_id, agrees=True)
         wallet = world.bank.ensure(self.name, Role.VERIFIER)
         try:
-            wallet.challenge(message.job_id, job.result_root)
+            wallet.challenge(message.job_id, party.root)
         except CoordinationError:  # someone challenged first, or the window closed
             return Checked(job_id=message.job_id, agrees=False)
         world.journal.disputes_opened += 1
@@ -318,6 +354,13 @@ class Verifier(GameParty):
         dispute = Dispute(job_id=message.job_id, spec=message.spec, root=party.root)
         self.start_soon(self._to_referee, dispute)
         return Checked(job_id=message.job_id, agrees=False)
+
+    def _attest(self, job_id: int, root: bytes) -> None:
+        """Attest a reproduced root (a verifier-fee share at settlement; slashed if the result
+        is rejected). Refused (window closed, three attesters already, stake locked): skip."""
+        wallet = self.world.bank.ensure(self.name, Role.VERIFIER)
+        with contextlib.suppress(CoordinationError):
+            wallet.attest(job_id, root)
 
     async def _to_referee(self, dispute: Dispute) -> None:
         timeout = self.world.scenario.market.query_timeout
@@ -330,65 +373,113 @@ class Verifier(GameParty):
 
 
 class Referee(SimAgent):
-    """Plays the Verde game between the solver (side a, its root and address from chain) and
-    the challenger (side b) over the bus and anchors the verdict (it holds the resolver role).
-    A query that goes unanswered is asked again, backing off, until the scenario's
-    ``game_patience`` runs out; only then does it count as silence."""
+    """A staked referee. For each challenger that brings it a dispute it plays the Verde game
+    between the solver (side a) and that challenger (side b) over the bus — the spec hash, the
+    solver's root and the challenger's root all read from chain, never from the message —
+    and once the challenge window is over and every game of the job is played, votes: against
+    the solver if it lost any game, for it if it won one, not at all otherwise (no vote: the
+    result stands, nobody is slashed). A query that goes unanswered is asked again, backing
+    off, until the scenario's ``game_patience`` runs out; only then does it count as
+    silence."""
 
     handler_concurrency = 64
 
     def __init__(self, name: str, world: World) -> None:
         super().__init__(name, world)
-        self.games: set[int] = set()
+        self.games: set[tuple[int, str]] = set()
+        self.playing: dict[int, int] = {}
+        self.results: dict[int, list[str]] = {}
 
     @on(Dispute)
     async def dispute(self, message: Dispute, ctx: Context) -> DisputeTaken:
         world = self.world
-        if message.job_id in self.games:  # a retry whose acknowledgement was lost
+        challenger = next((n for n, m in world.members.items() if m.peer == ctx.sender), None)
+        if challenger is None:
+            raise RemoteError("not_challenger", "only a challenger opens a game")
+        if (message.job_id, challenger) in self.games:  # a retry whose ack was lost
             return DisputeTaken(job_id=message.job_id)
-        job = world.bank.admin.job(message.job_id)
-        challenger = world.name_of(job.challenger)
+        admin = world.bank.admin
+        job = admin.job(message.job_id)
+        posted = world.bank.job(message.job_id)
         solver = world.name_of(job.solver)
-        if job.status is not JobStatus.DISPUTED or challenger is None or solver is None:
+        root_b = admin.challenge_of(message.job_id, world.bank.address(challenger))
+        if job.status is not JobStatus.DISPUTED or solver is None or posted is None:
             raise RemoteError("no_dispute", f"job {message.job_id} is not disputed")
-        if world.members[challenger].peer != ctx.sender:
-            raise RemoteError("not_challenger", "only the challenger opens the game")
+        root_a = job.result_root
+        if root_a is None or root_b is None:
+            raise RemoteError("not_challenger", "no committed root, or the sender never challenged")
         spec = TaskSpec.parse(message.spec)
-        if spec.task_id != job.spec_hash.hex():
+        if spec.task_id != posted.spec_hash.hex():
             raise RemoteError("wrong_spec", "the spec does not hash to the job's spec hash")
-        self.games.add(message.job_id)
-        self.start_soon(self._play, message, spec, job.result_root, (solver, challenger))
+        self.games.add((message.job_id, challenger))
+        first = message.job_id not in self.results
+        self.results.setdefault(message.job_id, [])
+        self.playing[message.job_id] = self.playing.get(message.job_id, 0) + 1
+        self.start_soon(self._play, message.job_id, spec, (root_a, root_b), (solver, challenger))
+        if first:
+            self.start_soon(self._vote, message.job_id)
         return DisputeTaken(job_id=message.job_id)
 
     async def _play(
-        self, message: Dispute, spec: TaskSpec, root_a: bytes, names: tuple[str, str]
+        self, job_id: int, spec: TaskSpec, roots: tuple[bytes, bytes], names: tuple[str, str]
     ) -> None:
-        world = self.world
-        sides = {"a": names[0], "b": names[1]}
-        game_id = f"job-{message.job_id}"
+        sides: dict[Side, str] = {"a": names[0], "b": names[1]}
+        game_id = f"job-{job_id}"
         opened = ChallengeOpened(
-            game_id=game_id, task_id=spec.task_id, root_a=root_a, root_b=message.root
+            game_id=game_id, task_id=spec.task_id, root_a=roots[0], root_b=roots[1]
         )
         state, out = open_game(spec, opened)
         while not state.done:
-            replies: list[Message] = []
+            replies: list[tuple[Side, Message]] = []
             async with trio.open_nursery() as nursery:
                 for query in out:
-                    nursery.start_soon(self._ask, sides[query.to], query, replies)  # type: ignore[attr-defined]
+                    side = query.to  # type: ignore[attr-defined]
+                    nursery.start_soon(self._ask, sides[side], side, query, replies)
             out = []
-            for reply in replies:
-                state, emitted = handle(state, reply)
+            for side, reply in replies:
+                state, emitted = handle(state, reply, sender=side)
                 out.extend(emitted)
                 if state.done:
                     break
             if not state.done and not out:
                 state, out = handle(state, Deadline(game_id=game_id))
         verdict = state.verdict
-        solver_wins = verdict is not None and verdict.winner == "a"
-        world.journal.games[message.job_id] = "solver" if solver_wins else "challenger"
-        world.bank.admin.resolve_dispute(message.job_id, solver_wins)
+        if verdict is None or verdict.outcome != "decided":
+            result = "none"
+        else:
+            result = "solver" if verdict.winner == "a" else "challenger"
+        self.results[job_id].append(result)
+        self.playing[job_id] -= 1
 
-    async def _ask(self, peer: str, query: Message, replies: list[Message]) -> None:
+    async def _vote(self, job_id: int) -> None:
+        """After the challenge window (no more challengers) and every game, vote once."""
+        world = self.world
+        while True:
+            job = world.bank.admin.job(job_id)
+            behind = (job.challenge_end or 0) - world.bank.chain_now()
+            if behind < 0 and self.playing[job_id] == 0:
+                break
+            await trio.sleep(max(behind, 0) + world.scenario.market.settle_interval)
+        results = self.results[job_id]
+        if "challenger" in results:
+            solver_wins: bool | None = False
+        elif "solver" in results:
+            solver_wins = True
+        else:
+            solver_wins = None
+        world.journal.games[job_id] = {False: "challenger", True: "solver", None: "none"}[
+            solver_wins
+        ]
+        if solver_wins is not None:
+            wallet = world.bank.ensure(self.name, Role.REFEREE)
+            try:
+                wallet.vote(job_id, solver_wins)
+            except CoordinationError as exc:  # e.g. the dispute window closed first
+                world.journal.games[job_id] = f"no vote: {type(exc).__name__}"
+
+    async def _ask(
+        self, peer: str, side: Side, query: Message, replies: list[tuple[Side, Message]]
+    ) -> None:
         """Ask until answered or ``game_patience`` runs out (backing off), so a lost frame
         or a short partition does not make an honest party lose; a refusal ends it."""
         market = self.world.scenario.market
@@ -402,8 +493,7 @@ class Referee(SimAgent):
                 continue  # lost on the way, or cut off: ask again
             except (RemoteError, PeerUnreachable):
                 return
-            if getattr(reply, "party", None) == getattr(query, "to", None):
-                replies.append(reply)
+            replies.append((side, reply))  # the game judges a wrong reply against ``side``
             return
 
 

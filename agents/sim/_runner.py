@@ -104,7 +104,9 @@ async def _simulate(scenario: Scenario, observer: Observer | None) -> Report:
     wall0 = time.perf_counter()
     bank = Bank(
         challenge_window=scenario.market.challenge_window,
+        dispute_window=scenario.market.dispute_window,
         fee_bps=scenario.market.fee_bps,
+        payment=scenario.jobs.payment * TOKEN,
         roster=roster(scenario),
         eager=scenario.provision == "eager"
         or (scenario.provision == "auto" and scenario.agents <= EAGER_LIMIT),

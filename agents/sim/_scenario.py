@@ -118,9 +118,13 @@ class Market(_Model):
     """Protocol parameters of the deployment (see docs/coordination.md), and the roles'
     timing: how often submitters look for settleable jobs, how long a request waits, and how
     long the referee keeps asking a silent party before it loses (``game_patience``: a
-    partition longer than that makes an honest party lose its game)."""
+    partition longer than that makes an honest party lose its game). The windows have the
+    contracts' bounds (challenge 10 min to, here, 7 days; dispute 1 h to 7 days): a dispute
+    ends ``challenge_window + dispute_window`` after the commit, so ``drain`` should cover
+    both for the last jobs to close."""
 
-    challenge_window: Annotated[int, Field(ge=10, le=7 * 24 * 3600)] = 300
+    challenge_window: Annotated[int, Field(ge=600, le=7 * 24 * 3600)] = 600
+    dispute_window: Annotated[int, Field(ge=3600, le=7 * 24 * 3600)] = 3600
     fee_bps: Annotated[int, Field(ge=0, le=1000)] = 50
     settle_interval: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 30.0
     query_timeout: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = 10.0
@@ -138,7 +142,7 @@ class Scenario(_Model):
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")] = "swarm"
     seed: Annotated[int, Field(ge=0, lt=2**63)] = 0
     duration: Annotated[float, Field(gt=0, le=7 * 24 * 3600, allow_inf_nan=False)] = 3600.0
-    drain: Annotated[float, Field(ge=0, le=7 * 24 * 3600, allow_inf_nan=False)] = 900.0
+    drain: Annotated[float, Field(ge=0, le=7 * 24 * 3600, allow_inf_nan=False)] = 4800.0
     sample_interval: Annotated[float, Field(ge=1, le=3600, allow_inf_nan=False)] = 10.0
     provision: Literal["auto", "eager", "lazy"] = "auto"
     spam_rate: Annotated[float, Field(ge=0, le=1000, allow_inf_nan=False)] = 1.0

@@ -45,7 +45,8 @@ class Journal:
     spam_sent: int = 0
     unplaced: int = 0
     disputes_opened: int = 0
-    games: dict[int, str] = field(default_factory=dict)  # job id -> winner side or reason
+    games: dict[int, str] = field(default_factory=dict)  # job id -> the referee's vote
+    claimed: set[tuple[int, str]] = field(default_factory=set)  # (job id, account) claimed
 
 
 @dataclass

@@ -83,3 +83,13 @@ async def test_advertise_as_request_withdraw_and_validation(autojump_clock: trio
         assert [p.peer for p in providers] == [asker.peer_id]
         limited = await asker.request("directory", FindProviders(service="c", limit=1))
         assert isinstance(limited, Providers) and len(limited.providers) == 1
+
+
+async def test_the_directory_finds_providers_itself(autojump_clock: trio.abc.Clock) -> None:
+    """``find`` from inside the Directory is a request to itself: answered, not dropped."""
+    directory, shouter = Directory(), Shouter()
+    async with AgentRuntime([directory, shouter]):
+        await trio.sleep(0.1)
+        with trio.fail_after(5):
+            providers = await directory.find("shouting")
+        assert [p.name for p in providers] == ["shouter"]

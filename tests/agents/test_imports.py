@@ -14,8 +14,11 @@ def _imports(path: Path) -> set[str]:
     """The sibling modules a module imports anywhere in its body (``from ._x import y``)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
-            found.add(node.module.split(".")[0])
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                found.add(node.module.split(".")[0])
+            else:  # from . import _x
+                found.update(alias.name for alias in node.names)
     return found
 
 
@@ -49,4 +52,11 @@ def test_cycle_finder_sees_a_circle() -> None:
 def test_no_import_circle_between_agents_modules() -> None:
     graph = {path.stem: _imports(path) for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
     assert "_agent" in graph
+    assert _cycle(graph) is None
+
+
+def test_no_import_circle_in_the_cli() -> None:
+    folder = PACKAGE / "cli"
+    graph = {path.stem: _imports(path) for path in folder.glob("*.py") if path.stem != "__init__"}
+    assert "_app" in graph and "_commands" in graph["_app"]
     assert _cycle(graph) is None

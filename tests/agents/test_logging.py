@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 import trio
@@ -41,22 +42,42 @@ async def test_records_carry_agent_peer_and_message(
     assert got.__dict__["value"] == 7
 
 
-def test_json_formatter_and_configure_logging() -> None:
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    yield
+    root.handlers[:], level = saved
+    root.setLevel(level)
+    for name in ("agents", "axl"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+
+
+def test_json_formatter_and_configure_logging(restore_logging: None) -> None:
     stream = io.StringIO()
     configure_logging(logging.INFO, json_lines=True, stream=stream)
+    log = logging.getLogger("agents.x")
+    log.info("hello %s", "world", extra={"agent": "x", "peer": "12D3", "n": 3})
     try:
-        log = logging.getLogger("agents.x")
-        log.info("hello %s", "world", extra={"agent": "x", "peer": "12D3", "n": 3})
-        try:
-            raise ValueError("bad")
-        except ValueError:
-            log.exception("failed")
-    finally:
-        for name in ("agents", "axl"):
-            logging.getLogger(name).handlers.clear()
-            logging.getLogger(name).propagate = True
+        raise ValueError("bad")
+    except ValueError:
+        log.exception("failed")
     first, second = (json.loads(line) for line in stream.getvalue().splitlines())
     assert first["message"] == "hello world"
     assert (first["agent"], first["peer"], first["n"], first["level"]) == ("x", "12D3", 3, "INFO")
     assert "ValueError: bad" in second["exception"]
     assert isinstance(JsonFormatter().format(logging.makeLogRecord({"msg": "m"})), str)
+
+
+def test_py_libp2p_log_lines_go_through_json_logs(restore_logging: None) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", json_lines=True, stream=stream)
+    logging.getLogger("libp2p.network.swarm").warning("fail to connect %s", "peer")
+    logging.getLogger("libp2p.pubsub").info("chatter")  # third-party INFO stays out
+    pinned = logging.getLogger("libp2p.network.auto_connector")
+    pinned.setLevel(logging.INFO)  # as py-libp2p does for this one
+    pinned.info("AUTO_CONNECTOR_STATE")
+    (line,) = stream.getvalue().splitlines()
+    record = json.loads(line)
+    assert (record["logger"], record["message"]) == ("libp2p.network.swarm", "fail to connect peer")

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from agents import State
-from agents.__main__ import load_agent_class
+from agents.cli import CliError
+from agents.cli._checks import load_agent_class
 from examples.ping_pong import Ponger
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,9 +42,9 @@ def stop(process: subprocess.Popen[str]) -> None:
 
 def test_load_agent_class() -> None:
     assert load_agent_class("examples.ping_pong:Ponger") is Ponger
-    with pytest.raises(SystemExit, match="module:Class"):
+    with pytest.raises(CliError, match="module:Class"):
         load_agent_class("examples.ping_pong")
-    with pytest.raises(SystemExit, match=r"not an agents\.Agent"):
+    with pytest.raises(CliError, match=r"not an agents\.Agent"):
         load_agent_class("examples.ping_pong:Ping")
 
 

@@ -148,3 +148,23 @@ async def test_flush_failure_is_logged_and_counted_not_fatal(
         (tmp_path / "unflushable" / "state.sqlite").mkdir(parents=True)  # the file is blocked
     assert agent.counters()["state_errors"] == 1
     assert agent.status.value == "stopped"
+
+
+def test_check_reports_a_corrupt_file_in_one_error(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StateError, match="cannot read agent state"):
+        State(path).check()
+
+
+def test_check_reports_a_corrupt_value(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    state = State(path)
+    state["ok"] = 1
+    state.flush()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE state SET value = '{not json' WHERE key = 'ok'")
+    db.close()
+    with pytest.raises(StateError, match="corrupt value for 'ok'"):
+        State(path).check()
+    State(tmp_path / "absent.sqlite").check()  # no file yet: fine

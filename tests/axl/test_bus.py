@@ -3,6 +3,7 @@ backpressure, shedding, rejection counting. Memory transport, trio MockClock."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -19,6 +20,7 @@ from axl import (
     LinkProfile,
     MemoryNetwork,
     Message,
+    MessageRegistry,
     MessageTypeError,
     RemoteError,
     RequestTimeout,
@@ -372,3 +374,44 @@ async def test_a_failed_join_is_not_counted() -> None:
         await alice.publish("news", Job(n=1))
         await trio.testing.wait_all_tasks_blocked()
         assert got == [1]
+
+
+class JobWithABool(Message, tag="test.bus_job", registry=MessageRegistry()):
+    """What a sloppy third-party client sends: ``true`` where ``Job.n`` is an int."""
+
+    n: bool
+
+
+async def test_rejected_requests_get_a_typed_error_reply_not_silence() -> None:
+    network = MemoryNetwork()
+    dave = Identity.from_seed(bytes([13]) * 32)
+    async with AsyncExitStack() as stack:
+
+        async def join(identity: Identity, **options: object) -> Bus:
+            transport = await stack.enter_async_context(network.connect(identity.peer_id))
+            return await stack.enter_async_context(open_bus(identity, transport, **options))  # type: ignore[arg-type]
+
+        alice = await join(ALICE)
+        bob = await join(BOB)
+        # Carol's clock runs 60 s fast: her requests are too far ahead for Alice (30 s skew),
+        # while Alice's replies are within her 120 s window.
+        carol = await join(CAROL, config=BusConfig(clock=lambda: time.time() + 60))
+        await join(dave, registry=MessageRegistry())  # knows no message type at all
+
+        async def on_job(message: Job, ctx: Context) -> Done:
+            return Done(n=message.n)
+
+        alice.on(Job, on_job)
+        with trio.fail_after(10):
+            assert await bob.request(ALICE.peer_id, Job(n=1), timeout=5) == Done(n=1)
+            with pytest.raises(RemoteError) as invalid:
+                await bob.request(ALICE.peer_id, JobWithABool(n=True), timeout=5)
+            assert invalid.value.code == "invalid_message"
+            with pytest.raises(RemoteError) as stale:
+                await carol.request(ALICE.peer_id, Job(n=2), timeout=5)
+            assert stale.value.code == "stale"
+            with pytest.raises(RemoteError) as unknown:
+                await bob.request(dave.peer_id, Job(n=3), timeout=5)
+            assert unknown.value.code == "unknown_type"
+        assert alice.stats["rejected.invalid_message"] == 1
+        assert alice.stats["rejected.stale"] == 1

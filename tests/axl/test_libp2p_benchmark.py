@@ -13,3 +13,4 @@ def test_libp2p_benchmark_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert "ratio AXL/raw round trips/s" in output
     assert "ratio AXL/raw one-way msgs/s" in output
     assert "AXL topic deliveries" in output
+    assert "2 processes: ratio AXL/raw round trips/s" in output

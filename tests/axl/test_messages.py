@@ -137,3 +137,36 @@ def test_messages_are_frozen() -> None:
     message = Frozen(x=1)
     with pytest.raises(Exception, match="frozen"):
         message.x = 2  # type: ignore[misc]
+
+
+class Strict(Message, tag="test.strict"):
+    count: int
+    ratio: float = 0.5
+    flag: bool = False
+    items: tuple[int, ...] = ()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"count": True},  # a bool is not an int
+        {"count": "5"},  # nor is a numeric string
+        {"count": 1.0},  # nor a float
+        {"count": 1, "ratio": 1},  # an int is not a float
+        {"count": 1, "flag": 1},  # an int is not a bool
+        {"count": 1, "items": [1, True]},  # nested too
+        {"count": 1, "extra": 0},  # unknown keys are refused
+    ],
+)
+def test_payload_types_are_strict(payload: dict[str, object]) -> None:
+    with pytest.raises(InvalidMessage):
+        Strict.decode_payload(msgpack.packb(payload))
+
+
+def test_strict_payloads_still_accept_exact_types_and_omitted_defaults() -> None:
+    decoded = Strict.decode_payload(msgpack.packb({"count": 3, "items": [1, 2]}))
+    assert decoded == Strict(count=3, items=(1, 2))
+
+
+def test_a_message_declared_without_a_version_is_version_1() -> None:
+    assert Strict.axl_version == 1

@@ -265,3 +265,23 @@ async def test_a_cancelled_subscribe_can_be_retried(
             await alice.publish("news", Hello(n=2))
             with trio.fail_after(10):
                 assert (await news.receive()).message == Hello(n=2)
+
+
+async def test_messages_and_requests_to_ourselves_are_handled(
+    cluster_factory: ClusterFactory, identities: list[Identity]
+) -> None:
+    """A node that asks itself (the Directory's own ``find``) gets an answer, not silence."""
+    async with buses(cluster_factory, identities[:1]) as (_, (alice,)):
+        got: list[int] = []
+
+        async def on_hello(message: Hello, ctx: Context) -> Echo:
+            got.append(message.n)
+            assert ctx.sender == alice.peer_id
+            return Echo(n=message.n + 1)
+
+        alice.on(Hello, on_hello)
+        await alice.send(alice.peer_id, Hello(n=1))
+        await eventually(lambda: got == [1])
+        with trio.fail_after(5):
+            assert await alice.request(alice.peer_id, Hello(n=2), timeout=5) == Echo(n=3)
+        assert got == [1, 2]

@@ -44,10 +44,12 @@ EXPECTED = {
     "OpQuery",
     "OpReply",
     "Opening",
+    "Outcome",
     "Party",
     "Program",
     "RefereeState",
     "SGD",
+    "Side",
     "State",
     "StepQuery",
     "StepReply",
@@ -95,4 +97,6 @@ def test_errors_share_one_root() -> None:
 
 
 def test_repops_module_exports() -> None:
-    assert {"rmm", "rsum", "rexp", "rlog", "rsoftmax"} <= set(compute.repops.__all__)
+    assert {"rmm", "rsum", "rexp", "rlog", "rsoftmax", "rmax", "sqrt_rn"} <= set(
+        compute.repops.__all__
+    )

@@ -13,22 +13,29 @@ from coordination import Chain, DeployParams, anvil_node, find_anvil
 AI = 10**18
 TEST_PARAMS = DeployParams(
     fee_bps=50,
+    verifier_fee_bps=100,
     challenge_window=3600,
+    dispute_window=3600,
     unbonding_delay=7 * 24 * 3600,
     reward_share_bps=5_000,
     min_solver_stake=100 * AI,
     min_verifier_stake=100 * AI,
+    min_referee_stake=100 * AI,
     voting_delay=1,
     voting_period=10,
+    proposal_threshold=100 * AI,
     quorum_percent=4,
+    timelock_delay=3600,
 )
 INITIAL_BALANCE = 10_000 * AI
+ADMIN_BALANCE = 1_000 * AI
 BACKENDS = ["embedded", "anvil"]
 
 
 @dataclass
 class Env:
-    """A deployed protocol and the clients of its actors (admin is minter and resolver)."""
+    """A deployed protocol and the clients of its actors. The admin deployed it and holds no
+    role afterwards; it keeps a large genesis balance to hand out in tests."""
 
     admin: Chain
     submitter: Chain
@@ -36,10 +43,22 @@ class Env:
     solver2: Chain
     verifier: Chain
     outsider: Chain
+    referee: Chain
+    referee2: Chain
+    referee3: Chain
 
     @property
     def actors(self) -> list[Chain]:
-        return [self.submitter, self.solver, self.solver2, self.verifier, self.outsider]
+        return [
+            self.submitter,
+            self.solver,
+            self.solver2,
+            self.verifier,
+            self.outsider,
+            self.referee,
+            self.referee2,
+            self.referee3,
+        ]
 
     def now(self) -> int:
         return self.admin.block_timestamp()
@@ -52,11 +71,12 @@ def _deploy(chain: Chain) -> Env:
     if chain.kind == "anvil":
         chain.w3.manager.request_blocking("anvil_setBlockTimestampInterval", [1])
     chain.advance_time(24 * 3600)
-    admin = chain.deploy(TEST_PARAMS)
-    accounts = admin.dev_accounts()
-    clients = [admin.with_account(a) for a in accounts[1:6]]
+    accounts = chain.dev_accounts()
+    allocations = {a.address: INITIAL_BALANCE for a in accounts[1:9]}
+    allocations[accounts[0].address] = ADMIN_BALANCE
+    admin = chain.deploy(TEST_PARAMS, allocations)
+    clients = [admin.with_account(a) for a in accounts[1:9]]
     for client in clients:
-        admin.mint(client.address, INITIAL_BALANCE)
         client.approve("JobMarket")
         client.approve("Staking")
     return Env(admin, *clients)

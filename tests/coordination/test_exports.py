@@ -9,9 +9,10 @@ from coordination import CoordinationError
 EXPECTED = {
     "CONTRACTS", "PARAMETERS", "Action", "AddressBook", "AddressBookError", "Artifact", "Chain",
     "ChainEvent", "ChainUnavailable", "ContractRevert", "CoordinationError", "DeployParams",
-    "DevOnly", "Economics", "EventCursor", "InsufficientFunds", "InsufficientStake",
+    "DevOnly", "DisputeView", "Economics", "EventCursor", "InsufficientFunds", "InsufficientStake",
     "InsufficientTokens", "InvalidIdentityBinding", "JobStatus", "JobView", "LedgerJob",
-    "MarketLedger", "NonceConflict", "NotDeployed", "Payout", "ProtocolParams", "Receipt",
+    "MarketLedger", "NonceConflict", "NotDeployed", "Outcome", "Payout", "ProtocolParams",
+    "Receipt",
     "ResultTree", "Role", "SlashSplit", "StakePosition", "TransactionError", "Unauthorized",
     "WrongChain", "anvil_node", "artifact", "binding_message", "decode_revert_data",
     "find_anvil", "result_leaf", "verify_result",

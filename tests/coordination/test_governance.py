@@ -9,7 +9,13 @@ from coordination import Unauthorized
 from .conftest import TEST_PARAMS, Env
 from .helpers import reverts
 
-CHANGES = {"fee_bps": 100, "challenge_window": 600, "min_solver_stake": 5, "unbonding_delay": 60}
+CHANGES = {
+    "fee_bps": 100,
+    "challenge_window": 600,
+    "min_solver_stake": 5 * 10**18,
+    "unbonding_delay": 2 * 24 * 3600,
+    "verifier_fee_bps": 200,
+}
 
 
 def test_proposal_changes_parameters(env: Env) -> None:
@@ -34,6 +40,11 @@ def test_proposal_changes_parameters(env: Env) -> None:
     env.submitter.cast_vote(again, 1)
     env.admin.mine(TEST_PARAMS.voting_period + 1)
     assert env.admin.proposal_state(again) == 4  # Succeeded
+    env.outsider.queue(CHANGES, "tune the market, again")
+    assert env.admin.proposal_state(again) == 5  # Queued
+    with reverts("TimelockUnexpectedOperationState"):
+        env.outsider.execute(CHANGES, "tune the market, again")
+    env.admin.advance_time(TEST_PARAMS.timelock_delay)
     env.outsider.execute(CHANGES, "tune the market, again")
     params = env.admin.params()
     assert (
@@ -41,8 +52,31 @@ def test_proposal_changes_parameters(env: Env) -> None:
         params.challenge_window,
         params.min_solver_stake,
         params.unbonding_delay,
-    ) == (100, 600, 5, 60)
+        params.verifier_fee_bps,
+    ) == (100, 600, 5 * 10**18, 2 * 24 * 3600, 200)
     assert env.admin.proposal_state(again) == 7  # Executed
+
+
+def test_out_of_bounds_proposal_fails_at_execution(env: Env) -> None:
+    for voter in (env.submitter, env.solver):
+        voter.delegate()
+    env.admin.mine(1)
+    changes = {"reward_share_bps": 10_000}
+    proposal = env.submitter.propose(changes, "take everything").value
+    env.admin.mine(TEST_PARAMS.voting_delay + 1)
+    env.submitter.cast_vote(proposal, 1)
+    env.solver.cast_vote(proposal, 1)
+    env.admin.mine(TEST_PARAMS.voting_period + 1)
+    env.outsider.queue(changes, "take everything")
+    env.admin.advance_time(TEST_PARAMS.timelock_delay)
+    with reverts("InvalidParameter"):
+        env.outsider.execute(changes, "take everything")
+
+
+def test_proposal_needs_the_threshold(env: Env) -> None:
+    pauper = env.admin.with_account(env.admin.dev_accounts()[9])
+    with reverts("GovernorInsufficientProposerVotes"):
+        pauper.propose({"fee_bps": 1}, "no votes")
 
 
 def test_parameters_only_through_governance(env: Env) -> None:

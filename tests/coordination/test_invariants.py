@@ -1,10 +1,20 @@
-"""Stateful property test: random sequences of stake / unbond / withdraw / post / assign /
-commit / batch / challenge / resolve / settle / refund keep the protocol's invariants.
+"""Stateful property test: random sequences of honest and adversarial actions keep the
+protocol's invariants and its economic guarantee.
 
-- supply = initial + minted - burned, and every burn is a fee or the burned part of a slash;
-- escrow in = paid + refunded + fees + what the market still holds (its token balance);
-- stake leaves the staking contract only as Withdrawn (after unbonding) or Slashed, and every
-  account's position matches a model that only those two paths change.
+Actors: an honest solver (commits the right root, keeps and reveals its batch trees), a cheat
+(commits wrong roots, anchors junk batch roots and withholds the tree, tries to unbond the
+stake its jobs lock), an honest verifier (attests honest results, challenges the cheat's with
+the right root), a puppet challenger (challenges anything with a made-up root), two honest
+referees and a lying one that votes after them, and a resolver that never acts (disputes
+nobody votes on are finalized after their window all the same).
+
+Invariants, after every step:
+- supply = initial - burned, every burn a fee or a slash; escrow in = paid + refunded + fees
+  + verifier fees + held; stake leaves staking only as Withdrawn or Slashed;
+- every account's locked stake equals the open obligations the events imply (jobs, attests,
+  unclaimed challenges and votes) and never exceeds its active stake;
+- the guarantee: the honest solver, verifier and referees are never slashed and no honest job
+  is rejected; every rejected job cost its solver at least its payment.
 
 Each example runs from a chain snapshot and reverts it afterwards.
 """
@@ -12,8 +22,7 @@ Each example runs from a chain snapshot and reverts it afterwards.
 from __future__ import annotations
 
 import os
-from collections import Counter
-from typing import Any
+from collections import Counter, defaultdict
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -31,10 +40,10 @@ from coordination import (
     Action,
     Chain,
     ContractRevert,
-    Economics,
     JobStatus,
     LedgerJob,
     MarketLedger,
+    Outcome,
     ResultTree,
     Role,
 )
@@ -43,13 +52,16 @@ from .conftest import TEST_PARAMS, Env
 from .helpers import AI, h
 
 ZERO = "0x" + "00" * 20
-ECON = Economics(fee_bps=TEST_PARAMS.fee_bps, reward_share_bps=TEST_PARAMS.reward_share_bps)
-MIN_STAKE = {
+MIN = {
     Role.SOLVER: TEST_PARAMS.min_solver_stake,
     Role.VERIFIER: TEST_PARAMS.min_verifier_stake,
+    Role.REFEREE: TEST_PARAMS.min_referee_stake,
 }
-ROLES = st.sampled_from([Role.SOLVER, Role.VERIFIER])
 PICK = st.integers(0, 10**6)
+
+
+def right(job_id: int) -> bytes:
+    return h(job_id + 10**9)
 
 
 class MarketMachine(RuleBasedStateMachine):
@@ -58,7 +70,17 @@ class MarketMachine(RuleBasedStateMachine):
         self.env = env
         self.admin = env.admin
         self.snapshot = env.admin.snapshot()
-        self.stakers = [env.solver, env.solver2, env.verifier]
+        self.honest, self.cheat = env.solver, env.solver2
+        self.verifier, self.puppet = env.verifier, env.outsider
+        self.referees = [env.referee, env.referee2]
+        self.liar = env.referee3
+        self.stakers: list[tuple[Chain, Role]] = [
+            (self.honest, Role.SOLVER),
+            (self.cheat, Role.SOLVER),
+            (self.verifier, Role.VERIFIER),
+            (self.puppet, Role.VERIFIER),
+            *((r, Role.REFEREE) for r in (*self.referees, self.liar)),
+        ]
         self.market = env.admin.contract("JobMarket").address
         self.staking = env.admin.contract("Staking").address
         self.start = env.admin.block_number() + 1
@@ -67,15 +89,16 @@ class MarketMachine(RuleBasedStateMachine):
         self.base_supply = env.admin.total_supply()
         self.base_market = env.admin.balance_of(self.market)
         self.base_staking = env.admin.balance_of(self.staking)
-        self.expected_burn = 0
-        self.staking_out = 0  # tokens transferred out of staking to accounts
+        self.staking_out = 0
         self.staking_burned = 0
+        self.pools_in = 0  # slashed solver stake pooled in the market for challengers
+        self.slashed: Counter[str] = Counter()
+        self.resolved: list[tuple[int, Outcome, int]] = []
+        self.claimed: set[tuple[int, str]] = set()
         self.positions: dict[tuple[str, Role], list[int]] = {}
-        for who in self.stakers:
-            for role in Role:
-                pos = who.stake_of(role)
-                self.positions[(who.address, role)] = [pos.active, pos.unbonding, pos.release_at]
-        self.jobs: list[int] = []
+        for who, role in self.stakers:
+            pos = who.stake_of(role)
+            self.positions[(who.address, role)] = [pos.active, pos.unbonding, pos.release_at]
         self.trees: dict[int, ResultTree] = {}
 
     def teardown(self) -> None:
@@ -88,18 +111,39 @@ class MarketMachine(RuleBasedStateMachine):
 
     # --- helpers ------------------------------------------------------------------------------
 
-    def client(self, address: str | None) -> Chain:
-        return next(c for c in self.env.actors if c.address == address)
-
-    def pick(self, index: int, *statuses: JobStatus) -> LedgerJob | None:
-        matching = [j for j in self.ledger.jobs.values() if j.status in statuses]
-        return matching[index % len(matching)] if matching else None
-
     def now(self) -> int:
         """The timestamp the next transaction's block will have (blocks are 1 s apart)."""
         return self.admin.block_timestamp() + 1
 
-    def expect(self, error: str | None, action: Any) -> Any:
+    def jobs(self, *statuses: JobStatus) -> list[LedgerJob]:
+        return [j for j in self.ledger.jobs.values() if j.status in statuses]
+
+    def pick(self, index: int, jobs: list[LedgerJob]) -> LedgerJob | None:
+        return jobs[index % len(jobs)] if jobs else None
+
+    def free(self, who: Chain, role: Role) -> int:
+        return self.positions[(who.address, role)][0] - self.expected_locks()[(who.address, role)]
+
+    def expected_locks(self) -> dict[tuple[str, Role], int]:
+        """Locked stake implied by the open obligations in the events."""
+        locks: dict[tuple[str, Role], int] = defaultdict(int)
+        live = (JobStatus.ASSIGNED, JobStatus.COMMITTED, JobStatus.DISPUTED)
+        for job in self.ledger.jobs.values():
+            if job.status in live and job.solver is not None:
+                locks[(job.solver, Role.SOLVER)] += max(job.payment, MIN[Role.SOLVER])
+            if job.status in (JobStatus.COMMITTED, JobStatus.DISPUTED):
+                for attester in job.attesters:
+                    locks[(attester, Role.VERIFIER)] += MIN[Role.VERIFIER]
+            for challenger in job.challengers:
+                if (job.job_id, challenger) not in self.claimed:
+                    locks[(challenger, Role.VERIFIER)] += MIN[Role.VERIFIER]
+            for referee in job.votes:
+                if (job.job_id, referee) not in self.claimed:
+                    locks[(referee, Role.REFEREE)] += MIN[Role.REFEREE]
+        return locks
+
+    def expect_ok_or(self, error: str | None, action: object) -> object:
+        assert callable(action)
         if error is None:
             return action()
         try:
@@ -109,251 +153,287 @@ class MarketMachine(RuleBasedStateMachine):
             return None
         raise AssertionError(f"expected revert {error}")
 
-    def take_slash(self, address: str, role: Role) -> int:
-        pos = self.positions[(address, role)]
-        want = MIN_STAKE[role]
-        from_active = min(want, pos[0])
-        from_unbonding = min(want - from_active, pos[1])
-        pos[0] -= from_active
-        pos[1] -= from_unbonding
-        slashed = from_active + from_unbonding
-        self.expected_burn += ECON.slash_split(slashed).burned
-        return slashed
-
     # --- staking ------------------------------------------------------------------------------
 
-    @initialize(
-        solver=st.integers(100, 200), solver2=st.integers(0, 200), verifier=st.integers(100, 200)
-    )
-    def initial_stakes(self, solver: int, solver2: int, verifier: int) -> None:
-        """Examples start with staked solvers, a verifier and four jobs, so that the job rules
-        have material from the first step and disputes are reachable."""
-        for who, role, amount in (
-            (self.env.solver, Role.SOLVER, solver),
-            (self.env.solver2, Role.SOLVER, solver2),
-            (self.env.verifier, Role.VERIFIER, verifier),
-        ):
-            if amount:
-                self.stake(self.stakers.index(who), role, amount)
-        self.post(payment=solver, solver=0, ttl=7200, count=3)
-        self.post(payment=verifier, solver=None, ttl=600, count=1)
+    @initialize(honest=st.integers(300, 600), cheat=st.integers(100, 400))
+    def initial_stakes(self, honest: int, cheat: int) -> None:
+        """Every actor starts staked and four jobs are posted, so that the job rules have
+        material from the first step and disputes are reachable."""
+        amounts = [honest, cheat, 300, 300, 200, 200, 200]
+        for (who, role), amount in zip(self.stakers, amounts, strict=True):
+            who.stake(role, amount * AI)
+            self.positions[(who.address, role)][0] += amount * AI
+        self.fold_events()
+        self.post(payment=100, solver=0, ttl=7200, count=2)
+        self.post(payment=100, solver=1, ttl=7200, count=1)
+        self.post(payment=1000, solver=None, ttl=7200, count=1)
+        self.fold_events()
+        for job in self.jobs(JobStatus.ASSIGNED):
+            if job.solver == self.cheat.address:
+                self.commit(job.job_id, batch=False)
+                break
+        for job in self.jobs(JobStatus.ASSIGNED):
+            if job.solver == self.honest.address:
+                self.commit(job.job_id, batch=True)
+                break
 
-    @rule(who=PICK, role=ROLES, amount=st.integers(1, 150))
-    def stake(self, who: int, role: Role, amount: int) -> None:
-        staker = self.stakers[who % len(self.stakers)]
+    @rule(who=PICK, amount=st.integers(1, 300))
+    def stake(self, who: int, amount: int) -> None:
+        staker, role = self.stakers[who % len(self.stakers)]
         staker.stake(role, amount * AI)
         self.positions[(staker.address, role)][0] += amount * AI
 
-    @rule(who=PICK, role=ROLES, amount=st.integers(1, 200))
-    def unbond(self, who: int, role: Role, amount: int) -> None:
-        staker = self.stakers[who % len(self.stakers)]
+    @rule(who=PICK, amount=st.integers(1, 400))
+    def unbond(self, who: int, amount: int) -> None:
+        """Anyone, the cheat included, tries to unbond: only free stake moves."""
+        staker, role = self.stakers[who % len(self.stakers)]
         pos = self.positions[(staker.address, role)]
-        if amount * AI > pos[0]:
-            self.expect("InsufficientStake", lambda: staker.request_unbond(role, amount * AI))
+        if amount * AI > self.free(staker, role):
+            self.expect_ok_or("InsufficientStake", lambda: staker.request_unbond(role, amount * AI))
             return
-        release = staker.request_unbond(role, amount * AI).value
+        pos[2] = staker.request_unbond(role, amount * AI).value
         pos[0] -= amount * AI
         pos[1] += amount * AI
-        pos[2] = release
 
-    @rule(who=PICK, role=ROLES)
-    def withdraw(self, who: int, role: Role) -> None:
-        staker = self.stakers[who % len(self.stakers)]
+    @rule(who=PICK)
+    def withdraw(self, who: int) -> None:
+        staker, role = self.stakers[who % len(self.stakers)]
         pos = self.positions[(staker.address, role)]
         if pos[1] == 0:
-            self.expect("NothingToWithdraw", lambda: staker.withdraw(role))
+            self.expect_ok_or("NothingToWithdraw", lambda: staker.withdraw(role))
         elif self.now() < pos[2]:
-            self.expect("StillUnbonding", lambda: staker.withdraw(role))
+            self.expect_ok_or("StillUnbonding", lambda: staker.withdraw(role))
         else:
             assert staker.withdraw(role).value == pos[1]
             pos[1], pos[2] = 0, 0
 
-    @rule(seconds=st.sampled_from([60, 1800, 3600, 8 * 24 * 3600]))
+    @rule(seconds=st.sampled_from([60, 1800, 3600, 3 * 3600, 8 * 24 * 3600]))
     def advance(self, seconds: int) -> None:
         self.admin.advance_time(seconds)
 
-    # --- jobs ---------------------------------------------------------------------------------
+    # --- posting and committing ---------------------------------------------------------------
 
     @rule(
-        payment=st.integers(1, 1000),
+        payment=st.integers(1, 2000),
         solver=st.sampled_from([None, 0, 1]),
         ttl=st.sampled_from([600, 7200]),
         count=st.sampled_from([1, 1, 3]),
     )
     def post(self, payment: int, solver: int | None, ttl: int, count: int) -> None:
-        target = None if solver is None else self.stakers[solver]
+        target = None if solver is None else (self.honest, self.cheat)[solver]
         deadline = self.admin.block_timestamp() + ttl
         amount = payment * AI // 10
         error = None
-        if (
-            target is not None
-            and self.positions[(target.address, Role.SOLVER)][0] < MIN_STAKE[Role.SOLVER]
-        ):
-            error = "InsufficientStake"
+        if target is not None:
+            need = count * max(amount, MIN[Role.SOLVER])
+            error = "InsufficientStake" if need > self.free(target, Role.SOLVER) else None
         address = None if target is None else target.address
-
-        def post() -> list[int]:
-            if count == 1:
-                return [self.env.submitter.post_job(h(payment), amount, deadline, address).value]
-            hashes, amounts = [h(payment)] * count, [amount] * count
-            return self.env.submitter.post_jobs(hashes, amounts, deadline, address).value
-
-        ids = self.expect(error, post)
-        self.jobs.extend(ids or [])
-
-    def assign(self, index: int, solver: int) -> None:
-        job = self.pick(index, JobStatus.POSTED)
-        if job is None:
-            return
-        target = self.stakers[solver]
-        error = None
-        if Action.ASSIGN not in job.actions(self.now(), self.env.submitter.address):
-            error = "DeadlinePassed"
-        elif self.positions[(target.address, Role.SOLVER)][0] < MIN_STAKE[Role.SOLVER]:
-            error = "InsufficientStake"
-        self.expect(error, lambda: self.env.submitter.assign(job.job_id, target.address))
-
-    def commit(self, index: int) -> None:
-        job = self.pick(index, JobStatus.ASSIGNED)
-        if job is None:
-            return
-        solver = self.client(job.solver)
-        late = Action.COMMIT not in job.actions(self.now(), solver.address)
-        self.expect(
-            "DeadlinePassed" if late else None,
-            lambda: solver.commit_result(job.job_id, h(job.job_id + 10**9)),
+        hashes, amounts = [h(payment)] * count, [amount] * count
+        self.expect_ok_or(
+            error,
+            lambda: self.env.submitter.post_jobs(hashes, amounts, deadline, address),
         )
 
-    @precondition(lambda self: self.jobs)
-    @rule(index=PICK, choice=st.integers(0, 3))
-    def step_job(self, index: int, choice: int) -> None:
-        """Move a live job on: assign/refund, commit/refund, settle/challenge, or resolve."""
-        live = [
-            j
-            for j in self.ledger.jobs.values()
-            if j.status
-            in (JobStatus.POSTED, JobStatus.ASSIGNED, JobStatus.COMMITTED, JobStatus.DISPUTED)
-        ]
-        if not live:
-            return
-        status = live[index % len(live)].status
-        if status == JobStatus.POSTED:
-            if choice < 3:
-                self.assign(index, choice % 2)
-            else:
-                self.refund(index)
-        elif status == JobStatus.ASSIGNED:
-            if choice < 3:
-                self.commit(index)
-            else:
-                self.refund(index)
-        elif status == JobStatus.COMMITTED:
-            if choice == 0:
-                self.settle(index)
-            else:
-                self.challenge(index, 1 if choice == 3 else 2)
+    @precondition(lambda self: self.jobs(JobStatus.POSTED))
+    @rule(index=PICK, solver=st.sampled_from([0, 1]))
+    def assign(self, index: int, solver: int) -> None:
+        job = self.pick(index, self.jobs(JobStatus.POSTED))
+        assert job is not None
+        target = (self.honest, self.cheat)[solver]
+        if Action.ASSIGN not in job.actions(self.now(), self.env.submitter.address):
+            error: str | None = "DeadlinePassed"
+        elif max(job.payment, MIN[Role.SOLVER]) > self.free(target, Role.SOLVER):
+            error = "InsufficientStake"
         else:
-            self.resolve(index, choice % 2 == 0)
+            error = None
+        self.expect_ok_or(error, lambda: self.env.submitter.assign(job.job_id, target.address))
 
-    @precondition(lambda self: self.jobs)
-    @rule(index=PICK, choice=st.integers(0, 3))
-    def step_another_job(self, index: int, choice: int) -> None:
-        """The same as step_job: a second rule doubles how often jobs move."""
-        self.step_job(index, choice)
-
-    @precondition(lambda self: self.jobs)
-    @rule(solver=st.sampled_from([0, 1]))
-    def commit_batch(self, solver: int) -> None:
-        who = self.stakers[solver]
+    @precondition(lambda self: self.jobs(JobStatus.ASSIGNED))
+    @rule(index=PICK, batch=st.booleans())
+    def commit(self, index: int, batch: bool) -> None:
+        """The honest solver commits the right roots (keeping its batch trees); the cheat
+        commits wrong roots alone, or a junk batch root whose tree it never publishes."""
+        assigned = self.jobs(JobStatus.ASSIGNED)
+        by_id = [j for j in assigned if j.job_id == index]
+        job = by_id[0] if by_id else self.pick(index, assigned)
+        assert job is not None and job.solver is not None
+        solver = self.honest if job.solver == self.honest.address else self.cheat
         now = self.now()
         ready = [
             j.job_id
-            for j in self.ledger.jobs.values()
-            if j.status == JobStatus.ASSIGNED and j.solver == who.address and j.deadline >= now
+            for j in self.jobs(JobStatus.ASSIGNED)
+            if j.solver == solver.address and j.deadline >= now
         ]
-        if ready:
-            tree = ResultTree((j, h(j + 10**9)) for j in ready)
-            self.trees[who.commit_batch(tree).value] = tree
-
-    def challenge(self, index: int, who: int) -> None:
-        job = self.pick(index, JobStatus.COMMITTED)
-        if job is None or job.challenge_end is None:
+        if not ready:
+            late = Action.COMMIT not in job.actions(now, solver.address)
+            assert late
+            self.expect_ok_or(
+                "DeadlinePassed", lambda: solver.commit_result(job.job_id, right(job.job_id))
+            )
             return
-        challenger = self.stakers[who]
-        proof = self.trees[job.batch_id].proof(job.job_id) if job.batch_id else []
-        error = None
-        if Action.CHALLENGE not in job.actions(self.now(), challenger.address):
-            closed = self.now() >= job.challenge_end
-            error = "ChallengeWindowClosed" if closed else "SelfChallenge"
-        elif self.positions[(challenger.address, Role.VERIFIER)][0] < MIN_STAKE[Role.VERIFIER]:
-            error = "InsufficientStake"
-        root = h(job.job_id + 10**9)
-        self.expect(error, lambda: challenger.challenge(job.job_id, root, proof))
-
-    def resolve(self, index: int, solver_wins: bool) -> None:
-        job = self.pick(index, JobStatus.DISPUTED)
-        if job is None or job.challenger is None or job.solver is None:
-            return
-        self.resolved(job, job.challenger, solver_wins)
-
-    def resolved(self, job: LedgerJob, challenger: str, solver_wins: bool) -> None:
-        """Submit the outcome of ``job``'s dispute and follow the slash in the model."""
-        assert job.solver is not None
-        slashed = self.admin.resolve_dispute(job.job_id, solver_wins).value
-        if solver_wins:
-            self.expected_burn += ECON.payout(job.payment).fee
-            expected = self.take_slash(challenger, Role.VERIFIER)
+        honest = solver is self.honest
+        if not batch:
+            root = right(ready[0]) if honest else h(ready[0] + 3 * 10**9)
+            solver.commit_result(ready[0], root)
+        elif honest:
+            tree = ResultTree((j, right(j)) for j in ready)
+            self.trees[solver.commit_batch(tree).value] = tree
         else:
-            expected = self.take_slash(job.solver, Role.SOLVER)
-        assert slashed == expected
+            market = solver.contract("JobMarket").functions
+            solver.transact(market.commitBatch(ready, h(666)))
 
-    @precondition(lambda self: self.jobs)
-    @rule(index=PICK, solver_wins=st.booleans())
-    def dispute(self, index: int, solver_wins: bool) -> None:
-        """Challenge a committed job and resolve it at once: makes slashing paths common."""
-        job = self.pick(index, JobStatus.COMMITTED)
-        verifier = self.env.verifier
-        if job is None or Action.CHALLENGE not in job.actions(self.now(), verifier.address):
-            return
-        if self.positions[(verifier.address, Role.VERIFIER)][0] < MIN_STAKE[Role.VERIFIER]:
-            return
-        proof = self.trees[job.batch_id].proof(job.job_id) if job.batch_id else []
-        verifier.challenge(job.job_id, h(job.job_id + 10**9), proof)
-        self.resolved(job, verifier.address, solver_wins)
+    # --- verification and disputes ------------------------------------------------------------
 
-    def settle(self, index: int) -> None:
-        job = self.pick(index, JobStatus.COMMITTED)
-        if job is None or job.challenge_end is None:
-            return
-        early = Action.SETTLE not in job.actions(self.now(), self.env.outsider.address)
-        self.expect(
-            "ChallengeWindowOpen" if early else None, lambda: self.env.outsider.settle(job.job_id)
-        )
-        if not early:
-            self.expected_burn += ECON.payout(job.payment).fee
+    def is_honest(self, job: LedgerJob) -> bool:
+        return job.solver == self.honest.address
 
-    @precondition(lambda self: self.jobs)
-    @rule()
-    def settle_batch(self) -> None:
-        now = self.now()
-        due = [
-            j
-            for j in self.ledger.jobs.values()
-            if j.status == JobStatus.COMMITTED and now >= (j.challenge_end or 0)
-        ]
-        if not due:
-            self.expect("NothingToSettle", lambda: self.env.outsider.settle_batch(self.jobs))
-            return
-        assert self.env.outsider.settle_batch(self.jobs).value == len(due)
-        self.expected_burn += sum(ECON.payout(v.payment).fee for v in due)
+    def proof(self, job: LedgerJob) -> list[bytes]:
+        return self.trees[job.batch_id].proof(job.job_id) if job.batch_id else []
 
-    def refund(self, index: int) -> None:
-        job = self.pick(index, JobStatus.POSTED, JobStatus.ASSIGNED)
+    @precondition(lambda self: self.jobs(JobStatus.COMMITTED))
+    @rule(index=PICK)
+    def attest(self, index: int) -> None:
+        """The verifier attests an honest result it checked (never the cheat's)."""
+        jobs = [j for j in self.jobs(JobStatus.COMMITTED) if self.is_honest(j)]
+        job = self.pick(index, jobs)
         if job is None:
             return
-        early = Action.REFUND not in job.actions(self.now(), self.env.outsider.address)
-        self.expect(
-            "DeadlineNotReached" if early else None, lambda: self.env.outsider.refund(job.job_id)
+        ok = Action.ATTEST in job.actions(self.now(), self.verifier.address)
+        if not ok or self.verifier.address in job.attesters or len(job.attesters) >= 3:
+            return
+        if self.free(self.verifier, Role.VERIFIER) < MIN[Role.VERIFIER]:
+            return
+        self.verifier.attest(job.job_id, right(job.job_id), self.proof(job))
+
+    @precondition(lambda self: self.jobs(JobStatus.COMMITTED, JobStatus.DISPUTED))
+    @rule(index=PICK, puppet=st.booleans())
+    def challenge(self, index: int, puppet: bool) -> None:
+        """The verifier challenges the cheat's results with the right root; the puppet
+        challenges anything with a made-up root. An honest solver reveals a challenged batch
+        leaf at once."""
+        who = self.puppet if puppet else self.verifier
+        jobs = self.jobs(JobStatus.COMMITTED, JobStatus.DISPUTED)
+        if not puppet:
+            jobs = [j for j in jobs if not self.is_honest(j)]
+        job = self.pick(index, jobs)
+        if job is None or Action.CHALLENGE not in job.actions(self.now(), who.address):
+            return
+        if self.free(who, Role.VERIFIER) < MIN[Role.VERIFIER]:
+            return
+        root = h(job.job_id + 5 * 10**9) if puppet else right(job.job_id)
+        who.challenge(job.job_id, root)
+        self.fold_events()
+        if self.is_honest(job) and job.batch_id and job.revealed is None:
+            self.honest.reveal(job.job_id, right(job.job_id), self.proof(job))
+
+    @precondition(lambda self: self.jobs(JobStatus.DISPUTED))
+    @rule(index=PICK, liar=st.booleans())
+    def vote(self, index: int, liar: bool) -> None:
+        """Honest referees vote the truth; the liar votes the opposite, after both of them."""
+        disputed = self.jobs(JobStatus.DISPUTED)
+        by_id = [j for j in disputed if j.job_id == index]
+        job = by_id[0] if by_id else self.pick(index, disputed)
+        assert job is not None
+        if job.revealed is None:
+            return
+        truth = job.revealed == right(job.job_id)
+        pending = [r for r in self.referees if r.address not in job.votes]
+        referee = self.liar if liar and not pending else (pending or [None])[0]
+        if referee is None or referee.address in job.votes:
+            return
+        if Action.VOTE not in job.actions(self.now(), referee.address):
+            return
+        if self.free(referee, Role.REFEREE) < MIN[Role.REFEREE]:
+            return
+        referee.vote(job.job_id, truth if referee is not self.liar else not truth)
+
+    @precondition(lambda self: self.jobs(JobStatus.DISPUTED))
+    @rule(index=PICK)
+    def finalize(self, index: int) -> None:
+        """Anyone closes a dispute once its window is over, votes or none."""
+        job = self.pick(index, self.jobs(JobStatus.DISPUTED))
+        assert job is not None and job.dispute_end is not None
+        if self.now() < job.dispute_end:
+            self.expect_ok_or("DisputeOpen", lambda: self.puppet.finalize(job.job_id))
+            return
+        votes = list(job.votes.values())
+        against, for_ = votes.count(False), votes.count(True)
+        if job.revealed is None or against > for_:
+            expected = Outcome.SOLVER_LOSES
+        elif for_ > against:
+            expected = Outcome.SOLVER_WINS
+        else:
+            expected = Outcome.STANDS
+        receipt = self.puppet.finalize(job.job_id)
+        assert receipt.value == expected
+        slashed = receipt.named("DisputeResolved")[0]["slashed"]
+        self.resolved.append((job.job_id, expected, slashed))
+
+    @precondition(lambda self: self.jobs(JobStatus.COMMITTED))
+    @rule(index=PICK, puppet=st.booleans(), votes=st.sampled_from([1, 2, 3, 0]))
+    def dispute_round(self, index: int, puppet: bool, votes: int) -> None:
+        """A whole dispute at once, so slashing paths are common: challenge, ``votes`` referee
+        votes (0: the resolver never acts), the window passes, finalize, every claim."""
+        self.challenge(index, puppet)
+        self.fold_events()
+        disputed = self.jobs(JobStatus.DISPUTED)
+        if not disputed:
+            return
+        job = disputed[index % len(disputed)]
+        for _ in range(votes):
+            self.vote(job.job_id, votes == 3)
+            self.fold_events()
+        assert job.dispute_end is not None
+        wait = job.dispute_end - self.now()
+        if wait > 0:
+            self.admin.advance_time(wait)
+        self.finalize(disputed.index(job))
+        self.fold_events()
+        for who in (*job.challengers, *job.votes):
+            if (job.job_id, who) not in self.claimed:
+                self.puppet.claim(job.job_id, who)
+                self.claimed.add((job.job_id, who))
+
+    @precondition(lambda self: any(j.outcome != Outcome.OPEN for j in self.ledger.jobs.values()))
+    @rule(index=PICK)
+    def claim(self, index: int) -> None:
+        owed = [
+            (j.job_id, who)
+            for j in self.ledger.jobs.values()
+            if j.outcome != Outcome.OPEN
+            for who in (*j.challengers, *j.votes)
+            if (j.job_id, who) not in self.claimed
+        ]
+        if not owed:
+            return
+        job_id, who = owed[index % len(owed)]
+        self.puppet.claim(job_id, who)
+        self.claimed.add((job_id, who))
+
+    # --- settling -----------------------------------------------------------------------------
+
+    @precondition(lambda self: self.jobs(JobStatus.COMMITTED))
+    @rule(batch=st.booleans())
+    def settle(self, batch: bool) -> None:
+        now = self.now()
+        due = [j for j in self.jobs(JobStatus.COMMITTED) if now >= (j.challenge_end or 0)]
+        ids = [j.job_id for j in self.ledger.jobs.values()]
+        if batch:
+            if not due:
+                self.expect_ok_or("NothingToSettle", lambda: self.puppet.settle_batch(ids))
+                return
+            assert self.puppet.settle_batch(ids).value == len(due)
+        elif due:
+            self.puppet.settle(due[0].job_id)
+
+    @precondition(lambda self: self.jobs(JobStatus.POSTED, JobStatus.ASSIGNED))
+    @rule(index=PICK)
+    def refund(self, index: int) -> None:
+        job = self.pick(index, self.jobs(JobStatus.POSTED, JobStatus.ASSIGNED))
+        assert job is not None
+        early = Action.REFUND not in job.actions(self.now(), self.puppet.address)
+        self.expect_ok_or(
+            "DeadlineNotReached" if early else None, lambda: self.puppet.refund(job.job_id)
         )
 
     # --- invariants ---------------------------------------------------------------------------
@@ -361,9 +441,12 @@ class MarketMachine(RuleBasedStateMachine):
     @invariant()
     def invariants_hold(self) -> None:
         self.fold_events()
-        self.supply_is_minted_minus_burned()
+        self.supply_is_initial_minus_burned()
         self.escrow_in_is_paid_refunded_fees_and_held()
         self.stake_leaves_only_by_withdrawal_or_slash()
+        self.locks_match_open_obligations()
+        self.honest_parties_never_lose()
+        self.cheats_lose_more_than_they_could_gain()
 
     def fold_events(self) -> None:
         for event in self.cursor.poll():
@@ -373,17 +456,21 @@ class MarketMachine(RuleBasedStateMachine):
                     self.staking_out += event["value"]
                 if event["from"] == self.staking and event["to"] == ZERO:
                     self.staking_burned += event["value"]
+            if event.contract == "Staking" and event.name == "Slashed":
+                if event["beneficiary"] == self.market:
+                    self.pools_in += event["reward"]
+                self.slashed[event["account"]] += event["amount"]
+                self.positions[(event["account"], Role(event["role"]))][0] -= event["amount"]
 
-    def supply_is_minted_minus_burned(self) -> None:
+    def supply_is_initial_minus_burned(self) -> None:
         assert self.ledger.minted == 0
         assert self.admin.total_supply() == self.base_supply - self.ledger.burned
-        assert self.ledger.burned == self.expected_burn
         assert self.ledger.burned == self.ledger.fees_burned + self.ledger.slash_burned
 
     def escrow_in_is_paid_refunded_fees_and_held(self) -> None:
         held = self.admin.balance_of(self.market) - self.base_market
         ledger = self.ledger
-        assert ledger.escrowed == ledger.paid + ledger.refunded + ledger.fees + held
+        assert ledger.escrow_held + self.pools_in - ledger.rewards == held
         assert ledger.fees == ledger.fees_burned
 
     def stake_leaves_only_by_withdrawal_or_slash(self) -> None:
@@ -392,6 +479,25 @@ class MarketMachine(RuleBasedStateMachine):
         assert self.staking_out == ledger.withdrawn + ledger.slash_rewards
         assert self.staking_burned == ledger.slash_burned
 
+    def locks_match_open_obligations(self) -> None:
+        expected = self.expected_locks()
+        for who, role in self.stakers:
+            pos = self.admin.stake_of(role, who.address)
+            assert pos.locked == expected[(who.address, role)], (who.address, role)
+            assert pos.locked <= pos.active
+
+    def honest_parties_never_lose(self) -> None:
+        for honest in (self.honest, self.verifier, *self.referees):
+            assert self.slashed[honest.address] == 0, honest.address
+        for job in self.ledger.jobs.values():
+            if self.is_honest(job):
+                assert job.status != JobStatus.REJECTED, job
+
+    def cheats_lose_more_than_they_could_gain(self) -> None:
+        for job_id, outcome, slashed in self.resolved:
+            if outcome == Outcome.SOLVER_LOSES:
+                assert slashed >= self.ledger.jobs[job_id].payment
+
     def positions_match_the_model(self) -> None:
         """Only stake, unbond, withdraw and slash moved stake (checked once per example)."""
         for (address, role), (active, unbonding, _) in self.positions.items():
@@ -399,7 +505,7 @@ class MarketMachine(RuleBasedStateMachine):
             assert (pos.active, pos.unbonding) == (active, unbonding), (address, role)
 
 
-RUNS = {"embedded": (8, 20), "anvil": (4, 16)}
+RUNS = {"embedded": (5, 20), "anvil": (3, 16)}
 
 
 def test_market_invariants(env: Env, request: pytest.FixtureRequest) -> None:

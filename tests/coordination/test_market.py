@@ -7,6 +7,7 @@ from coordination import (
     InsufficientStake,
     InsufficientTokens,
     JobStatus,
+    Outcome,
     ResultTree,
     Role,
     Unauthorized,
@@ -19,7 +20,7 @@ PAY = 10 * AI
 
 
 def staked(env: Env) -> Env:
-    env.solver.stake(Role.SOLVER, 100 * AI)
+    env.solver.stake(Role.SOLVER, 1_300 * AI)
     env.solver2.stake(Role.SOLVER, 100 * AI)
     env.verifier.stake(Role.VERIFIER, 100 * AI)
     return env
@@ -29,19 +30,17 @@ def test_post_assign_commit_settle_burns_the_fee(env: Env) -> None:
     staked(env)
     supply = env.admin.total_supply()
     deadline = env.now() + 1000
-    job_id = env.submitter.post_job(h(1), PAY, deadline).value
+    receipt = env.submitter.post_job(h(1), PAY, deadline)
+    job_id = receipt.value
     view = env.admin.job(job_id)
-    assert (view.status, view.payment, view.spec_hash, view.deadline) == (
-        JobStatus.POSTED,
-        PAY,
-        h(1),
-        deadline,
-    )
+    assert (view.status, view.payment, view.deadline) == (JobStatus.POSTED, PAY, deadline)
+    assert receipt.named("JobsPosted")[0]["specHashes"] == [h(1)]
     assert env.admin.balance_of(env.admin.contract("JobMarket").address) == PAY
     env.submitter.assign(job_id, env.solver.address)
     env.solver.commit_result(job_id, h(99))
     view = env.admin.job(job_id)
     assert view.status == JobStatus.COMMITTED and view.result_root == h(99)
+    assert view.lock == 100 * AI and env.solver.stake_of(Role.SOLVER).locked == 100 * AI
     assert view.deadline is None and view.challenge_end == env.now() + 3600
     assert env.admin.verify_result(job_id, h(99)) and not env.admin.verify_result(job_id, h(98))
     with reverts("ChallengeWindowOpen"):
@@ -57,6 +56,7 @@ def test_post_assign_commit_settle_burns_the_fee(env: Env) -> None:
     assert (settled["paid"], settled["fee"]) == (payout.paid, payout.fee)
     assert receipt.named("FeeBurned")[0]["amount"] == payout.fee
     assert env.admin.job(job_id).status == JobStatus.SETTLED
+    assert env.solver.stake_of(Role.SOLVER).locked == 0
     with reverts("WrongStatus"):
         env.outsider.settle(job_id)
 
@@ -70,6 +70,8 @@ def test_post_reverts(env: Env) -> None:
         env.submitter.post_job(h(1), PAY, now)
     with reverts("InsufficientStake", InsufficientStake):
         env.submitter.post_job(h(1), PAY, now + 100, env.outsider.address)
+    with reverts("InsufficientStake", InsufficientStake):  # 1,300 AI staked, 1,301 to lock
+        env.submitter.post_job(h(1), 1_301 * AI, now + 100, env.solver.address)
     with reverts("ERC20InsufficientBalance", InsufficientTokens):
         env.submitter.post_job(h(1), 10**9 * AI, now + 100)
     env.submitter.approve("JobMarket", 0)
@@ -131,57 +133,87 @@ def _committed(env: Env) -> int:
     return job_id
 
 
+def _referees(env: Env) -> None:
+    for referee in (env.referee, env.referee2, env.referee3):
+        referee.stake(Role.REFEREE, 100 * AI)
+
+
 def test_challenge_reverts(env: Env) -> None:
     staked(env)
     job_id = _committed(env)
     with reverts("InsufficientStake", InsufficientStake):
-        env.outsider.challenge(job_id, h(7))
+        env.outsider.challenge(job_id, h(8))
     with reverts("SelfChallenge"):
-        env.solver.challenge(job_id, h(7))
-    with reverts("ResultMismatch"):
-        env.verifier.challenge(job_id, h(8))
+        env.solver.challenge(job_id, h(8))
+    with reverts("SameResult"):
+        env.verifier.challenge(job_id, h(7))
+    with reverts("ZeroRoot"):
+        env.verifier.challenge(job_id, bytes(32))
     with reverts("WrongStatus"):
-        env.admin.resolve_dispute(job_id, True)
+        env.outsider.finalize(job_id)
     env.admin.advance_time(3600)
     with reverts("ChallengeWindowClosed"):
-        env.verifier.challenge(job_id, h(7))
+        env.verifier.challenge(job_id, h(8))
 
 
 def test_dispute_solver_wins_slashes_the_challenger(env: Env) -> None:
     staked(env)
+    _referees(env)
     job_id = _committed(env)
-    env.verifier.challenge(job_id, h(7))
+    end = env.verifier.challenge(job_id, h(8)).value
     assert env.admin.job(job_id).status == JobStatus.DISPUTED
+    assert env.verifier.stake_of(Role.VERIFIER).locked == 100 * AI
+    with reverts("AlreadyChallenged"):
+        env.verifier.challenge(job_id, h(9))
     with reverts("WrongStatus"):
         env.outsider.settle(job_id)
-    with reverts("AccessControlUnauthorizedAccount", Unauthorized):
-        env.verifier.resolve_dispute(job_id, True)
+    with reverts("ConflictOfInterest"):
+        env.submitter.vote(job_id, True)
+    env.referee.vote(job_id, True)
+    env.referee2.vote(job_id, True)
+    env.referee3.vote(job_id, False)
+    with reverts("AlreadyVoted"):
+        env.referee.vote(job_id, True)
+    with reverts("DisputeOpen"):
+        env.outsider.finalize(job_id)
+    env.admin.advance_time(end - env.now())
     supply = env.admin.total_supply()
     solver_before = env.solver.balance_of()
-    receipt = env.admin.resolve_dispute(job_id, True)
-    assert receipt.value == 100 * AI
-    split = Economics(reward_share_bps=5_000).slash_split(100 * AI)
+    assert env.outsider.finalize(job_id).value == Outcome.SOLVER_WINS
     payout = Economics().payout(PAY)
-    assert env.solver.balance_of() - solver_before == payout.paid + split.reward
-    assert env.admin.total_supply() == supply - payout.fee - split.burned
-    assert env.verifier.stake_of(Role.VERIFIER).active == 0
-    (slashed,) = receipt.named("Slashed")
-    assert (slashed["reward"], slashed["burned"]) == (split.reward, split.burned)
+    assert env.solver.balance_of() - solver_before == payout.paid
     assert env.admin.job(job_id).status == JobStatus.SETTLED
+    assert env.outsider.claim(job_id, env.verifier.address).value == (0, 100 * AI)
+    split = Economics(reward_share_bps=5_000).slash_split(100 * AI)
+    assert env.solver.balance_of() - solver_before == payout.paid + split.reward
+    assert env.verifier.stake_of(Role.VERIFIER).active == 0
+    assert env.outsider.claim(job_id, env.referee.address).value == (0, 0)
+    assert env.outsider.claim(job_id, env.referee3.address).value == (0, 100 * AI)
+    assert env.referee3.stake_of(Role.REFEREE).active == 0
+    assert env.referee.stake_of(Role.REFEREE).locked == 0
+    burned = payout.fee + split.burned + 100 * AI
+    assert env.admin.total_supply() == supply - burned
+    with reverts("NothingToClaim"):
+        env.outsider.claim(job_id, env.verifier.address)
     with reverts("WrongStatus"):
-        env.admin.resolve_dispute(job_id, True)
+        env.outsider.finalize(job_id)
 
 
 def test_dispute_challenger_wins_refunds_and_slashes_the_solver(env: Env) -> None:
     staked(env)
+    _referees(env)
     job_id = _committed(env)
-    env.verifier.challenge(job_id, h(7))
+    end = env.verifier.challenge(job_id, h(8)).value
+    env.referee.vote(job_id, False)
+    env.admin.advance_time(end - env.now())
     sub_before, ver_before = env.submitter.balance_of(), env.verifier.balance_of()
-    receipt = env.admin.resolve_dispute(job_id, False)
+    receipt = env.outsider.finalize(job_id)
+    assert receipt.value == Outcome.SOLVER_LOSES
     assert env.submitter.balance_of() - sub_before == PAY
+    assert env.solver.stake_of(Role.SOLVER).active == 1_200 * AI
+    assert env.outsider.claim(job_id, env.verifier.address).value == (50 * AI, 0)
     assert env.verifier.balance_of() - ver_before == 50 * AI
-    assert env.solver.stake_of(Role.SOLVER).active == 0
-    assert receipt.named("DisputeResolved")[0]["winner"] == env.verifier.address
+    assert env.verifier.stake_of(Role.VERIFIER).locked == 0
     assert env.admin.job(job_id).status == JobStatus.REJECTED
 
 
@@ -201,9 +233,7 @@ def test_batch_anchor_challenge_and_settle(env: Env) -> None:
         assert env.admin.verify_result(job_id, h(1000 + job_id), tree.proof(job_id))
     assert not env.admin.verify_result(ids[0], h(1), tree.proof(ids[0]))
     assert not env.admin.verify_result(ids[0], h(1000 + ids[0]), tree.proof(ids[1]))
-    with reverts("ResultMismatch"):
-        env.verifier.challenge(ids[5], h(1), tree.proof(ids[5]))
-    env.verifier.challenge(ids[5], h(1000 + ids[5]), tree.proof(ids[5]))
+    env.verifier.challenge(ids[5], h(1))
     with reverts("NothingToSettle"):
         env.outsider.settle_batch(ids)
     env.admin.advance_time(3600)
@@ -235,3 +265,5 @@ def test_batch_reverts(env: Env) -> None:
     env.solver.commit_batch(ResultTree([(mine[0], h(5))]))
     with reverts("WrongStatus"):
         env.solver.commit_batch(ResultTree([(mine[1], h(5)), (mine[0], h(5))]))
+    with reverts("ZeroRoot"):
+        env.solver.commit_result(mine[1], bytes(32))

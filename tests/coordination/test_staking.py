@@ -35,39 +35,29 @@ def test_stake_unbond_withdraw(env: Env) -> None:
     assert env.solver.withdraw(Role.SOLVER).value == 50 * AI
     assert env.solver.balance_of() == start - 100 * AI
     assert env.solver.stake_of(Role.SOLVER).unbonding == 0
-    # A stake beyond the uint128 position field reverts instead of being truncated.
-    env.admin.mint(env.solver.address, 2**128)
+    # A stake beyond the uint128 position field reverts (before any transfer) instead of
+    # being truncated.
     with reverts("SafeCastOverflowedUintDowncast"):
         env.solver.stake(Role.SOLVER, 2**128)
 
 
-def test_unbonding_stake_below_minimum_cannot_be_assigned(env: Env) -> None:
+def test_unbonding_stake_cannot_be_locked(env: Env) -> None:
     env.solver.stake(Role.SOLVER, 100 * AI)
     env.solver.request_unbond(Role.SOLVER, 1)
     with reverts("InsufficientStake", InsufficientStake):
         env.submitter.post_job(b"\x01" * 32, AI, env.now() + 100, env.solver.address)
 
 
-def test_slash_only_by_the_market(env: Env) -> None:
+def test_lock_and_slash_only_by_the_market(env: Env) -> None:
     env.solver.stake(Role.SOLVER, 100 * AI)
     staking = env.outsider.contract("Staking").functions
+    for caller in (env.outsider, env.admin):
+        for fn in (
+            staking.slashLocked(env.solver.address, int(Role.SOLVER), 10, caller.address),
+            staking.lock(env.solver.address, int(Role.SOLVER), 10),
+            staking.unlock(env.solver.address, int(Role.SOLVER), 0),
+        ):
+            with reverts("NotMarket"):
+                caller.transact(fn)
     with reverts("AccessControlUnauthorizedAccount", Unauthorized):
-        env.outsider.transact(
-            staking.slash(env.solver.address, int(Role.SOLVER), 10, env.outsider.address)
-        )
-    with reverts("AccessControlUnauthorizedAccount", Unauthorized):
-        env.admin.transact(
-            staking.slash(env.solver.address, int(Role.SOLVER), 10, env.outsider.address)
-        )
-
-
-def test_slash_reaches_unbonding_stake(env: Env) -> None:
-    env.solver.stake(Role.SOLVER, 100 * AI)
-    env.verifier.stake(Role.VERIFIER, 100 * AI)
-    job_id = env.submitter.post_job(b"\x01" * 32, AI, env.now() + 100, env.solver.address).value
-    env.solver.commit_result(job_id, b"\x02" * 32)
-    env.solver.request_unbond(Role.SOLVER, 100 * AI)
-    env.verifier.challenge(job_id, b"\x02" * 32)
-    assert env.admin.resolve_dispute(job_id, False).value == 100 * AI
-    position = env.solver.stake_of(Role.SOLVER)
-    assert (position.active, position.unbonding) == (0, 0)
+        env.admin.transact(staking.setMinStake(int(Role.SOLVER), AI))

@@ -15,7 +15,7 @@ async def test_swarm_settles_the_honest_job_and_slashes_the_cheat() -> None:
     assert not verdict.solver_wins
     assert verdict.rounds > 0
     assert figures["job1_status"] == JobStatus.SETTLED
-    assert figures["job2_status"] != JobStatus.SETTLED
+    assert figures["job2_status"] == JobStatus.REJECTED
     payment, stake = 20 * TOKEN, 100 * TOKEN
     fee = payment * 50 // 10_000
     assert figures["fee_burned"] == fee
@@ -25,4 +25,5 @@ async def test_swarm_settles_the_honest_job_and_slashes_the_cheat() -> None:
     assert figures["balance_cheat"] == 1_000 * TOKEN - stake
     assert figures["balance_verifier"] == 1_000 * TOKEN - stake + stake // 2
     assert figures["balance_submitter"] == 1_000 * TOKEN - payment
+    assert figures["balance_referee"] == 1_000 * TOKEN - stake  # staked, released, not slashed
     assert any("recomputed 1 op" in line for line in report.lines)

@@ -8,8 +8,8 @@ from agents.sim import CHEAT_KINDS, Scenario
 
 SMALL: dict[str, Any] = {
     "duration": 180,
-    "drain": 200,
-    "sample_interval": 10,
+    "drain": 4700,
+    "sample_interval": 30,
     "spam_rate": 0.5,
     "roles": {"submitters": 1, "solvers": 4, "verifiers": 2, "spammers": 1},
     "jobs": {
@@ -19,7 +19,7 @@ SMALL: dict[str, Any] = {
         "deadline": 120,
         "steps": [2, 3],
     },
-    "market": {"challenge_window": 60, "settle_interval": 10},
+    "market": {"challenge_window": 600, "dispute_window": 3600, "settle_interval": 10},
 }
 
 

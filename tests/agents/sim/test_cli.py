@@ -47,12 +47,13 @@ def test_simulate_writes_the_report_directory(tmp_path: Path) -> None:
     out = tmp_path / "report"
     sets = [
         "duration=120",
-        "drain=150",
+        "drain=4500",
+        "sample_interval=60",
         "roles.solvers=2",
         "roles.verifiers=1",
         "roles.submitters=1",
         "jobs.rate_per_hour=120",
-        "market.challenge_window=60",
+        "market.challenge_window=600",
         "adversaries.cheats={wrong_final=1}",
     ]
     args = ["simulate", "--no-progress", "--seed", "2", "--out", str(out)]

@@ -19,7 +19,7 @@ def test_progress_shows_time_and_jobs(capsys: pytest.CaptureFixture[str]) -> Non
     with Progress(enabled=True) as progress:
         progress.update(_sample(), Scenario())
     out = capsys.readouterr().out
-    assert "60 / 4,500 s" in out and "settled" in out and "7" in out
+    assert "60 / 8,400 s" in out and "settled" in out and "7" in out
 
 
 def test_progress_is_off_when_not_a_tty(capsys: pytest.CaptureFixture[str]) -> None:

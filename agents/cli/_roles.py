@@ -1,0 +1,34 @@
+"""The built-in market roles ``axl run`` can start, looked up by name. Each entry says what
+the role stakes and builds its agent from the ``[role]`` config table and the chain client."""
+
+from __future__ import annotations
+
+import importlib
+
+from ._errors import CliError
+from ._rolespec import RoleSpec
+
+ROLE_NAMES = ("solver", "verifier", "submitter", "referee")
+
+
+def check_role_name(name: str) -> None:
+    """Raise :class:`CliError` unless ``name`` is a built-in role."""
+    if name not in ROLE_NAMES:
+        raise CliError(f"unknown role {name!r}: use one of {', '.join(ROLE_NAMES)}")
+
+
+def role_spec(name: str) -> RoleSpec:
+    """The :class:`RoleSpec` of ``name``; raises :class:`CliError` for an unknown role or one
+    whose implementation (``agents.market``) is not in this build."""
+    check_role_name(name)
+    try:
+        importlib.import_module("agents.market")
+    except ModuleNotFoundError:
+        raise CliError(
+            f"role {name!r} needs the market roles (agents.market), which this build lacks; "
+            "`axl agent module:Class` runs your own agent meanwhile",
+            1,
+        ) from None
+    from ._market import cli_roles
+
+    return cli_roles()[name]

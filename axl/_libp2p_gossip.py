@@ -1,0 +1,140 @@
+"""GossipSub as the libp2p transport runs it: py-libp2p 0.8.1's router minus three behaviours
+that made a swarm of a few dozen processes collapse (see docs/libp2p.md, "A real swarm").
+
+* **No replays to (re)subscribing peers.** py-libp2p hands a peer whose subscription it learns
+  every message of its cache window (``send_recent_messages``), and flushes up to 100 messages
+  per peer that it queued while that peer was connected but not yet subscribed
+  (``_pending_messages``, 30 s by default). A restarted agent was sent 700 to 1,000 old messages,
+  one batch per neighbour, that queued ahead of fresh ones. Here both are off: a subscriber
+  gets what is published once its subscription is known, which is what the bus admits anyway
+  (nothing published before it joined; see ``axl/_bus.py``).
+* **IDONTWANT only for large messages**, as go-libp2p does (1 KiB): for a small message the
+  control RPC costs as much as the duplicate it prevents, and py-libp2p sent one to every mesh
+  peer for every message.
+* **The signed peer record is built and checked once, not per RPC.** py-libp2p attaches the
+  host's signed peer record to every RPC it sends and verifies the one on every RPC it
+  receives (an Ed25519 verification and two protobuf parses, duplicates included). The record
+  bytes are cached per host for a few seconds, and a record already verified for a peer is not
+  verified again (same bytes, same answer); anything new goes through py-libp2p's check.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from libp2p.pubsub.pb import rpc_pb2
+
+IDONTWANT_MIN_BYTES = 1024
+"""Messages smaller than this get no IDONTWANT (go-libp2p's threshold)."""
+RECORD_TTL = 5.0
+"""Seconds our own signed peer record's bytes are reused before py-libp2p is asked again."""
+VERIFIED_RECORDS = 4096
+"""(peer, record) pairs remembered as verified."""
+VERIFIED_TTL = 600.0
+
+
+def gossipsub_class() -> type[Any]:
+    """The GossipSub router class to instantiate (built lazily: libp2p imports slowly)."""
+    global _GOSSIPSUB
+    if _GOSSIPSUB is None:
+        _GOSSIPSUB = _build_class()
+        _install_record_caches()
+    return _GOSSIPSUB
+
+
+_GOSSIPSUB: type[Any] | None = None
+
+
+def _build_class() -> type[Any]:
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.gossipsub import GossipSub
+
+    class AxlGossipSub(GossipSub):
+        """GossipSub without replays or queued messages for new subscribers, and with
+        IDONTWANT for large messages only."""
+
+        _idontwant_wanted = True
+
+        async def send_recent_messages(self, peer_id: ID, topic: str) -> None:
+            return  # never re-send the cache window: only messages published from now on
+
+        def _prune_pending_messages(self, peer_id: ID) -> None:
+            # Called before each append: at most the one latest message is ever held.
+            self._pending_messages.pop(peer_id, None)
+
+        async def flush_pending_messages(self, peer_id: ID) -> None:
+            self._pending_messages.pop(peer_id, None)  # published before it subscribed
+
+        async def publish(self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message) -> None:
+            # Read synchronously by _emit_idontwant_for_message, before publish first awaits.
+            self._idontwant_wanted = len(pubsub_msg.data) >= IDONTWANT_MIN_BYTES
+            await super().publish(msg_forwarder, pubsub_msg)
+
+        async def _emit_idontwant_for_message(
+            self, msg_id: bytes, topic_ids: Iterable[str]
+        ) -> None:
+            if self._idontwant_wanted:
+                await super()._emit_idontwant_for_message(msg_id, topic_ids)
+
+    return AxlGossipSub
+
+
+def _install_record_caches() -> None:
+    import libp2p.pubsub.floodsub as floodsub
+    import libp2p.pubsub.gossipsub as gossipsub
+    import libp2p.pubsub.pubsub as pubsub
+
+    modules = (pubsub, gossipsub, floodsub)
+    if getattr(pubsub, "_axl_record_caches", False):
+        return
+    from libp2p.peer.peerstore import env_to_send_in_RPC as make_env
+    from libp2p.pubsub.utils import maybe_consume_signed_record as consume
+
+    cached_env = _cached_record(make_env)
+    cached_consume = _cached_consume(consume)
+    for module in modules:
+        module.env_to_send_in_RPC = cached_env  # type: ignore[attr-defined]
+        module.maybe_consume_signed_record = cached_consume  # type: ignore[attr-defined]
+    pubsub._axl_record_caches = True  # type: ignore[attr-defined]
+
+
+def _cached_record(make: Callable[[Any], tuple[bytes, bool]]) -> Callable[[Any], Any]:
+    cache: weakref.WeakKeyDictionary[Any, tuple[float, bytes]] = weakref.WeakKeyDictionary()
+
+    def env_to_send_in_RPC(host: Any) -> tuple[bytes, bool]:
+        now = time.monotonic()
+        hit = cache.get(host)
+        if hit is not None and hit[0] > now:
+            return hit[1], False
+        data, created = make(host)
+        cache[host] = (now + RECORD_TTL, data)
+        return data, created
+
+    return env_to_send_in_RPC
+
+
+def _cached_consume(consume: Callable[[Any, Any, Any], bool]) -> Callable[[Any, Any, Any], bool]:
+    verified: OrderedDict[tuple[bytes, bytes], float] = OrderedDict()
+
+    def maybe_consume_signed_record(msg: Any, host: Any, peer_id: Any) -> bool:
+        if not msg.HasField("senderRecord"):
+            return True
+        key = (host.get_id().to_bytes() + peer_id.to_bytes(), msg.senderRecord)
+        now = time.monotonic()
+        expiry = verified.get(key)
+        if expiry is not None and expiry > now:
+            return True
+        ok = consume(msg, host, peer_id)
+        if ok:
+            verified[key] = now + VERIFIED_TTL
+            verified.move_to_end(key)
+            while len(verified) > VERIFIED_RECORDS:
+                verified.popitem(last=False)
+        return ok
+
+    return maybe_consume_signed_record

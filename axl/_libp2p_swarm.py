@@ -1,0 +1,85 @@
+"""Targeted fixes to py-libp2p 0.8.1's swarm, applied to one swarm instance (never globally).
+
+py-libp2p's inbound connection handler holds an inbound slot (``max_connections -
+min_connections`` = 250 of them) and a task for every inbound connection until the *swarm*
+shuts down, even after the connection closed: a node stops accepting connections for good
+after 250 of them over its lifetime. :func:`install_inbound_handler` replaces that handler on
+one swarm with one that
+
+* admits the connection against the transport's :class:`~axl._libp2p_budget.Budgets` (total
+  and per source IP) before any handshake work, refusing with a counted reason;
+* runs py-libp2p's own upgrade (security, muxer) and registration;
+* returns, freeing the slot, the task and the budget, as soon as the connection closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import suppress
+from types import MethodType
+from typing import Any
+
+import trio
+
+from ._libp2p_budget import Budgets, Refusal
+
+
+def remote_ip(conn: Any) -> str:
+    """The remote IP of a raw or muxed connection, or ``"?"`` when it cannot be told."""
+    with suppress(Exception):
+        address = conn.get_remote_address()
+        if address:
+            return str(address[0])
+    return "?"
+
+
+async def wait_closed(swarm: Any, muxed: Any) -> None:
+    """Return once the swarm's connection over ``muxed`` has closed."""
+    for conn in list(swarm.connections.get(muxed.peer_id, ())):
+        if conn.muxed_conn is muxed:
+            await conn.event_closed.wait()
+            return
+    # Not registered (any more): closed already, or about to be; yamux has its own event.
+    event = getattr(muxed, "event_closed", None)
+    if isinstance(event, trio.Event):
+        await event.wait()
+
+
+def install_inbound_handler(
+    swarm: Any, budgets: Budgets, refused: Callable[[Refusal], None]
+) -> None:
+    """Replace ``swarm``'s inbound connection handler (see the module docstring); ``refused``
+    is called with the reason of every refused connection."""
+    from libp2p.abc import IMuxedConn
+    from libp2p.network.connection.raw_connection import RawConnection
+
+    async def handle(self: Any, read_write_closer: Any, maddr: Any, failure_event: Any) -> None:
+        ip = remote_ip(read_write_closer)
+        refusal = budgets.open_connection(ip)
+        if refusal is not None:
+            refused(refusal)
+            with trio.move_on_after(1.0), suppress(Exception):
+                await read_write_closer.close()
+            return
+        try:
+            if isinstance(read_write_closer, IMuxedConn):  # QUIC: already secured and muxed
+                muxed: Any = read_write_closer
+                try:
+                    await self.add_conn(muxed, direction="inbound")
+                except Exception:
+                    with trio.move_on_after(1.0), suppress(Exception):
+                        await muxed.close()
+                    return
+            else:
+                raw = RawConnection(read_write_closer, False)
+                try:
+                    muxed = await self.upgrade_inbound_raw_conn(raw, maddr)
+                except Exception:  # failed handshake, no shared protocol, swarm full
+                    with trio.move_on_after(1.0), suppress(Exception):
+                        await raw.close()
+                    return
+            await wait_closed(self, muxed)
+        finally:
+            budgets.close_connection(ip)
+
+    swarm._do_handle_inbound_connection = MethodType(handle, swarm)

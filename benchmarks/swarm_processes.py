@@ -1,0 +1,603 @@
+"""A real swarm: N agent processes on loopback, each started the way ``python -m agents`` runs
+one agent, publishing on one topic every second and requesting a random live peer every 2 s.
+
+    python -m benchmarks.swarm_processes [--nodes 40] [--seconds 30] [--churn] [--quick]
+
+Node 0 listens on a fixed loopback port and is every other node's only bootstrap peer. Each
+node writes what it published, received and asked to a JSON-lines file; the parent reads them
+afterwards, so measuring costs the swarm nothing while it runs. Printed:
+
+* start-up: membership completion (every node sees every other one subscribed to the topic),
+  seconds after the last process started;
+* steady state over ``--seconds``: topic delivery (received / expected, expected = every node
+  that was up when the tick was published), requests served, publish→handler and request
+  latency p50/p99, CPU ms per delivered topic message (all nodes' CPU from /proc over the
+  window, divided by the deliveries in it), RSS per process;
+* with ``--churn``: a quarter of the nodes are killed with SIGKILL, restarted 10 s later (half
+  with their identity, half with a new one); recovery time (from the restart until every later
+  second meets the steady-state goals), and the worst survivor-to-survivor second meanwhile;
+* exit codes after SIGTERM.
+
+Anchor, measured in the same run: the signed-envelope floor (sign + verify of one AXL frame,
+no bus), and the ratio of the CPU per delivered message to it. The machine's load average is
+printed beside the figures (a shared 2-core machine makes them noisy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import trio
+
+from agents import Agent, Context, every, on
+from axl import Identity, Message, PeerId
+
+from ._report import line, percentile, sign_verify_seconds
+
+TOPIC = "bench.swarm.ticks"
+LOG_DIR_ENV = "AXL_SWARM_LOG_DIR"
+PROFILE_ENV = "AXL_SWARM_PROFILE"
+"""A file name: the node profiles its own CPU time (cProfile) from 15 s after its start."""
+MODULE = "benchmarks.swarm_processes"
+
+
+class Tick(Message, tag="bench.swarm.tick"):
+    origin: str
+    seq: int
+    sent: float
+
+
+class Ping(Message, tag="bench.swarm.ping"):
+    seq: int
+
+
+class Pong(Message, tag="bench.swarm.pong"):
+    seq: int
+
+
+# -- the node (one per process, run by ``python -m agents``) -----------------------------------
+
+
+class SwarmNode(Agent):
+    """Publishes a :class:`Tick` every second, asks a random live peer every 2 s, and logs
+    every event as a JSON line under ``$AXL_SWARM_LOG_DIR``."""
+
+    topics = (TOPIC,)
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name)
+        self._seq = 0
+        self._heard: dict[PeerId, float] = {}
+        self._out: IO[str] | None = None
+        self._random = random.Random()
+        self._profiler: cProfile.Profile | None = None
+
+    def _log(self, **event: Any) -> None:
+        if self._out is None:
+            folder = Path(os.environ.get(LOG_DIR_ENV, "."))
+            self._out = (folder / f"{self.name}-{os.getpid()}.jsonl").open("a")
+        self._out.write(json.dumps(event, separators=(",", ":")) + "\n")
+
+    async def on_start(self) -> None:
+        self._log(ev="start", t=time.time(), peer=str(self.peer_id))
+        if os.environ.get(PROFILE_ENV):
+            self.start_soon(self._profile_later)
+
+    async def _profile_later(self) -> None:
+        await trio.sleep(15.0)
+        self._profiler = cProfile.Profile(time.process_time)
+        self._profiler.enable()
+
+    async def on_stop(self) -> None:
+        self._log(ev="stop", t=time.time(), counters=self.counters())
+        if self._profiler is not None:
+            self._profiler.disable()
+            self._profiler.dump_stats(os.environ[PROFILE_ENV])
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+    @on(Tick)
+    async def tick(self, msg: Tick, ctx: Context) -> None:
+        now = time.time()
+        self._heard[ctx.sender] = now
+        self._log(ev="r", o=msg.origin, s=msg.seq, t=now, l=round(now - msg.sent, 4), ps=msg.sent)
+
+    @on(Ping)
+    async def ping(self, msg: Ping, ctx: Context) -> Pong:
+        return Pong(seq=msg.seq)
+
+    @every(1.0)
+    async def publish_tick(self) -> None:
+        self._seq += 1
+        now = time.time()
+        await self.publish(TOPIC, Tick(origin=self.name, seq=self._seq, sent=now))
+        self._log(ev="p", s=self._seq, t=now)
+
+    @every(1.0)
+    async def membership(self) -> None:
+        transport: Any = self.bus.transport
+        self._log(
+            ev="m",
+            t=time.time(),
+            topic=len(transport.topic_peers(TOPIC)),
+            known=len(transport.known_peers()),
+        )
+        if self._out is not None:
+            self._out.flush()
+
+    @every(2.0)
+    async def ask(self) -> None:
+        now = time.time()
+        live = [peer for peer, heard in self._heard.items() if now - heard < 5.0]
+        if not live:
+            return
+        peer = self._random.choice(live)
+        try:
+            await self.request(peer, Ping(seq=self._seq), reply=Pong, timeout=5.0)
+            self._log(ev="q", ok=1, t=now, l=round(time.time() - now, 4))
+        except Exception as exc:
+            self._log(ev="q", ok=0, t=now, err=type(exc).__name__)
+
+
+# -- the parent --------------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    name: str
+    process: subprocess.Popen[bytes]
+    started: float
+    killed: float | None = None
+    cpu_marks: dict[str, float] = field(default_factory=dict)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    try:
+        for text in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if text.startswith("VmRSS:"):
+                return int(text.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+class Swarm:
+    def __init__(self, root: Path, bootstrap_port: int, profile: str | None = None) -> None:
+        self.profile = profile
+        self.root = root
+        self.logs = root / "logs"
+        self.logs.mkdir()
+        self.port = bootstrap_port
+        self.bootstrap = ""
+        self.procs: dict[str, Proc] = {}
+        self.retired: list[Proc] = []
+
+    def start(self, name: str) -> Proc:
+        command = [sys.executable, "-m", "agents", f"{MODULE}:SwarmNode", "--name", name]
+        command += ["--data-dir", str(self.root / "data")]
+        command += ["--log-level", "WARNING"]
+        if name == "n0":
+            command += ["--listen", f"/ip4/127.0.0.1/tcp/{self.port}"]
+        else:
+            command += ["--bootstrap", self.bootstrap]
+        env = {**os.environ, LOG_DIR_ENV: str(self.logs), "PYTHONUNBUFFERED": "1"}
+        if name == self.profile:
+            env[PROFILE_ENV] = str(self.logs / f"{name}.prof")
+        err = (self.logs / f"{name}.stderr").open("ab")
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=err, env=env, cwd=Path.cwd()
+        )
+        err.close()
+        proc = Proc(name, process, time.time())
+        self.procs[name] = proc
+        return proc
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name)
+        proc.process.send_signal(signal.SIGKILL)
+        proc.process.wait()
+        proc.killed = time.time()
+        self.retired.append(proc)
+
+    def mark_cpu(self, label: str) -> None:
+        for proc in self.procs.values():
+            proc.cpu_marks[label] = cpu_seconds(proc.process.pid)
+
+    def terminate(self, timeout: float = 30.0) -> dict[str, int | None]:
+        for proc in self.procs.values():
+            if proc.process.poll() is None:
+                proc.process.send_signal(signal.SIGTERM)
+        deadline = time.time() + timeout
+        codes: dict[str, int | None] = {}
+        for name, proc in self.procs.items():
+            try:
+                codes[name] = proc.process.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                codes[name] = None
+                proc.process.kill()
+                proc.process.wait()
+        return codes
+
+    def kill_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.process.poll() is None:
+                proc.process.kill()
+                proc.process.wait()
+
+
+@dataclass
+class Events:
+    """Every node's log, merged: publications, receipts, requests, membership samples."""
+
+    publishes: list[tuple[str, int, float]] = field(default_factory=list)  # origin, seq, t
+    receipts: dict[tuple[str, int], list[tuple[str, float, float]]] = field(default_factory=dict)
+    requests: list[tuple[str, float, bool, float]] = field(default_factory=list)
+    membership: list[tuple[str, float, int]] = field(default_factory=list)
+    starts: dict[str, list[float]] = field(default_factory=dict)  # name -> start times
+
+    @classmethod
+    def read(cls, folder: Path) -> Events:
+        events = cls()
+        for path in sorted(folder.glob("*.jsonl")):
+            name = path.name.rsplit("-", 1)[0]
+            for text in path.read_text().splitlines():
+                try:
+                    event = json.loads(text)
+                except ValueError:
+                    continue  # a line cut short by SIGKILL
+                kind = event["ev"]
+                if kind == "p":
+                    events.publishes.append((name, event["s"], event["t"]))
+                elif kind == "r":
+                    key = (event["o"], event["s"])
+                    events.receipts.setdefault(key, []).append((name, event["t"], event["l"]))
+                elif kind == "q":
+                    events.requests.append((name, event["t"], bool(event["ok"]), event.get("l", 0)))
+                elif kind == "m":
+                    events.membership.append((name, event["t"], event["topic"]))
+                elif kind == "start":
+                    events.starts.setdefault(name, []).append(event["t"])
+        return events
+
+
+@dataclass
+class Window:
+    expected: int = 0
+    delivered: int = 0
+    latencies: list[float] = field(default_factory=list)
+    asked: int = 0
+    served: int = 0
+    rtts: list[float] = field(default_factory=list)
+
+    @property
+    def delivery(self) -> float:
+        return self.delivered / self.expected if self.expected else float("nan")
+
+    @property
+    def served_share(self) -> float:
+        return self.served / self.asked if self.asked else float("nan")
+
+
+def lifetimes(swarm: Swarm, events: Events) -> dict[str, list[tuple[float, float]]]:
+    """name -> [(up since its agent started, down at kill or +inf)]."""
+    ends: dict[str, list[float]] = {}
+    for proc in swarm.retired:
+        if proc.killed is not None:
+            ends.setdefault(proc.name, []).append(proc.killed)
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for name, starts in events.starts.items():
+        kills = sorted(ends.get(name, []))
+        for start in sorted(starts):
+            end = next((k for k in kills if k > start), float("inf"))
+            spans.setdefault(name, []).append((start, end))
+    return spans
+
+
+def measure(
+    events: Events,
+    spans: dict[str, list[tuple[float, float]]],
+    start: float,
+    end: float,
+    *,
+    among: set[str] | None = None,
+    grace: float = 3.0,
+) -> Window:
+    """Delivery and requests for ticks published in [start, end): a (tick, node) pair is
+    expected when the node was up from ``grace`` s before the tick until ``grace`` s after."""
+
+    def up(name: str, t: float) -> bool:
+        return any(a <= t - grace and t + grace < b for a, b in spans.get(name, []))
+
+    window = Window()
+    names = set(spans) if among is None else among
+    for origin, seq, t in events.publishes:
+        if not start <= t < end or origin not in names:
+            continue
+        got = {name: latency for name, _, latency in events.receipts.get((origin, seq), [])}
+        for name in names:
+            if name != origin and up(name, t):
+                window.expected += 1
+                if name in got:
+                    window.delivered += 1
+                    window.latencies.append(got[name])
+    for name, t, ok, rtt in events.requests:
+        if start <= t < end and name in names:
+            window.asked += 1
+            if ok:
+                window.served += 1
+                window.rtts.append(rtt)
+    return window
+
+
+def healthy(window: Window) -> bool:
+    return (
+        window.delivery >= 0.99
+        and (not window.asked or window.served_share >= 0.99)
+        and percentile(window.latencies, 0.99) < 1.0
+    )
+
+
+def wait_for_membership(swarm: Swarm, count: int, deadline: float) -> float | None:
+    """Poll the logs until every live node's last sample sees ``count - 1`` topic peers."""
+    while time.time() < deadline:
+        time.sleep(1.0)
+        latest: dict[str, tuple[float, int]] = {}
+        for path in swarm.logs.glob("*.jsonl"):
+            name = path.name.rsplit("-", 1)[0]
+            for text in path.read_text().splitlines()[-400:]:
+                if '"ev":"m"' in text:
+                    with_t = json.loads(text)
+                    if with_t["t"] >= latest.get(name, (0.0, 0))[0]:
+                        latest[name] = (with_t["t"], with_t["topic"])
+        live = set(swarm.procs)
+        if live <= set(latest) and all(latest[n][1] >= count - 1 for n in live):
+            return time.time()
+    return None
+
+
+def report_window(title: str, window: Window) -> None:
+    print(f"{title}:")
+    print(line("topic delivery", 100 * window.delivery, "%"))
+    print(line("requests served", 100 * window.served_share, "%"))
+    print(line("publish→handler p50", 1000 * percentile(window.latencies, 0.5), "ms"))
+    print(line("publish→handler p99", 1000 * percentile(window.latencies, 0.99), "ms"))
+    print(line("request round trip p50", 1000 * percentile(window.rtts, 0.5), "ms"))
+    print(line("request round trip p99", 1000 * percentile(window.rtts, 0.99), "ms"))
+
+
+@dataclass
+class Run:
+    """What one swarm run left: every node's events and the run's timeline."""
+
+    root: Path
+    swarm: Swarm
+    events: Events
+    spans: dict[str, list[tuple[float, float]]]
+    begin: float
+    finish: float
+    membership: float | None
+    rss: list[float]
+    cpu: float
+    churned: list[str]
+    restarted_at: float
+    codes: dict[str, int | None]
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+
+
+def run_swarm(
+    count: int,
+    *,
+    seconds: float,
+    settle: float,
+    churn: bool,
+    recovery: float,
+    profile: str | None = None,
+) -> Run:
+    """Start ``count`` node processes, measure ``seconds`` of steady state, optionally kill a
+    quarter (SIGKILL) and restart them 10 s later (every second one with a new identity),
+    run ``recovery`` s more, stop everything with SIGTERM and read the logs. The caller
+    removes ``Run.root``."""
+    root = Path(tempfile.mkdtemp(prefix="axl-swarm-"))
+    swarm = Swarm(root, free_port(), profile)
+    load_before = os.getloadavg()
+    try:
+        swarm.start("n0")
+        swarm.bootstrap = bootstrap_addr(root / "data" / "n0", swarm.port)
+        for index in range(1, count):
+            swarm.start(f"n{index}")
+            time.sleep(0.05)
+        last_start = time.time()
+        joined = wait_for_membership(swarm, count, last_start + settle)
+        membership = None if joined is None else joined - last_start
+        time.sleep(3.0)
+        begin = time.time()
+        swarm.mark_cpu("begin")
+        time.sleep(seconds)
+        swarm.mark_cpu("end")
+        finish = time.time()
+        rss = [rss_mib(p.process.pid) for p in swarm.procs.values()]
+        cpu = sum(p.cpu_marks["end"] - p.cpu_marks["begin"] for p in swarm.procs.values())
+        churned: list[str] = []
+        restarted_at = 0.0
+        if churn:
+            victims = [f"n{i}" for i in range(1, count)]
+            churned = random.Random(7).sample(victims, max(2, count // 4))
+            for name in churned:
+                swarm.kill(name)
+            time.sleep(10.0)
+            restarted_at = time.time()
+            for position, name in enumerate(churned):
+                if position % 2:  # a new identity: a fresh data directory and a new name
+                    swarm.start(f"{name}b")
+                else:
+                    swarm.start(name)
+            time.sleep(recovery)
+        time.sleep(3.0)  # let the last ticks land
+        load_after = os.getloadavg()
+        codes = swarm.terminate()
+    finally:
+        swarm.kill_all()
+    events = Events.read(swarm.logs)
+    return Run(
+        root,
+        swarm,
+        events,
+        lifetimes(swarm, events),
+        begin,
+        finish,
+        membership,
+        rss,
+        cpu,
+        churned,
+        restarted_at,
+        codes,
+        load_before,
+        load_after,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=40)
+    parser.add_argument("--seconds", type=float, default=30.0, help="steady-state window")
+    parser.add_argument("--settle", type=float, default=60.0, help="most to wait for membership")
+    parser.add_argument("--churn", action="store_true", help="kill -9 a quarter, restart later")
+    parser.add_argument("--recovery", type=float, default=40.0, help="churn phase after restart")
+    parser.add_argument("--quick", action="store_true", help="8 nodes, 15 s, churn")
+    parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the logs (path printed)")
+    parser.add_argument("--profile", metavar="NAME", help="cProfile one node, e.g. n3 (--keep)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.nodes, args.seconds, args.churn, args.recovery = 8, 15.0, True, 30.0
+    count = max(4, args.nodes)
+
+    ident = Identity.generate()
+    floor = sign_verify_seconds(
+        ident, ident.peer_id, Tick.axl_tag, (b"x" * 64 for _ in range(2000))
+    )
+    floor_ms = 1000 * floor / 2000
+    run = run_swarm(
+        count,
+        seconds=args.seconds,
+        settle=args.settle,
+        churn=args.churn,
+        recovery=args.recovery,
+        profile=args.profile,
+    )
+    events, spans, membership = run.events, run.spans, run.membership
+    churned, restarted_at, codes = run.churned, run.restarted_at, run.codes
+    rss, root = run.rss, run.root
+    figures: dict[str, Any] = {"nodes": count, "load_before": run.load_before}
+    load_after = run.load_after
+    figures["membership_s"] = membership
+    steady = measure(events, spans, run.begin, run.finish - 3.0)
+    delivered = steady.delivered
+    cpu_per_msg = 1000 * run.cpu / delivered if delivered else float("nan")
+
+    print(f"swarm of {count} processes on loopback ({os.cpu_count()} cores)")
+    print(f"  load average before {figures['load_before'][0]:.2f}, after {load_after[0]:.2f}")
+    if membership is None:
+        print(f"  membership NOT complete within {args.settle:.0f} s of the last start")
+    else:
+        print(line("membership complete after last start", membership, "s"))
+    report_window(f"steady state ({args.seconds:.0f} s)", steady)
+    print(line("CPU per delivered topic message", cpu_per_msg, "ms"))
+    print(line("RSS per process (mean)", sum(rss) / len(rss), "MiB"))
+    print(line("anchor: sign + verify one envelope", floor_ms, "ms"))
+    print(f"  ratio CPU per delivered message / envelope floor   {cpu_per_msg / floor_ms:>8.1f}x")
+    figures.update(
+        delivery=steady.delivery,
+        served=steady.served_share,
+        p50=percentile(steady.latencies, 0.5),
+        p99=percentile(steady.latencies, 0.99),
+        cpu_ms_per_msg=cpu_per_msg,
+        rss_mib=sum(rss) / len(rss),
+        floor_ms=floor_ms,
+    )
+
+    if args.churn:
+        survivors = {f"n{i}" for i in range(count)} - set(churned)
+        recovery = None
+        worst_survivor = float("nan") if not events.publishes else 1.0
+        second = restarted_at
+        end = restarted_at + args.recovery - 3.0
+        while second < end:
+            window = measure(events, spans, second, second + 1.0)
+            if recovery is None and healthy(window):
+                later = measure(events, spans, second, end)
+                if healthy(later):
+                    recovery = second - restarted_at
+            second += 1.0
+        second = restarted_at - 10.0
+        while second < end:
+            only = measure(events, spans, second, second + 1.0, among=survivors)
+            if only.expected:  # a second with no tick expected says nothing
+                worst_survivor = min(worst_survivor, only.delivery)
+            second += 1.0
+        after = measure(events, spans, restarted_at + 30.0, end)
+        print(f"churn: {len(churned)} killed with SIGKILL, restarted 10 s later (half new ids)")
+        if recovery is None:
+            print("  NOT back to the steady-state goals before the end of the churn phase")
+        else:
+            print(line("back to steady state after restart", recovery, "s"))
+        print(line("worst survivor-to-survivor second", 100 * worst_survivor, "%"))
+        report_window("from 30 s after the restart", after)
+        figures.update(recovery_s=recovery, worst_survivor=worst_survivor)
+    bad = {name: code for name, code in codes.items() if code != 0}
+    print(f"exit codes after SIGTERM: {len(codes) - len(bad)} of {len(codes)} clean {bad or ''}")
+    figures["unclean_exits"] = bad
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=1, default=str))
+    if args.keep:
+        print(f"logs kept in {root}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+def bootstrap_addr(data: Path, port: int, timeout: float = 60.0) -> str:
+    """Node 0's dialable address: its identity file appears when the process starts."""
+    key = data / "identity.key"
+    deadline = time.time() + timeout
+    while not key.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    peer = Identity.load(key).peer_id
+    return f"/ip4/127.0.0.1/tcp/{port}/p2p/{peer}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
