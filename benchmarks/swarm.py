@@ -29,6 +29,8 @@ from typing import Any
 
 from ._report import line
 
+DRAIN = 4800  # simulated seconds after the arrivals: the last jobs' challenge + dispute windows
+
 
 def scenario_for(n: int, jobs_per_agent_hour: float, hours: float) -> Any:
     from agents.sim import CHEAT_KINDS, Scenario
@@ -46,7 +48,7 @@ def scenario_for(n: int, jobs_per_agent_hour: float, hours: float) -> Any:
             "name": f"bench-{n}",
             "seed": 1,
             "duration": 3600 * hours,
-            "drain": 4800,
+            "drain": DRAIN,
             "sample_interval": 30,
             "provision": "lazy",
             "spam_rate": 0.2,
@@ -152,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.agents, args.hours = [60], 0.1
     print(
-        f"AXL swarm simulation: {args.hours:g} simulated hour(s) of arrivals + 600 s drain, "
+        f"AXL swarm simulation: {args.hours:g} simulated hour(s) of arrivals + {DRAIN:,} s drain, "
         f"{args.jobs_per_agent_hour:g} jobs per agent-hour, {os.cpu_count()} CPUs"
     )
     chain = run_child("chain", 0, 0, 0)
