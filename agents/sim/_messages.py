@@ -51,7 +51,8 @@ class Checked(Message, tag="sim.checked"):
 
 class Dispute(Message, tag="sim.dispute"):
     """Verifier → referee: job ``job_id`` is challenged on chain; ``root`` is the verifier's
-    own result (the solver's is on chain)."""
+    own result, for the record only: the referee plays with the roots on chain (the solver's
+    committed root and the sender's ``challenge_of``)."""
 
     job_id: int
     spec: str
