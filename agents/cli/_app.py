@@ -12,7 +12,7 @@ from . import _commands  # noqa: F401  (registers the commands on the app)
 from ._errors import CliError
 from ._typer import app
 
-COMMANDS = ("agent", "node", "run", "status", "keys", "chain")
+COMMANDS = ("agent", "node", "run", "status", "keys", "chain", "swarm")
 
 
 def main(argv: list[str] | None = None) -> None:

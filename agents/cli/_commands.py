@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from . import _cmd_chain, _cmd_keys, _cmd_node, _cmd_run
+from . import _cmd_chain, _cmd_keys, _cmd_node, _cmd_run, _cmd_swarm
 
-__all__ = ["_cmd_chain", "_cmd_keys", "_cmd_node", "_cmd_run"]
+__all__ = ["_cmd_chain", "_cmd_keys", "_cmd_node", "_cmd_run", "_cmd_swarm"]

@@ -1,0 +1,126 @@
+"""The command line: ``swarm simulate`` and ``swarm sweep`` as a typer sub-app (:data:`app`),
+for ``axl swarm ...`` and ``python -m agents.sim ...``."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ._errors import InvalidScenario
+from ._progress import Progress
+from ._runner import Report, simulate
+from ._scenario import Scenario
+from ._sweep import sweep as run_sweep
+
+app = typer.Typer(
+    name="swarm",
+    help="Swarm simulations: many agents, faults and adversaries, in virtual time.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+ScenarioFile = Annotated[
+    Path | None, typer.Option("--scenario", "-s", help="TOML scenario file (defaults otherwise).")
+]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a scenario field: --set roles.solvers=50 --set "
+        "'adversaries.cheats={wrong_op=2}' (values are TOML).",
+    ),
+]
+
+
+def _value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare string
+
+
+def load_scenario(path: Path | None, sets: list[str] | None, **flags: Any) -> Scenario:
+    """The scenario from a file (or the defaults), with ``--set`` and flag overrides.
+    Raises :class:`InvalidScenario`."""
+    scenario = Scenario.load(path) if path is not None else Scenario()
+    changes: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    for item in sets or []:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise InvalidScenario(f"--set {item!r}: use key=value")
+        changes[key.strip()] = _value(text.strip())
+    return scenario.with_changes(changes) if changes else scenario
+
+
+def _fail(exc: InvalidScenario) -> typer.Exit:
+    typer.echo(f"invalid scenario: {exc}", err=True)
+    return typer.Exit(2)
+
+
+@app.command("simulate")
+def simulate_command(
+    scenario_file: ScenarioFile = None,
+    sets: Sets = None,
+    seed: Annotated[int | None, typer.Option(help="Scenario seed.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Simulated seconds of arrivals.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Report directory.")] = Path(
+        "swarm-report"
+    ),
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Live display (TTY default).")
+    ] = None,
+) -> None:
+    """Run one scenario and write its report directory (summary.json, report.md, plots)."""
+    try:
+        scenario = load_scenario(scenario_file, sets, seed=seed, duration=duration)
+    except InvalidScenario as exc:
+        raise _fail(exc) from None
+    with Progress(enabled=progress) as display:
+        report = simulate(scenario, out_dir=out, observer=display.update)
+    _print_run(report, out)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_run(report: Report, out: Path) -> None:
+    s = report.summary
+    typer.echo(
+        f"{s['agents']['total']:,} agents, {s['jobs']['total']} jobs "
+        f"({s['jobs']['settled']} settled, {s['jobs']['rejected']} rejected, "
+        f"{s['jobs']['refunded']} refunded); cheats caught {s['cheats']['caught']}, "
+        f"missed {s['cheats']['missed']}; honest stake lost {s['honest_stake_lost']}; "
+        f"wall {report.wall_seconds:.1f} s"
+    )
+    typer.echo("checks: " + json.dumps(s["checks"]))
+    typer.echo(f"report: {out / 'report.md'}")
+
+
+@app.command("sweep")
+def sweep_command(
+    scenario_file: ScenarioFile = None,
+    sets: Sets = None,
+    seeds: Annotated[int, typer.Option(help="How many seeds.", min=1)] = 20,
+    first_seed: Annotated[int, typer.Option(help="The first seed.", min=0)] = 0,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where sweep.md/json go.")] = Path(
+        "swarm-sweep"
+    ),
+) -> None:
+    """Run one scenario over many seeds and write one table (sweep.md, sweep.json)."""
+    try:
+        scenario = load_scenario(scenario_file, sets)
+    except InvalidScenario as exc:
+        raise _fail(exc) from None
+
+    def progress(report: Report) -> None:
+        verdict = "ok" if report.ok else "FAILED " + json.dumps(report.summary["checks"])
+        typer.echo(f"seed {report.scenario.seed}: {verdict} ({report.wall_seconds:.1f} s)")
+
+    result = run_sweep(scenario, range(first_seed, first_seed + seeds), on_run=progress)
+    result.write(out)
+    typer.echo(result.markdown())
+    if not result.ok:
+        raise typer.Exit(1)

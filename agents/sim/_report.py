@@ -1,0 +1,96 @@
+"""The report directory: ``summary.json`` (deterministic), ``series.json`` (every sample),
+``report.md`` (tables) and ``plots/*.png``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._plots import write_plots
+
+if TYPE_CHECKING:
+    from ._runner import Report
+
+
+def dumps(data: Any) -> str:
+    """Canonical JSON: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(data, sort_keys=True, indent=2) + "\n"
+
+
+def write_report(report: Report, folder: Path) -> list[Path]:
+    """Write the report directory; returns every file written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = report.summary
+    files = [folder / "summary.json", folder / "series.json", folder / "report.md"]
+    files[0].write_text(dumps(summary))
+    series = [dataclasses.asdict(sample) for sample in report.samples]
+    files[1].write_text(dumps({"samples": series, "latencies_s": report.latencies}))
+    files[2].write_text(markdown(summary))
+    files += write_plots(report.samples, report.latencies, summary["disputes"], folder / "plots")
+    return files
+
+
+def _ai(wei: int) -> str:
+    return f"{wei / 10**18:,.2f}"
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The human-readable report of one run."""
+    sc = summary["scenario"]
+    checks = summary["checks"]
+    out = [
+        f"# Swarm simulation `{sc['name']}` (seed {sc['seed']})",
+        "",
+        f"{summary['agents']['total']:,} agents, {sc['duration']:,.0f} simulated seconds of "
+        f"job arrivals plus {sc['drain']:,.0f} s to drain. Same seed, same report.",
+        "",
+        "## Checks",
+        "",
+        *_table(("check", "result"), [(k, "pass" if v else "**FAIL**") for k, v in checks.items()]),
+        "## Agents",
+        "",
+        *_table(("role", "agents"), sorted(summary["agents"]["by_role"].items())),
+        *_table(("dishonest behaviour", "agents"), sorted(summary["agents"]["dishonest"].items())),
+        "## Jobs",
+        "",
+        *_table(("final state", "jobs"), [(k, v) for k, v in summary["jobs"].items()]),
+        "## Cheats",
+        "",
+        *_table(("", "jobs"), sorted(summary["cheats"].items())),
+        *_table(("dispute outcome", "disputes"), sorted(summary["disputes"].items())),
+        f"Honest stake lost: {_ai(summary['honest_stake_lost'])} AI.",
+        "",
+        "## Settlement latency (simulated seconds, posted to final)",
+        "",
+        *_table(tuple(summary["latency_s"]), [tuple(summary["latency_s"].values())]),
+        "## Tokens (AI)",
+        "",
+        *_table(
+            ("", "AI"),
+            [(k, _ai(v)) for k, v in sorted(summary["tokens"].items()) if k != "unit"],
+        ),
+        *_table(("conservation", "holds"), sorted(summary["conservation"].items())),
+        "## Bus",
+        "",
+        *_table(
+            ("frames sent, by type", "frames"), sorted(summary["bus"]["frames_by_type"].items())
+        ),
+        *_table(
+            ("rejected or dropped on receipt", "frames"),
+            sorted({**summary["bus"]["rejected"], **summary["bus"]["dropped"]}.items()),
+        ),
+        *_table(("network", "frames"), sorted(summary["network"].items())),
+        "## Plots",
+        "",
+    ]
+    for name in ("jobs", "messages", "balances", "stake", "burned", "disputes", "latency"):
+        out.append(f"![{name}](plots/{name}.png)")
+    return "\n".join(out) + "\n"
