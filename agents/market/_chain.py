@@ -1,0 +1,238 @@
+"""The market's one adapter to the chain: every contract call the roles make goes through
+:class:`MarketChain`, so changes of the trust layer's API land here.
+
+Calls never block the event loop on a remote node: they run in worker threads
+(``trio.to_thread``) under a per-connection limiter. On the embedded py-evm chain they run
+inline (in-process and fast, and py-evm must not be used from two threads). The time spent in
+chain calls is summed in :attr:`MarketChain.busy` (for the benchmarks).
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import trio
+
+from axl import Identity, PeerId
+from compute import TaskSpec
+from coordination import (
+    Chain,
+    ChainEvent,
+    CoordinationError,
+    EventCursor,
+    JobStatus,
+    JobView,
+    ResultTree,
+    Role,
+)
+
+from ._messages import Outcome
+
+T = TypeVar("T")
+
+_TIMES: weakref.WeakKeyDictionary[Any, tuple[int, float]] = weakref.WeakKeyDictionary()
+_LIMITERS: weakref.WeakKeyDictionary[Any, trio.CapacityLimiter] = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeRecord:
+    """A dispute as the chain records it: the referee plays the game between these parties
+    over these roots and never takes them from a message. ``challenger_root`` is None while
+    the contracts do not store it (the challenger's own claim is then all there is, and it
+    can only hurt the challenger)."""
+
+    job_id: int
+    solver: str
+    challenger: str
+    solver_peer: PeerId | None
+    challenger_peer: PeerId | None
+    solver_root: bytes
+    challenger_root: bytes | None
+    spec_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Commitment:
+    """One result anchored on chain, with what a challenger needs to prove it."""
+
+    job_id: int
+    root: bytes
+    batch_id: int
+    proof: tuple[bytes, ...]
+    challenge_end: int
+
+
+def spec_hash(spec: TaskSpec) -> bytes:
+    """The 32-byte spec hash escrowed on chain: the compute task id (SHA-256 of the spec's
+    canonical encoding)."""
+    return bytes.fromhex(spec.task_id)
+
+
+class MarketChain:
+    """The market's view of one account on the chain (see module docs). Every method raises
+    :class:`coordination.CoordinationError` (e.g. ``ContractRevert``) on failure."""
+
+    def __init__(
+        self,
+        chain: Chain,
+        *,
+        threaded: bool | None = None,
+        limit: int = 8,
+        time_ttl: float = 0.25,
+    ) -> None:
+        self.chain = chain
+        self.time_ttl = time_ttl
+        self.threaded = chain.kind != "eth-tester" if threaded is None else threaded
+        key = chain.w3
+        limiter = _LIMITERS.get(key)
+        if limiter is None:
+            limiter = _LIMITERS[key] = trio.CapacityLimiter(limit)
+        self._limiter = limiter
+        self.busy = 0.0
+        """Seconds spent in chain calls by this adapter."""
+        self.calls = 0
+        self._peers: dict[str, PeerId | None] = {}
+
+    @property
+    def address(self) -> str:
+        return self.chain.address
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        start = time.perf_counter()
+        try:
+            if self.threaded:
+                return await trio.to_thread.run_sync(fn, limiter=self._limiter)
+            await trio.lowlevel.checkpoint()
+            return fn()
+        finally:
+            self.busy += time.perf_counter() - start
+            self.calls += 1
+
+    # -- reads --------------------------------------------------------------------------------
+
+    async def now(self) -> int:
+        """Chain time (the latest block's timestamp), read at most every ``time_ttl`` seconds
+        per connection (chain time moves in whole seconds, one block at a time)."""
+        cached = _TIMES.get(self.chain.w3)
+        if cached is not None and trio.current_time() - cached[1] < self.time_ttl:
+            return cached[0]
+        value = await self._run(self.chain.block_timestamp)
+        _TIMES[self.chain.w3] = (value, trio.current_time())
+        return value
+
+    async def job(self, job_id: int) -> JobView:
+        return await self._run(lambda: self.chain.job(job_id))
+
+    async def jobs(self, job_ids: Sequence[int]) -> list[JobView]:
+        return await self._run(lambda: [self.chain.job(j) for j in job_ids])
+
+    async def stake(self, role: Role) -> int:
+        """This account's active stake for ``role``."""
+        return (await self._run(lambda: self.chain.stake_of(role))).active
+
+    async def peer_of(self, address: str) -> PeerId | None:
+        """The peer id bound on chain to ``address`` (cached once bound)."""
+        key = address.lower()
+        if self._peers.get(key) is None:
+            self._peers[key] = await self._run(lambda: self.chain.peer_of(address))
+        return self._peers[key]
+
+    async def bound_to(self, address: str, peer: PeerId) -> bool:
+        """Whether ``address`` is bound on chain to ``peer``."""
+        return await self.peer_of(address) == peer
+
+    async def dispute(self, job_id: int) -> DisputeRecord | None:
+        """The chain's record of a dispute on ``job_id``; None when the job is not disputed."""
+        view = await self.job(job_id)
+        if view.status is not JobStatus.DISPUTED or view.solver is None or not view.challenger:
+            return None
+        return DisputeRecord(
+            job_id=job_id,
+            solver=view.solver,
+            challenger=view.challenger,
+            solver_peer=await self.peer_of(view.solver),
+            challenger_peer=await self.peer_of(view.challenger),
+            solver_root=view.result_root,
+            challenger_root=None,
+            spec_hash=view.spec_hash,
+        )
+
+    def cursor(self) -> EventCursor:
+        """A cursor over the deployment's events from the next block on."""
+        return self.chain.event_cursor(self.chain.block_number() + 1)
+
+    async def poll(self, cursor: EventCursor) -> list[ChainEvent]:
+        return await self._run(cursor.poll)
+
+    # -- setup --------------------------------------------------------------------------------
+
+    async def ensure_bound(self, identity: Identity) -> None:
+        """Bind ``identity``'s peer id to this account unless it already is."""
+        if await self.peer_of(self.address) != identity.peer_id:
+            self._peers.pop(self.address.lower(), None)
+            await self._run(lambda: self.chain.bind_identity(identity))
+
+    async def ensure_stake(self, role: Role, amount: int) -> int:
+        """Top this account's ``role`` stake up to ``amount``; returns the active stake."""
+        active = await self.stake(role)
+        if active < amount:
+            await self._run(lambda: self.chain.stake(role, amount - active))
+            active = amount
+        return active
+
+    # -- submitter ----------------------------------------------------------------------------
+
+    async def post_jobs(
+        self, hashes: Sequence[bytes], payments: Sequence[int], deadline: int
+    ) -> list[int]:
+        """Escrow many jobs in one transaction; their ids in order."""
+        return (await self._run(lambda: self.chain.post_jobs(hashes, payments, deadline))).value
+
+    async def assign(self, job_id: int, solver: str) -> None:
+        await self._run(lambda: self.chain.assign(job_id, solver))
+
+    async def refund(self, job_id: int) -> None:
+        await self._run(lambda: self.chain.refund(job_id))
+
+    # -- solver -------------------------------------------------------------------------------
+
+    async def commit(self, results: Sequence[tuple[int, bytes]]) -> list[Commitment]:
+        """Anchor results: one job alone, several as one Merkle batch."""
+        if len(results) == 1:
+            job_id, root = results[0]
+            single = await self._run(lambda: self.chain.commit_result(job_id, root))
+            end = int(single.named("ResultCommitted")[0]["challengeEnd"])
+            return [Commitment(job_id, root, 0, (), end)]
+        tree = ResultTree(results)
+        receipt = await self._run(lambda: self.chain.commit_batch(tree))
+        end = int(receipt.named("BatchCommitted")[0]["challengeEnd"])
+        return [Commitment(j, r, receipt.value, tuple(tree.proof(j)), end) for j, r in results]
+
+    async def settle(self, job_ids: Sequence[int]) -> list[int]:
+        """Settle whichever of ``job_ids`` are settleable; the ids paid (empty when none)."""
+        try:
+            receipt = await self._run(lambda: self.chain.settle_batch(job_ids))
+        except CoordinationError as exc:
+            if "NothingToSettle" in str(exc):
+                return []
+            raise
+        return [int(e["jobId"]) for e in receipt.named("JobSettled")]
+
+    # -- verifier -----------------------------------------------------------------------------
+
+    async def challenge(self, job_id: int, root: bytes, proof: Sequence[bytes]) -> None:
+        """Dispute ``job_id``'s committed ``root`` (the solver's, proved by ``proof``)."""
+        await self._run(lambda: self.chain.challenge(job_id, root, proof))
+
+    # -- referee ------------------------------------------------------------------------------
+
+    async def resolve(self, job_id: int, outcome: Outcome) -> int:
+        """Anchor a dispute's outcome; the slashed amount. On the current contracts "no
+        dispute" and a timed-out challenger both stand as the solver's win (the committed
+        result is upheld)."""
+        solver_wins = outcome in ("solver_wins", "no_dispute", "timeout")
+        return (await self._run(lambda: self.chain.resolve_dispute(job_id, solver_wins))).value

@@ -1,0 +1,183 @@
+"""The built-in :class:`Verifier` role: re-runs a share of committed results, challenges the
+ones it cannot reproduce and defends its own run in the dispute game."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import trio
+
+from axl import Context, PeerId
+from compute import InvalidTaskSpec, Party, TaskSpec
+from coordination import CoordinationError, Role
+
+from .._decorators import on
+from ._base import TOKEN, GameParty, Narrator, game_id
+from ._chain import spec_hash
+from ._messages import (
+    Challenge,
+    JobPosted,
+    ResultCommitted,
+    Verdict,
+    Verified,
+    VerifyRequest,
+)
+from ._policies import VerifyPolicy
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    """A verifier's settings (defaults in brackets).
+
+    ``policy`` decides which results to check [all of them; a random secret salt];
+    ``capacity`` re-runs at once, in worker threads [2]; ``stake`` topped up at start
+    [100 AI]; ``referee`` is the referee's runtime name or peer id ["referee"];
+    ``dispute_timeout`` how long it keeps a disputed run without a verdict [600 s].
+
+    Adversarial option: ``false_alarm`` challenges results it reproduced (and so loses its
+    stake) [False].
+    """
+
+    policy: VerifyPolicy = field(default_factory=lambda: VerifyPolicy(10_000, os.urandom(16)))
+    capacity: int = 2
+    stake: int = 100 * TOKEN
+    referee: str | PeerId = "referee"
+    dispute_timeout: float = 600.0
+    false_alarm: bool = False
+
+
+@dataclass
+class _Seen:
+    spec: TaskSpec
+    sample_bps: int
+    commitment: ResultCommitted | None = None
+    reproduced: bool | None = None
+    checking: bool = False
+
+
+class Verifier(GameParty):
+    """Checks results: see :class:`VerifierConfig`. Override :meth:`should_verify` or
+    :meth:`rerun` to change one policy. Counters: ``market.checked``, ``market.reproduced``,
+    ``market.challenged``, ``market.challenge_failed``."""
+
+    def __init__(
+        self,
+        config: VerifierConfig | None = None,
+        name: str | None = None,
+        *,
+        narrator: Narrator | None = None,
+    ) -> None:
+        super().__init__(name, narrator=narrator)
+        self.config = config or VerifierConfig()
+        self.seen: dict[int, _Seen] = {}
+        self._slots = trio.CapacityLimiter(self.config.capacity)
+        self._disputes: dict[int, float] = {}
+
+    def should_verify(self, job_id: int, root: bytes, sample_bps: int, asked: bool) -> bool:
+        """Whether to re-run this result (the config's :class:`VerifyPolicy`)."""
+        return self.config.policy.should_verify(job_id, root, sample_bps=sample_bps, asked=asked)
+
+    def rerun(self, spec: TaskSpec) -> Party:
+        """Re-run a job honestly (in a worker thread), as side b of a possible game."""
+        return Party("b", spec)
+
+    def busy(self) -> bool:
+        """Whether a re-run is under way or a committed result waits for its check."""
+        return any(
+            seen.checking
+            or (
+                seen.commitment is not None
+                and seen.reproduced is None
+                and self.should_verify(
+                    seen.commitment.job_id, seen.commitment.root, seen.sample_bps, asked=False
+                )
+            )
+            for seen in self.seen.values()
+        )
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        await self.market.ensure_stake(Role.VERIFIER, self.config.stake)
+        self.start_soon(self._expire_loop)
+
+    async def _expire_loop(self) -> None:
+        while True:
+            await trio.sleep(min(self.config.dispute_timeout, 5.0))
+            now = trio.current_time()
+            for job_id, since in list(self._disputes.items()):
+                if now - since > self.config.dispute_timeout:
+                    del self._disputes[job_id]
+                    self.forget(job_id)
+                    self.stats.inc("market.dispute_timeouts")
+
+    @on(JobPosted)
+    async def job_posted(self, message: JobPosted, ctx: Context) -> None:
+        try:
+            spec = TaskSpec.parse(message.spec)
+        except InvalidTaskSpec:
+            return
+        if spec_hash(spec) != message.spec_hash:
+            return
+        self.seen.setdefault(message.job_id, _Seen(spec, message.sample_bps))
+
+    @on(ResultCommitted)
+    async def result_committed(self, message: ResultCommitted, ctx: Context) -> None:
+        seen = self.seen.get(message.job_id)
+        if seen is None or seen.commitment is not None:
+            return
+        seen.commitment = message
+        if self.should_verify(message.job_id, message.root, seen.sample_bps, asked=False):
+            await self._check(message.job_id)
+
+    @on(VerifyRequest)
+    async def verify_request(self, message: VerifyRequest, ctx: Context) -> Verified:
+        seen = self.seen.get(message.job_id)
+        if seen is None or seen.commitment is None:
+            return Verified(job_id=message.job_id, reproduced=None)
+        await self._check(message.job_id)
+        return Verified(job_id=message.job_id, reproduced=seen.reproduced)
+
+    async def _check(self, job_id: int) -> None:
+        seen = self.seen[job_id]
+        if seen.checking or seen.reproduced is not None or seen.commitment is None:
+            return
+        seen.checking = True
+        commitment = seen.commitment
+        try:
+            async with self._slots:
+                party = await trio.to_thread.run_sync(self.rerun, seen.spec)
+        finally:
+            seen.checking = False
+        self.stats.inc("market.checked")
+        seen.reproduced = party.root == commitment.root
+        if seen.reproduced and not self.config.false_alarm:
+            self.stats.inc("market.reproduced")
+            self.say(f"job {job_id}: reproduced the root bit for bit")
+            return
+        try:
+            await self.market.challenge(job_id, commitment.root, commitment.proof)
+        except CoordinationError as exc:  # window closed, challenged by another verifier, ...
+            self.stats.inc("market.challenge_failed")
+            self.log.info("challenge of job %d refused: %s", job_id, exc)
+            return
+        self.parties[game_id(job_id)] = party
+        self._disputes[job_id] = trio.current_time()
+        self.stats.inc("market.challenged")
+        self.say(f"job {job_id}: root differs, challenged on chain")
+        await self.send(
+            self.config.referee,
+            Challenge(
+                job_id=job_id,
+                challenger_root=party.root,
+                spec=seen.spec.model_dump_json(),
+            ),
+        )
+
+    @on(Verdict)
+    async def verdict(self, message: Verdict, ctx: Context) -> None:
+        if message.job_id in self._disputes:
+            view = await self.market.job(message.job_id)  # a hint; the chain decides
+            if view.status.name != "DISPUTED":
+                del self._disputes[message.job_id]
+                self.forget(message.job_id)

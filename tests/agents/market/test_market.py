@@ -1,0 +1,174 @@
+"""The market end to end on the memory transport and the embedded chain, checked against the
+chain's events alone."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import trio
+
+from agents import Context
+from agents.market import (
+    BatchPolicy,
+    JobAssigned,
+    LocalMarket,
+    Referee,
+    RefereeConfig,
+    Solver,
+    SolverConfig,
+    Submitter,
+    SubmitterConfig,
+    TimeoutPolicy,
+    Verifier,
+    VerifierConfig,
+    VerifyPolicy,
+)
+from compute import Cheat
+from coordination import DeployParams, JobStatus, Role
+
+from .conftest import FAST, tiny_spec
+
+TOKEN = 10**18
+
+
+def _tasks(task: trio.lowlevel.Task) -> int:
+    return 1 + sum(_tasks(c) for n in task.child_nurseries for c in n.child_tasks)
+
+
+def _market(cheats: dict[str, Cheat], *, honest: int = 3, verifiers: int = 2) -> LocalMarket:
+    market = LocalMarket.create(params=DeployParams(challenge_window=600), seed=b"e2e")
+    market.add(
+        Submitter(
+            SubmitterConfig(
+                timeouts=TimeoutPolicy(bid_window=0.1, commit_timeout=3_600, max_attempts=4),
+                **FAST,
+            ),
+            "submitter",
+        )
+    )
+    for i in range(honest):
+        market.add(
+            Solver(
+                SolverConfig(price_per_step=1, commits=BatchPolicy(4, 0.2), **FAST), f"honest{i}"
+            )
+        )
+    for name, cheat in cheats.items():  # cheats undercut the honest price
+        market.add(Solver(SolverConfig(capacity=1, cheat=cheat, **FAST), name))
+    for i in range(verifiers):
+        policy = VerifyPolicy(10_000, salt=bytes([i]))
+        market.add(Verifier(VerifierConfig(policy=policy), f"verifier{i}"))
+    market.add(Referee(RefereeConfig(query_timeout=10.0, poll_interval=0.1)), resolver=True)
+    return market
+
+
+CHEAT_SETS = [
+    pytest.param(
+        {"cheat_op": Cheat("wrong_op", step=2, op=7), "cheat_skip": Cheat("skip_step", step=3)},
+        id="wrong_op+skip_step",
+    ),
+    pytest.param(
+        {"cheat_garbage": Cheat("garbage"), "cheat_final": Cheat("wrong_final")},
+        id="garbage+wrong_final",
+        marks=pytest.mark.slow,
+    ),
+    pytest.param(
+        {"cheat_silent": Cheat("silent", op=2), "cheat_w": Cheat("perturb_weights", step=1)},
+        id="silent+perturb_weights",
+        marks=pytest.mark.slow,
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cheats", CHEAT_SETS)
+async def test_twenty_jobs_every_cheat_caught_every_honest_job_paid_once(
+    cheats: dict[str, Cheat],
+) -> None:
+    market = _market(cheats)
+    supply_before = market.snapshot_supply()
+    tasks_before = _tasks(trio.lowlevel.current_root_task())
+    submitter = market.runtime["submitter"]
+    assert isinstance(submitter, Submitter)
+    async with market.runtime:
+        tickets = await submitter.submit([tiny_spec(seed) for seed in range(20)])
+        with trio.fail_after(240):
+            await market.drive(tickets)
+    assert _tasks(trio.lowlevel.current_root_task()) == tasks_before  # nothing leaked
+
+    ledger = market.ledger()  # from the chain's events alone
+    address = {name: w.address for name, w in market.wallets.items()}
+    cheaters = {address[name] for name in cheats}
+    settled = [j for j in ledger.jobs.values() if j.status is JobStatus.SETTLED]
+    rejected = [j for j in ledger.jobs.values() if j.status is JobStatus.REJECTED]
+    # Every piece of work paid exactly once, to an honest solver.
+    assert all(t.status == "paid" for t in tickets)
+    by_ticket = Counter(
+        next(i for i, t in enumerate(tickets) if j.job_id in t.job_ids) for j in settled
+    )
+    assert sorted(by_ticket) == list(range(20)) and set(by_ticket.values()) == {1}
+    assert not any(j.solver in cheaters for j in settled)
+    # Every cheated result was caught: rejected (the submitter refunded), its solver slashed.
+    assert rejected, "the cheats won no job: the test proves nothing"
+    assert all(j.solver in cheaters for j in rejected)
+    assert len(ledger.jobs) == len(settled) + len(rejected)
+    slashed = {e["account"] for e in market.chain.events() if e.name == "Slashed"}
+    caught = {j.solver for j in rejected}
+    assert caught <= slashed <= cheaters
+    for name in cheats:
+        if address[name] in caught:
+            assert market.stake(name, Role.SOLVER) == 0
+    for name in address:
+        if name.startswith(("honest", "verifier")):
+            role = Role.SOLVER if name.startswith("honest") else Role.VERIFIER
+            assert market.stake(name, role) == 100 * TOKEN
+    # Conservation: escrow in = paid + refunded + fees, nothing left in the market; the
+    # supply changed by the burns alone.
+    assert ledger.escrow_held == 0
+    assert market.chain.balance_of(market.chain.contract("JobMarket").address) == 0
+    assert ledger.escrowed == ledger.paid + ledger.refunded + ledger.fees
+    assert ledger.fees == ledger.fees_burned == sum(j.payment for j in settled) * 50 // 10_000
+    assert ledger.supply == market.chain.total_supply()
+    assert supply_before - market.chain.total_supply() == ledger.fees_burned + ledger.slash_burned
+    # The submitter paid each settled job once and got every rejected escrow back.
+    assert ledger.refunded == sum(j.payment for j in rejected)
+
+
+class Vanishing(Solver):
+    """Stops its agent (no goodbye, nothing committed) when a job is assigned to it."""
+
+    async def job_assigned(self, message: JobAssigned, ctx: Context) -> None:
+        self.stop()
+
+
+async def test_a_solver_killed_after_assignment_ends_paid_or_refunded() -> None:
+    market = LocalMarket.create(params=DeployParams(challenge_window=600), seed=b"kill")
+    submitter = market.add(
+        Submitter(
+            SubmitterConfig(timeouts=TimeoutPolicy(bid_window=0.1, commit_timeout=600), **FAST),
+            "submitter",
+        )
+    )
+    # The doomed solver is the cheapest, so it wins the job; it stops without warning the
+    # moment the job is assigned to it. The other one is honest and dearer.
+    doomed = market.add(Vanishing(SolverConfig(capacity=1, **FAST), "doomed"))
+    market.add(Solver(SolverConfig(price_per_step=1, **FAST), "steady"))
+    market.add(Verifier(VerifierConfig(), "verifier"))
+    market.add(Referee(), resolver=True)
+    balance_before = market.wallets["submitter"].balance_of()
+    async with market.runtime:
+        (ticket,) = await submitter.submit([tiny_spec(7)])
+        with trio.fail_after(120):
+            await market.drive([ticket])
+    assert not doomed.running
+    ledger = market.ledger()
+    first, *rest = ticket.job_ids
+    assert ledger.jobs[first].solver == market.wallets["doomed"].address
+    assert ledger.jobs[first].status is JobStatus.REFUNDED
+    assert ticket.status == "paid" and len(rest) == 1
+    assert ledger.jobs[rest[0]].status is JobStatus.SETTLED
+    assert ledger.jobs[rest[0]].solver == market.wallets["steady"].address
+    # Paid once: the first escrow came back before the second was taken.
+    payment = ledger.jobs[first].payment
+    assert market.wallets["submitter"].balance_of() == balance_before - payment
+    assert ledger.escrow_held == 0
