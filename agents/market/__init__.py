@@ -31,6 +31,7 @@ from ._policies import (
     TimeoutPolicy,
     VerifyPolicy,
 )
+from ._progress import MarketProgress
 from ._referee import Referee, RefereeConfig, outcome_of
 from ._solver import Solver, SolverConfig, SolverJob
 from ._submitter import Submitter, SubmitterConfig, Ticket
@@ -54,6 +55,7 @@ __all__ = [
     "LocalMarket",
     "MarketAgent",
     "MarketChain",
+    "MarketProgress",
     "Narrator",
     "Outcome",
     "Referee",

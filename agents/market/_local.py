@@ -17,7 +17,7 @@ from coordination import Chain, DeployParams, MarketLedger, Role
 
 from .._runtime import AgentRuntime
 from ._base import TOKEN, MarketAgent
-from ._submitter import Submitter, Ticket
+from ._submitter import Ticket
 
 A = TypeVar("A", bound=MarketAgent)
 
@@ -82,20 +82,22 @@ class LocalMarket:
             await trio.sleep(poll)
             calm = 0 if any(role.busy() for role in self.roles()) else calm + 1
 
-    async def drive(self, tickets: Sequence[Ticket], *, step: int | None = None) -> None:
+    async def drive(self, tickets: Sequence[Ticket]) -> None:
         """Run until every ticket is done: whenever the market is quiet, move chain time on
-        by ``step`` seconds (default: past the challenge window and the commit timeout)."""
-        if step is None:
-            window = self.chain.params().challenge_window
-            timeouts = [
-                a.config.timeouts.commit_timeout for a in self.roles() if isinstance(a, Submitter)
-            ]
-            step = max([window, *timeouts]) + 1
+        to the next moment that changes something (a challenge window closing, a commit
+        deadline passing)."""
         while not all(t.done.is_set() for t in tickets):
             await self.quiet()
-            if all(t.done.is_set() for t in tickets):
+            live = [t for t in tickets if not t.done.is_set()]
+            if not live:
                 break
-            self.chain.advance_time(step)
+            moments = [
+                t.challenge_end if t.status == "committed" and t.challenge_end else t.deadline + 1
+                for t in live
+                if t.status in ("posted", "assigned", "committed")
+            ]
+            now = self.chain.block_timestamp()
+            self.chain.advance_time(max(1, min(moments, default=now + 1) - now))
 
     def snapshot_supply(self) -> int:
         """Record (and return) the token supply, e.g. before the market runs."""

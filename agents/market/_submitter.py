@@ -243,4 +243,6 @@ class Submitter(MarketAgent):
             ):
                 overdue.append(ticket.job_id)
         if overdue:
-            await self.market.settle(overdue)
+            paid = await self.market.settle(overdue)
+            if paid:
+                self.say(f"settled {len(paid)} job(s) whose solver did not: {paid[:8]}")

@@ -12,10 +12,10 @@ async def test_swarm_settles_the_honest_job_and_slashes_the_cheat() -> None:
     report, figures = await swarm.run(quiet=True)
     assert report.verified == [1]
     verdict = report.verdicts[2]
-    assert not verdict.solver_wins
+    assert verdict.outcome == "challenger_wins"
     assert verdict.rounds > 0
     assert figures["job1_status"] == JobStatus.SETTLED
-    assert figures["job2_status"] != JobStatus.SETTLED
+    assert figures["job2_status"] == JobStatus.REJECTED
     payment, stake = 20 * TOKEN, 100 * TOKEN
     fee = payment * 50 // 10_000
     assert figures["fee_burned"] == fee

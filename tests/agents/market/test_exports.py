@@ -25,6 +25,7 @@ def test_public_names() -> None:
             "LocalMarket",
             "MarketAgent",
             "MarketChain",
+            "MarketProgress",
             "Narrator",
             "Outcome",
             "Referee",
