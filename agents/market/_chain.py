@@ -102,11 +102,12 @@ class MarketChain:
         return self.chain.address
 
     async def _run(self, fn: Callable[[], T]) -> T:
+        if not self.threaded:
+            await trio.lowlevel.checkpoint()  # let others run first; then block briefly
         start = time.perf_counter()
         try:
             if self.threaded:
                 return await trio.to_thread.run_sync(fn, limiter=self._limiter)
-            await trio.lowlevel.checkpoint()
             return fn()
         finally:
             self.busy += time.perf_counter() - start

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from compute import SGD, MLPModel, TaskSpec
 
-FAST = {"poll_interval": 0.1}
+FAST = {"poll_interval": 0.25}
 
 
 def tiny_spec(seed: int) -> TaskSpec:
