@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import trio
 
 from agents.market import (
+    TOKEN,
     BatchPolicy,
     LocalMarket,
     Referee,
@@ -100,9 +101,8 @@ async def market_run(jobs: int, instrument: LoopBusy) -> Result:
     TimedSolver.trained = TimedVerifier.rerun_s = 0.0
     market = LocalMarket.create(params=DeployParams(challenge_window=600), seed=b"bench")
     fast = TimeoutPolicy(bid_window=0.05, commit_timeout=100_000)
-    submitter = market.add(
-        Submitter(SubmitterConfig(timeouts=fast, sample_bps=0, poll_interval=0.2), "submitter")
-    )
+    config = SubmitterConfig(payment=TOKEN, timeouts=fast, sample_bps=0, poll_interval=0.2)
+    submitter = market.add(Submitter(config, "submitter"), tokens=(jobs + 10) * TOKEN)
     for i in range(4):
         config = SolverConfig(capacity=4, commits=BatchPolicy(32, 0.2), poll_interval=0.2)
         market.add(TimedSolver(config, f"solver{i}"))

@@ -63,7 +63,7 @@ async def run(*, quiet: bool = False, live: bool = False) -> tuple[Report, dict[
                 await market.drive(tickets)
             nursery.cancel_scope.cancel()
     ledger = market.ledger()  # from the chain's events
-    report.verified = sorted(j for j, seen in verifier.seen.items() if seen.reproduced)
+    report.verified = sorted(j for j, reproduced in verifier.checked.items() if reproduced)
     report.verdicts = dict(referee.verdicts)
     say("chain", f"fee burned {ledger.fees_burned / TOKEN:.2f} AI after the challenge window")
     figures = {

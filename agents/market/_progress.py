@@ -35,7 +35,7 @@ class MarketProgress:
         verified: set[int] = set()
         for agent in agents:
             if isinstance(agent, Verifier):
-                verified |= {j for j, seen in agent.seen.items() if seen.reproduced is not None}
+                verified |= set(agent.checked)
         tickets = [t for a in agents if isinstance(a, Submitter) for t in a.tickets]
         return {
             "posted": totals.get("market.posted", 0),

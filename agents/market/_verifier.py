@@ -10,7 +10,7 @@ import trio
 
 from axl import Context, PeerId
 from compute import InvalidTaskSpec, Party, TaskSpec
-from coordination import CoordinationError, Role
+from coordination import CoordinationError, JobStatus, Role
 
 from .._decorators import on
 from ._base import TOKEN, GameParty, Narrator, game_id
@@ -19,6 +19,7 @@ from ._messages import (
     Challenge,
     JobPosted,
     ResultCommitted,
+    Settled,
     Verdict,
     Verified,
     VerifyRequest,
@@ -71,6 +72,8 @@ class Verifier(GameParty):
         super().__init__(name, narrator=narrator)
         self.config = config or VerifierConfig()
         self.seen: dict[int, _Seen] = {}
+        self.checked: dict[int, bool] = {}
+        """Every job it re-ran: whether it reproduced the committed root."""
         self._slots = trio.CapacityLimiter(self.config.capacity)
         self._disputes: dict[int, float] = {}
 
@@ -151,9 +154,14 @@ class Verifier(GameParty):
             seen.checking = False
         self.stats.inc("market.checked")
         seen.reproduced = party.root == commitment.root
+        self.checked[job_id] = seen.reproduced
         if seen.reproduced and not self.config.false_alarm:
             self.stats.inc("market.reproduced")
             self.say(f"job {job_id}: reproduced the root bit for bit")
+            return
+        view = await self.market.job(job_id)
+        if view.spec_hash != spec_hash(seen.spec):  # announced with a spec that is not the job's
+            self.stats.inc("market.spec_mismatch")
             return
         try:
             await self.market.challenge(job_id, commitment.root, commitment.proof)
@@ -178,6 +186,15 @@ class Verifier(GameParty):
     async def verdict(self, message: Verdict, ctx: Context) -> None:
         if message.job_id in self._disputes:
             view = await self.market.job(message.job_id)  # a hint; the chain decides
-            if view.status.name != "DISPUTED":
+            if view.status is not JobStatus.DISPUTED:
                 del self._disputes[message.job_id]
                 self.forget(message.job_id)
+                self.seen.pop(message.job_id, None)
+
+    @on(Settled)
+    async def settled(self, message: Settled, ctx: Context) -> None:
+        """Paid jobs cannot be challenged any more: forget them (a hint that only frees
+        memory; a job still disputed keeps its run)."""
+        for job_id in message.job_ids:
+            if job_id not in self._disputes:
+                self.seen.pop(job_id, None)

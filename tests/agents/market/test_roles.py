@@ -131,3 +131,28 @@ async def test_chain_calls_to_a_remote_node_run_in_worker_threads() -> None:
         release.set()
     assert threads and threads[0] != threading.main_thread().name
     assert market.calls == 1
+
+
+async def test_a_verifier_never_challenges_over_a_spec_that_is_not_the_chains() -> None:
+    """A submitter announcing a different spec than it escrowed must not get honest
+    verifiers to challenge (and lose their stake against) an honest solver."""
+    from agents.market import ResultCommitted, Verifier
+    from agents.market._verifier import _Seen
+
+    announced, escrowed = tiny_spec(1), tiny_spec(2)
+    challenges: list[int] = []
+
+    class Market:
+        async def job(self, job_id: int) -> Any:
+            return SimpleNamespace(spec_hash=bytes.fromhex(escrowed.task_id))
+
+        async def challenge(self, job_id: int, root: bytes, proof: Any) -> None:
+            challenges.append(job_id)
+
+    verifier = Verifier()
+    verifier._market = Market()  # type: ignore[assignment]
+    commitment = ResultCommitted(job_id=3, root=b"\x07" * 32, batch_id=0, challenge_end=1)
+    verifier.seen[3] = _Seen(announced, 10_000, commitment)
+    await verifier._check(3)
+    assert verifier.checked == {3: False}
+    assert challenges == [] and verifier.stats.snapshot()["market.spec_mismatch"] == 1
