@@ -341,7 +341,7 @@ async def test_a_peer_that_stops_reading_is_dropped_after_the_write_timeout() ->
     from libp2p import new_host
     from libp2p.custom_types import TProtocol
 
-    from axl._libp2p import _peer_id_of
+    from axl._libp2p_base import peer_id_of
 
     stuck = Libp2pConfig(gossip_heartbeat=0.2, write_timeout=0.5)
     identity = Identity.from_seed(b"\x71" * 32)
@@ -355,7 +355,7 @@ async def test_a_peer_that_stops_reading_is_dropped_after_the_write_timeout() ->
         host.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]),
         Libp2pTransport.open(identity, config=stuck) as transport,
     ):
-        peer = _peer_id_of(host.get_id().to_bytes())
+        peer = peer_id_of(host.get_id().to_bytes())
         assert peer is not None
         await transport.connect(str(host.get_addrs()[0]))
         with trio.fail_after(20), pytest.raises(PeerUnreachable, match="stopped reading"):

@@ -1,0 +1,101 @@
+"""Shared state of the libp2p transport's parts (links, discovery, limits), and helpers.
+
+:class:`TransportBase` holds what every part of :class:`~axl.Libp2pTransport` reads or writes;
+the parts are mixins over it (:mod:`axl._libp2p_links`, :mod:`axl._libp2p_discovery`,
+:mod:`axl._libp2p_limits`), composed in :mod:`axl._libp2p`.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
+import trio
+
+from ._errors import FrameTooLarge, InvalidPeerId, TransportClosed
+from ._identity import Identity, PeerId
+from ._libp2p_config import Libp2pConfig
+from ._libp2p_framing import Backoff, TokenBucket
+from ._stats import Counters
+from ._transport import InboundFrame
+
+if TYPE_CHECKING:  # libp2p is imported lazily: it takes most of a second to import.
+    from libp2p.abc import IHost, INetStream
+    from libp2p.pubsub.pubsub import Pubsub
+
+
+class Link:
+    """Our outbound side towards one peer: a bounded queue and the writer task's state."""
+
+    __slots__ = ("error", "peer", "ready", "receive", "scope", "send")
+
+    def __init__(self, peer: PeerId, capacity: int) -> None:
+        self.peer = peer
+        self.send, self.receive = trio.open_memory_channel[bytes](capacity)
+        self.ready = trio.Event()
+        self.error: BaseException | None = None
+        self.scope = trio.CancelScope()
+
+
+def peer_id_of(raw: bytes) -> PeerId | None:
+    try:
+        return PeerId(raw)
+    except InvalidPeerId:
+        return None
+
+
+async def reset_stream(stream: INetStream) -> None:
+    with trio.CancelScope(shield=True), trio.move_on_after(1.0), suppress(Exception):
+        await stream.reset()
+
+
+class TransportBase:
+    """State shared by the transport's parts; see :class:`~axl.Libp2pTransport`."""
+
+    def __init__(self, identity: Identity, config: Libp2pConfig | None = None) -> None:
+        self.identity = identity
+        self.config = config or Libp2pConfig()
+        self.stats = Counters()
+        self._peer = identity.peer_id
+        self._inbox_send, self._inbox_receive = trio.open_memory_channel[InboundFrame](
+            self.config.inbox_capacity
+        )
+        self._links: dict[PeerId, Link] = {}
+        self._backoff = Backoff(self.config.reconnect_base, self.config.reconnect_max)
+        self._banned: dict[PeerId, float] = {}
+        self._inbound_streams: dict[PeerId, int] = {}
+        self._buckets: dict[PeerId, TokenBucket] = {}
+        self._topics: dict[str, trio.CancelScope] = {}
+        self._known: set[PeerId] = set()
+        self._announce_wanted = trio.Event()
+        self._disconnected = trio.Event()
+        self._host: IHost | None = None
+        self._pubsub: Pubsub | None = None
+        self._nursery: trio.Nursery | None = None
+        self._run_scope: trio.CancelScope | None = None
+        self._closed = False
+        self._stopped = trio.Event()
+        self._close_requested = trio.Event()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_frame_size(self, frame: bytes) -> None:
+        if len(frame) > self.config.max_frame_size:
+            raise FrameTooLarge(
+                f"frame of {len(frame)} bytes exceeds the transport cap "
+                f"{self.config.max_frame_size}"
+            )
+
+    def _check_open(self) -> IHost:
+        if self._closed or self._host is None:
+            raise TransportClosed(f"transport of {self._peer.short()} is closed")
+        return self._host
+
+    def _note_peer(self, peer: PeerId) -> None:
+        if peer not in self._known and peer != self._peer:
+            if len(self._known) >= 100_000:  # bounded; forgetting only costs an announcement
+                self._known.clear()
+            self._known.add(peer)
+            self._announce_wanted.set()

@@ -1,0 +1,80 @@
+"""Settings and protocol constants of the libp2p transport (:mod:`axl._libp2p`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PROTOCOL_ID = "/axl/1.0.0"
+PEER_EXCHANGE_TOPIC = "_axl/peers/1"
+"""Reserved gossip topic on which nodes announce their listen addresses."""
+PEER_LIST_PROTOCOL = "/axl/peers/1.0.0"
+"""A node answers a stream on this protocol with the peers it knows (``<peer id> <addr>``
+lines) and closes it; nodes ask their bootstrap peers, so a newcomer learns the swarm at once."""
+
+_READ_CHUNK = 1 << 16
+_MAX_ANNOUNCED_ADDRS = 16
+_MAX_ANNOUNCE_BYTES = 4096
+_ADDR_TTL = 600.0
+_MAX_PEER_LIST = 256
+_MAX_PEER_LIST_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Libp2pConfig:
+    """Settings of a :class:`Libp2pTransport`. Times are in seconds.
+
+    The defaults suit a LAN or loopback; ``listen`` binds an ephemeral TCP port on 127.0.0.1.
+    """
+
+    listen: tuple[str, ...] = ("/ip4/127.0.0.1/tcp/0",)
+    """Multiaddrs to listen on (TCP; ``/udp/…/quic-v1`` is not supported, see the docs)."""
+    bootstrap: tuple[str, ...] = ()
+    """Multiaddrs with ``/p2p/<peer id>`` to connect to at start-up (and re-dial with backoff)."""
+    max_frame_size: int = (1 << 20) + 4096
+    """Largest frame accepted or sent; a peer announcing a bigger one is cut off."""
+    send_queue: int = 1024
+    """Frames queued per destination peer before ``send`` waits."""
+    max_batch_bytes: int = 256 * 1024
+    """Most bytes the writer packs into one stream write."""
+    inbox_capacity: int = 4096
+    """Inbound frames waiting for ``receive``; direct readers wait, topic frames are dropped."""
+    rate_limit: float = 20_000.0
+    """Inbound direct frames per second allowed per peer (sustained)."""
+    rate_burst: int = 20_000
+    """Inbound direct frames a peer may send in a burst."""
+    max_inbound_streams: int = 4
+    """Concurrent ``/axl/1.0.0`` streams accepted from one peer."""
+    dial_timeout: float = 5.0
+    """Connecting and opening a stream to a peer must finish within this time."""
+    write_timeout: float = 10.0
+    """A stream write that cannot finish in this time (the peer stopped reading) drops the
+    link: queued frames are discarded and ``send`` raises :class:`PeerUnreachable`."""
+    link_idle_timeout: float = 300.0
+    """An outbound stream with nothing to send for this long is closed (reopened on demand)."""
+    reconnect_base: float = 0.25
+    """First backoff after a failed dial; doubles per failure up to ``reconnect_max``."""
+    reconnect_max: float = 15.0
+    ban_time: float = 60.0
+    """How long a peer that violated the protocol is refused."""
+    gossip_degree: int = 6
+    gossip_degree_low: int = 4
+    gossip_degree_high: int = 12
+    gossip_heartbeat: float = 1.0
+    sign_gossip: bool = True
+    """libp2p's own signature on gossip messages (authenticates the origin of peer exchange)."""
+    peer_exchange: bool = True
+    """Announce our addresses on :data:`PEER_EXCHANGE_TOPIC`, learn the others', and serve and
+    ask bootstrap peers for peer lists (:data:`PEER_LIST_PROTOCOL`)."""
+    announce_interval: float = 15.0
+    """Longest pause between two announcements (they start fast and back off to this)."""
+    enable_mdns: bool = False
+    """py-libp2p's mDNS discovery (LAN multicast; needs ``zeroconf``)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Extra keyword arguments for ``libp2p.new_host`` (advanced)."""
+
+    def __post_init__(self) -> None:
+        if self.max_frame_size < 1 or self.send_queue < 1 or self.inbox_capacity < 1:
+            raise ValueError("max_frame_size, send_queue and inbox_capacity must be >= 1")
+        if self.rate_limit <= 0 or self.rate_burst < 1 or self.max_inbound_streams < 1:
+            raise ValueError("rate_limit, rate_burst and max_inbound_streams must be positive")

@@ -1,0 +1,218 @@
+"""Connecting and discovery for the libp2p transport: dialling, staying connected to
+bootstrap peers, and the built-in peer exchange (peer lists on :data:`PEER_LIST_PROTOCOL`,
+address announcements on :data:`PEER_EXCHANGE_TOPIC`)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ._errors import PeerUnreachable
+from ._identity import PeerId
+from ._libp2p_base import TransportBase, peer_id_of, reset_stream
+from ._libp2p_config import (
+    _ADDR_TTL,
+    _MAX_ANNOUNCE_BYTES,
+    _MAX_ANNOUNCED_ADDRS,
+    _MAX_PEER_LIST,
+    _MAX_PEER_LIST_BYTES,
+    PEER_EXCHANGE_TOPIC,
+    PEER_LIST_PROTOCOL,
+)
+from ._libp2p_framing import Backoff
+
+if TYPE_CHECKING:
+    from libp2p.abc import INetStream
+    from libp2p.pubsub.pubsub import Pubsub
+
+logger = logging.getLogger("axl.libp2p")
+
+
+class DiscoveryMixin(TransportBase):
+    """Dialling, bootstrap re-dials and peer exchange."""
+
+    # -- connecting --------------------------------------------------------------------------
+
+    async def connect(self, addr: str) -> PeerId:
+        """Dial a multiaddr that ends in ``/p2p/<peer id>``; return that peer's id.
+
+        Raises :class:`PeerUnreachable` if the dial fails or times out, ``ValueError`` for an
+        address without a peer id.
+        """
+        import multiaddr
+        from libp2p.peer.peerinfo import info_from_p2p_addr
+
+        host = self._check_open()
+        try:
+            info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
+        except Exception as exc:
+            raise ValueError(f"not a multiaddr with a /p2p/ peer id: {addr!r}") from exc
+        peer = peer_id_of(info.peer_id.to_bytes())
+        if peer is None:
+            raise ValueError(f"{addr!r} names a non-Ed25519 peer; AXL peers use Ed25519 keys")
+        try:
+            with trio.fail_after(self.config.dial_timeout):
+                await host.connect(info)
+        except trio.TooSlowError as exc:
+            raise PeerUnreachable(f"dialling {addr} timed out") from exc
+        except Exception as exc:
+            raise PeerUnreachable(f"could not dial {addr}: {exc}") from exc
+        self._note_peer(peer)
+        return peer
+
+    async def _keep_connected(
+        self, addr: str, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Stay connected to a bootstrap peer, re-dialling with backoff. Reports started after
+        the first attempt, whatever its outcome."""
+        backoff = Backoff(self.config.reconnect_base, self.config.reconnect_max)
+        host = self._check_open()
+        from libp2p.peer.id import ID
+
+        while True:
+            try:
+                peer = await self.connect(addr)
+            except PeerUnreachable as exc:
+                task_status.started()
+                task_status = trio.TASK_STATUS_IGNORED
+                retry_at = backoff.failed(addr, trio.current_time())
+                logger.info("bootstrap %s unreachable (%s); retrying", addr, exc)
+                self.stats.inc("bootstrap.failed")
+                await trio.sleep_until(retry_at)
+                continue
+            except ValueError:
+                logger.error("bad bootstrap address %r", addr)
+                task_status.started()
+                return
+            task_status.started()
+            task_status = trio.TASK_STATUS_IGNORED
+            backoff.succeeded(addr)
+            self.stats.inc("bootstrap.connected")
+            pause = 1.0
+            while host.get_network().connections.get(ID(peer.raw)):
+                if self.config.peer_exchange:
+                    await self._ask_peer_list(peer)
+                # ask again later (newcomers keep arriving), or re-dial once disconnected
+                with trio.move_on_after(pause):
+                    await self._disconnected.wait()
+                pause = min(pause * 2, self.config.announce_interval)
+
+    # -- peer exchange -----------------------------------------------------------------------
+
+    async def _serve_peer_list(self, stream: INetStream) -> None:
+        """Answer ``/axl/peers/1.0.0``: our known peers with their addresses, then close."""
+        lines: list[str] = []
+        try:
+            host = self._check_open()
+            store = host.get_peerstore()
+            for pid in store.peers_with_addrs()[:_MAX_PEER_LIST]:
+                peer = peer_id_of(pid.to_bytes())
+                if peer is None or peer == self._peer:
+                    continue
+                with suppress(Exception):
+                    lines.extend(f"{peer} {addr}" for addr in store.addrs(pid)[:4])
+            lines.extend(f"{self._peer} {addr}" for addr in host.get_transport_addrs())
+            data = "\n".join(lines).encode()[:_MAX_PEER_LIST_BYTES]
+            with trio.fail_after(5.0):
+                await stream.write(data)
+                await stream.close()
+            self.stats.inc("peer_list.served")
+        except Exception as exc:
+            logger.debug("serving the peer list failed: %r", exc)
+            await reset_stream(stream)
+
+    async def _ask_peer_list(self, peer: PeerId) -> None:
+        """Fetch a peer's peer list (bounded in size and time) into our peerstore."""
+        import multiaddr
+        from libp2p.custom_types import TProtocol
+        from libp2p.peer.id import ID
+
+        host = self._check_open()
+        data = b""
+        try:
+            with trio.fail_after(self.config.dial_timeout):
+                stream = await host.new_stream(ID(peer.raw), [TProtocol(PEER_LIST_PROTOCOL)])
+                try:
+                    while len(data) < _MAX_PEER_LIST_BYTES:
+                        chunk = await stream.read(_MAX_PEER_LIST_BYTES)
+                        if not chunk:
+                            break
+                        data += chunk
+                except Exception:  # StreamEOF: the list is complete
+                    pass
+                finally:
+                    await reset_stream(stream)
+        except Exception as exc:
+            logger.debug("asking %s for peers failed: %r", peer.short(), exc)
+            return
+        store = host.get_peerstore()
+        learned = 0
+        for line in data.decode("utf-8", "replace").splitlines()[: 4 * _MAX_PEER_LIST]:
+            text, _, addr_text = line.partition(" ")
+            try:
+                other = PeerId.from_string(text)
+                addr = multiaddr.Multiaddr(addr_text)
+            except Exception:
+                continue
+            if other == self._peer:
+                continue
+            # Addresses are not signed here; dialling checks the peer id (Noise), so a wrong
+            # address costs a failed dial and nothing else.
+            store.add_addrs(ID(other.raw), [addr], int(_ADDR_TTL))
+            self._note_peer(other)
+            learned += 1
+        self.stats.inc("peer_list.learned", learned)
+
+    async def _start_peer_exchange(self, nursery: trio.Nursery, pubsub: Pubsub) -> None:
+        subscription = await pubsub.subscribe(PEER_EXCHANGE_TOPIC)
+        nursery.start_soon(self._read_announcements, subscription)
+        nursery.start_soon(self._announce_loop, pubsub)
+
+    async def _announce_loop(self, pubsub: Pubsub) -> None:
+        """Announce our addresses on a schedule that backs off from 0.5 s to
+        ``announce_interval``, and soon after meeting a new peer (at most once a second, so a
+        swarm forming does not flood itself: every announcement reaches every node)."""
+        pause = 0.5
+        last = -math.inf
+        while True:
+            with trio.move_on_after(pause):
+                await self._announce_wanted.wait()
+                # let the new peer's subscriptions arrive, and coalesce bursts of new peers
+                await trio.sleep(max(0.2, last + 1.0 - trio.current_time()))
+            self._announce_wanted = trio.Event()
+            assert self._host is not None
+            addrs = [str(addr) for addr in self._host.get_transport_addrs()]
+            payload = "\n".join(addrs[:_MAX_ANNOUNCED_ADDRS]).encode()
+            with suppress(Exception):
+                await pubsub.publish(PEER_EXCHANGE_TOPIC, payload)
+                self.stats.inc("peer_exchange.announced")
+            last = trio.current_time()
+            pause = min(pause * 2, self.config.announce_interval)
+
+    async def _read_announcements(self, subscription: Any) -> None:
+        import multiaddr
+        from libp2p.peer.id import ID
+
+        own = self._peer.raw
+        async for message in subscription:
+            origin = bytes(message.from_id)
+            peer = peer_id_of(origin)
+            data = bytes(message.data)
+            if peer is None or origin == own or len(data) > _MAX_ANNOUNCE_BYTES:
+                continue
+            addrs = []
+            for line in data.decode("utf-8", "replace").splitlines()[:_MAX_ANNOUNCED_ADDRS]:
+                try:
+                    addr = multiaddr.Multiaddr(line)
+                except Exception:
+                    continue
+                if "p2p" not in [proto.name for proto in addr.protocols()]:
+                    addrs.append(addr)
+            if addrs and self._host is not None:
+                self._host.get_peerstore().add_addrs(ID(origin), addrs, int(_ADDR_TTL))
+                self.stats.inc("peer_exchange.learned")
+                self._note_peer(peer)
