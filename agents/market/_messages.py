@@ -75,6 +75,12 @@ class JobAssigned(Message, tag="market.job_assigned"):
     deadline: ChainTime
 
 
+class JobTaken(Message, tag="market.job_taken"):
+    """The submitter assigned ``job_id`` (published, so losing bidders free their slot)."""
+
+    job_id: JobId
+
+
 class ResultCommitted(Message, tag="market.result_committed"):
     """A solver anchored its result ``root`` for ``job_id`` on chain: alone (``batch_id`` 0,
     empty ``proof``) or in batch ``batch_id`` (``proof`` is the job's Merkle proof)."""

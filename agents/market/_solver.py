@@ -3,11 +3,12 @@ worker threads, anchors results in batches, defends them in disputes and settles
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import trio
 
-from axl import Context
+from axl import Context, PeerId
 from compute import Cheat, InvalidTaskSpec, Party, TaskSpec
 from coordination import CoordinationError, JobStatus, Role
 
@@ -20,6 +21,7 @@ from ._messages import (
     ComputeOffer,
     JobAssigned,
     JobPosted,
+    JobTaken,
     ResultCommitted,
     Settled,
     Verdict,
@@ -38,7 +40,8 @@ class SolverConfig:
     ``commits`` batches result anchoring (``commit_batch``) [16 jobs or 0.5 s];
     ``settles`` batches settlement (``settle_batch``) [64 jobs or 1 s]; ``poll_interval`` is
     how often it looks at chain time for closed challenge windows [0.5 s];
-    ``bid_ttl`` how long an unanswered bid holds a slot [5 s]; ``dispute_timeout`` how long
+    ``bid_ttl`` how long an unanswered bid holds a slot [5 s]; ``backlog`` how many posted
+    jobs it remembers to bid on when a slot frees [1024]; ``dispute_timeout`` how long
     it keeps a disputed job's run without a verdict [600 s].
 
     Adversarial options (tests and the swarm simulation): ``cheat`` trains every job with
@@ -54,6 +57,7 @@ class SolverConfig:
     settles: BatchPolicy = field(default_factory=lambda: BatchPolicy(64, 1.0))
     poll_interval: float = 0.5
     bid_ttl: float = 5.0
+    backlog: int = 1024
     dispute_timeout: float = 600.0
     cheat: Cheat | None = None
     vanish: bool = False
@@ -70,6 +74,7 @@ class SolverJob:
     job_id: int
     spec: TaskSpec
     submitter: object
+    trained: bool = False
     commitment: Commitment | None = None
     disputed_at: float | None = None
     done: bool = False
@@ -95,6 +100,7 @@ class Solver(GameParty):
         self._commits: Batcher[tuple[int, bytes]] = self.config.commits.batcher()
         self._settles: Batcher[int] = self.config.settles.batcher()
         self._bid_on: dict[int, float] = {}
+        self._backlog: OrderedDict[int, tuple[JobPosted, PeerId]] = OrderedDict()
         self._queued: set[int] = set()
 
     # -- policies users may override ----------------------------------------------------------
@@ -104,21 +110,21 @@ class Solver(GameParty):
         return self.config.price_per_step * job.steps
 
     def accepts(self, job: JobPosted) -> bool:
-        """Whether to bid: a kind it trains, a payment covering the price, and a slot free
-        counting the jobs in training and its open bids."""
+        """Whether to bid on ``job`` at all: a kind it trains, a payment covering the price."""
+        return job.kind in self.config.kinds and job.payment >= self.price(job)
+
+    def free_slots(self) -> int:
+        """Capacity left after the jobs in training and the open bids (bids expire after
+        ``bid_ttl`` or when the job is taken)."""
         now = trio.current_time()
         for job_id, since in list(self._bid_on.items()):
             if now - since > self.config.bid_ttl:
                 del self._bid_on[job_id]  # lost that auction
-        return (
-            job.kind in self.config.kinds
-            and job.payment >= self.price(job)
-            and self.in_training() + len(self._bid_on) < self.config.capacity
-        )
+        return self.config.capacity - self.in_training() - len(self._bid_on)
 
     def in_training(self) -> int:
-        """Assigned jobs whose result is not anchored yet."""
-        return sum(1 for j in self.jobs.values() if j.commitment is None and not j.done)
+        """Assigned jobs not trained yet."""
+        return sum(1 for j in self.jobs.values() if not j.trained and not j.done)
 
     def busy(self) -> bool:
         """Whether work is under way that needs no chain time to progress (training,
@@ -163,15 +169,30 @@ class Solver(GameParty):
             return
         if not self.accepts(message):
             return
-        self._bid_on[message.job_id] = trio.current_time()
-        self.stats.inc("market.bids")
-        bid = Bid(
-            job_id=message.job_id,
-            address=self.market.address,
-            price=self.price(message),
-            stake=self.config.stake,
-        )
-        await self.send(ctx.sender, bid)
+        self._backlog[message.job_id] = (message, ctx.sender)
+        while len(self._backlog) > self.config.backlog:
+            self._backlog.popitem(last=False)
+        await self._fill()
+
+    @on(JobTaken)
+    async def job_taken(self, message: JobTaken, ctx: Context) -> None:
+        self._backlog.pop(message.job_id, None)
+        if self._bid_on.pop(message.job_id, None) is not None:
+            await self._fill()
+
+    async def _fill(self) -> None:
+        """Bid on the oldest jobs waiting in the backlog while a slot is free."""
+        while self._backlog and self.free_slots() > 0:
+            _, (job, submitter) = self._backlog.popitem(last=False)
+            self._bid_on[job.job_id] = trio.current_time()
+            self.stats.inc("market.bids")
+            bid = Bid(
+                job_id=job.job_id,
+                address=self.market.address,
+                price=self.price(job),
+                stake=self.config.stake,
+            )
+            await self.send(submitter, bid)
 
     @on(JobAssigned)
     async def job_assigned(self, message: JobAssigned, ctx: Context) -> None:
@@ -206,7 +227,9 @@ class Solver(GameParty):
         self.say(
             f"job {job.job_id}: trained {job.spec.steps} steps, root {party.root.hex()[:12]}…{note}"
         )
+        job.trained = True
         self._commits.add((job.job_id, party.root), trio.current_time())
+        await self._fill()
 
     @property
     def _anchor_period(self) -> float:

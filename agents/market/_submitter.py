@@ -22,6 +22,7 @@ from ._messages import (
     Bid,
     JobAssigned,
     JobPosted,
+    JobTaken,
 )
 from ._policies import Candidate, SelectionPolicy, TimeoutPolicy
 
@@ -84,6 +85,7 @@ class Submitter(MarketAgent):
         self.tickets: list[Ticket] = []
         self._by_job: dict[int, Ticket] = {}
         self._bids: dict[int, list[Candidate]] = {}
+        self._bid_arrived: dict[int, trio.Event] = {}
 
     def choose(self, candidates: Sequence[Candidate], payment: int) -> list[Candidate]:
         """Acceptable bids, best first (the config's :class:`SelectionPolicy`)."""
@@ -149,30 +151,51 @@ class Submitter(MarketAgent):
         bids = self._bids.setdefault(message.job_id, [])
         if len(bids) < 256:
             bids.append(Candidate(ctx.sender, message.address, message.price, message.stake))
+            arrived = self._bid_arrived.get(message.job_id)
+            if arrived is not None:
+                arrived.set()
 
     async def _auction(self, ticket: Ticket, job_id: int) -> None:
+        """Close the auction ``bid_window`` after the first bid and assign the best acceptable
+        one; with no (acceptable) bid, announce the job again after waits that double from
+        ``bid_window`` up to 64 times it (solvers also keep a backlog of posted jobs)."""
+        window = self.config.timeouts.bid_window
+        rounds = 0
         while ticket.job_id == job_id and ticket.status == "posted":
-            await trio.sleep(self.config.timeouts.bid_window)
-            for candidate in self.choose(self._bids.pop(job_id, []), ticket.payment):
-                if not await self.market.bound_to(candidate.address, candidate.peer):
-                    continue  # an address that is not the bidder's own
-                try:
-                    await self.market.assign(job_id, candidate.address)
-                except CoordinationError:  # not staked (any more), deadline passed, ...
-                    continue
-                ticket.status, ticket.solver = "assigned", candidate.peer
-                self.stats.inc("market.assigned")
-                self.say(f"job {job_id}: assigned to {candidate.peer.short()}")
-                await self.send(
-                    candidate.peer,
-                    JobAssigned(
-                        job_id=job_id, spec=ticket.spec.model_dump_json(), deadline=ticket.deadline
-                    ),
-                )
-                return
+            arrived = self._bid_arrived.setdefault(job_id, trio.Event())
+            with trio.move_on_after(window * 2 ** min(rounds, 6)):
+                await arrived.wait()
+            if arrived.is_set():
+                await trio.sleep(window)  # let competing bids in
+                self._bid_arrived.pop(job_id, None)
+                if await self._assign(ticket, job_id, self._bids.pop(job_id, [])):
+                    return
             if self.config.timeouts.expired(ticket.deadline, await self.market.now()):
+                self._bid_arrived.pop(job_id, None)
                 return  # the watcher refunds it
-            await self._announce(ticket)  # no acceptable bid yet: ask again
+            rounds += 1
+            await self._announce(ticket)
+
+    async def _assign(self, ticket: Ticket, job_id: int, bids: list[Candidate]) -> bool:
+        for candidate in self.choose(bids, ticket.payment):
+            if not await self.market.bound_to(candidate.address, candidate.peer):
+                continue  # an address that is not the bidder's own
+            try:
+                await self.market.assign(job_id, candidate.address)
+            except CoordinationError:  # not staked (any more), deadline passed, ...
+                continue
+            ticket.status, ticket.solver = "assigned", candidate.peer
+            self.stats.inc("market.assigned")
+            self.say(f"job {job_id}: assigned to {candidate.peer.short()}")
+            await self.publish(MARKET_TOPIC, JobTaken(job_id=job_id))
+            await self.send(
+                candidate.peer,
+                JobAssigned(
+                    job_id=job_id, spec=ticket.spec.model_dump_json(), deadline=ticket.deadline
+                ),
+            )
+            return True
+        return False
 
     # -- following jobs: the chain's events are the truth; messages only wake us up ----------
 

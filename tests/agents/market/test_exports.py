@@ -22,6 +22,7 @@ def test_public_names() -> None:
             "GameParty",
             "JobAssigned",
             "JobPosted",
+            "JobTaken",
             "LocalMarket",
             "MarketAgent",
             "MarketChain",

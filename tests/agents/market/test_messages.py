@@ -13,6 +13,7 @@ from agents.market import (
     ComputeOffer,
     JobAssigned,
     JobPosted,
+    JobTaken,
     ResultCommitted,
     Settled,
     Verdict,
@@ -58,6 +59,7 @@ MESSAGES = st.one_of(
         challenge_end=times,
     ),
     st.builds(VerifyRequest, job_id=ids),
+    st.builds(JobTaken, job_id=ids),
     st.builds(Verified, job_id=ids, reproduced=st.one_of(st.none(), st.booleans())),
     st.builds(Challenge, job_id=ids, challenger_root=hashes, spec=st.text(max_size=64)),
     st.builds(
