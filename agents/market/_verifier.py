@@ -3,6 +3,7 @@ ones it cannot reproduce and defends its own run in the dispute game."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 
@@ -36,8 +37,8 @@ class VerifierConfig:
     [100 AI]; ``referee`` is the referee's runtime name or peer id ["referee"];
     ``dispute_timeout`` how long it keeps a disputed run without a verdict [600 s].
 
-    Adversarial option: ``false_alarm`` challenges results it reproduced (and so loses its
-    stake) [False].
+    Adversarial option: ``false_alarm`` challenges results it reproduced, claiming a made-up
+    root (and so loses the game and its stake) [False].
     """
 
     policy: VerifyPolicy = field(default_factory=lambda: VerifyPolicy(10_000, os.urandom(16)))
@@ -98,6 +99,13 @@ class Verifier(GameParty):
             )
             for seen in self.seen.values()
         )
+
+    def claimed_root(self, party: Party) -> bytes:
+        """The root it claims in a challenge: its own run's (a false alarm claims a made-up
+        one, which it cannot defend in the game)."""
+        if self.config.false_alarm:
+            return hashlib.sha256(b"false alarm" + party.root).digest()
+        return party.root
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -177,7 +185,7 @@ class Verifier(GameParty):
             self.config.referee,
             Challenge(
                 job_id=job_id,
-                challenger_root=party.root,
+                challenger_root=self.claimed_root(party),
                 spec=seen.spec.model_dump_json(),
             ),
         )

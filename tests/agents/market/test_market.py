@@ -54,8 +54,9 @@ def _market(cheats: dict[str, Cheat], *, honest: int = 3, verifiers: int = 2) ->
                 SolverConfig(price_per_step=1, commits=BatchPolicy(4, 0.2), **FAST), f"honest{i}"
             )
         )
-    for name, cheat in cheats.items():  # cheats undercut the honest price
-        market.add(Solver(SolverConfig(capacity=1, cheat=cheat, **FAST), name))
+    for name, cheat in cheats.items():  # cheats undercut the honest price; they batch too
+        config = SolverConfig(capacity=2, cheat=cheat, commits=BatchPolicy(2, 0.3), **FAST)
+        market.add(Solver(config, name))
     for i in range(verifiers):
         policy = VerifyPolicy(10_000, salt=bytes([i]))
         market.add(Verifier(VerifierConfig(policy=policy), f"verifier{i}"))
@@ -172,3 +173,26 @@ async def test_a_solver_killed_after_assignment_ends_paid_or_refunded() -> None:
     payment = ledger.jobs[first].payment
     assert market.wallets["submitter"].balance_of() == balance_before - payment
     assert ledger.escrow_held == 0
+
+
+async def test_a_false_alarm_costs_the_challenger_and_pays_the_solver() -> None:
+    """A verifier that challenges a correct result loses the game: the solver is paid through
+    the dispute, the challenger's verifier stake is slashed, the submitter pays once."""
+    market = LocalMarket.create(params=DeployParams(challenge_window=600), seed=b"alarm")
+    submitter = market.add(
+        Submitter(SubmitterConfig(timeouts=TimeoutPolicy(bid_window=0.1), **FAST), "submitter")
+    )
+    market.add(Solver(SolverConfig(**FAST), "solver"))
+    market.add(Verifier(VerifierConfig(false_alarm=True), "alarmist"))
+    referee = market.add(Referee(), resolver=True)
+    async with market.runtime:
+        (ticket,) = await submitter.submit([tiny_spec(3)])
+        with trio.fail_after(120):
+            await market.drive([ticket])
+    assert referee.verdicts[ticket.job_id].outcome == "solver_wins"
+    assert ticket.status == "paid" and len(ticket.job_ids) == 1
+    ledger = market.ledger()
+    assert ledger.jobs[ticket.job_id].status is JobStatus.SETTLED
+    assert market.stake("alarmist", Role.VERIFIER) == 0
+    assert market.stake("solver", Role.SOLVER) == 100 * TOKEN
+    assert ledger.escrow_held == 0 and ledger.refunded == 0
