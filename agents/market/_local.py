@@ -74,7 +74,7 @@ class LocalMarket:
         """The running market roles of the runtime."""
         return [a for a in self.runtime if isinstance(a, MarketAgent) and a.running]
 
-    async def quiet(self, *, poll: float = 0.05, settle_polls: int = 3) -> None:
+    async def quiet(self, *, poll: float = 0.05, settle_polls: int = 5) -> None:
         """Wait until no role is busy for ``settle_polls`` polls in a row (what is left then
         needs chain time: challenge windows, deadlines)."""
         calm = 0

@@ -102,6 +102,7 @@ class Solver(GameParty):
         self._bid_on: dict[int, float] = {}
         self._backlog: OrderedDict[int, tuple[JobPosted, PeerId]] = OrderedDict()
         self._queued: set[int] = set()
+        self._anchoring = 0
 
     # -- policies users may override ----------------------------------------------------------
 
@@ -131,7 +132,9 @@ class Solver(GameParty):
         anchoring, settling what is due)."""
         if self.config.vanish:
             return False
-        return self.in_training() > 0 or len(self._commits) > 0 or len(self._settles) > 0
+        return bool(
+            self.in_training() or self._anchoring or len(self._commits) or len(self._settles)
+        )
 
     def train(self, spec: TaskSpec) -> Party:
         """Run one job (in a worker thread); the party keeps what a dispute needs."""
@@ -204,7 +207,11 @@ class Solver(GameParty):
         except InvalidTaskSpec:
             self.stats.inc("market.bad_assignments")
             return
-        view = await self.market.job(message.job_id)  # the chain, not the message, decides
+        self._anchoring += 1  # busy() while the assignment is checked on chain
+        try:
+            view = await self.market.job(message.job_id)  # the chain, not the message, decides
+        finally:
+            self._anchoring -= 1
         if (
             view.status is not JobStatus.ASSIGNED
             or (view.solver or "").lower() != self.market.address.lower()
@@ -240,7 +247,11 @@ class Solver(GameParty):
             await trio.sleep(self._anchor_period)
             now = trio.current_time()
             if self._commits.due(now):
-                await self._commit(self._commits.take())
+                self._anchoring += 1  # busy() until the commitments are published
+                try:
+                    await self._commit(self._commits.take())
+                finally:
+                    self._anchoring -= 1
             await self._settle_due()
 
     async def _commit(self, results: list[tuple[int, bytes]]) -> None:

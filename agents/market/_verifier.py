@@ -139,7 +139,9 @@ class Verifier(GameParty):
             return
         seen.commitment = message
         if self.should_verify(message.job_id, message.root, seen.sample_bps, asked=False):
-            await self._check(message.job_id)
+            # A task, not this handler: re-runs wait for a slot, and a handler waiting would
+            # hold one of the bus's handler slots (then later messages queue or are shed).
+            self.start_soon(self._check, message.job_id)
 
     @on(VerifyRequest)
     async def verify_request(self, message: VerifyRequest, ctx: Context) -> Verified:
@@ -153,13 +155,17 @@ class Verifier(GameParty):
         seen = self.seen[job_id]
         if seen.checking or seen.reproduced is not None or seen.commitment is None:
             return
-        seen.checking = True
-        commitment = seen.commitment
+        seen.checking = True  # busy() until the challenge, if any, is on chain and sent
         try:
-            async with self._slots:
-                party = await trio.to_thread.run_sync(self.rerun, seen.spec)
+            await self._check_and_challenge(job_id, seen, seen.commitment)
         finally:
             seen.checking = False
+
+    async def _check_and_challenge(
+        self, job_id: int, seen: _Seen, commitment: ResultCommitted
+    ) -> None:
+        async with self._slots:
+            party = await trio.to_thread.run_sync(self.rerun, seen.spec)
         self.stats.inc("market.checked")
         seen.reproduced = party.root == commitment.root
         self.checked[job_id] = seen.reproduced

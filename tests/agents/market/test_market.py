@@ -60,7 +60,7 @@ def _market(cheats: dict[str, Cheat], *, honest: int = 3, verifiers: int = 2) ->
     for i in range(verifiers):
         policy = VerifyPolicy(10_000, salt=bytes([i]))
         market.add(Verifier(VerifierConfig(policy=policy), f"verifier{i}"))
-    market.add(Referee(RefereeConfig(query_timeout=3.0, poll_interval=0.25)), resolver=True)
+    market.add(Referee(RefereeConfig(query_timeout=30.0, poll_interval=0.25)), resolver=True)
     return market
 
 
@@ -93,7 +93,7 @@ async def test_twenty_jobs_every_cheat_caught_every_honest_job_paid_once() -> No
     assert isinstance(submitter, Submitter)
     async with market.runtime:
         tickets = await submitter.submit([tiny_spec(seed) for seed in range(20)])
-        with trio.fail_after(240):
+        with trio.fail_after(600):
             await market.drive(tickets)
     assert _tasks(trio.lowlevel.current_root_task()) == tasks_before  # nothing leaked
 
@@ -108,7 +108,14 @@ async def test_twenty_jobs_every_cheat_caught_every_honest_job_paid_once() -> No
         next(i for i, t in enumerate(tickets) if j.job_id in t.job_ids) for j in settled
     )
     assert sorted(by_ticket) == list(range(20)) and set(by_ticket.values()) == {1}
-    assert not any(j.solver in cheaters for j in settled)
+    paid_cheats = [(j.job_id, j.solver) for j in settled if j.solver in cheaters]
+    referee = market.runtime["referee"]
+    assert isinstance(referee, Referee)
+    verifiers = [a for a in market.runtime if isinstance(a, Verifier)]
+    assert not paid_cheats, [
+        (job_id, referee.verdicts.get(job_id), [v.checked.get(job_id) for v in verifiers])
+        for job_id, _ in paid_cheats
+    ]
     # Every cheated result was caught: rejected (the submitter refunded), its solver slashed.
     assert rejected, "the cheats won no job: the test proves nothing"
     assert all(j.solver in cheaters for j in rejected)
