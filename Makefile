@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m examples.swarm
+	$(BIN)/python -m examples.swarm --live
 
 lint: setup
 	$(BIN)/ruff check axl agents compute coordination tests benchmarks examples

@@ -3,7 +3,7 @@
 a restart (``kill -9`` included) from the chain and the node's state:
 
 * the submitter takes the chain as the truth: each job of its config has a distinct spec
-  hash; jobs it already escrowed (``JobPosted`` events from its account) are adopted in their
+  hash; jobs it already escrowed (``JobsPosted`` events from its account) are adopted in their
   chain state instead of being escrowed again, so nothing is paid twice and no escrow is
   stranded (expired ones are refunded, committed ones settled);
 * the solver writes each assigned job's spec to its state before training; after a restart it
@@ -199,6 +199,7 @@ def _referee(table: dict[str, Any], stake: int | None) -> Agent:
         game_timeout=t.number("game_timeout", default.game_timeout, minimum=0.01),
         challenge_timeout=t.number("challenge_timeout", default.challenge_timeout, minimum=0.01),
         poll_interval=t.number("poll_interval", default.poll_interval, minimum=0.01),
+        stake=stake if stake is not None else default.stake,
     )
     t.finish()
     return StatusReferee(config, "referee")
@@ -295,12 +296,14 @@ class ResumingSubmitter(Submitter):
         found: dict[bytes, tuple[int, list[int]]] = {}
         me = chain.address.lower()
         for event in chain.events(chain.address_book.block_number):
-            if event.name != "JobPosted" or str(event["submitter"]).lower() != me:
+            if event.name != "JobsPosted" or str(event["submitter"]).lower() != me:
                 continue
-            digest = bytes(event["specHash"])
-            if digest in hashes:
-                _, ids = found.setdefault(digest, (int(event["payment"]), []))
-                ids.append(int(event["jobId"]))
+            first = int(event["firstJobId"])
+            pairs = zip(event["specHashes"], event["payments"], strict=True)
+            for i, (digest, payment) in enumerate(pairs):
+                if bytes(digest) in hashes:
+                    _, ids = found.setdefault(bytes(digest), (int(payment), []))
+                    ids.append(first + i)
         return found
 
     async def _adopt(self, spec: TaskSpec, payment: int, job_ids: list[int]) -> None:

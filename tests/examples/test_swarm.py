@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agents.market import LOCAL_PARAMS
 from coordination import JobStatus
 from examples import swarm
 
@@ -12,18 +13,26 @@ async def test_swarm_settles_the_honest_job_and_slashes_the_cheat() -> None:
     report, figures = await swarm.run(quiet=True)
     assert report.verified == [1]
     verdict = report.verdicts[2]
-    assert not verdict.solver_wins
+    assert verdict.outcome == "challenger_wins"
     assert verdict.rounds > 0
     assert figures["job1_status"] == JobStatus.SETTLED
     assert figures["job2_status"] == JobStatus.REJECTED
     payment, stake = 20 * TOKEN, 100 * TOKEN
-    fee = payment * 50 // 10_000
+    lock = max(LOCAL_PARAMS.min_solver_stake, payment)  # the cheat's job lock, slashed
+    fee = payment * LOCAL_PARAMS.fee_bps // 10_000
+    verifier_fee = payment * LOCAL_PARAMS.verifier_fee_bps // 10_000  # the verifier attested
+    reward = lock * LOCAL_PARAMS.reward_share_bps // 10_000  # to the challenger's pool
     assert figures["fee_burned"] == fee
-    # No token created or lost except by the documented burns: the fee, half the slash.
-    assert figures["supply_before"] - figures["supply_after"] == fee + stake // 2
-    assert figures["balance_honest"] == 1_000 * TOKEN - stake + payment - fee
+    # No token created or lost except by the documented burns: the fee, the slash less the
+    # challengers' reward share.
+    assert figures["supply_before"] - figures["supply_after"] == fee + lock - reward
+    assert figures["balance_honest"] == 1_000 * TOKEN - stake + payment - fee - verifier_fee
     assert figures["balance_cheat"] == 1_000 * TOKEN - stake
-    assert figures["balance_verifier"] == 1_000 * TOKEN - stake + stake // 2
+    assert figures["stake_cheat"] == stake - lock
+    assert figures["balance_verifier"] == 1_000 * TOKEN - stake + verifier_fee + reward
+    assert figures["stake_verifier"] == stake  # bond and attestation lock released
     assert figures["balance_submitter"] == 1_000 * TOKEN - payment
-    assert figures["balance_referee"] == 1_000 * TOKEN - stake  # staked, released, not slashed
+    assert figures["balance_referee"] == 1_000 * TOKEN - stake  # staked, vote released
+    assert figures["stake_referee"] == stake
+    assert figures["locked"] == 0  # every lock released or slashed
     assert any("recomputed 1 op" in line for line in report.lines)

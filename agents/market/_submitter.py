@@ -1,0 +1,271 @@
+"""The built-in :class:`Submitter` role: escrows jobs, auctions them, assigns the winner on
+chain, and follows each job to payment or refund (posting it again after a timeout or a
+rejected result, never paying twice: each new escrow follows the refund of the last)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass, field
+
+import trio
+
+from axl import Context, PeerId
+from compute import TaskSpec
+from coordination import ChainEvent, CoordinationError
+
+from .._decorators import on
+from ._base import TOKEN, MarketAgent, Narrator
+from ._chain import spec_hash
+from ._messages import (
+    MARKET_TOPIC,
+    Bid,
+    JobAssigned,
+    JobPosted,
+    JobTaken,
+)
+from ._policies import Candidate, SelectionPolicy, TimeoutPolicy
+
+
+@dataclass(frozen=True)
+class SubmitterConfig:
+    """A submitter's settings (defaults in brackets): ``payment`` per job [20 AI];
+    ``selection`` picks bids [lowest price, then highest stake, then smallest peer id];
+    ``timeouts`` [0.5 s of bids, commit within 3,600 chain seconds, 3 attempts];
+    ``sample_bps`` asks verifiers to check this share of its jobs [10,000: all];
+    ``poll_interval`` between looks at the chain [0.5 s]; ``settle_grace`` chain seconds
+    after a challenge window closes before it settles a job itself [300];
+    ``post_batch`` jobs escrowed per transaction [64]."""
+
+    payment: int = 20 * TOKEN
+    selection: SelectionPolicy = field(default_factory=SelectionPolicy)
+    timeouts: TimeoutPolicy = field(default_factory=TimeoutPolicy)
+    sample_bps: int = 10_000
+    poll_interval: float = 0.5
+    settle_grace: int = 300
+    post_batch: int = 64
+
+
+@dataclass
+class Ticket:
+    """One piece of work across its attempts. ``status``: posted, assigned, committed,
+    disputed, paid (done), refunded (done: no attempt left). ``job_ids`` lists every
+    attempt's job id, the current one last."""
+
+    spec: TaskSpec
+    payment: int
+    job_ids: list[int] = field(default_factory=list)
+    status: str = "new"
+    solver: PeerId | None = None
+    deadline: int = 0
+    challenge_end: int | None = None
+    outcomes: list[str] = field(default_factory=list)
+    done: trio.Event = field(default_factory=trio.Event)
+
+    @property
+    def job_id(self) -> int:
+        return self.job_ids[-1]
+
+
+class Submitter(MarketAgent):
+    """Buys compute: ``await submitter.submit(specs)`` returns one :class:`Ticket` per spec;
+    ``await ticket.done.wait()`` for the end. See :class:`SubmitterConfig`; override
+    :meth:`choose` to change the selection. Counters: ``market.posted``, ``market.assigned``,
+    ``market.paid``, ``market.refunded``, ``market.reposted``."""
+
+    def __init__(
+        self,
+        config: SubmitterConfig | None = None,
+        name: str | None = None,
+        *,
+        narrator: Narrator | None = None,
+    ) -> None:
+        super().__init__(name, narrator=narrator)
+        self.config = config or SubmitterConfig()
+        self.tickets: list[Ticket] = []
+        self._by_job: dict[int, Ticket] = {}
+        self._bids: dict[int, list[Candidate]] = {}
+        self._bid_arrived: dict[int, trio.Event] = {}
+
+    def choose(self, candidates: Sequence[Candidate], payment: int) -> list[Candidate]:
+        """Acceptable bids, best first (the config's :class:`SelectionPolicy`)."""
+        return self.config.selection.rank(candidates, payment)
+
+    def busy(self) -> bool:
+        """Whether a job waits for bids (assigned jobs wait on their solver, or chain time)."""
+        return any(t.status in ("new", "posted") for t in self.tickets)
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        self.start_soon(self._watch)
+
+    # -- posting ------------------------------------------------------------------------------
+
+    async def submit(self, specs: Sequence[TaskSpec], payment: int | None = None) -> list[Ticket]:
+        """Escrow one job per spec (``payment`` each, default the config's) and auction them.
+        Raises :class:`coordination.CoordinationError` when escrowing fails."""
+        tickets = [Ticket(spec, payment or self.config.payment) for spec in specs]
+        await self._post(tickets)
+        self.tickets += tickets
+        return tickets
+
+    async def _post(self, tickets: Sequence[Ticket]) -> None:
+        deadline = self.config.timeouts.deadline(await self.market.now())
+        size = self.config.post_batch
+        for start in range(0, len(tickets), size):
+            chunk = tickets[start : start + size]
+            ids = await self.market.post_jobs(
+                [spec_hash(t.spec) for t in chunk], [t.payment for t in chunk], deadline
+            )
+            for ticket, job_id in zip(chunk, ids, strict=True):
+                ticket.job_ids.append(job_id)
+                ticket.status, ticket.deadline, ticket.solver = "posted", deadline, None
+                ticket.challenge_end = None
+                self._by_job[job_id] = ticket
+                self.stats.inc("market.posted")
+                self.say(f"job {job_id}: escrowed {ticket.payment / TOKEN:.0f} AI")
+                await self._announce(ticket)
+                self.start_soon(self._auction, ticket, job_id)
+
+    async def _announce(self, ticket: Ticket) -> None:
+        spec = ticket.spec
+        await self.publish(
+            MARKET_TOPIC,
+            JobPosted(
+                job_id=ticket.job_id,
+                spec_hash=spec_hash(spec),
+                spec=spec.model_dump_json(),
+                kind=spec.model.kind,
+                steps=spec.steps,
+                payment=ticket.payment,
+                deadline=ticket.deadline,
+                sample_bps=self.config.sample_bps,
+            ),
+        )
+
+    @on(Bid)
+    async def bid(self, message: Bid, ctx: Context) -> None:
+        ticket = self._by_job.get(message.job_id)
+        if ticket is None or ticket.job_id != message.job_id or ticket.status != "posted":
+            return
+        bids = self._bids.setdefault(message.job_id, [])
+        if len(bids) < 256:
+            bids.append(Candidate(ctx.sender, message.address, message.price, message.stake))
+            arrived = self._bid_arrived.get(message.job_id)
+            if arrived is not None:
+                arrived.set()
+
+    async def _auction(self, ticket: Ticket, job_id: int) -> None:
+        """Close the auction ``bid_window`` after the first bid and assign the best acceptable
+        one; with no (acceptable) bid, announce the job again after waits that double from
+        ``bid_window`` up to 64 times it (solvers also keep a backlog of posted jobs)."""
+        window = self.config.timeouts.bid_window
+        rounds = 0
+        while ticket.job_id == job_id and ticket.status == "posted":
+            arrived = self._bid_arrived.setdefault(job_id, trio.Event())
+            with trio.move_on_after(window * 2 ** min(rounds, 6)):
+                await arrived.wait()
+            if arrived.is_set():
+                await trio.sleep(window)  # let competing bids in
+                self._bid_arrived.pop(job_id, None)
+                if await self._assign(ticket, job_id, self._bids.pop(job_id, [])):
+                    return
+            if self.config.timeouts.expired(ticket.deadline, await self.market.now()):
+                self._bid_arrived.pop(job_id, None)
+                return  # the watcher refunds it
+            rounds += 1
+            await self._announce(ticket)
+
+    async def _assign(self, ticket: Ticket, job_id: int, bids: list[Candidate]) -> bool:
+        for candidate in self.choose(bids, ticket.payment):
+            if not await self.market.bound_to(candidate.address, candidate.peer):
+                continue  # an address that is not the bidder's own
+            try:
+                await self.market.assign(job_id, candidate.address)
+            except CoordinationError:  # not staked (any more), deadline passed, ...
+                continue
+            ticket.status, ticket.solver = "assigned", candidate.peer
+            self.stats.inc("market.assigned")
+            self.say(f"job {job_id}: assigned to {candidate.peer.short()}")
+            await self.publish(MARKET_TOPIC, JobTaken(job_id=job_id))
+            await self.send(
+                candidate.peer,
+                JobAssigned(
+                    job_id=job_id, spec=ticket.spec.model_dump_json(), deadline=ticket.deadline
+                ),
+            )
+            return True
+        return False
+
+    # -- following jobs: the chain's events are the truth; messages only wake us up ----------
+
+    async def _watch(self) -> None:
+        cursor = self.market.cursor()
+        while True:
+            for event in await self.market.poll(cursor):
+                await self.apply(event)
+            await self.check()
+            await trio.sleep(self.config.poll_interval)
+
+    async def apply(self, event: ChainEvent) -> None:
+        """Bring a ticket in line with one of the market contract's events."""
+        if event.contract != "JobMarket":
+            return
+        if event.name == "BatchCommitted":
+            for job_id in event["jobIds"]:
+                self._committed(int(job_id), int(event["challengeEnd"]))
+            return
+        if "jobId" not in event.args:
+            return
+        job_id = int(event["jobId"])
+        ticket = self._by_job.get(job_id)
+        if ticket is None or ticket.job_id != job_id or ticket.done.is_set():
+            return
+        if event.name == "ResultCommitted":
+            self._committed(job_id, int(event["challengeEnd"]))
+        elif event.name == "Challenged":
+            ticket.status = "disputed"
+        elif event.name == "JobSettled":
+            ticket.status = "paid"
+            ticket.outcomes.append("paid")
+            self.stats.inc("market.paid")
+            ticket.done.set()
+        elif event.name == "JobRefunded":
+            outcome = "rejected" if ticket.status == "disputed" else "timed out"
+            ticket.outcomes.append(outcome)
+            self.stats.inc("market.refunded")
+            if self.config.timeouts.retry(len(ticket.job_ids)):
+                self.stats.inc("market.reposted")
+                self.say(f"job {job_id}: {outcome}, escrow refunded; posting it again")
+                await self._post([ticket])
+            else:
+                ticket.status = "refunded"
+                ticket.done.set()
+
+    def _committed(self, job_id: int, challenge_end: int) -> None:
+        ticket = self._by_job.get(job_id)
+        if ticket is not None and ticket.job_id == job_id and not ticket.done.is_set():
+            ticket.status, ticket.challenge_end = "committed", challenge_end
+
+    async def check(self) -> None:
+        """One look at chain time: refund expired jobs, settle overdue ones itself."""
+        live = [t for t in self.tickets if not t.done.is_set()]
+        if not live:
+            return
+        now = await self.market.now()
+        overdue: list[int] = []
+        for ticket in live:
+            if ticket.status in ("posted", "assigned"):
+                if self.config.timeouts.expired(ticket.deadline, now):
+                    with suppress(CoordinationError):  # committed meanwhile: events tell
+                        await self.market.refund(ticket.job_id)
+            elif (
+                ticket.status == "committed"
+                and ticket.challenge_end is not None
+                and now >= ticket.challenge_end + self.config.settle_grace
+            ):
+                overdue.append(ticket.job_id)
+        if overdue:
+            paid = await self.market.settle(overdue)
+            if paid:
+                self.say(f"settled {len(paid)} job(s) whose solver did not: {paid[:8]}")
