@@ -293,6 +293,6 @@ class MarketChain:
 
     async def finalize(self, job_id: int) -> tuple[ChainOutcome, int]:
         """Close a dispute after its window (anyone may); (outcome, stake slashed). With no
-        votes (or a tie) the committed result stands: solver paid, nobody slashed."""
+        votes (or a tie) the dispute is undecided: submitter refunded, every lock returned."""
         receipt = await self._run(lambda: self.chain.finalize(job_id))
         return receipt.value, int(receipt.named("DisputeResolved")[0]["slashed"])

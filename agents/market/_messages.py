@@ -117,9 +117,10 @@ class Challenge(Message, tag="market.challenge"):
     spec: str = Field(max_length=_SPEC_MAX)
 
 
-Outcome = Literal["solver_wins", "challenger_wins", "stands"]
+Outcome = Literal["solver_wins", "challenger_wins", "undecided"]
 """A finalized dispute's outcome on chain: the referees' majority for the solver or against it,
-or no majority (no votes, a tie): the committed result stands and nobody is slashed."""
+or no majority (no votes, a tie): undecided, the submitter is refunded, every lock returns and
+nobody is slashed or paid."""
 
 
 class Verdict(Message, tag="market.verdict"):

@@ -29,7 +29,7 @@ undecided (the referee could not judge it: a chain error); only decided games le
 _OUTCOMES: dict[ChainOutcome, Outcome] = {
     ChainOutcome.SOLVER_WINS: "solver_wins",
     ChainOutcome.SOLVER_LOSES: "challenger_wins",
-    ChainOutcome.STANDS: "stands",
+    ChainOutcome.UNDECIDED: "undecided",
 }
 
 
@@ -60,11 +60,14 @@ def vote_of(cases: list[CaseOutcome | None], window_closed: bool) -> bool | None
     """The referee's vote on a dispute from its challengers' cases (None: not concluded):
     against the solver as soon as one challenger won its game; for the solver once the
     challenge window closed and every case ended with none won by a challenger and at least
-    one won by the solver; otherwise no vote (no_dispute, both_lost or undecided alone slash
-    nobody: the committed result stands)."""
+    one won by the solver or disputing nothing (``no_dispute``: the challenger's root on chain
+    equals the solver's: the honest solver is paid, and the contract releases that
+    challenger's bond, since such a challenge is how a batched leaf is made public);
+    otherwise no vote (both_lost or undecided alone: the dispute ends Undecided, the
+    submitter is refunded and nobody is slashed)."""
     if "challenger_wins" in cases:
         return False
-    if window_closed and None not in cases and "solver_wins" in cases:
+    if window_closed and None not in cases and ("solver_wins" in cases or "no_dispute" in cases):
         return True
     return None
 

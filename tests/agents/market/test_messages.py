@@ -65,7 +65,7 @@ MESSAGES = st.one_of(
     st.builds(
         Verdict,
         job_id=ids,
-        outcome=st.sampled_from(["solver_wins", "challenger_wins", "stands"]),
+        outcome=st.sampled_from(["solver_wins", "challenger_wins", "undecided"]),
         reason=st.text(max_size=256),
         rounds=st.integers(0, 10_000),
         slashed=amounts,
