@@ -1,0 +1,194 @@
+"""Shared state of the bus's parts, its configuration, and the signing send path.
+
+:class:`BusBase` holds what every part of :class:`~axl.Bus` reads or writes; the parts are
+mixins over it (:mod:`axl._bus_topics`, :mod:`axl._bus_blobs`, :mod:`axl._bus_receive`,
+:mod:`axl._bus_handlers`), composed in :mod:`axl._bus`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from ._blob_node import BlobNode
+from ._blob_serve import BlobConfig
+from ._blobs import BlobStore
+from ._bus_subscription import Subscription
+from ._delivery import TopicGate
+from ._errors import (
+    BusClosed,
+    FrameTooLarge,
+    MessageTypeError,
+    PeerUnreachable,
+    TransportClosed,
+)
+from ._guard import Accepted, FrameGuard
+from ._identity import Identity, PeerId
+from ._messages import ErrorReply, Message, MessageRegistry, default_registry
+from ._stats import Counters
+from ._transport import Transport
+from ._wire import MESSAGE_ID_LENGTH, Envelope, Kind, encode_frame
+
+logger = logging.getLogger("axl.bus")
+
+Handler = Callable[[Any, Any], Awaitable[Message | None]]
+"""A message handler: ``(message, context) -> reply or None`` (typed in :meth:`Bus.on`)."""
+
+
+@dataclass(frozen=True)
+class BusConfig:
+    """Limits and timing of a bus. Times are in seconds."""
+
+    max_frame_size: int = 1 << 20
+    freshness_window: float = 120.0
+    max_future_skew: float = 30.0
+    replay_capacity: int = 100_000
+    handler_concurrency: int = 16
+    handler_backlog: int = 1024
+    subscription_capacity: int = 256
+    request_timeout: float = 10.0
+    topic_max_age: float = 10.0
+    """Topic messages older than this on arrival are dropped (``dropped.topic_stale``)."""
+    clock: Callable[[], float] = field(default=time.time)
+    """Wall clock for envelope timestamps and freshness (inject one for tests)."""
+
+
+class PendingRequest:
+    """A request waiting for its reply, which only ``peer`` may send."""
+
+    __slots__ = ("done", "peer", "reply")
+
+    def __init__(self, peer: PeerId) -> None:
+        self.peer = peer
+        self.done = trio.Event()
+        self.reply: Accepted | None = None
+
+
+class BusBase:
+    """State shared by the bus's parts; see :class:`~axl.Bus`."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        transport: Transport,
+        *,
+        config: BusConfig | None = None,
+        registry: MessageRegistry | None = None,
+        blobs: BlobStore | None = None,
+        blob_config: BlobConfig | None = None,
+    ) -> None:
+        if transport.local_peer != identity.peer_id:
+            raise ValueError("the transport speaks for another peer id than this identity")
+        self.identity = identity
+        self.transport = transport
+        self.config = config or BusConfig()
+        self.registry = registry if registry is not None else default_registry
+        self.stats = Counters()
+        self._guard = FrameGuard(
+            identity.peer_id,
+            self.registry,
+            max_frame_size=self.config.max_frame_size,
+            freshness_window_ms=int(self.config.freshness_window * 1000),
+            max_future_skew_ms=int(self.config.max_future_skew * 1000),
+            replay_capacity=self.config.replay_capacity,
+        )
+        self._topics = TopicGate(int(self.config.topic_max_age * 1000))
+        self._handlers: dict[type[Message], Handler] = {}
+        self._subscriptions: dict[str, list[Subscription]] = {}
+        self._joined: dict[str, int] = {}
+        self._pending: dict[bytes, PendingRequest] = {}
+        self._nonce = 0
+        self._nursery: trio.Nursery | None = None
+        self._cancel_scope: trio.CancelScope | None = None
+        self._closed = False
+        self._workers = 0
+        self._executing = 0
+        self._rejection_replies = 0
+        self._backlog: deque[Accepted] = deque()
+        self.blobs = (
+            None
+            if blobs is None
+            else BlobNode(blobs, transport, blob_config or BlobConfig(), self.stats)
+        )
+
+    @property
+    def peer_id(self) -> PeerId:
+        return self.identity.peer_id
+
+    def _context(self, envelope: Envelope) -> object:
+        """The handler context for ``envelope`` (a :class:`~axl.Context`)."""
+        raise NotImplementedError
+
+    # -- the send path -----------------------------------------------------------------------
+
+    def _frame(
+        self,
+        message: Message,
+        kind: Kind,
+        *,
+        recipient: PeerId | None = None,
+        topic: str | None = None,
+        reply_to: bytes | None = None,
+    ) -> tuple[bytes, bytes]:
+        """Encode and sign ``message``; returns ``(message id, frame)``."""
+        if self._closed:
+            raise BusClosed("the bus is closed")
+        cls = type(message)
+        if not cls.axl_tag:
+            raise MessageTypeError(f"{cls.__name__} has no tag and cannot be sent")
+        message_id = os.urandom(MESSAGE_ID_LENGTH)
+        self._nonce += 1
+        frame = encode_frame(
+            self.identity,
+            kind=kind,
+            type=cls.axl_tag,
+            version=cls.axl_version,
+            recipient=recipient,
+            topic=topic,
+            message_id=message_id,
+            reply_to=reply_to,
+            timestamp_ms=int(self.config.clock() * 1000),
+            nonce=self._nonce,
+            payload=message.encode_payload(),
+        )
+        if len(frame) > self.config.max_frame_size:
+            raise FrameTooLarge(
+                f"{cls.__name__} encodes to {len(frame)} bytes, over the cap of "
+                f"{self.config.max_frame_size}; send a reference instead of the data"
+            )
+        return message_id, frame
+
+    async def _reply(self, envelope: Envelope, message: Message, kind: Kind) -> None:
+        try:
+            _, frame = self._frame(
+                message, kind, recipient=envelope.sender, reply_to=envelope.message_id
+            )
+            await self.transport.send(envelope.sender, frame)
+            self.stats.inc("replies")
+        except (PeerUnreachable, TransportClosed, BusClosed) as exc:
+            self.stats.inc("dropped.reply_undeliverable")
+            logger.info("could not reply to %s: %s", envelope.sender.short(), exc)
+        except MessageTypeError as exc:  # the handler returned a Message subclass with no tag
+            self.stats.inc("handler_errors")
+            logger.error("cannot send the reply: %s", exc)
+            if kind is not Kind.ERROR:
+                await self._reply_error(envelope, "handler_error", str(exc)[:500])
+        except FrameTooLarge as exc:
+            self.stats.inc("dropped.reply_too_large")
+            logger.warning("reply too large: %s", exc)
+            if kind is not Kind.ERROR:
+                await self._reply_error(envelope, "reply_too_large", str(exc))
+
+    async def _reply_error(self, envelope: Envelope, code: str, detail: str) -> None:
+        await self._reply(envelope, ErrorReply(code=code, detail=detail), Kind.ERROR)
+
+    def _start_reply_error(self, envelope: Envelope, code: str, detail: str) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(self._reply_error, envelope, code, detail)

@@ -1,0 +1,97 @@
+"""Running handlers: a FIFO backlog drained by at most ``handler_concurrency`` workers, and
+the mapping of a handler's outcome to the reply a request gets."""
+
+from __future__ import annotations
+
+import logging
+
+from ._bus_base import BusBase
+from ._errors import RemoteError
+from ._guard import Accepted
+from ._messages import Message
+from ._wire import Envelope, Kind
+
+logger = logging.getLogger("axl.bus")
+
+
+class HandlersMixin(BusBase):
+    """Admission to the backlog, the workers, and handler outcomes."""
+
+    def _admit(self, accepted: Accepted) -> None:
+        """Queue an accepted message for its handler, or shed it when the backlog is full.
+
+        Every message goes through the FIFO backlog and workers always take its head, so
+        handlers start in arrival order whichever worker trio happens to run first. Admitted
+        work (executing + waiting) is bounded by handler_concurrency + handler_backlog.
+        """
+        config = self.config
+        if (
+            self._executing + len(self._backlog)
+            >= config.handler_concurrency + config.handler_backlog
+        ):
+            self.stats.inc("dropped.overloaded")
+            if accepted.envelope.kind is Kind.REQUEST:
+                self._start_reply_error(
+                    accepted.envelope, "busy", "the peer is overloaded; retry later"
+                )
+            return
+        self._backlog.append(accepted)
+        if self._workers < config.handler_concurrency and self._nursery is not None:
+            self._workers += 1
+            self._nursery.start_soon(self._handler_worker)
+
+    async def _handler_worker(self) -> None:
+        try:
+            while self._backlog:
+                self._executing += 1
+                try:
+                    await self._run_handler(self._backlog.popleft())
+                finally:
+                    self._executing -= 1
+        finally:
+            self._workers -= 1
+
+    async def _run_handler(self, accepted: Accepted) -> None:
+        envelope = accepted.envelope
+        handler = self._handlers[type(accepted.message)]
+        try:
+            result = await handler(accepted.message, self._context(envelope))
+        except RemoteError as exc:
+            self.stats.inc("handler_errors")
+            if envelope.kind is Kind.REQUEST:
+                await self._reply_error(envelope, exc.code, exc.detail)
+            return
+        except Exception as exc:
+            self.stats.inc("handler_errors")
+            logger.exception(
+                "handler for %s failed",
+                envelope.type,
+                extra={
+                    "peer": str(self.peer_id),
+                    "sender": str(envelope.sender),
+                    "message_id": envelope.message_id.hex(),
+                },
+            )
+            if envelope.kind is Kind.REQUEST:
+                detail = f"{type(exc).__name__}: {exc}"[:500]
+                await self._reply_error(envelope, "handler_error", detail)
+            return
+        await self._handler_returned(envelope, result)
+
+    async def _handler_returned(self, envelope: Envelope, result: object) -> None:
+        if result is not None and not isinstance(result, Message):
+            # A handler bug (e.g. it returned a dict): answered and counted like a raise.
+            self.stats.inc("handler_errors")
+            detail = (
+                f"the {envelope.type} handler returned a {type(result).__name__}, not a Message"
+            )
+            logger.error(detail, extra={"peer": str(self.peer_id), "sender": str(envelope.sender)})
+            if envelope.kind is Kind.REQUEST:
+                await self._reply_error(envelope, "handler_error", detail)
+            return
+        if envelope.kind is Kind.REQUEST:
+            if result is None:
+                detail = f"the {envelope.type} handler returned nothing"
+                await self._reply_error(envelope, "no_reply", detail)
+            else:
+                await self._reply(envelope, result, Kind.RESPONSE)
