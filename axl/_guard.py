@@ -3,11 +3,18 @@
 size cap → structure decode → addressing → known type → signature → freshness → replay window
 → payload validation. Each failure raises a :class:`RejectedFrame` subclass whose ``reason``
 labels the bus's rejection counter.
+
+The checks run in one call (:meth:`FrameGuard.check`) or in three phases, so that a receiver
+can verify the signatures of a whole batch at once on a worker thread between the cheap checks
+and the stateful ones: :meth:`FrameGuard.precheck` (size → decode → addressing → type), then
+:func:`verify_signatures` (pure; libsodium releases the GIL), then :meth:`FrameGuard.finish`
+(signature verdict → freshness → replay → payload), in arrival order.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ._errors import (
@@ -117,6 +124,28 @@ class Accepted:
     message: Message
 
 
+@dataclass(frozen=True, slots=True)
+class Prechecked:
+    """A frame that passed the checks before the signature: its envelope, its message class,
+    and whether its signature is still to be verified (``False`` only for a trusted-local
+    frame whose sender is the endpoint that handed it over)."""
+
+    envelope: Envelope
+    cls: type[Message]
+    verify: bool
+
+
+def verify_envelope(envelope: Envelope) -> bool:
+    """True when the envelope carries its sender's valid signature of its body."""
+    return verify_signature(envelope.sender, envelope.signature, SIGNING_DOMAIN + envelope.body)
+
+
+def verify_signatures(batch: Sequence[Prechecked]) -> list[bool]:
+    """The signature verdict of each prechecked frame (``True`` where none is needed). Pure and
+    thread-safe: run it on a worker thread to verify a batch off the event loop."""
+    return [not item.verify or verify_envelope(item.envelope) for item in batch]
+
+
 class FrameGuard:
     """Checks inbound frames for one local peer. Pure: the caller supplies ``now_ms``."""
 
@@ -137,8 +166,17 @@ class FrameGuard:
         self.max_future_skew_ms = max_future_skew_ms
         self.replay = ReplayWindow(freshness_window_ms, replay_capacity)
 
-    def check(self, frame: bytes, now_ms: int) -> Accepted:
-        """Run every check on ``frame``; raises a :class:`RejectedFrame` subclass."""
+    def check(self, frame: bytes, now_ms: int, *, trusted_via: PeerId | None = None) -> Accepted:
+        """Run every check on ``frame``; raises a :class:`RejectedFrame` subclass.
+
+        ``trusted_via``: the trusted-local endpoint that handed the frame over, if any (see
+        :class:`~axl.InboundFrame`); its own frames skip the signature check.
+        """
+        checked = self.precheck(frame, trusted_via=trusted_via)
+        return self.finish(checked, not checked.verify or verify_envelope(checked.envelope), now_ms)
+
+    def precheck(self, frame: bytes, *, trusted_via: PeerId | None = None) -> Prechecked:
+        """Size, structure, addressing and type; raises a :class:`RejectedFrame` subclass."""
         if len(frame) > self.max_frame_size:
             raise FrameTooLarge(f"frame of {len(frame)} bytes exceeds cap {self.max_frame_size}")
         envelope = decode_frame(frame)
@@ -152,11 +190,17 @@ class FrameGuard:
             if (
                 envelope.kind is Kind.REQUEST
                 and envelope.recipient == self.local_peer
-                and self._verify(envelope)
+                and (envelope.sender == trusted_via or verify_envelope(envelope))
             ):
                 exc.envelope = envelope
             raise
-        if not self._verify(envelope):
+        return Prechecked(envelope, cls, trusted_via is None or envelope.sender != trusted_via)
+
+    def finish(self, checked: Prechecked, signature_ok: bool, now_ms: int) -> Accepted:
+        """Signature verdict, freshness, replay window and payload, in that order; raises a
+        :class:`RejectedFrame` subclass. Call in arrival order (the replay window is state)."""
+        envelope = checked.envelope
+        if not signature_ok:
             raise SignatureError(f"bad signature on {envelope.type} from {envelope.sender.short()}")
         try:
             age = now_ms - envelope.timestamp_ms
@@ -168,11 +212,7 @@ class FrameGuard:
             self.replay.check_and_add(
                 envelope.sender, envelope.message_id, envelope.timestamp_ms, now_ms
             )
-            return Accepted(envelope, cls.decode_payload(envelope.payload))
+            return Accepted(envelope, checked.cls.decode_payload(envelope.payload))
         except RejectedFrame as exc:
             exc.envelope = envelope  # the signature holds: the sender is authenticated
             raise
-
-    @staticmethod
-    def _verify(envelope: Envelope) -> bool:
-        return verify_signature(envelope.sender, envelope.signature, SIGNING_DOMAIN + envelope.body)

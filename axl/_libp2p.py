@@ -236,6 +236,18 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise TransportClosed(f"transport of {self._peer.short()} is closed") from None
 
+    async def receive_batch(self, max_frames: int) -> list[InboundFrame]:
+        """The next inbound frame and those queued behind it (``max_frames`` at most); raises
+        :class:`TransportClosed` once closed."""
+        batch = [await self.receive()]
+        inbox = self._inbox_receive
+        while len(batch) < max_frames:
+            try:
+                batch.append(inbox.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break  # a closed inbox is reported by the next call
+        return batch
+
     # -- topics ------------------------------------------------------------------------------
 
     async def publish(self, topic: str, frame: bytes) -> None:

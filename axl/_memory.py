@@ -4,6 +4,11 @@ All peers attached to one :class:`MemoryNetwork` can reach each other. Latency i
 the receiving side (a frame becomes receivable at its due time on trio's clock, so
 ``trio.testing.MockClock`` makes simulated time free). Loss and jitter come from one seeded
 ``random.Random``, so a simulation with the same seed and schedule is reproducible.
+
+Trusted-local mode (opt-in per endpoint, ``connect(peer, trusted_local=True)``): between two
+trusted endpoints the network marks frames ``trusted`` and the buses skip signing and
+verifying direct envelopes; frames from any other endpoint are checked in full. See
+``docs/wire.md`` ("Trusted-local mode").
 """
 
 from __future__ import annotations
@@ -71,16 +76,28 @@ class MemoryNetwork:
         self._topics: dict[str, set[PeerId]] = {}
         self._group_of: dict[PeerId, int] = {}
         self._connections: set[MemoryConnection] = set()
+        self._trusted: set[PeerId] = set()
 
     # -- topology ------------------------------------------------------------------------------
 
-    def connect(self, peer: PeerId) -> MemoryTransport:
-        """Attach a transport for ``peer``; use it as an async context manager to close it."""
+    def connect(self, peer: PeerId, *, trusted_local: bool = False) -> MemoryTransport:
+        """Attach a transport for ``peer``; use it as an async context manager to close it.
+
+        ``trusted_local=True`` declares the endpoint's agent trusted by every other trusted
+        endpoint of this network (agents of one owner in one process): direct envelopes
+        between trusted endpoints are neither signed nor verified. Never set it for an
+        endpoint whose code you do not trust (an adversary in a simulation).
+        """
         if peer in self._transports:
             raise ValueError(f"{peer.short()} is already attached to this network")
         transport = MemoryTransport(self, peer, self.queue_capacity)
         self._transports[peer] = transport
+        if trusted_local:
+            self._trusted.add(peer)
         return transport
+
+    def _trusts(self, sender: PeerId, receiver: PeerId) -> bool:
+        return sender in self._trusted and receiver in self._trusted
 
     def set_link(
         self, a: PeerId, b: PeerId, profile: LinkProfile, *, both_ways: bool = True
@@ -150,7 +167,8 @@ class MemoryNetwork:
         delay = self._route(sender, peer)
         if delay is None:
             return
-        await target._inbox.put(InboundFrame(frame, sender, None), delay)
+        trusted = self._trusts(sender, peer)
+        await target._inbox.put(InboundFrame(frame, sender, None, trusted), delay)
         self.stats.delivered += 1
 
     def _publish(self, sender: PeerId, topic: str, frame: bytes) -> None:
@@ -160,7 +178,8 @@ class MemoryNetwork:
             delay = self._route(sender, peer)
             if delay is None:
                 continue
-            if self._transports[peer]._inbox.put_nowait(InboundFrame(frame, sender, topic), delay):
+            item = InboundFrame(frame, sender, topic, self._trusts(sender, peer))
+            if self._transports[peer]._inbox.put_nowait(item, delay):
                 self.stats.delivered += 1
                 self.stats.by_topic[topic] = self.stats.by_topic.get(topic, 0) + 1
             else:
@@ -184,6 +203,7 @@ class MemoryNetwork:
     def _detach(self, peer: PeerId) -> None:
         self.cut_streams(peer)
         self._transports.pop(peer, None)
+        self._trusted.discard(peer)
         for members in self._topics.values():
             members.discard(peer)
 
@@ -258,6 +278,18 @@ class _DelayedInbox:
             else:
                 await self._has_items.park()
 
+    async def get_batch(self, max_items: int) -> list[InboundFrame]:
+        """The next due item and the items due behind it, ``max_items`` at most."""
+        batch = [await self.get()]
+        heap = self._heap
+        if heap and len(batch) < max_items:
+            now = trio.current_time()
+            while heap and len(batch) < max_items and heap[0][0] <= now:
+                batch.append(heapq.heappop(heap)[2])
+            if self._has_space:
+                self._has_space.unpark_all()
+        return batch
+
     def close(self) -> None:
         self.closed = True
         self._heap.clear()
@@ -312,8 +344,16 @@ class MemoryTransport:
             members.discard(self._peer)
         await trio.lowlevel.checkpoint()
 
+    def trusted_route(self, peer: PeerId) -> bool:
+        """Whether direct frames to ``peer`` stay between two trusted-local endpoints of this
+        network (then the bus sends them unsigned; see ``docs/wire.md``)."""
+        return self._network._trusts(self._peer, peer) and peer in self._network._transports
+
     async def receive(self) -> InboundFrame:
         return await self._inbox.get()
+
+    async def receive_batch(self, max_frames: int) -> list[InboundFrame]:
+        return await self._inbox.get_batch(max_frames)
 
     async def open_bulk(self, peer: PeerId) -> MemoryBulkStream:
         """A bulk stream to ``peer`` (no latency or loss; partitions and cuts apply)."""

@@ -16,11 +16,18 @@ from ._identity import PeerId
 @dataclass(frozen=True, slots=True)
 class InboundFrame:
     """A frame as received. ``via`` is the transport-level peer that handed it over (for
-    gossip, the forwarding neighbour), ``topic`` is set for topic deliveries."""
+    gossip, the forwarding neighbour), ``topic`` is set for topic deliveries.
+
+    ``trusted`` is set only by an in-process :class:`~axl.MemoryNetwork` when both ends were
+    attached with ``trusted_local=True``: the network itself vouches that ``via`` (an endpoint
+    in this process that its owner declared trusted) handed the frame over, so the bus may skip
+    the envelope signature check for a frame whose sender is ``via`` (``docs/wire.md``,
+    "Trusted-local mode"). Transports that cross a process boundary never set it."""
 
     frame: bytes
     via: PeerId | None
     topic: str | None
+    trusted: bool = False
 
 
 @runtime_checkable
@@ -53,6 +60,13 @@ class Transport(Protocol):
 
     async def receive(self) -> InboundFrame:
         """The next inbound frame; raises ``TransportClosed`` once closed."""
+        ...
+
+    async def receive_batch(self, max_frames: int) -> list[InboundFrame]:
+        """Wait for the next inbound frame and return it together with the frames already
+        queued behind it, in order, ``max_frames`` at most (so that a receiver can check a
+        batch at once, e.g. verify its signatures on a worker thread). Raises
+        ``TransportClosed`` once closed."""
         ...
 
     async def aclose(self) -> None:

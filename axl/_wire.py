@@ -21,6 +21,9 @@ WIRE_VERSION = 1
 SIGNING_DOMAIN = b"axl/envelope/v1\x00"
 MESSAGE_ID_LENGTH = 16
 SIGNATURE_LENGTH = 64
+UNSIGNED = bytes(SIGNATURE_LENGTH)
+"""The signature field of a trusted-local frame (never a valid Ed25519 signature: libsodium
+refuses its small-order ``R``), so such a frame fails verification anywhere it is checked."""
 _BODY_FIELDS = 12
 _MAX_U64 = 2**64 - 1
 
@@ -70,8 +73,12 @@ def encode_frame(
     timestamp_ms: int,
     nonce: int,
     payload: bytes,
+    signed: bool = True,
 ) -> bytes:
-    """Build and sign a frame. Exactly one of ``recipient`` and ``topic`` must be set."""
+    """Build and sign a frame. Exactly one of ``recipient`` and ``topic`` must be set.
+
+    ``signed=False`` puts :data:`UNSIGNED` in place of the signature (trusted-local mode only).
+    """
     if (recipient is None) == (topic is None):
         raise ValueError("an envelope has exactly one of recipient and topic")
     body: bytes = msgpack.packb(
@@ -91,7 +98,7 @@ def encode_frame(
         ],
         use_bin_type=True,
     )
-    signature = identity.sign(SIGNING_DOMAIN + body)
+    signature = identity.sign(SIGNING_DOMAIN + body) if signed else UNSIGNED
     frame: bytes = msgpack.packb([body, signature], use_bin_type=True)
     return frame
 

@@ -72,6 +72,9 @@ class CountingTransport:
     async def receive(self) -> InboundFrame:
         return await self._inner.receive()
 
+    async def receive_batch(self, max_frames: int) -> list[InboundFrame]:
+        return await self._inner.receive_batch(max_frames)
+
     async def aclose(self) -> None:
         await self._inner.aclose()
 

@@ -80,6 +80,9 @@ class ReplayingTransport:
         except (trio.EndOfChannel, trio.ClosedResourceError):
             raise TransportClosed("closed") from None
 
+    async def receive_batch(self, max_frames: int) -> list[InboundFrame]:
+        return [await self.receive()]
+
     async def aclose(self) -> None:
         for members in self.network.members.values():
             members.discard(self)

@@ -285,3 +285,21 @@ async def test_messages_and_requests_to_ourselves_are_handled(
         with trio.fail_after(5):
             assert await alice.request(alice.peer_id, Hello(n=2), timeout=5) == Echo(n=3)
         assert got == [1, 2]
+
+
+async def test_receive_batch_returns_queued_frames_in_order_up_to_the_limit(
+    cluster_factory: ClusterFactory, identities: list[Identity]
+) -> None:
+    async with cluster_factory(identities[:2]) as cluster:
+        alice, bob = cluster.transports
+        frames = [b"frame-%03d" % n for n in range(40)]
+        for frame in frames:
+            await alice.send(bob.local_peer, frame)
+        got: list[bytes] = []
+        with trio.fail_after(10):
+            while len(got) < len(frames):
+                batch = await bob.receive_batch(16)
+                assert 1 <= len(batch) <= 16
+                assert all(item.via == alice.local_peer and not item.trusted for item in batch)
+                got.extend(item.frame for item in batch)
+        assert got == frames
