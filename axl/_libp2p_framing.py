@@ -11,12 +11,14 @@ the transport cuts the offending peer off.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
 
 from ._errors import DecodeError, FrameTooLarge
 
 LENGTH_PREFIX = 4
 _MAX_LENGTH = (1 << 32) - 1
+_PREFIX = struct.Struct(">I")
 
 
 def encode_batch(frames: Iterable[bytes]) -> bytes:
@@ -53,34 +55,60 @@ class FrameDecoder:
         return len(self._buffer)
 
     def feed(self, data: bytes) -> list[bytes]:
-        """Add received bytes; return every frame they complete, in order."""
+        """Add received bytes; return every frame they complete, in order.
+
+        Each frame is copied once: straight out of ``data`` while nothing is buffered (the
+        common case: a read holds whole frames), else out of the buffer through a view.
+        """
         if self.failed:
             raise DecodeError("the stream already violated the framing")
+        if self._buffer or self._need:
+            self._buffer += data
+            return self._drain()
+        frames: list[bytes] = []
+        offset = 0
+        end = len(data)
+        while end - offset >= LENGTH_PREFIX:
+            (need,) = _PREFIX.unpack_from(data, offset)
+            self._check_length(need)
+            start = offset + LENGTH_PREFIX
+            if end - start < need:
+                break
+            frames.append(data[start : start + need])
+            offset = start + need
+        if offset < end:  # an incomplete frame or prefix: keep it for the next read
+            self._buffer += memoryview(data)[offset:]
+        return frames
+
+    def _check_length(self, need: int) -> None:
+        if need == 0:
+            self.failed = True
+            raise DecodeError("zero-length frame on an /axl stream")
+        if need > self.max_frame_size:
+            self.failed = True
+            raise FrameTooLarge(
+                f"peer announced a {need}-byte frame; the cap is {self.max_frame_size}"
+            )
+
+    def _drain(self) -> list[bytes]:
         buffer = self._buffer
-        buffer += data
         frames: list[bytes] = []
         offset = 0
         end = len(buffer)
         need = self._need
-        while True:
-            if need == 0:
-                if end - offset < LENGTH_PREFIX:
-                    break
-                need = int.from_bytes(buffer[offset : offset + LENGTH_PREFIX], "big")
-                offset += LENGTH_PREFIX
+        with memoryview(buffer) as view:
+            while True:
                 if need == 0:
-                    self.failed = True
-                    raise DecodeError("zero-length frame on an /axl stream")
-                if need > self.max_frame_size:
-                    self.failed = True
-                    raise FrameTooLarge(
-                        f"peer announced a {need}-byte frame; the cap is {self.max_frame_size}"
-                    )
-            if end - offset < need:
-                break
-            frames.append(bytes(buffer[offset : offset + need]))
-            offset += need
-            need = 0
+                    if end - offset < LENGTH_PREFIX:
+                        break
+                    (need,) = _PREFIX.unpack_from(view, offset)
+                    offset += LENGTH_PREFIX
+                    self._check_length(need)
+                if end - offset < need:
+                    break
+                frames.append(bytes(view[offset : offset + need]))
+                offset += need
+                need = 0
         self._need = need
         if offset:
             del buffer[:offset]

@@ -1,10 +1,17 @@
 """Sending direct frames over libp2p: one long-lived outbound ``/axl/1.0.0`` stream per
 destination peer, fed by a bounded queue and drained by a writer task that packs every queued
-frame into one stream write (batching)."""
+frame into one stream write (batching).
+
+Fast path: when nothing is queued or being written on a link and its last write ended more
+than ``FAST_PATH_GAP`` ago (sporadic traffic: requests, replies), the sender writes its frame to
+the stream itself (no queue, no wake-up of the writer task). A sender that follows a write
+closer than that is streaming, and queues, so that the writer batches. Order is kept: a frame
+taken by the writer counts as pending until it is written, and writes hold the link's lock."""
 
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +28,23 @@ if TYPE_CHECKING:
     from libp2p.abc import INetStream
 
 logger = logging.getLogger("axl.libp2p")
+
+FAST_PATH_GAP = 0.0002
+"""Seconds since a link's last write after which a send may write directly (see above)."""
+
+
+class WriterLink(Link):
+    """A :class:`Link` with the state the send fast path needs."""
+
+    __slots__ = ("direct_writes", "last_write", "lock", "pending", "stream")
+
+    def __init__(self, peer: PeerId, capacity: int) -> None:
+        super().__init__(peer, capacity)
+        self.stream: INetStream | None = None
+        self.lock = trio.Lock()  # held by whoever writes on the stream
+        self.pending = 0  # frames queued or taken by the writer and not yet written
+        self.direct_writes = 0  # fast-path writes: the link is in use even if the queue idles
+        self.last_write = -math.inf  # when the last write on the stream ended (trio clock)
 
 
 class LinksMixin(TransportBase):
@@ -54,19 +78,69 @@ class LinksMixin(TransportBase):
             await link.ready.wait()
         if link.error is not None:
             raise PeerUnreachable(f"{peer.short()} is unreachable: {link.error}")
+        assert isinstance(link, WriterLink)
+        if (
+            link.pending == 0
+            and link.stream is not None
+            and not link.lock.locked()
+            and trio.current_time() - link.last_write > FAST_PATH_GAP
+        ):
+            await self._write_now(link, link.stream, frame)
+            return
+        link.pending += 1
         try:
             await link.send.send(frame)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
+        except BaseException as exc:
+            link.pending -= 1
+            if not isinstance(exc, (trio.BrokenResourceError, trio.ClosedResourceError)):
+                raise
             if self._closed:
                 raise TransportClosed("transport closed") from None
             raise PeerUnreachable(
                 f"connection to {peer.short()} dropped: {link.error or 'closed'}"
             ) from None
 
+    async def _write_now(self, link: WriterLink, stream: INetStream, frame: bytes) -> None:
+        """The fast path: write one frame on the link's stream from the sender's task.
+        Shielded, so a cancelled sender cannot cut a frame in half; bounded by the write
+        timeout like the writer's writes."""
+        link.lock.acquire_nowait()
+        try:
+            with trio.CancelScope(shield=True) as scope:
+                scope.deadline = trio.current_time() + self.config.write_timeout
+                await stream.write(encode_batch((frame,)))
+            if scope.cancelled_caught:
+                self._write_timed_out(link)
+                link.scope.cancel()
+                self.stats.inc("dropped.link_down")
+                raise PeerUnreachable(f"{link.peer.short()} stopped reading")
+        except PeerUnreachable:
+            raise
+        except Exception as exc:  # the stream broke: the link is dead
+            link.error = link.error or PeerUnreachable(
+                f"connection to {link.peer.short()} lost: {exc!r}"
+            )
+            link.scope.cancel()
+            raise PeerUnreachable(f"connection to {link.peer.short()} lost: {exc!r}") from None
+        finally:
+            link.last_write = trio.current_time()
+            link.lock.release()
+        link.direct_writes += 1
+        self.stats.inc("frames.sent")
+        self.stats.inc("writes")
+
+    def _write_timed_out(self, link: Link) -> None:
+        write_timeout = self.config.write_timeout
+        self.stats.inc("links.write_timeout")
+        self._backoff.failed(link.peer, trio.current_time())
+        link.error = PeerUnreachable(
+            f"{link.peer.short()} stopped reading (a write took over {write_timeout} s)"
+        )
+
     def _start_link(self, peer: PeerId) -> Link:
         if self._nursery is None:
             raise TransportClosed(f"transport of {self._peer.short()} is closed")
-        link = Link(peer, self.config.send_queue)
+        link = WriterLink(peer, self.config.send_queue)
         self._links[peer] = link
         self._nursery.start_soon(self._run_link, link)
         return link
@@ -113,6 +187,8 @@ class LinksMixin(TransportBase):
                     return
                 self._backoff.succeeded(peer)
                 self._note_peer(peer)
+                assert isinstance(link, WriterLink)
+                link.stream = stream
                 link.ready.set()
                 self.stats.inc("links.opened")
                 async with trio.open_nursery() as nursery:
@@ -129,6 +205,8 @@ class LinksMixin(TransportBase):
             elif link.error is None:
                 link.error = PeerUnreachable(f"connection to {peer.short()} closed")
             link.ready.set()
+            if isinstance(link, WriterLink):
+                link.stream = None
             if self._links.get(peer) is link:
                 del self._links[peer]
             # Close first: senders blocked on a full queue then fail with PeerUnreachable
@@ -154,15 +232,18 @@ class LinksMixin(TransportBase):
             link.scope.cancel()
             self.stats.inc("links.disconnected")
 
-    async def _write_loop(self, link: Link, stream: INetStream) -> None:
+    async def _write_loop(self, link: WriterLink, stream: INetStream) -> None:
         receive = link.receive
         limit = self.config.max_batch_bytes
         write_timeout = self.config.write_timeout
         while True:
             frame: bytes | None = None
+            direct_writes = link.direct_writes
             with trio.move_on_after(self.config.link_idle_timeout):
                 frame = await receive.receive()
             if frame is None:
+                if link.direct_writes != direct_writes or link.lock.locked():
+                    continue  # in use on the fast path
                 try:
                     frame = receive.receive_nowait()
                 except trio.WouldBlock:
@@ -170,6 +251,7 @@ class LinksMixin(TransportBase):
                     # on it any more (the next send opens a fresh one).
                     if self._links.get(link.peer) is link:
                         del self._links[link.peer]
+                    link.stream = None  # no fast-path write on a closing stream
                     link.receive.close()
                     self.stats.inc("links.idle_closed")
                     with trio.move_on_after(1.0), suppress(Exception):
@@ -184,17 +266,18 @@ class LinksMixin(TransportBase):
                     break
                 batch.append(frame)
                 size += len(frame)
-            try:
-                with trio.fail_after(write_timeout):
-                    await stream.write(encode_batch(batch))
-            except trio.TooSlowError:
-                self.stats.inc("links.write_timeout")
-                self._backoff.failed(link.peer, trio.current_time())
-                link.error = PeerUnreachable(
-                    f"{link.peer.short()} stopped reading (a write took over {write_timeout} s)"
-                )
-                self.stats.inc("dropped.link_down", len(batch))
-                return
+            data = encode_batch(batch)
+            async with link.lock:  # after a fast-path write in progress, never before it
+                try:
+                    with trio.fail_after(write_timeout):
+                        await stream.write(data)
+                except trio.TooSlowError:
+                    self._write_timed_out(link)
+                    self.stats.inc("dropped.link_down", len(batch))
+                    return
+                finally:
+                    link.pending -= len(batch)
+                    link.last_write = trio.current_time()
             self.stats.inc("frames.sent", len(batch))
             self.stats.inc("writes")
 
