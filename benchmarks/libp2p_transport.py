@@ -15,21 +15,36 @@ Both sides run two py-libp2p 0.8 hosts in this one process (TCP on 127.0.0.1, No
                                           [--one-process]
 
 The round trips and one-way runs are repeated with the server in a child process (one
-process shares one GIL between client and server, which is not how users run it).
+process shares one GIL between client and server, which is not how users run it). Besides the
+rates it prints frames per stream write, bytes on the wire per message (bytes the TCP sockets
+carried: Noise, yamux and framing included) and CPU seconds per 1,000 messages on each side
+(in one process, both sides together), and AXL one-way with signatures verified on the event
+loop, on one worker thread and on two (``BusConfig.verify_threads``).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import struct
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import trio
 
-from axl import Bus, Context, Identity, Libp2pConfig, Libp2pTransport, Message, open_bus
+from axl import (
+    Bus,
+    BusConfig,
+    Context,
+    Identity,
+    Libp2pConfig,
+    Libp2pTransport,
+    Message,
+    open_bus,
+)
 
 from ._report import line, now, percentile
 
@@ -52,7 +67,9 @@ def identity(index: int) -> Identity:
 
 
 @asynccontextmanager
-async def nodes(count: int) -> AsyncIterator[tuple[list[Libp2pTransport], list[Bus]]]:
+async def nodes(
+    count: int, bus_config: BusConfig | None = None
+) -> AsyncIterator[tuple[list[Libp2pTransport], list[Bus]]]:
     """``count`` transports with buses, fully connected."""
     async with AsyncExitStack() as stack:
         transports = [
@@ -64,10 +81,114 @@ async def nodes(count: int) -> AsyncIterator[tuple[list[Libp2pTransport], list[B
                 for other in transports[i + 1 :]:
                     nursery.start_soon(node.connect, other.listen_addrs[0])
         buses = [
-            await stack.enter_async_context(open_bus(identity(i), transport))
+            await stack.enter_async_context(open_bus(identity(i), transport, config=bus_config))
             for i, transport in enumerate(transports)
         ]
         yield transports, buses
+
+
+# -- measuring --------------------------------------------------------------------------------
+
+
+class Wire:
+    """Bytes written to this process's TCP sockets (py-libp2p's ``TrioTCPStream``): what the
+    wire carries above TCP, Noise and yamux included."""
+
+    written = 0
+    _installed = False
+
+    @classmethod
+    def install(cls) -> None:
+        if cls._installed:
+            return
+        from libp2p.io.trio import TrioTCPStream
+
+        original = TrioTCPStream.write
+
+        async def write(self: Any, data: bytes) -> None:
+            cls.written += len(data)
+            await original(self, data)
+
+        TrioTCPStream.write = write  # type: ignore[method-assign]
+        cls._installed = True
+
+
+def process_cpu(pid: int | None = None, *, main_thread: bool = False) -> float:
+    """CPU seconds (user + system) of this process, or of ``pid`` (Linux ``/proc``); with
+    ``main_thread``, of that process's main thread only (its event loop)."""
+    if pid is None:
+        return time.thread_time() if main_thread else time.process_time()
+    try:
+        path = f"/proc/{pid}/task/{pid}/stat" if main_thread else f"/proc/{pid}/stat"
+        with open(path) as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return math.nan
+
+
+class Phase:
+    """One measured phase: messages, wall seconds, wire bytes, CPU seconds here and in the
+    server process (if any), frames and stream writes of the AXL client transport."""
+
+    def __init__(
+        self,
+        transport: Libp2pTransport | None = None,
+        server_pid: int | None = None,
+    ) -> None:
+        self._transport = transport
+        self._server_pid = server_pid
+        self.messages = 0
+        self.seconds = self.cpu_here = self.cpu_server = 0.0
+        self.cpu_loop = self.cpu_server_loop = 0.0
+        self.wire_bytes = self.frames = self.writes = 0
+        self.latencies: list[float] = []
+
+    def _frames_writes(self) -> tuple[int, int]:
+        if self._transport is None:
+            return 0, 0
+        stats = self._transport.stats
+        return stats["frames.sent"], stats["writes"]
+
+    def __enter__(self) -> Phase:
+        self._loop_start = (
+            process_cpu(main_thread=True),
+            process_cpu(self._server_pid, main_thread=True) if self._server_pid else 0.0,
+        )
+        self._start = (
+            now(),
+            process_cpu(),
+            process_cpu(self._server_pid) if self._server_pid else 0.0,
+            Wire.written,
+            *self._frames_writes(),
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall, cpu, server, wire, frames, writes = self._start
+        self.seconds = now() - wall
+        self.cpu_loop = process_cpu(main_thread=True) - self._loop_start[0]
+        if self._server_pid:
+            self.cpu_server_loop = (
+                process_cpu(self._server_pid, main_thread=True) - self._loop_start[1]
+            )
+        self.cpu_here = process_cpu() - cpu
+        self.cpu_server = process_cpu(self._server_pid) - server if self._server_pid else 0.0
+        self.wire_bytes = Wire.written - wire
+        end_frames, end_writes = self._frames_writes()
+        self.frames, self.writes = end_frames - frames, end_writes - writes
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds
+
+    @property
+    def rts(self) -> float:
+        """Round trips per second from the latencies (excludes the loop's own overhead)."""
+        return len(self.latencies) / sum(self.latencies)
+
+    def per_message(self, value: float) -> float:
+        return value / self.messages
 
 
 # -- raw py-libp2p ---------------------------------------------------------------------------
@@ -83,8 +204,8 @@ async def read_exactly(stream: Any, size: int) -> bytes:
     return data
 
 
-async def raw(size: int, round_trips: int, messages: int) -> tuple[list[float], float]:
-    """Raw stream round-trip latencies (s) and one-way pipelined messages per second."""
+async def raw(size: int, round_trips: int, messages: int) -> tuple[Phase, Phase]:
+    """Raw stream round trips and one-way pipelined messages, one process."""
     from libp2p.custom_types import TProtocol
 
     async with nodes(2) as (transports, _):
@@ -113,25 +234,30 @@ async def raw(size: int, round_trips: int, messages: int) -> tuple[list[float], 
         await stream.write(b"E")
         one_way = await client._host.new_stream(server_id, [TProtocol(RAW_PROTOCOL)])
         await one_way.write(b"O")
-        latencies = []
-        for _ in range(round_trips):
-            start = now()
-            await stream.write(payload)
-            await read_exactly(stream, size)
-            latencies.append(now() - start)
-        start = now()
-        for _ in range(messages):
-            await one_way.write(payload)
-        await one_way_done.wait()
-        return latencies, messages / (now() - start)
+        with Phase() as rt:
+            for _ in range(round_trips):
+                start = now()
+                await stream.write(payload)
+                await read_exactly(stream, size)
+                rt.latencies.append(now() - start)
+        rt.messages = round_trips
+        with Phase() as ow:
+            for _ in range(messages):
+                await one_way.write(payload)
+            await one_way_done.wait()
+        ow.messages = messages
+        return rt, ow
 
 
 # -- AXL over libp2p -------------------------------------------------------------------------
 
 
-async def axl(size: int, round_trips: int, messages: int) -> tuple[list[float], float]:
-    """AXL request/response latencies (s) and one-way messages per second."""
-    async with nodes(2) as (_, (client, server)):
+async def axl(
+    size: int, round_trips: int, messages: int, threads: int | None
+) -> tuple[Phase, Phase]:
+    """AXL request/response and one-way messages, one process; ``threads``: the buses'
+    ``verify_threads``."""
+    async with nodes(2, BusConfig(verify_threads=threads)) as (transports, (client, server)):
         received = 0
         all_in = trio.Event()
 
@@ -147,17 +273,18 @@ async def axl(size: int, round_trips: int, messages: int) -> tuple[list[float], 
         server.on(Blob, on_blob)
         message = Blob(data=os.urandom(size))
         await client.request(server.peer_id, message)  # open the stream first
-        latencies = []
-        for _ in range(round_trips):
-            start = now()
-            await client.request(server.peer_id, message)
-            latencies.append(now() - start)
-
-        start = now()
-        for _ in range(messages):
-            await client.send(server.peer_id, message)
-        await all_in.wait()
-        return latencies, messages / (now() - start)
+        with Phase(transports[0]) as rt:
+            for _ in range(round_trips):
+                start = now()
+                await client.request(server.peer_id, message)
+                rt.latencies.append(now() - start)
+        rt.messages = round_trips
+        with Phase(transports[0]) as ow:
+            for _ in range(messages):
+                await client.send(server.peer_id, message)
+            await all_in.wait()
+        ow.messages = messages
+        return rt, ow
 
 
 # -- GossipSub latency -----------------------------------------------------------------------
@@ -186,7 +313,7 @@ async def gossip(
         assert transports[0]._pubsub is not None
         pubsub = transports[0]._pubsub
         await pubsub.subscribe("bench-raw")
-        mesh = pubsub.router.mesh  # type: ignore[attr-defined]
+        mesh = pubsub.router.mesh
         want = min(subscribers, CONFIG.gossip_degree)
         with trio.move_on_after(10):
             while len(mesh.get("bench", ())) < want or len(mesh.get("bench-raw", ())) < want:
@@ -221,7 +348,7 @@ async def gossip(
 # -- two processes ---------------------------------------------------------------------------
 
 
-async def serve_two_process(size: int) -> None:
+async def serve_two_process(size: int, threads: int) -> None:
     """The server side in its own process: AXL echo (``Blob``) and a raw echo/count stream
     handler; prints its address and runs until killed."""
     from libp2p.custom_types import TProtocol
@@ -229,7 +356,7 @@ async def serve_two_process(size: int) -> None:
     me = identity(1)
     async with (
         Libp2pTransport.open(me, config=CONFIG) as transport,
-        open_bus(me, transport) as bus,
+        open_bus(me, transport, config=BusConfig(verify_threads=threads)) as bus,
     ):
 
         async def on_blob(message: Blob, ctx: Context) -> Blob | None:
@@ -255,8 +382,11 @@ async def serve_two_process(size: int) -> None:
         await trio.sleep_forever()
 
 
-async def two_process(size: int, round_trips: int, messages: int) -> dict[str, float]:
-    """Client here, server in a child process: raw and AXL round trips and one-way rates."""
+async def two_process(
+    size: int, round_trips: int, messages: int, threads: int, with_raw: bool = True
+) -> dict[str, Phase]:
+    """Client here, server in a child process (its bus with ``verify_threads=threads``): raw
+    and AXL round trips and one-way phases."""
     import subprocess
     import sys
 
@@ -264,11 +394,14 @@ async def two_process(size: int, round_trips: int, messages: int) -> dict[str, f
     from libp2p.peer.id import ID
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    command = [sys.executable, "-m", "benchmarks.libp2p_transport", "--serve", str(size)]
+    command = [
+        sys.executable, "-m", "benchmarks.libp2p_transport", "--serve", str(size),
+        "--serve-threads", str(threads),
+    ]  # fmt: skip
     server = await trio.lowlevel.open_process(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
     )
-    results: dict[str, float] = {}
+    phases: dict[str, Phase] = {}
     try:
         assert server.stdout is not None
         text = b""
@@ -285,117 +418,151 @@ async def two_process(size: int, round_trips: int, messages: int) -> dict[str, f
             assert transport._host is not None
             host, server_id = transport._host, ID(peer.raw)
             payload = os.urandom(size)
-            stream = await host.new_stream(server_id, [TProtocol(RAW_PROTOCOL)])
-            await stream.write(b"E")
-            raw_rtt = []
-            for _ in range(round_trips):
-                start = now()
-                await stream.write(payload)
-                await read_exactly(stream, size)
-                raw_rtt.append(now() - start)
-            one_way = await host.new_stream(server_id, [TProtocol(RAW_PROTOCOL)])
-            await one_way.write(b"O" + struct.pack("!Q", messages))
-            start = now()
-            for _ in range(messages):
-                await one_way.write(payload)
-            await read_exactly(one_way, 1)
-            results["raw one-way msg/s"] = messages / (now() - start)
+            if with_raw:
+                stream = await host.new_stream(server_id, [TProtocol(RAW_PROTOCOL)])
+                await stream.write(b"E")
+                with Phase(server_pid=server.pid) as rt:
+                    for _ in range(round_trips):
+                        start = now()
+                        await stream.write(payload)
+                        await read_exactly(stream, size)
+                        rt.latencies.append(now() - start)
+                rt.messages = round_trips
+                phases["raw rt"] = rt
+                one_way = await host.new_stream(server_id, [TProtocol(RAW_PROTOCOL)])
+                await one_way.write(b"O" + struct.pack("!Q", messages))
+                with Phase(server_pid=server.pid) as ow:
+                    for _ in range(messages):
+                        await one_way.write(payload)
+                    await read_exactly(one_way, 1)
+                ow.messages = messages
+                phases["raw one-way"] = ow
 
             message = Blob(data=payload)
             await bus.request(peer, message)  # open the link first
-            axl_rtt = []
-            for _ in range(round_trips):
-                start = now()
-                await bus.request(peer, message)
-                axl_rtt.append(now() - start)
-            start = now()
-            for _ in range(messages):
-                await bus.send(peer, message)
-            await bus.request(peer, message, timeout=60)  # in order behind every send
-            results["AXL one-way msg/s"] = messages / (now() - start)
-            results["raw rt/s"] = len(raw_rtt) / sum(raw_rtt)
-            results["AXL rt/s"] = len(axl_rtt) / sum(axl_rtt)
-            results["raw p50"] = percentile(raw_rtt, 0.5)
-            results["AXL p50"] = percentile(axl_rtt, 0.5)
+            with Phase(transport, server.pid) as rt:
+                for _ in range(round_trips):
+                    start = now()
+                    await bus.request(peer, message)
+                    rt.latencies.append(now() - start)
+            rt.messages = round_trips
+            phases["AXL rt"] = rt
+            with Phase(transport, server.pid) as ow:
+                for _ in range(messages):
+                    await bus.send(peer, message)
+                await bus.request(peer, message, timeout=60)  # in order behind every send
+            ow.messages = messages
+            phases["AXL one-way"] = ow
     finally:
         server.kill()
         with trio.CancelScope(shield=True), trio.move_on_after(10):
             await server.wait()
-    return results
+    return phases
 
 
 # -- report ----------------------------------------------------------------------------------
 
+RATIO = "  {:<44} {:>12.2f}x  {}"
+
+
+def report(title: str, phases: dict[str, Phase], two: bool) -> None:
+    """Rates, frames per write, wire bytes and CPU per message, and the ratios with goals."""
+    raw_rt, axl_rt = phases["raw rt"], phases["AXL rt"]
+    raw_ow, axl_ow = phases["raw one-way"], phases["AXL one-way"]
+    print(title)
+    print(line("raw stream: round trips", raw_rt.rts, "rt/s"))
+    print(line("raw stream: round trip p50", percentile(raw_rt.latencies, 0.5) * 1e6, "µs"))
+    print(line("AXL request/response: round trips", axl_rt.rts, "rt/s"))
+    print(
+        line("AXL request/response: round trip p50", percentile(axl_rt.latencies, 0.5) * 1e6, "µs")
+    )
+    print(
+        line("AXL request/response: round trip p99", percentile(axl_rt.latencies, 0.99) * 1e6, "µs")
+    )
+    print(line("raw stream: one-way, one write per message", raw_ow.rate, "msg/s"))
+    for name, phase in phases.items():
+        if name.startswith("AXL one-way,"):
+            print(line(f"{name}: batched", phase.rate, "msg/s"))
+            if two:
+                loop, cpu, side = phase.cpu_server_loop, phase.cpu_server, "server"
+            else:
+                loop, cpu, side = phase.cpu_loop, phase.cpu_here, "process"
+            label = f"  CPU per 1,000 ({side}): event loop / all"
+            print(f"  {label:<44} {phase.per_message(loop) * 1e6:>7,.0f} / ", end="")
+            print(f"{phase.per_message(cpu) * 1e6:,.0f} ms")
+    for name, phase in (("AXL round trips", axl_rt), ("AXL one-way", axl_ow)):
+        if phase.writes:
+            print(line(f"{name}: frames per stream write", phase.frames / phase.writes, ""))
+    print(line("wire bytes per round trip: raw", raw_rt.per_message(raw_rt.wire_bytes), "B"))
+    print(line("wire bytes per round trip: AXL", axl_rt.per_message(axl_rt.wire_bytes), "B"))
+    print(line("wire bytes per one-way message: raw", raw_ow.per_message(raw_ow.wire_bytes), "B"))
+    print(line("wire bytes per one-way message: AXL", axl_ow.per_message(axl_ow.wire_bytes), "B"))
+    sides = ("client", "server") if two else ("both sides",)
+    for name, phase in (
+        ("raw rt", raw_rt),
+        ("AXL rt", axl_rt),
+        ("raw one-way", raw_ow),
+        ("AXL one-way", axl_ow),
+    ):
+        cpus = (phase.cpu_here, phase.cpu_server) if two else (phase.cpu_here,)
+        for side, cpu in zip(sides, cpus, strict=True):
+            print(line(f"CPU per 1,000 {name} ({side})", phase.per_message(cpu) * 1e6, "ms"))
+    print(RATIO.format("ratio AXL/raw round trips/s", axl_rt.rts / raw_rt.rts, "(goal >= 0.90)"))
+    best = max((p.rate for n, p in phases.items() if n.startswith("AXL one-way")))
+    print(RATIO.format("ratio AXL/raw one-way msgs/s (best)", best / raw_ow.rate, "(goal >= 5)"))
+
 
 async def run(args: argparse.Namespace) -> None:
-    raw_rtt, raw_rate = await raw(args.size, args.round_trips, args.messages)
-    axl_rtt, axl_rate = await axl(args.size, args.round_trips, args.messages)
-    axl_gossip, raw_gossip = await gossip(
-        args.subscribers, args.size, args.gossip_rounds, args.gossip_interval
-    )
+    Wire.install()
+    if args.no_fast_path:
+        from axl import _libp2p_links
 
-    raw_p50, axl_p50 = percentile(raw_rtt, 0.5), percentile(axl_rtt, 0.5)
-    raw_rts, axl_rts = len(raw_rtt) / sum(raw_rtt), len(axl_rtt) / sum(axl_rtt)
-    print(
+        _libp2p_links.FAST_PATH_GAP = math.inf
+    raw_rt, raw_ow = await raw(args.size, args.round_trips, args.messages)
+    phases = {"raw rt": raw_rt, "raw one-way": raw_ow}
+    for threads in args.threads:
+        axl_rt, axl_ow = await axl(args.size, args.round_trips, args.messages, threads)
+        if "AXL rt" not in phases:
+            phases["AXL rt"], phases["AXL one-way"] = axl_rt, axl_ow
+        phases[f"AXL one-way, {threads} verify threads"] = axl_ow
+    report(
         f"libp2p transport, py-libp2p hosts in one process (TCP 127.0.0.1, Noise, yamux), "
-        f"{args.size}-byte payloads"
+        f"{args.size}-byte payloads; CPU: both sides share the process",
+        phases,
+        two=False,
     )
-    print(line("raw stream: round trips", raw_rts, "rt/s"))
-    print(line("raw stream: round trip p50", raw_p50 * 1e6, "µs"))
-    print(line("raw stream: round trip p99", percentile(raw_rtt, 0.99) * 1e6, "µs"))
-    print(line("AXL request/response: round trips", axl_rts, "rt/s"))
-    print(line("AXL request/response: round trip p50", axl_p50 * 1e6, "µs"))
-    print(line("AXL request/response: round trip p99", percentile(axl_rtt, 0.99) * 1e6, "µs"))
-    print(line("raw stream: one-way, one write per message", raw_rate, "msg/s"))
-    print(line("AXL send: one-way, batched writes", axl_rate, "msg/s"))
-    expected = args.gossip_rounds * args.subscribers
-    for label, samples in (("AXL topic", axl_gossip), ("raw pubsub", raw_gossip)):
-        print(
-            line(
-                f"{label} to {args.subscribers} nodes: latency p50",
-                1e6 * percentile(samples, 0.5),
-                "µs",
-            )
+    if args.gossip_rounds:
+        axl_gossip, raw_gossip = await gossip(
+            args.subscribers, args.size, args.gossip_rounds, args.gossip_interval
         )
+        expected = args.gossip_rounds * args.subscribers
+        for label, samples in (("AXL topic", axl_gossip), ("raw pubsub", raw_gossip)):
+            for q in (0.5, 0.99):
+                print(
+                    line(
+                        f"{label} to {args.subscribers} nodes: latency p{round(q * 100)}",
+                        1e6 * percentile(samples, q),
+                        "µs",
+                    )
+                )
+            print(f"  {label + ' deliveries':<44} {len(samples):>12,} of {expected}")
         print(
-            line(
-                f"{label} to {args.subscribers} nodes: latency p99",
-                1e6 * percentile(samples, 0.99),
-                "µs",
-            )
+            f"  ratio AXL/raw gossip latency p50             "
+            f"{percentile(axl_gossip, 0.5) / percentile(raw_gossip, 0.5):>12.2f}x"
         )
-        print(f"  {label + ' deliveries':<44} {len(samples):>12,} of {expected}")
-    ratio = "  {:<44} {:>12.2f}x  {}"
-    print(ratio.format("ratio AXL/raw round trips/s", axl_rts / raw_rts, "(target >= 0.90)"))
-    print(ratio.format("ratio AXL/raw one-way msgs/s", axl_rate / raw_rate, "(target >= 5)"))
-    print(
-        f"  ratio AXL/raw gossip latency p50             "
-        f"{percentile(axl_gossip, 0.5) / percentile(raw_gossip, 0.5):>12.2f}x"
-    )
     if args.two_process:
-        two = await two_process(args.size, args.round_trips, args.messages)
-        print("two processes (client here, server in a child process), same payloads:")
-        print(line("2 processes: raw stream round trips", two["raw rt/s"], "rt/s"))
-        print(line("2 processes: raw stream round trip p50", two["raw p50"] * 1e6, "µs"))
-        print(line("2 processes: AXL round trips", two["AXL rt/s"], "rt/s"))
-        print(line("2 processes: AXL round trip p50", two["AXL p50"] * 1e6, "µs"))
-        print(
-            line("2 processes: raw one-way, one write per msg", two["raw one-way msg/s"], "msg/s")
-        )
-        print(line("2 processes: AXL one-way, batched", two["AXL one-way msg/s"], "msg/s"))
-        print(
-            ratio.format(
-                "2 processes: ratio AXL/raw round trips/s",
-                two["AXL rt/s"] / two["raw rt/s"],
-                "(target >= 0.90)",
+        two: dict[str, Phase] = {}
+        for index, threads in enumerate(args.threads):
+            got = await two_process(
+                args.size, args.round_trips, args.messages, threads, with_raw=index == 0
             )
-        )
-        print(
-            ratio.format(
-                "2 processes: ratio AXL/raw one-way msgs/s",
-                two["AXL one-way msg/s"] / two["raw one-way msg/s"],
-                "(target >= 5)",
-            )
+            if index == 0:
+                two.update(got)
+            two[f"AXL one-way, server {threads} verify threads"] = got["AXL one-way"]
+        report(
+            "two processes (client here, server in a child process), same payloads:",
+            two,
+            two=True,
         )
 
 
@@ -416,13 +583,24 @@ def main(argv: list[str] | None = None) -> None:
         action="store_false",
         help="skip the two-process variant (client and server in separate processes)",
     )
+    parser.add_argument(
+        "--threads",
+        type=lambda text: [int(t) for t in text.split(",")],
+        default=[1, 0, 2],
+        help="verify_threads values to run AXL one-way with (the first for round trips)",
+    )
+    parser.add_argument(
+        "--no-fast-path", action="store_true", help="queue every frame (for comparison)"
+    )
     parser.add_argument("--serve", type=int, metavar="SIZE", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        trio.run(serve_two_process, args.serve)
+        trio.run(serve_two_process, args.serve, args.serve_threads)
         return
     if args.quick:
         args.round_trips, args.messages, args.subscribers, args.gossip_rounds = 200, 500, 3, 5
+        args.threads = args.threads[:1]
     trio.run(run, args)
 
 

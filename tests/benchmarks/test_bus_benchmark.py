@@ -12,3 +12,5 @@ def test_bus_benchmark_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
     output = capsys.readouterr().out
     assert "ratio bus/floor throughput" in output
     assert "floor: encode + sign + verify" in output
+    assert "request/response, trusted-local" in output
+    assert "ratio trusted-local/Bureau" in output
