@@ -126,6 +126,7 @@ class LinksMixin(TransportBase):
             link.last_write = trio.current_time()
             link.lock.release()
         link.direct_writes += 1
+        self.stats.inc("writes.direct")
         self.stats.inc("frames.sent")
         self.stats.inc("writes")
 

@@ -146,6 +146,28 @@ async def test_many_frames_are_batched_into_few_writes() -> None:
         assert stats["links.opened"] == 1  # one long-lived stream, reused
 
 
+async def test_sporadic_frames_take_the_fast_path_and_keep_their_order() -> None:
+    async with star(2) as (transports, (a, b)):
+        got: list[int] = []
+
+        async def on_note(message: Note, ctx: Context) -> None:
+            got.append(message.n)
+
+        b.on(Note, on_note)
+        for n in range(5):  # sporadic: each written by its sender, no writer wake-up
+            await a.send(b.peer_id, Note(n=n))
+            with trio.fail_after(10):
+                while len(got) <= n:
+                    await trio.sleep(0.005)
+        for n in range(5, 205):  # streaming: queued and batched behind any direct write
+            await a.send(b.peer_id, Note(n=n))
+        await eventually(lambda: len(got) == 205)
+        assert got == list(range(205))
+        stats = transports[0].stats
+        assert stats["writes.direct"] >= 5
+        assert stats["writes"] < stats["frames.sent"] == 205
+
+
 async def test_unknown_peer_is_unreachable_and_backoff_fails_fast() -> None:
     async with star(1) as (transports, _):
         stranger = Identity.generate().peer_id
