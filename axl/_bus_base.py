@@ -128,7 +128,6 @@ class BusBase:
         self._executing = 0
         self._rejection_replies = 0
         self._backlog: deque[Accepted] = deque()
-        self._idle_worker = trio.lowlevel.ParkingLot()
         # Trusted-local mode: a transport that can vouch for a route (``MemoryTransport``).
         self._trusted_route: Callable[[PeerId], bool] | None = getattr(
             transport, "trusted_route", None

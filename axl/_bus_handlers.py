@@ -36,27 +36,18 @@ class HandlersMixin(BusBase):
                 )
             return
         self._backlog.append(accepted)
-        if self._idle_worker:
-            self._idle_worker.unpark()
-        elif self._workers < config.handler_concurrency and self._nursery is not None:
+        if self._workers < config.handler_concurrency and self._nursery is not None:
             self._workers += 1
             self._nursery.start_soon(self._handler_worker)
 
     async def _handler_worker(self) -> None:
-        """Run handlers from the backlog's head; when it is empty, stay parked as the bus's
-        one idle worker (a wake-up is cheaper than a new task per message), or exit."""
-        idle = self._idle_worker
         try:
-            while True:
-                while self._backlog:
-                    self._executing += 1
-                    try:
-                        await self._run_handler(self._backlog.popleft())
-                    finally:
-                        self._executing -= 1
-                if idle:  # another worker already waits
-                    return
-                await idle.park()
+            while self._backlog:
+                self._executing += 1
+                try:
+                    await self._run_handler(self._backlog.popleft())
+                finally:
+                    self._executing -= 1
         finally:
             self._workers -= 1
 
