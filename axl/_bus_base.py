@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import trio
+import trio.testing
 
 from ._blob_node import BlobNode
 from ._blob_serve import BlobConfig
@@ -31,10 +32,20 @@ from ._errors import (
 )
 from ._guard import Accepted, FrameGuard
 from ._identity import Identity, PeerId
+from ._memory import MemoryTransport
 from ._messages import ErrorReply, Message, MessageRegistry, default_registry
 from ._stats import Counters
 from ._transport import Transport
-from ._wire import MESSAGE_ID_LENGTH, Envelope, Kind, encode_frame
+from ._wire import (
+    MESSAGE_ID_LENGTH,
+    UNSIGNED,
+    Envelope,
+    Kind,
+    encode_body,
+    seal,
+    sealed_length,
+    sign_body,
+)
 
 logger = logging.getLogger("axl.bus")
 
@@ -62,8 +73,8 @@ class BusConfig:
     """Inbound frames taken from the transport and checked together, at most."""
     verify_threads: int | None = None
     """Worker threads that verify a batch's signatures off the event loop (libsodium releases
-    the GIL, so they overlap with IO and with each other); 0 verifies on the event loop. The
-    default is 1, except on an in-process ``MemoryTransport`` or under a ``MockClock`` (0:
+    the GIL, so they overlap with IO and with each other), and sign a ``send_many`` batch (one
+    thread); 0 does both on the event loop. The default is 1, except on an in-process ``MemoryTransport`` or under a ``MockClock`` (0:
     simulations stay deterministic, and trio cannot see a worker thread, so simulated time
     would jump while one verifies)."""
     thread_batch_min: int = 4
@@ -74,6 +85,11 @@ class BusConfig:
         threads = self.verify_threads
         if self.receive_batch < 1 or (threads or 0) < 0 or self.thread_batch_min < 1:
             raise ValueError("receive_batch, thread_batch_min >= 1 and verify_threads >= 0")
+
+
+def sign_bodies(identity: Identity, bodies: list[bytes]) -> list[bytes]:
+    """The signatures of envelope bodies (pure; run it on a worker thread for a batch)."""
+    return [sign_body(identity, body) for body in bodies]
 
 
 class PendingRequest:
@@ -158,6 +174,23 @@ class BusBase:
         reply_to: bytes | None = None,
     ) -> tuple[bytes, bytes]:
         """Encode and sign ``message``; returns ``(message id, frame)``."""
+        message_id, body, signed = self._body(
+            message, kind, recipient=recipient, topic=topic, reply_to=reply_to
+        )
+        return message_id, seal(body, sign_body(self.identity, body) if signed else UNSIGNED)
+
+    def _body(
+        self,
+        message: Message,
+        kind: Kind,
+        *,
+        recipient: PeerId | None = None,
+        topic: str | None = None,
+        reply_to: bytes | None = None,
+    ) -> tuple[bytes, bytes, bool]:
+        """Encode ``message`` into an envelope body, checking everything but the signature;
+        returns ``(message id, body, whether it is to be signed)``. Raises
+        :class:`BusClosed`, :class:`MessageTypeError`, :class:`FrameTooLarge`."""
         if self._closed:
             raise BusClosed("the bus is closed")
         cls = type(message)
@@ -167,8 +200,8 @@ class BusBase:
         self._nonce += 1
         route = self._trusted_route  # topic frames are always signed (mixed audiences)
         signed = recipient is None or route is None or not route(recipient)
-        frame = encode_frame(
-            self.identity,
+        body = encode_body(
+            self.identity.peer_id,
             kind=kind,
             type=cls.axl_tag,
             version=cls.axl_version,
@@ -179,14 +212,34 @@ class BusBase:
             timestamp_ms=int(self.config.clock() * 1000),
             nonce=self._nonce,
             payload=message.encode_payload(),
-            signed=signed,
         )
-        if len(frame) > self.config.max_frame_size:
+        size = sealed_length(len(body))
+        if size > self.config.max_frame_size:
             raise FrameTooLarge(
-                f"{cls.__name__} encodes to {len(frame)} bytes, over the cap of "
+                f"{cls.__name__} encodes to {size} bytes, over the cap of "
                 f"{self.config.max_frame_size}; send a reference instead of the data"
             )
-        return message_id, frame
+        return message_id, body, signed
+
+    def _offload_threads(self) -> int:
+        """Worker threads for batches of signatures (see ``BusConfig.verify_threads``)."""
+        if self.config.verify_threads is not None:
+            return self.config.verify_threads
+        in_process = isinstance(self.transport, MemoryTransport)
+        simulated = isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock)
+        return 0 if in_process or simulated else 1
+
+    async def _seal_all(self, prepared: list[tuple[bytes, bool]]) -> list[bytes]:
+        """Frames for ``(body, signed)`` pairs, in order; the signatures as one batch, on a
+        worker thread when there are at least ``thread_batch_min`` of them."""
+        bodies = [body for body, signed in prepared if signed]
+        if len(bodies) >= self.config.thread_batch_min and self._offload_threads() >= 1:
+            self.stats.inc("sign.thread_batches")
+            signatures = await trio.to_thread.run_sync(sign_bodies, self.identity, bodies)
+        else:
+            signatures = sign_bodies(self.identity, bodies)
+        remaining = iter(signatures)
+        return [seal(body, next(remaining) if signed else UNSIGNED) for body, signed in prepared]
 
     async def _reply(self, envelope: Envelope, message: Message, kind: Kind) -> None:
         try:

@@ -8,13 +8,11 @@ from __future__ import annotations
 import logging
 
 import trio
-import trio.testing
 
 from ._bus_handlers import HandlersMixin
 from ._bus_subscription import Delivery
 from ._errors import RejectedFrame, TransportClosed
 from ._guard import Accepted, Prechecked, verify_signatures
-from ._memory import MemoryTransport
 from ._transport import InboundFrame
 from ._wire import Envelope, Kind
 
@@ -36,7 +34,7 @@ class ReceiveMixin(HandlersMixin):
         clock = self.config.clock
         max_frames = self.config.receive_batch
         receive_batch = self.transport.receive_batch
-        self._threads = self._verify_threads()
+        self._threads = self._offload_threads()
         while True:
             try:
                 batch = await receive_batch(max_frames)
@@ -61,13 +59,6 @@ class ReceiveMixin(HandlersMixin):
                     self.stats.inc("received")
                     self._dispatch(accepted, now_ms)
             await trio.lowlevel.checkpoint_if_cancelled()
-
-    def _verify_threads(self) -> int:
-        if self.config.verify_threads is not None:
-            return self.config.verify_threads
-        in_process = isinstance(self.transport, MemoryTransport)
-        simulated = isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock)
-        return 0 if in_process or simulated else 1
 
     async def _verify(self, batch: list[Prechecked]) -> list[bool]:
         """The batch's signature verdicts: on the event loop for a small batch, else split

@@ -79,6 +79,37 @@ def encode_frame(
 
     ``signed=False`` puts :data:`UNSIGNED` in place of the signature (trusted-local mode only).
     """
+    body = encode_body(
+        identity.peer_id,
+        kind=kind,
+        type=type,
+        version=version,
+        recipient=recipient,
+        topic=topic,
+        message_id=message_id,
+        reply_to=reply_to,
+        timestamp_ms=timestamp_ms,
+        nonce=nonce,
+        payload=payload,
+    )
+    return seal(body, sign_body(identity, body) if signed else UNSIGNED)
+
+
+def encode_body(
+    sender: PeerId,
+    *,
+    kind: Kind,
+    type: str,
+    version: int,
+    recipient: PeerId | None,
+    topic: str | None,
+    message_id: bytes,
+    reply_to: bytes | None,
+    timestamp_ms: int,
+    nonce: int,
+    payload: bytes,
+) -> bytes:
+    """The envelope body, the bytes that are signed (see :func:`encode_frame`)."""
     if (recipient is None) == (topic is None):
         raise ValueError("an envelope has exactly one of recipient and topic")
     body: bytes = msgpack.packb(
@@ -87,7 +118,7 @@ def encode_frame(
             int(kind),
             type,
             version,
-            identity.peer_id.raw,
+            sender.raw,
             recipient.raw if recipient is not None else None,
             topic,
             message_id,
@@ -98,7 +129,23 @@ def encode_frame(
         ],
         use_bin_type=True,
     )
-    signature = identity.sign(SIGNING_DOMAIN + body) if signed else UNSIGNED
+    return body
+
+
+def sign_body(identity: Identity, body: bytes) -> bytes:
+    """The signature of an envelope body (thread-safe: libsodium, no shared state)."""
+    return identity.sign(SIGNING_DOMAIN + body)
+
+
+def sealed_length(body_length: int) -> int:
+    """The length of the frame that seals a body of ``body_length`` bytes (msgpack fixarray,
+    bin headers, the fixed-length signature): known before signing."""
+    header = 2 if body_length < 1 << 8 else 3 if body_length < 1 << 16 else 5
+    return 1 + header + body_length + 2 + SIGNATURE_LENGTH
+
+
+def seal(body: bytes, signature: bytes) -> bytes:
+    """The frame ``[body, signature]``; its length does not depend on the signature's value."""
     frame: bytes = msgpack.packb([body, signature], use_bin_type=True)
     return frame
 

@@ -1,6 +1,8 @@
-"""The bus's batched receive path: one bad frame in a batch is rejected alone (typed and
+"""The bus's batches: on receipt one bad frame in a batch is rejected alone (typed and
 counted), the rest of the batch is delivered in order, with signatures verified on the event
-loop, on one worker thread, or split over two."""
+loop, on one worker thread, or split over two; on sending, ``send_many`` signs a batch (on a
+worker thread when large enough), keeps the order, and sends nothing of a batch that fails
+its checks."""
 
 from __future__ import annotations
 
@@ -9,7 +11,20 @@ import os
 import pytest
 import trio
 
-from axl import Bus, BusConfig, Context, Identity, InboundFrame, Message, PeerId, TransportClosed
+from axl import (
+    Bus,
+    BusConfig,
+    Context,
+    FrameTooLarge,
+    Identity,
+    InboundFrame,
+    MemoryNetwork,
+    Message,
+    MessageTypeError,
+    PeerId,
+    TransportClosed,
+    open_bus,
+)
 from axl._wire import Kind, encode_frame
 
 ALICE, BOB = Identity.from_seed(b"\x31" * 32), Identity.from_seed(b"\x32" * 32)
@@ -17,6 +32,10 @@ ALICE, BOB = Identity.from_seed(b"\x31" * 32), Identity.from_seed(b"\x32" * 32)
 
 class Item(Message, tag="test.batch_item"):
     n: int
+
+
+class Untagged(Message):
+    pass
 
 
 class OneBatchTransport:
@@ -107,3 +126,44 @@ async def test_a_bad_signature_in_a_batch_is_rejected_alone(threads: int) -> Non
     assert bus.stats["rejected.replay"] == 1
     assert bus.stats["received"] == 11
     assert bus.stats["verify.thread_batches"] == (1 if threads else 0)
+
+
+class Big(Message, tag="test.batch_big"):
+    data: bytes
+
+
+@pytest.mark.parametrize("threads", [0, 1])
+async def test_send_many_signs_a_batch_and_keeps_the_order(threads: int) -> None:
+    network = MemoryNetwork()
+    config = BusConfig(verify_threads=threads, thread_batch_min=4)
+    async with (
+        network.connect(ALICE.peer_id) as ta,
+        network.connect(BOB.peer_id) as tb,
+        open_bus(ALICE, ta, config=config) as alice,
+        open_bus(BOB, tb, config=config) as bob,
+    ):
+        got: list[int] = []
+
+        async def on_item(message: Item, ctx: Context) -> None:
+            got.append(message.n)
+
+        bob.on(Item, on_item)
+        await alice.send_many(BOB.peer_id, [Item(n=n) for n in range(20)])
+        await alice.send_many(BOB.peer_id, [Item(n=20)])  # under thread_batch_min: inline
+        with trio.fail_after(10):
+            while len(got) < 21:
+                await trio.sleep(0.01)
+        assert got == list(range(21))
+        assert alice.stats["sign.thread_batches"] == (1 if threads else 0)
+        assert alice.stats["sent"] == 21
+        assert bob.stats.total("rejected.") == 0
+
+        # One message over the cap: nothing of the batch is sent.
+        too_big = Big(data=b"x" * (config.max_frame_size + 1))
+        with pytest.raises(FrameTooLarge):
+            await alice.send_many(BOB.peer_id, [Item(n=21), too_big])
+        with pytest.raises(MessageTypeError):
+            await alice.send_many(BOB.peer_id, [Item(n=22), Untagged()])
+        await trio.sleep(0.05)
+        assert got == list(range(21))
+        assert alice.stats["sent"] == 21

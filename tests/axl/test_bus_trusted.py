@@ -82,6 +82,12 @@ async def test_trusted_endpoints_exchange_unsigned_envelopes() -> None:
         reply = await buses[ALICE].request(MALLORY.peer_id, Ask(n=5))
         assert isinstance(reply, Answer) and reply.n == 6
         assert signatures[0] == UNSIGNED and signatures[1] != UNSIGNED
+        await buses[ALICE].send_many(BOB.peer_id, [Ask(n=n) for n in range(8)])
+        await settle()
+        assert signatures[2:] == [UNSIGNED] * 8
+        await buses[ALICE].send_many(MALLORY.peer_id, [Ask(n=n) for n in range(8)])
+        await settle()
+        assert UNSIGNED not in signatures[10:] and len(signatures) == 18
         for bus in buses.values():
             assert not [key for key in bus.stats.snapshot() if key.startswith("rejected.")]
 

@@ -303,3 +303,20 @@ async def test_receive_batch_returns_queued_frames_in_order_up_to_the_limit(
                 assert all(item.via == alice.local_peer and not item.trusted for item in batch)
                 got.extend(item.frame for item in batch)
         assert got == frames
+
+
+async def test_send_many_arrives_complete_and_in_order(
+    cluster_factory: ClusterFactory, identities: list[Identity]
+) -> None:
+    async with buses(cluster_factory, identities[:2]) as (_, (alice, bob)):
+        got: list[int] = []
+
+        async def on_hello(message: Hello, ctx: Context) -> None:
+            got.append(message.n)
+
+        bob.on(Hello, on_hello)
+        for start in (0, 100):
+            await alice.send_many(bob.peer_id, [Hello(n=n) for n in range(start, start + 100)])
+        await eventually(lambda: len(got) == 200)
+        assert got == list(range(200))
+        assert bob.stats.total("rejected.") == 0

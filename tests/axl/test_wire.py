@@ -24,7 +24,7 @@ from axl import (
     default_registry,
 )
 from axl._guard import FrameGuard, ReplayWindow
-from axl._wire import decode_frame, encode_frame
+from axl._wire import UNSIGNED, decode_frame, encode_frame, seal, sealed_length
 
 ALICE = Identity.from_seed(b"a" * 32)
 BOB = Identity.from_seed(b"b" * 32)
@@ -71,6 +71,11 @@ def make_frame(
         nonce=7,
         payload=message.encode_payload(),
     )
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 256, 65_535, 65_536, 200_000])
+def test_sealed_length_is_known_before_signing(size: int) -> None:
+    assert len(seal(b"x" * size, UNSIGNED)) == sealed_length(size)
 
 
 def test_good_frame_is_accepted() -> None:
