@@ -28,21 +28,24 @@ def find_anvil() -> Path | None:
     return Path(found) if found else None
 
 
-def _free_port() -> int:
+def _free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
 @contextmanager
-def anvil_node(*, optimism: bool = True, timeout: float = 20.0) -> Iterator[str]:
-    """Run anvil on 127.0.0.1 at a free port (OP Stack mode by default); yields its URL and
-    kills it on exit. Raises :class:`ChainUnavailable` when anvil is absent or does not start."""
+def anvil_node(
+    *, optimism: bool = True, timeout: float = 20.0, host: str = "127.0.0.1"
+) -> Iterator[str]:
+    """Run anvil on ``host`` (an address of this machine) at a free port (OP Stack mode by
+    default); yields its URL and kills it on exit. Raises :class:`ChainUnavailable` when anvil
+    is absent or does not start."""
     binary = find_anvil()
     if binary is None:
         raise ChainUnavailable("anvil not found: run `npm ci` (package @foundry-rs/anvil)")
-    port = _free_port()
-    args = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--quiet"]
+    port = _free_port(host)
+    args = [str(binary), "--host", host, "--port", str(port), "--quiet"]
     if optimism:
         args.append("--optimism")
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -53,7 +56,7 @@ def anvil_node(*, optimism: bool = True, timeout: float = 20.0) -> Iterator[str]
                 err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
                 raise ChainUnavailable(f"anvil exited with {proc.returncode}: {err.strip()}")
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                with socket.create_connection((host, port), timeout=0.2):
                     break
             except OSError:
                 if time.monotonic() > deadline:
@@ -61,7 +64,7 @@ def anvil_node(*, optimism: bool = True, timeout: float = 20.0) -> Iterator[str]
                         f"anvil did not listen on {port} in {timeout}s"
                     ) from None
                 time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         proc.terminate()
         try:

@@ -57,11 +57,16 @@ def host(
     net: NetOptions,
     role: str,
     chain: Any = None,
+    name: str | None = None,
+    status_dir: Path | None = None,
     bootstrap_grace: float = 10.0,
 ) -> None:
-    """Run ``agent`` as this node (state in ``node_dir/<name>/``) until a signal. The caller
-    holds the directory's lock and loaded the identity. Raises :class:`CliError`."""
-    check_state(node_dir / agent.name / "state.sqlite")
+    """Run ``agent`` (as ``name``, default its own) as this node, its state in
+    ``node_dir/<name>/``, until a signal; ``status.url`` goes to ``status_dir`` (default
+    ``node_dir``). The caller holds the lock and loaded the identity. Raises
+    :class:`CliError`."""
+    agent_name = name or agent.name
+    check_state(node_dir / agent_name / "state.sqlite")
     runtime = AgentRuntime(
         transport=libp2p_transport(listen=net.listen or None, bootstrap=net.bootstrap),
         data_dir=node_dir,
@@ -69,7 +74,7 @@ def host(
     try:
         for peer_name, peer_id in net.peers:
             runtime.add_peer(peer_name, peer_id)
-        runtime.add(agent, identity=identity, chain=chain)
+        runtime.add(agent, name=agent_name, identity=identity, chain=chain)
     except AgentError as exc:
         raise CliError(str(exc)) from None
     run_node(
@@ -77,7 +82,7 @@ def host(
         agent,
         status=NodeStatus(agent, role=role, chain=chain),
         http=net.http,
-        data_dir=node_dir,
+        data_dir=status_dir or node_dir,
         bootstrap=net.bootstrap,
         announce=print_ready,
         bootstrap_grace=bootstrap_grace,
@@ -123,25 +128,14 @@ def agent_command(
     folder = data_dir / agent_name
     with locked(folder):
         identity = load_identity(folder / IDENTITY_FILE, create=True)
-        check_state(folder / "state.sqlite")
-        runtime = AgentRuntime(
-            transport=libp2p_transport(listen=net.listen or None, bootstrap=net.bootstrap),
-            data_dir=data_dir,
-        )
-        try:
-            for peer_name, peer_id in net.peers:
-                runtime.add_peer(peer_name, peer_id)
-            runtime.add(agent, name=agent_name, identity=identity)
-        except AgentError as exc:
-            raise CliError(str(exc)) from None
-        run_node(
-            runtime,
+        host(
             agent,
-            status=NodeStatus(agent, role="agent"),
-            http=net.http,
-            data_dir=folder,
-            bootstrap=net.bootstrap,
-            announce=print_ready,
+            node_dir=data_dir,
+            identity=identity,
+            net=net,
+            role="agent",
+            name=agent_name,
+            status_dir=folder,
             bootstrap_grace=bootstrap_grace,
         )
 

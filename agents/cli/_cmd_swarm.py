@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import typer
 
+from ._errors import CliError
 from ._typer import app
 
 
@@ -19,5 +20,8 @@ def swarm(ctx: typer.Context) -> None:
     from agents.sim import app as sim_app
 
     command = typer.main.get_command(sim_app)
-    code = command.main(args=list(ctx.args), prog_name="axl swarm", standalone_mode=False)
+    try:
+        code = command.main(args=list(ctx.args), prog_name="axl swarm", standalone_mode=False)
+    except typer.TyperException as exc:  # an invalid scenario, an unknown option: one line
+        raise CliError(exc.format_message(), exc.exit_code) from None
     raise typer.Exit(code if isinstance(code, int) else 0)

@@ -17,3 +17,8 @@ class CliError(AgentError):
     def __init__(self, message: str, exit_code: int = USAGE) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived before the node was running (keys, chain, staking, imports): ``axl``
+    stops there and exits 0, as a running node does on SIGTERM."""

@@ -31,17 +31,14 @@ from agents.market import (
     SolverJob,
     Submitter,
     SubmitterConfig,
-    Ticket,
     TimeoutPolicy,
     Verifier,
     VerifierConfig,
     VerifyPolicy,
-    game_id,
-    spec_hash,
 )
 from axl import Context, InvalidPeerId, PeerId
 from compute import InvalidTaskSpec, TaskSpec
-from coordination import JobStatus, Role
+from coordination import Role
 
 from .._agent import Agent
 from ._errors import CliError
@@ -216,7 +213,8 @@ def _count(states: Iterator[str]) -> dict[str, int]:
 
 
 class ResumingSolver(Solver):
-    """:class:`agents.market.Solver` that persists assigned jobs and resumes them."""
+    """:class:`agents.market.Solver` that keeps each accepted job's spec in its state and
+    hands them to :meth:`~agents.market.Solver.resume` after a restart."""
 
     def market_status(self) -> dict[str, Any]:
         def state(job: SolverJob) -> str:
@@ -224,7 +222,7 @@ class ResumingSolver(Solver):
                 return "done"
             if job.disputed_at is not None:
                 return "disputed"
-            return "committed" if job.commitment is not None else "training"
+            return "committed" if job.commitment is not None or job.trained else "training"
 
         return {"jobs": _count(state(job) for job in self.jobs.values())}
 
@@ -240,39 +238,13 @@ class ResumingSolver(Solver):
     async def on_start(self) -> None:
         await super().on_start()
         held: dict[str, str] = dict(self.state.get("assigned", {}))
-        if not held:
-            return
-        views = await self.market.jobs([int(job_id) for job_id in held])
-        me = self.market.address.lower()
-        for view in views:
-            text = held[str(view.job_id)]
-            mine = (view.solver or "").lower() == me
-            if not mine or view.status not in (
-                JobStatus.ASSIGNED,
-                JobStatus.COMMITTED,
-                JobStatus.DISPUTED,
-            ):
-                del held[str(view.job_id)]  # over: nothing to resume
-                continue
-            spec = TaskSpec.parse(text)
-            if view.status is JobStatus.ASSIGNED:  # never committed: train and commit
-                self.jobs[view.job_id] = SolverJob(view.job_id, spec, None)
-                self.stats.inc("market.resumed")
-                self.start_soon(self._run, self.jobs[view.job_id])
-            else:  # committed (maybe disputed): rebuild the run for the referee only
-                self.stats.inc("market.rebuilt")
-                self.start_soon(self._rebuild, view.job_id, spec)
-        self.state["assigned"] = held
-
-    async def _rebuild(self, job_id: int, spec: TaskSpec) -> None:
-        async with self._slots:
-            party = await trio.to_thread.run_sync(self.train, spec)
-        self.parties[game_id(job_id)] = party
+        live = await self.resume({int(k): TaskSpec.parse(text) for k, text in held.items()})
+        self.state["assigned"] = {str(job_id): held[str(job_id)] for job_id in live}
 
 
 class ResumingSubmitter(Submitter):
-    """:class:`agents.market.Submitter` that posts the jobs of its config once: jobs already
-    escrowed from its account are adopted from the chain instead of being escrowed again."""
+    """:class:`agents.market.Submitter` that posts the jobs of its config once, across
+    restarts (:meth:`~agents.market.Submitter.resume`)."""
 
     def __init__(self, config: SubmitterConfig, specs: list[TaskSpec], name: str) -> None:
         super().__init__(config, name)
@@ -283,55 +255,7 @@ class ResumingSubmitter(Submitter):
 
     async def on_start(self) -> None:
         await super().on_start()
-        by_hash = {spec_hash(spec): spec for spec in self.specs}
-        posted = await self.market._run(lambda: self._posted_by_me(set(by_hash)))
-        fresh = [spec for spec in self.specs if spec_hash(spec) not in posted]
-        for digest, (payment, job_ids) in posted.items():
-            await self._adopt(by_hash[digest], payment, job_ids)
-        if fresh:
-            await self.submit(fresh)
-
-    def _posted_by_me(self, hashes: set[bytes]) -> dict[bytes, tuple[int, list[int]]]:
-        chain = self.market.chain
-        found: dict[bytes, tuple[int, list[int]]] = {}
-        me = chain.address.lower()
-        for event in chain.events(chain.address_book.block_number):
-            if event.name != "JobsPosted" or str(event["submitter"]).lower() != me:
-                continue
-            first = int(event["firstJobId"])
-            pairs = zip(event["specHashes"], event["payments"], strict=True)
-            for i, (digest, payment) in enumerate(pairs):
-                if bytes(digest) in hashes:
-                    _, ids = found.setdefault(bytes(digest), (int(payment), []))
-                    ids.append(first + i)
-        return found
-
-    async def _adopt(self, spec: TaskSpec, payment: int, job_ids: list[int]) -> None:
-        view = await self.market.job(job_ids[-1])
-        ticket = Ticket(spec, payment, job_ids=sorted(job_ids))
-        self.tickets.append(ticket)
-        for job_id in job_ids:
-            self._by_job[job_id] = ticket
-        ticket.deadline = view.deadline or 0
-        ticket.challenge_end = view.challenge_end
-        self.stats.inc("market.adopted")
-        if view.status is JobStatus.POSTED:
-            ticket.status = "posted"
-            self.start_soon(self._auction, ticket, ticket.job_id)
-        elif view.status is JobStatus.ASSIGNED:
-            ticket.status = "assigned"
-        elif view.status is JobStatus.COMMITTED:
-            ticket.status = "committed"
-        elif view.status is JobStatus.DISPUTED:
-            ticket.status = "disputed"
-        elif view.status is JobStatus.SETTLED:
-            ticket.status = "paid"
-            ticket.done.set()
-        elif self.config.timeouts.retry(len(ticket.job_ids)):  # refunded: post it again
-            await self._post([ticket])
-        else:
-            ticket.status = "refunded"
-            ticket.done.set()
+        await self.resume(self.specs)
 
 
 class StatusVerifier(Verifier):

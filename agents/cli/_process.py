@@ -9,6 +9,7 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -49,16 +50,29 @@ def run_node(
 ) -> None:
     """Run until Ctrl-C/SIGTERM (a second one cancels what is left). Raises :class:`CliError`
     when the agent cannot start (its transport, ``on_start``) or an endpoint cannot bind."""
+    deferred: list[int] = []  # SIGTERM between here and the signal receiver in _main
+    previous = _on_sigterm(lambda signum, _: deferred.append(signum))
     try:
         args = (runtime, agent, status, http, data_dir, list(bootstrap), announce)
-        trio.run(_main, *args, bootstrap_grace)
+        trio.run(_main, *args, bootstrap_grace, deferred)
     except BaseExceptionGroup as group:
         raise _one_error(group) from None
     except AgentStartError as exc:
         raise CliError(_first_line(exc), FAILURE) from None
     finally:
+        _on_sigterm(previous)
         if data_dir is not None:
             (data_dir / STATUS_URL_FILE).unlink(missing_ok=True)
+
+
+def _on_sigterm(handler: Any) -> Any:
+    """Install ``handler`` for SIGTERM; the previous one (None off the main thread)."""
+    if handler is None:
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: no signals there
+        return None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -93,14 +107,33 @@ async def _main(
     bootstrap: list[str],
     announce: Announce,
     bootstrap_grace: float,
+    deferred: list[int],
 ) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        if deferred:
+            logger.info("signal %s during start-up: stopping", deferred[0])
+            return
         async with trio.open_nursery() as nursery:
+            started = trio.Event()
+
+            async def stop_on_signals() -> None:
+                """Stop gracefully once running; during start-up, or on a second signal,
+                cancel what is left (nothing ran yet that needs a flush)."""
+                async for signum in signals:
+                    if started.is_set() and not runtime_stopping.is_set():
+                        logger.info("signal %s: stopping (again to cancel what is left)", signum)
+                        runtime_stopping.set()
+                        runtime.stop()
+                    else:
+                        logger.info("signal %s: cancelling", signum)
+                        nursery.cancel_scope.cancel()
 
             async def run_runtime(*, task_status: trio.TaskStatus[None]) -> None:
                 await runtime.run(task_status=task_status)
                 nursery.cancel_scope.cancel()  # stopped: the endpoints go too
 
+            runtime_stopping = trio.Event()
+            nursery.start_soon(stop_on_signals)
             await nursery.start(run_runtime)
             urls: dict[str, str] = {}
             if http.status_port is not None:
@@ -114,16 +147,10 @@ async def _main(
                 base = await nursery.start(serve_http, app, http.host, http.metrics_port)
                 urls["metrics"] = base + "/metrics"
             announce(agent, urls)
+            started.set()
             nursery.start_soon(status.refresh_chain)
             if bootstrap:
                 nursery.start_soon(watch_bootstrap, agent, bootstrap, bootstrap_grace)
-            count = 0
-            async for signum in signals:
-                count += 1
-                logger.info("signal %s: stopping (again to cancel what is left)", signum)
-                runtime.stop()
-                if count > 1:
-                    nursery.cancel_scope.cancel()
 
 
 async def watch_bootstrap(agent: Agent, bootstrap: Sequence[str], grace: float) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -209,6 +209,26 @@ class MarketChain:
 
     async def poll(self, cursor: EventCursor) -> list[ChainEvent]:
         return await self._run(cursor.poll)
+
+    async def posted_by_me(self, hashes: Collection[bytes]) -> dict[bytes, tuple[int, list[int]]]:
+        """The jobs this account escrowed (``JobsPosted`` since the deployment) whose spec hash
+        is in ``hashes``: spec hash -> (payment, job ids in posting order)."""
+
+        def scan() -> dict[bytes, tuple[int, list[int]]]:
+            found: dict[bytes, tuple[int, list[int]]] = {}
+            me = self.address.lower()
+            for event in self.chain.events(self.chain.address_book.block_number):
+                if event.name != "JobsPosted" or str(event["submitter"]).lower() != me:
+                    continue
+                first = int(event["firstJobId"])
+                pairs = zip(event["specHashes"], event["payments"], strict=True)
+                for i, (digest, payment) in enumerate(pairs):
+                    if bytes(digest) in hashes:
+                        _, ids = found.setdefault(bytes(digest), (int(payment), []))
+                        ids.append(first + i)
+            return found
+
+        return await self._run(scan)
 
     # -- setup --------------------------------------------------------------------------------
 

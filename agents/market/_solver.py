@@ -4,6 +4,7 @@ worker threads, anchors results in batches, defends them in disputes and settles
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import trio
@@ -264,6 +265,41 @@ class Solver(GameParty):
         job.trained = True
         self._commits.add((job.job_id, party.root), trio.current_time())
         await self._fill()
+
+    async def resume(self, held: Mapping[int, TaskSpec]) -> list[int]:
+        """Take back jobs assigned to this solver before a restart (``held``: job id -> its
+        spec, as the solver kept them): a job still assigned is trained and committed; a
+        committed or disputed one has its run rebuilt (deterministic training) to answer the
+        referee (a verdict ends it; the submitter settles it otherwise), and is never
+        committed again. Returns the ids taken back (not those ended, held already, or not
+        this solver's)."""
+        if not held:
+            return []
+        me = self.market.address.lower()
+        live: list[int] = []
+        for view in await self.market.jobs(list(held)):
+            if view.job_id in self.jobs or (view.solver or "").lower() != me:
+                continue
+            spec = held[view.job_id]
+            if view.status is JobStatus.ASSIGNED:  # never committed: train and commit
+                self.jobs[view.job_id] = SolverJob(view.job_id, spec, None)
+                self.stats.inc("market.resumed")
+                self.start_soon(self._run, self.jobs[view.job_id])
+            elif view.status in (JobStatus.COMMITTED, JobStatus.DISPUTED):
+                job = self.jobs[view.job_id] = SolverJob(view.job_id, spec, None, trained=True)
+                if view.status is JobStatus.DISPUTED:
+                    job.disputed_at = trio.current_time()
+                self.stats.inc("market.rebuilt")
+                self.start_soon(self._rebuild, view.job_id, spec)
+            else:
+                continue
+            live.append(view.job_id)
+        return live
+
+    async def _rebuild(self, job_id: int, spec: TaskSpec) -> None:
+        async with self._slots:
+            party = await trio.to_thread.run_sync(self.train, spec)
+        self.parties[game_id(job_id)] = party
 
     @property
     def _anchor_period(self) -> float:

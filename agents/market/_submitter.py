@@ -12,7 +12,7 @@ import trio
 
 from axl import Context, PeerId
 from compute import TaskSpec
-from coordination import ChainEvent, CoordinationError
+from coordination import ChainEvent, CoordinationError, JobStatus
 
 from .._decorators import on
 from ._base import TOKEN, MarketAgent, Narrator
@@ -108,6 +108,52 @@ class Submitter(MarketAgent):
         await self._post(tickets)
         self.tickets += tickets
         return tickets
+
+    async def resume(self, specs: Sequence[TaskSpec]) -> list[Ticket]:
+        """Submit ``specs`` once across restarts (each spec hash distinct): the ones this
+        account already escrowed are adopted (:meth:`adopt`) in their chain state, the others
+        submitted. One ticket per spec, in order. Raises :class:`CoordinationError`."""
+        posted = await self.market.posted_by_me({spec_hash(spec) for spec in specs})
+        fresh = [spec for spec in specs if spec_hash(spec) not in posted]
+        tickets = {id(t.spec): t for t in await self.submit(fresh)} if fresh else {}
+        for spec in specs:
+            found = posted.get(spec_hash(spec))
+            if found is not None:
+                tickets[id(spec)] = await self.adopt(spec, *found)
+        return [tickets[id(spec)] for spec in specs]
+
+    async def adopt(self, spec: TaskSpec, payment: int, job_ids: Sequence[int]) -> Ticket:
+        """Take over work this account escrowed before (e.g. before a restart) as jobs
+        ``job_ids`` (its attempts, oldest first), in the last one's chain state: a posted job
+        is auctioned, an assigned, committed or disputed one followed to its end, a refunded
+        one posted again while attempts remain. Nothing is escrowed twice."""
+        view = await self.market.job(job_ids[-1])
+        ticket = Ticket(spec, payment, job_ids=sorted(job_ids))
+        self.tickets.append(ticket)
+        for job_id in job_ids:
+            self._by_job[job_id] = ticket
+        ticket.deadline = view.deadline or 0
+        ticket.challenge_end = view.challenge_end
+        self.stats.inc("market.adopted")
+        live = {
+            JobStatus.POSTED: "posted",
+            JobStatus.ASSIGNED: "assigned",
+            JobStatus.COMMITTED: "committed",
+            JobStatus.DISPUTED: "disputed",
+        }
+        if view.status in live:
+            ticket.status = live[view.status]
+            if view.status is JobStatus.POSTED:
+                self.start_soon(self._auction, ticket, ticket.job_id)
+        elif view.status is JobStatus.SETTLED:
+            ticket.status = "paid"
+            ticket.done.set()
+        elif self.config.timeouts.retry(len(ticket.job_ids)):  # refunded: post it again
+            await self._post([ticket])
+        else:
+            ticket.status = "refunded"
+            ticket.done.set()
+        return ticket
 
     async def _post(self, tickets: Sequence[Ticket]) -> None:
         deadline = self.config.timeouts.deadline(await self.market.now())

@@ -56,9 +56,16 @@ def load_scenario(path: Path | None, sets: list[str] | None, **flags: Any) -> Sc
     return scenario.with_changes(changes) if changes else scenario
 
 
-def _fail(exc: InvalidScenario) -> typer.Exit:
-    typer.echo(f"invalid scenario: {exc}", err=True)
-    return typer.Exit(2)
+class _ScenarioError(typer.BadParameter):
+    """A usage error (exit status 2) whose message is the line itself: ``axl swarm`` prints
+    it as one ``axl: invalid scenario: ...`` line."""
+
+    def format_message(self) -> str:
+        return self.message
+
+
+def _fail(exc: InvalidScenario) -> typer.BadParameter:
+    return _ScenarioError(f"invalid scenario: {exc}")
 
 
 @app.command("simulate")

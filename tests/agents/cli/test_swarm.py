@@ -23,7 +23,7 @@ def test_an_invalid_scenario_is_one_line_and_status_2(axl: Axl) -> None:
     code, out, err = axl("swarm", "simulate", "--no-progress", "--set", "roles.nosuch=1")
     assert code == 2
     lines = [line for line in err.splitlines() if line.strip()]
-    assert lines == ["invalid scenario: no scenario field 'roles.nosuch'"]
+    assert lines == ["axl: invalid scenario: no scenario field 'roles.nosuch'"]
     assert "Traceback" not in out + err
 
 
