@@ -39,12 +39,6 @@ inline float round_f(float v) {
   return std::copysign(r, v);
 }
 
-// torch.clamp / clamp_min semantics: NaN propagates.
-inline float clamp_f(float x, float lo, float hi) {
-  if (isnan_f(x)) return x;
-  return x < lo ? lo : (x > hi ? hi : x);
-}
-
 inline float pow2_f(float n) {
   // ((int32(n) + 127) << 23) as float bits; n is integral in [-126, 127] for finite input.
   uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
@@ -53,14 +47,18 @@ inline float pow2_f(float n) {
   return out;
 }
 
+// _repops.rexp, branch-free so that loops over it vectorise. clamp as torch.clamp (NaN stays
+// NaN: both comparisons are false); a NaN n is replaced by 0 before the integer conversion,
+// and p is NaN then anyway, so the product is NaN as in torch.
 inline float rexp1(float x) {
-  x = clamp_f(x, -87.0f, 88.0f);
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
   float n = round_f(x * kLog2e);
   float r = (x - n * kLn2Hi) - n * kLn2Lo;
   float p = r * kExpC[0] + kExpC[1];
   for (int i = 2; i < 8; ++i) p = p * r + kExpC[i];
-  if (isnan_f(n)) return p * n;  // p * pow2(n) is NaN here whatever pow2 returns
-  return p * pow2_f(n);
+  float nn = n == n ? n : 0.0f;
+  return p * pow2_f(nn);
 }
 
 inline float rlog1(float x) {
@@ -225,7 +223,9 @@ int axl_ce_loss(const float* x, const int64_t* y, i64 rows, i64 c, float* out) {
   for (i64 i = 0; i < rows; ++i) {
     const float* xr = x + i * c;
     float m = rmax_row(xr, c, 1);
-    for (i64 k = 0; k < c; ++k) scratch[k] = rexp1(xr[k] - m);
+    float* sc = scratch.data();
+    for (i64 k = 0; k < c; ++k) sc[k] = xr[k] - m;
+    for (i64 k = 0; k < c; ++k) sc[k] = rexp1(sc[k]);
     tree_inplace(scratch.data(), c, 1);
     picked[i] = (xr[y[i]] - m) - rlog1(scratch[0]);
   }
@@ -244,9 +244,14 @@ int axl_ce_grad(const float* x, const int64_t* y, i64 rows, i64 c, float* out) {
     const float* xr = x + i * c;
     float* o = out + i * c;
     float m = rmax_row(xr, c, 1);
-    for (i64 k = 0; k < c; ++k) o[k] = rexp1(xr[k] - m);
+    for (i64 k = 0; k < c; ++k) o[k] = xr[k] - m;
+    for (i64 k = 0; k < c; ++k) o[k] = rexp1(o[k]);
     float s = tree_row(o, c, scratch.data());
-    for (i64 k = 0; k < c; ++k) o[k] = ((o[k] / s) - (k == y[i] ? 1.0f : 0.0f)) / nf;
+    // ((e / s) - onehot) / rows; the one-hot column is written separately (x - 0 == x).
+    for (i64 k = 0; k < c; ++k) o[k] = o[k] / s;
+    const float hot = o[y[i]] - 1.0f;
+    for (i64 k = 0; k < c; ++k) o[k] = (o[k] - 0.0f) / nf;
+    o[y[i]] = hot / nf;
   }
   return 0;
 }
@@ -261,7 +266,9 @@ void axl_causal_softmax(const float* x, i64 nb, i64 t, float scale, float* out) 
     float* o = out + r * t;
     for (i64 k = 0; k < t; ++k) o[k] = k > i ? ninf : xr[k] * scale;
     float m = rmax_row(o, t, 1);
-    for (i64 k = 0; k < t; ++k) o[k] = k > i ? 0.0f : rexp1(o[k] - m);
+    for (i64 k = 0; k < t; ++k) o[k] = o[k] - m;
+    for (i64 k = 0; k < t; ++k) o[k] = rexp1(o[k]);
+    for (i64 k = i + 1; k < t; ++k) o[k] = 0.0f;
     float s = tree_row(o, t, scratch.data());
     for (i64 k = 0; k < t; ++k) o[k] = o[k] / s;
   }
@@ -337,6 +344,56 @@ void axl_adam_param(const float* p, const float* m, const float* v, const float*
     float denom = std::sqrt(v[i] / c2) + eps;
     out[i] = p[i] - step / denom;
   }
+}
+
+// _prims.random_bits: the counter-based hash of (index * 0x9E3779B9 + base) mod 2**32, as
+// 32-bit unsigned arithmetic (the int64 torch form keeps exactly these low 32 bits).
+void axl_random_bits(int64_t base, i64 count, int64_t* out) {
+  const uint32_t b = (uint32_t)base;
+  for (i64 i = 0; i < count; ++i) {
+    uint32_t x = (uint32_t)i * 0x9E3779B9u + b;
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    x ^= x >> 16;
+    out[i] = (int64_t)x;
+  }
+}
+
+// _prims.im2col: 3x3 patches (padding 1, zeros +0) of (B, C, H, W) as rows (B*H*W, C*9).
+void axl_im2col(const float* x, i64 nb, i64 nc, i64 h, i64 w, float* out) {
+  for (i64 b = 0; b < nb; ++b)
+    for (i64 y = 0; y < h; ++y)
+      for (i64 xx = 0; xx < w; ++xx) {
+        float* row = out + ((b * h + y) * w + xx) * nc * 9;
+        for (i64 c = 0; c < nc; ++c) {
+          const float* img = x + (b * nc + c) * h * w;
+          for (i64 i = 0; i < 3; ++i)
+            for (i64 j = 0; j < 3; ++j) {
+              i64 sy = y + i - 1, sx = xx + j - 1;
+              bool in = sy >= 0 && sy < h && sx >= 0 && sx < w;
+              row[c * 9 + i * 3 + j] = in ? img[sy * w + sx] : 0.0f;
+            }
+        }
+      }
+}
+
+// _prims.col2im: each pixel of (B, C, H, W) is +0 plus its taps in (ky, kx) order.
+void axl_col2im(const float* cols, i64 nb, i64 nc, i64 h, i64 w, float* out) {
+  for (i64 b = 0; b < nb; ++b)
+    for (i64 c = 0; c < nc; ++c)
+      for (i64 y = 0; y < h; ++y)
+        for (i64 xx = 0; xx < w; ++xx) {
+          float acc = 0.0f;
+          for (i64 i = 0; i < 3; ++i)
+            for (i64 j = 0; j < 3; ++j) {
+              i64 sy = y + 1 - i, sx = xx + 1 - j;
+              if (sy < 0 || sy >= h || sx < 0 || sx >= w) continue;
+              acc = acc + cols[((b * h + sy) * w + sx) * nc * 9 + c * 9 + i * 3 + j];
+            }
+          out[((b * nc + c) * h + y) * w + xx] = acc;
+        }
 }
 
 }  // extern "C"

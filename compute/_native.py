@@ -69,6 +69,9 @@ _SIGNATURES: dict[str, tuple[type, ...]] = {
     "axl_adam_m": (_P, _P, _I, _F, _F, _P),
     "axl_adam_v": (_P, _P, _I, _F, _F, _P),
     "axl_adam_param": (_P, _P, _P, _P, _P, _I, _F, _F, _P),
+    "axl_random_bits": (_I, _I, _P),
+    "axl_im2col": (_P, _I, _I, _I, _I, _P),
+    "axl_col2im": (_P, _I, _I, _I, _I, _P),
 }
 
 
@@ -377,4 +380,40 @@ def adam_param(
     lib.axl_adam_param(
         _ptr(p), _ptr(m), _ptr(v), _ptr(b1p), _ptr(b2p), p.numel(), lr, eps, _ptr(out)
     )
+    return out
+
+
+# --- data and convolution moves -------------------------------------------------------------
+
+
+def random_bits(base: int, count: int, device: torch.device) -> Tensor | None:
+    """The ``count`` 32-bit words (int64) of ``_prims.random_bits`` for a hashed ``base``."""
+    if not _enabled or device.type != "cpu" or count <= 0:
+        return None
+    lib = _load()
+    if lib is None:
+        return None
+    out = torch.empty(count, dtype=torch.int64)
+    lib.axl_random_bits(base, count, _ptr(out))
+    return out
+
+
+def im2col(x: Tensor) -> Tensor | None:
+    lib = _ok(x)
+    if lib is None or x.dim() != 4:
+        return None
+    x = x.contiguous()
+    b, c, h, w = x.shape
+    out = torch.empty((b * h * w, c * 9), dtype=torch.float32)
+    lib.axl_im2col(_ptr(x), b, c, h, w, _ptr(out))
+    return out
+
+
+def col2im(cols: Tensor, batch: int, channels: int, size: int) -> Tensor | None:
+    lib = _ok(cols)
+    if lib is None or tuple(cols.shape) != (batch * size * size, channels * 9):
+        return None
+    cols = cols.contiguous()
+    out = torch.empty((batch, channels, size, size), dtype=torch.float32)
+    lib.axl_col2im(_ptr(cols), batch, channels, size, size, _ptr(out))
     return out

@@ -69,6 +69,9 @@ def random_bits(key: Tensor, stream: Tensor | int, count: int) -> Tensor:
     # int64 tensor form only wraps above bit 63, which the 32-bit masks discard) instead of
     # ~20 tiny tensor ops.
     base = _hash32_int((_hash32_int((int(key) + int(stream)) & _M32) ^ 0x5BD1E995) & _M32)
+    fused = _native.random_bits(base, count, key.device)
+    if fused is not None:
+        return fused
     idx = torch.arange(count, dtype=torch.int64, device=key.device)
     return _hash32(idx.mul_(0x9E3779B9).add_(base).bitwise_and_(_M32))
 
@@ -331,6 +334,9 @@ def sum_batch(g: Tensor, *, batch: int) -> Tensor:
 @_prim("im2col")
 def im2col(x: Tensor) -> Tensor:
     """3x3 patches (padding 1) of (B, C, H, W) as rows (B*H*W, C*9), order (c, ky, kx)."""
+    fused = _native.im2col(x)
+    if fused is not None:
+        return fused
     b, c, h, w = x.shape
     xp = torch.nn.functional.pad(x, (1, 1, 1, 1))
     cols = torch.stack([xp[:, :, i : i + h, j : j + w] for i in range(3) for j in range(3)], 2)
@@ -340,6 +346,9 @@ def im2col(x: Tensor) -> Tensor:
 @_prim("col2im")
 def col2im(cols: Tensor, *, batch: int, channels: int, size: int) -> Tensor:
     """Adjoint of :func:`im2col`: overlapping patches are added in a fixed (ky, kx) order."""
+    fused = _native.col2im(cols, batch, channels, size)
+    if fused is not None:
+        return fused
     h = w = size
     c = cols.reshape(batch, h, w, channels, 3, 3).permute(0, 3, 4, 5, 1, 2)
     out = torch.zeros(batch, channels, h + 2, w + 2, dtype=cols.dtype, device=cols.device)

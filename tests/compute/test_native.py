@@ -76,6 +76,23 @@ def test_products_and_tree_sums_on_many_shapes(special: bool) -> None:
 
 
 @needs_native
+def test_data_rng_and_convolution_moves() -> None:
+    from compute._prims import random_bits
+
+    for key, stream, count in [(0, 0, 1), (0xFFFFFFFF, 0x7FFFFFF1, 1000), (12345, 2**40, 77)]:
+        k = torch.tensor(key, dtype=torch.int64)
+        assert len(set(_hashes(random_bits, k, stream, count))) == 1, (key, stream)
+    for b, c, size in [(1, 1, 4), (2, 3, 8), (3, 5, 12)]:
+        x = _specials((b, c, size, size), size)
+        assert len(set(_hashes(PRIMS["im2col"], x))) == 1
+        cols = _specials((b * size * size, c * 9), c)
+        kw = {"batch": b, "channels": c, "size": size}
+        assert len(set(_hashes(PRIMS["col2im"], cols, **kw))) == 1
+        zeros = torch.where(torch.rand(cols.shape) < 0.5, -0.0, 0.0)  # the sign of zero sums
+        assert len(set(_hashes(PRIMS["col2im"], zeros, **kw))) == 1
+
+
+@needs_native
 def test_sqrt_using_kernels_on_dense_inputs() -> None:
     """Adam and layer norm use the hardware sqrt (correctly rounded) where the torch path uses
     sqrt_rn: compared on 2**18 values over the whole float32 range."""
