@@ -235,6 +235,23 @@ def best_pair(spec: TaskSpec, steps: int, repeats: int, device: str = "cpu") -> 
     return plain, repro
 
 
+def gemm_seconds(spec: TaskSpec, steps: int) -> float:
+    """Seconds per reproducible step spent inside torch's float64 GEMMs (``aten::mm``/``bmm``,
+    torch.profiler): the floor of this exact-product scheme, everything else fused away."""
+    from torch.profiler import ProfilerActivity, profile
+
+    prog = build_program(spec)
+    state = run_step(prog, init_state(spec)).state
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            state = run_step(prog, state).state
+    total = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in _GEMMS)
+    return total * 1e-6 / steps
+
+
+_GEMMS = ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm")
+
+
 def _load() -> str:
     return "load avg " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -243,13 +260,17 @@ def overhead_table(
     sizes: list[tuple[str, TaskSpec, int]], repeats: int, device: str, row: Callable[[str], None]
 ) -> None:
     """Print one line per task size: plain ms, reproducible ms, the ratios."""
-    row(f"  {'task (Adam)':<40} {'plain ms':>9} {'repro ms':>9} {'ratio':>7} {'excl. data':>10}")
+    row(
+        f"  {'task (Adam)':<40} {'plain ms':>9} {'repro ms':>9} {'ratio':>7} {'excl. data':>10}"
+        f" {'f64 GEMM floor':>14}"
+    )
     for label, spec, steps in sizes:
         plain, repro = best_pair(spec, steps, repeats, device)
         gen = min(data_time(spec, steps) for _ in range(2)) if device == "cpu" else 0.0
+        floor = f"{gemm_seconds(spec, steps) / plain:>13.2f}x" if device == "cpu" else ""
         row(
             f"  {label:<40} {plain * 1e3:>9.2f} {repro * 1e3:>9.2f} {repro / plain:>6.2f}x"
-            f" {(repro - gen) / plain:>9.2f}x"
+            f" {(repro - gen) / plain:>9.2f}x {floor}"
         )
 
 
