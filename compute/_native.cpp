@@ -211,7 +211,10 @@ void axl_relu(const float* x, i64 n, float* out) {
 }
 
 void axl_relu_grad(const float* g, const float* x, i64 n, float* out) {
-  for (i64 i = 0; i < n; ++i) out[i] = x[i] > 0.0f ? g[i] : 0.0f;
+  for (i64 i = 0; i < n; ++i) {
+    const float gi = g[i];  // an unconditional load: the select vectorises
+    out[i] = x[i] > 0.0f ? gi : 0.0f;
+  }
 }
 
 // _prims.ce_loss: -(tree sum over rows of log_softmax(logits)[i, y[i]]) / rows.

@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -44,6 +45,16 @@ FLAGS = (
     "-fno-math-errno",
     "-fno-trapping-math",  # FP exception flags are never read; results are unchanged
 )
+
+# Vector ISA of the build (x86-64 only; elsewhere the baseline): the same IEEE operations in
+# wider registers, so every level gives the same bits (the child-process matrix in
+# tests/compute/test_reproducibility.py runs each level through ATEN_CPU_CAPABILITY, which
+# picks it unless AXL_NATIVE_ISA names one). FMA stays off at every level.
+ISA_FLAGS: dict[str, tuple[str, ...]] = {
+    "default": (),
+    "avx2": ("-mavx2", "-mno-fma"),
+    "avx512": ("-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mno-fma"),
+}
 
 _lib: ctypes.CDLL | None = None
 _loaded = False
@@ -83,14 +94,26 @@ def _cache_dir() -> Path:
     return Path(base) / "axl"
 
 
+def isa() -> str:
+    """The vector ISA the kernels are built for in this process (a key of ISA_FLAGS)."""
+    chosen = os.environ.get("AXL_NATIVE_ISA", "").lower()
+    if chosen in ISA_FLAGS:
+        return chosen
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return "default"
+    cap = torch.backends.cpu.get_cpu_capability().lower()
+    return cap if cap in ISA_FLAGS else "default"
+
+
 def _build() -> Path:
     """Compile the library into the cache (once per source/flags/compiler); its path."""
+    flags = (*FLAGS, *ISA_FLAGS[isa()])
     cxx = shutil.which(os.environ.get("CXX", "g++"))
     if cxx is None:
         raise OSError(f"no C++ compiler ({os.environ.get('CXX', 'g++')!r} not found)")
     version = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=30)
     key = hashlib.sha256(
-        SOURCE.read_bytes() + " ".join(FLAGS).encode() + version.stdout.encode()
+        SOURCE.read_bytes() + " ".join(flags).encode() + version.stdout.encode()
     ).hexdigest()[:16]
     cache = _cache_dir()
     target = cache / f"axl_repops-{key}.so"
@@ -101,7 +124,7 @@ def _build() -> Path:
     os.close(fd)
     try:
         done = subprocess.run(
-            [cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=300
+            [cxx, *flags, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=300
         )
         if done.returncode != 0:
             raise OSError(f"{cxx} failed: {done.stderr.strip()[-500:]}")
@@ -130,7 +153,7 @@ def _load() -> ctypes.CDLL | None:
         status = f"unavailable ({type(exc).__name__}: {exc}); using the torch path"
         return None
     _lib = lib
-    status = "loaded"
+    status = f"loaded ({isa()})"
     return lib
 
 

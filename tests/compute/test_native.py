@@ -19,6 +19,7 @@ from compute._repops import rmm, rsum
 
 from .primfuzz import SPECIALS, primitive_hashes
 from .tasks import REPRO_SPECS
+from .test_reproducibility import _axes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,21 +139,38 @@ def test_hostile_inputs_take_the_torch_path_and_fail_the_same_way() -> None:
 
 
 CHILD = """
-import json, torch
+import json, sys, torch
 from compute import _native, train
+from tests.compute.primfuzz import primitive_hashes
 from tests.compute.tasks import REPRO_SPECS
 torch.set_num_threads(1)
-print(json.dumps({"native": _native.available(), "status": _native.status,
-                  "roots": [train(s).root.hex() for s in REPRO_SPECS]}))
+out = {"native": _native.available(), "status": _native.status, "isa": _native.isa(),
+       "roots": [train(s).root.hex() for s in REPRO_SPECS]}
+if "prims" in sys.argv:
+    out["prims"] = primitive_hashes(list(REPRO_SPECS))
+print(json.dumps(out))
 """
 
 
-def _child(env: dict[str, str]) -> subprocess.Popen[str]:
+def _child(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith(("AXL_NATIVE", "CXX"))}
     full.update(env)
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True, cwd=ROOT, env=full
+        [sys.executable, "-c", CHILD, *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=full,
     )
+
+
+def _results(procs: list[subprocess.Popen[str]]) -> list[dict[str, object]]:
+    out = []
+    for proc in procs:
+        stdout, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0
+        out.append(json.loads(stdout.strip().splitlines()[-1]))
+    return out
 
 
 def test_fresh_build_and_no_compiler_give_the_same_roots(tmp_path: Path) -> None:
@@ -160,15 +178,26 @@ def test_fresh_build_and_no_compiler_give_the_same_roots(tmp_path: Path) -> None
     runs; both commit the roots of this process."""
     fresh = _child({"AXL_NATIVE_CACHE": str(tmp_path / "fresh")})
     bare = _child({"AXL_NATIVE_CACHE": str(tmp_path / "bare"), "CXX": "/nonexistent/c++"})
-    out = []
-    for proc in (fresh, bare):
-        stdout, _ = proc.communicate(timeout=300)
-        assert proc.returncode == 0
-        out.append(json.loads(stdout.strip().splitlines()[-1]))
+    out = _results([fresh, bare])
     here = [train(s).root.hex() for s in REPRO_SPECS]
-    assert out[1]["native"] is False and "compiler" in out[1]["status"]
+    assert out[1]["native"] is False and "compiler" in str(out[1]["status"])
     assert out[1]["roots"] == here
     if _native.available():
         assert out[0]["native"] is True, out[0]["status"]
         assert list((tmp_path / "fresh").glob("axl_repops-*.so"))
     assert out[0]["roots"] == here
+
+
+@needs_native
+@pytest.mark.slow
+def test_every_vector_isa_build_gives_the_same_bits() -> None:
+    """The kernels built for each vector ISA this CPU has (baseline, AVX2, AVX-512) hash every
+    primitive and commit every root exactly as this process does."""
+    caps = _axes()[0]
+    out = _results([_child({"AXL_NATIVE_ISA": cap}, "prims") for cap in caps])
+    here = primitive_hashes(list(REPRO_SPECS))
+    roots = [train(s).root.hex() for s in REPRO_SPECS]
+    for cap, res in zip(caps, out, strict=True):
+        assert res["native"] is True and res["isa"] == cap, res["status"]
+        assert res["prims"] == here, cap
+        assert res["roots"] == roots, cap
