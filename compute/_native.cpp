@@ -122,6 +122,19 @@ inline float ln_hat_row(const float* x, i64 d, float eps, float* xhat, float* sc
 
 extern "C" {
 
+// The scale of a row/column from the bit pattern of its max|x| (_repops._quantise): clamp to
+// 2**-100, p = m / frexp mantissa (exactly 2**e), r = 2**bits / p (float32), s = p * 2**-bits.
+inline void quant_scale(uint32_t mbits, float top, double down, float* r, double* s) {
+  float mm;
+  std::memcpy(&mm, &mbits, sizeof mm);
+  if (!isnan_f(mm) && mm < kClamp) mm = kClamp;
+  int e = 0;
+  float mant = std::frexp(mm, &e);
+  float p = mm / mant;
+  *r = top / p;
+  *s = (double)p * down;
+}
+
 // Block-floating-point quantisation of a contiguous (B, R, C) float32 tensor
 // (_repops._quantise): axis 1 reduces over C (one scale per row), axis 0 over R (one per
 // column). q is a contiguous (B, R, C) float64 tensor of integers, s holds the float64 scales
@@ -156,16 +169,7 @@ void axl_quant(const float* x, i64 nb, i64 nr, i64 nc, int axis, int bits, doubl
         }
       }
     }
-    for (i64 i = 0; i < ns; ++i) {
-      float mm;
-      std::memcpy(&mm, &m[i], sizeof mm);
-      if (!isnan_f(mm) && mm < kClamp) mm = kClamp;
-      int e = 0;
-      float mant = std::frexp(mm, &e);
-      float p = mm / mant;
-      r[i] = top / p;
-      s[b * ns + i] = (double)p * down;
-    }
+    for (i64 i = 0; i < ns; ++i) quant_scale(m[i], top, down, &r[i], &s[b * ns + i]);
     for (i64 i = 0; i < nr; ++i) {
       const float* row = xb + i * nc;
       double* qrow = qb + i * nc;
@@ -176,6 +180,58 @@ void axl_quant(const float* x, i64 nb, i64 nr, i64 nc, int axis, int bits, doubl
         const float* rr = r.data();
         for (i64 k = 0; k < nc; ++k) qrow[k] = (double)round_f(row[k] * rr[k]);
       }
+    }
+  }
+}
+
+// The whole of _repops.rmm (+ bias) for small strided operands in one call: quantise the rows
+// of A (nb, m, k) and the columns of B (nb, k, n) as axl_quant does, multiply the integers in
+// float64 (every product and partial sum an integer below 2**53: exact in this order as in any
+// other), then scale and round as axl_scale does.
+void axl_rmm_small(const float* a, i64 nb, i64 m, i64 k, i64 sab, i64 sam, i64 sak,
+                   const float* bm, i64 n, i64 sbb, i64 sbk, i64 sbn, int bits,
+                   const float* bias, float* out) {
+  const float top = std::ldexp(1.0f, bits);
+  const double down = std::ldexp(1.0, -bits);
+  std::vector<double> qa((size_t)(m * k)), qb((size_t)(k * n)), sa(m), sb(n), acc(n);
+  std::vector<float> ra(m), rb(n);
+  std::vector<uint32_t> mb(n);
+  for (i64 b = 0; b < nb; ++b) {
+    const float* ab = a + b * sab;
+    const float* bb = bm + b * sbb;
+    for (i64 i = 0; i < m; ++i) {
+      uint32_t mx = 0;
+      for (i64 kk = 0; kk < k; ++kk) {
+        uint32_t v;
+        std::memcpy(&v, ab + i * sam + kk * sak, sizeof v);
+        v &= 0x7FFFFFFFu;
+        mx = v > mx ? v : mx;
+      }
+      quant_scale(mx, top, down, &ra[i], &sa[i]);
+      for (i64 kk = 0; kk < k; ++kk) qa[i * k + kk] = (double)round_f(ab[i * sam + kk * sak] * ra[i]);
+    }
+    for (i64 j = 0; j < n; ++j) mb[j] = 0;
+    for (i64 kk = 0; kk < k; ++kk)
+      for (i64 j = 0; j < n; ++j) {
+        uint32_t v;
+        std::memcpy(&v, bb + kk * sbk + j * sbn, sizeof v);
+        v &= 0x7FFFFFFFu;
+        mb[j] = v > mb[j] ? v : mb[j];
+      }
+    for (i64 j = 0; j < n; ++j) quant_scale(mb[j], top, down, &rb[j], &sb[j]);
+    for (i64 kk = 0; kk < k; ++kk)
+      for (i64 j = 0; j < n; ++j) qb[kk * n + j] = (double)round_f(bb[kk * sbk + j * sbn] * rb[j]);
+    for (i64 i = 0; i < m; ++i) {
+      for (i64 j = 0; j < n; ++j) acc[j] = 0.0;
+      for (i64 kk = 0; kk < k; ++kk) {
+        const double x = qa[i * k + kk];
+        const double* qrow = qb.data() + kk * n;
+        for (i64 j = 0; j < n; ++j) acc[j] = acc[j] + x * qrow[j];
+      }
+      float* o = out + (b * m + i) * n;
+      for (i64 j = 0; j < n; ++j) o[j] = (float)(((acc[j] + 0.0) * sa[i]) * sb[j]);
+      if (bias != nullptr)
+        for (i64 j = 0; j < n; ++j) o[j] = o[j] + bias[j];
     }
   }
 }

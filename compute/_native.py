@@ -23,6 +23,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,6 +68,7 @@ _F = ctypes.c_float
 _SIGNATURES: dict[str, tuple[type, ...]] = {
     "axl_quant": (_P, _I, _I, _I, ctypes.c_int, ctypes.c_int, _P, _P),
     "axl_scale": (_P, _I, _I, _I, _P, _P, _P, _P),
+    "axl_rmm_small": (_P, _I, _I, _I, _I, _I, _I, _P, _I, _I, _I, _I, ctypes.c_int, _P, _P),
     "axl_rsum": (_P, _I, _I, _I, _P),
     "axl_relu": (_P, _I, _P),
     "axl_relu_grad": (_P, _P, _I, _P),
@@ -190,19 +192,46 @@ def _ptr(t: Tensor) -> int:
 # --- exact products ---------------------------------------------------------------------
 
 
-def _quantise(lib: ctypes.CDLL, x: Tensor, axis: int, bits: int) -> tuple[Tensor, Tensor]:
+_scratch = threading.local()
+_SCRATCH_LIMIT = 2**25  # float64 elements (256 MiB) per buffer kept between calls
+
+
+def _buffer(role: str, shape: tuple[int, ...]) -> Tensor:
+    """A float64 scratch tensor of ``shape`` for ``role``, reused by later calls in this
+    thread (rmm's quantised operands and exact product are temporaries: reusing their memory
+    saves the allocation and page faults of megabytes per product; values are unaffected)."""
+    n = 1
+    for d in shape:
+        n *= d
+    if n > _SCRATCH_LIMIT:
+        return torch.empty(shape, dtype=torch.float64)
+    bufs: dict[str, Tensor] = _scratch.__dict__.setdefault("bufs", {})
+    buf = bufs.get(role)
+    if buf is None or buf.numel() < n:
+        buf = bufs[role] = torch.empty(n, dtype=torch.float64)
+    return buf[:n].view(shape)
+
+
+def _quantise(
+    lib: ctypes.CDLL, x: Tensor, axis: int, bits: int, role: str
+) -> tuple[Tensor, Tensor]:
     """q (float64, the logical shape of ``x``, possibly a transposed view) and scales s (float64,
     (B, R) for axis 1 or (B, C) for axis 0) of a 3-D float32 ``x``, read in memory order."""
     xt = x.transpose(1, 2)
     if not x.is_contiguous() and xt.is_contiguous():
-        q, s = _quantise(lib, xt, 1 - axis, bits)  # the same numbers, stored transposed
+        q, s = _quantise(lib, xt, 1 - axis, bits, role)  # the same numbers, stored transposed
         return q.transpose(1, 2), s
     x = x.contiguous()
     nb, nr, nc = x.shape
-    q = torch.empty((nb, nr, nc), dtype=torch.float64)
+    q = _buffer(role, (nb, nr, nc))
     s = torch.empty((nb, nr if axis == 1 else nc), dtype=torch.float64)
     lib.axl_quant(_ptr(x), nb, nr, nc, axis, bits, _ptr(q), _ptr(s))
     return q, s
+
+
+# Products of at most this many multiply-adds run entirely in one kernel call (its plain
+# float64 loop beats the per-call overhead of quantise + torch GEMM + scale below this size).
+SMALL_PRODUCT = 2**17
 
 
 def rmm(a: Tensor, b: Tensor, bits: int, bias: Tensor | None = None) -> Tensor | None:
@@ -219,10 +248,22 @@ def rmm(a: Tensor, b: Tensor, bits: int, bias: Tensor | None = None) -> Tensor |
     a3 = a if a.dim() == 3 else a.unsqueeze(0)
     b3 = b if b.dim() == 3 else b.unsqueeze(0)
     nb = a3.shape[0]
-    qa, sa = _quantise(lib, a3, 1, bits)
-    qb, sb = _quantise(lib, b3, 0, bits)
+    if nb * m * n * k <= SMALL_PRODUCT:
+        out = torch.empty((nb, m, n), dtype=torch.float32)
+        bias = None if bias is None else bias.contiguous()  # held until the call returns
+        lib.axl_rmm_small(
+            _ptr(a3), nb, m, k, *a3.stride(), _ptr(b3), n, *b3.stride(), bits,
+            None if bias is None else _ptr(bias), _ptr(out),
+        )  # fmt: skip
+        return out if a.dim() == 3 else out[0]
+    qa, sa = _quantise(lib, a3, 1, bits, "a")
+    qb, sb = _quantise(lib, b3, 0, bits, "b")
     # Integers below 2**53 (mm_bits): the float64 GEMM is exact in any order or blocking.
-    exact = (torch.bmm(qa, qb) if nb > 1 else torch.mm(qa[0], qb[0])).contiguous()
+    exact = _buffer("out", (nb, m, n))
+    if nb > 1:
+        torch.bmm(qa, qb, out=exact)
+    else:
+        torch.mm(qa[0], qb[0], out=exact[0])
     out = torch.empty((nb, m, n), dtype=torch.float32)
     bias = None if bias is None else bias.contiguous()  # held until the call returns
     bptr = None if bias is None else _ptr(bias)
