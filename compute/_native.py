@@ -180,9 +180,12 @@ def _ok(*ts: Tensor) -> ctypes.CDLL | None:
     if not _enabled:
         return None
     for t in ts:
-        if t.dtype != torch.float32 or t.device.type != "cpu" or t.requires_grad or t.numel() == 0:
+        if t.dtype is not _F32 or not t.is_cpu or t.requires_grad or t.numel() == 0:
             return None
-    return _load()
+    return _lib if _loaded else _load()
+
+
+_F32 = torch.float32
 
 
 def _ptr(t: Tensor) -> int:
