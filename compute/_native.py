@@ -107,9 +107,9 @@ def isa() -> str:
     return cap if cap in ISA_FLAGS else "default"
 
 
-def _build() -> Path:
-    """Compile the library into the cache (once per source/flags/compiler); its path."""
-    flags = (*FLAGS, *ISA_FLAGS[isa()])
+def _build(level: str) -> Path:
+    """Compile the library for ``level`` into the cache (once per source/flags/compiler)."""
+    flags = (*FLAGS, *ISA_FLAGS[level])
     cxx = shutil.which(os.environ.get("CXX", "g++"))
     if cxx is None:
         raise OSError(f"no C++ compiler ({os.environ.get('CXX', 'g++')!r} not found)")
@@ -145,18 +145,22 @@ def _load() -> ctypes.CDLL | None:
     if os.environ.get("AXL_NATIVE", "1") == "0":
         status = "disabled by AXL_NATIVE=0"
         return None
-    try:
-        lib = ctypes.CDLL(str(_build()))
-        for name, args in _SIGNATURES.items():
-            fn = getattr(lib, name)
-            fn.argtypes = list(args)
-            fn.restype = ctypes.c_int if name.startswith("axl_ce_") else None
-    except (OSError, subprocess.SubprocessError, AttributeError) as exc:
-        status = f"unavailable ({type(exc).__name__}: {exc}); using the torch path"
-        return None
-    _lib = lib
-    status = f"loaded ({isa()})"
-    return lib
+    errors = []
+    for level in dict.fromkeys((isa(), "default")):  # a compiler without AVX-512: baseline
+        try:
+            lib = ctypes.CDLL(str(_build(level)))
+            for name, args in _SIGNATURES.items():
+                fn = getattr(lib, name)
+                fn.argtypes = list(args)
+                fn.restype = ctypes.c_int if name.startswith("axl_ce_") else None
+        except (OSError, subprocess.SubprocessError, AttributeError) as exc:
+            errors.append(f"{level}: {type(exc).__name__}: {exc}")
+            continue
+        _lib = lib
+        status = f"loaded ({level})"
+        return lib
+    status = f"unavailable ({'; '.join(errors)}); using the torch path"
+    return None
 
 
 def available() -> bool:
