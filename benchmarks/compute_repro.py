@@ -2,10 +2,11 @@
 
 Three measurements in one run, each against an anchor measured in the same run:
 
-1. **Training overhead.** The same task (an MLP classifier with Adam) trained with plain torch
-   (``nn.Sequential``, autograd, ``torch.optim.Adam``) and with AXL's reproducible step
-   program, on the same batches; per-step time and the ratio (target <= 1.5x on 2 threads).
-   Runs alternate between the two and the best of each is kept (the machine may be shared).
+1. **Training overhead.** Each task kind (MLP, CNN, transformer) at two sizes, trained with
+   plain torch (``nn`` modules, autograd, ``torch.optim.Adam``) and with AXL's reproducible
+   step program, on the same batches; per-step time and the ratio (target <= 1.5x). Runs
+   alternate between the two and the best of each is kept (the machine may be shared). A CUDA
+   row (reproducible and plain on the same GPU) runs only where torch sees a GPU.
 2. **Commitments.** Hashing the full training state at a checkpoint and building the Merkle
    tree over all checkpoint hashes, against the time of one training step / the whole job.
 3. **A dispute over a long job** (1,024 steps by default): a cheating solver against an honest
@@ -20,19 +21,26 @@ from __future__ import annotations
 import argparse
 import hashlib
 import math
+import os
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from compute import (
     Adam,
     Cheat,
+    CNNModel,
+    DataSpec,
     MerkleTree,
     MLPModel,
     Party,
     TaskSpec,
+    TransformerModel,
+    _native,
     build_program,
     init_state,
     play,
@@ -46,23 +54,93 @@ from compute._program import _data_attrs
 
 from ._report import line, now
 
+Batch = tuple[torch.Tensor, torch.Tensor]
 
-def _batches(spec: TaskSpec, steps: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+
+def _batches(spec: TaskSpec, steps: int, device: str = "cpu") -> list[Batch]:
     attrs = _data_attrs(spec)
     key = torch.tensor(0, dtype=torch.int64)
     out = []
     for t in range(steps):
         step = torch.tensor(t, dtype=torch.int64)
-        out.append((PRIMS["data_x"](step, key, **attrs), PRIMS["data_y"](step, key, **attrs)))
+        x, y = PRIMS["data_x"](step, key, **attrs), PRIMS["data_y"](step, key, **attrs)
+        out.append((x.to(device), y.to(device)))
     return out
 
 
-def plain_step_time(spec: TaskSpec, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+class _Block(nn.Module):
+    """A pre-layernorm causal attention block with a ReLU MLP (as compute's transformer)."""
+
+    def __init__(self, m: TransformerModel) -> None:
+        super().__init__()
+        d = m.d_model
+        self.heads = m.heads
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.fc1, self.fc2 = nn.Linear(d, m.d_ff), nn.Linear(m.d_ff, d)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        b, t, d = h.shape
+        q, k, v = (
+            z.reshape(b, t, self.heads, d // self.heads).transpose(1, 2)
+            for z in self.qkv(self.ln1(h)).split(d, -1)
+        )
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        h = h + self.proj(o.transpose(1, 2).reshape(b, t, d))
+        return h + self.fc2(F.relu(self.fc1(self.ln2(h))))
+
+
+class _Transformer(nn.Module):
+    def __init__(self, m: TransformerModel) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(m.vocab, m.d_model)
+        self.pos = nn.Parameter(torch.zeros(m.seq_len, m.d_model))
+        self.blocks = nn.Sequential(*[_Block(m) for _ in range(m.layers)])
+        self.lnf, self.head = nn.LayerNorm(m.d_model), nn.Linear(m.d_model, m.vocab)
+        self.vocab = m.vocab
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.blocks(self.emb(x) + self.pos)
+        return self.head(self.lnf(h)).reshape(-1, self.vocab)
+
+
+def plain_model(spec: TaskSpec) -> nn.Module:
+    """The idiomatic torch model of ``spec``'s architecture."""
+    m = spec.model
+    if isinstance(m, MLPModel):
+        dims = [m.in_dim, *m.hidden, m.classes]
+        layers: list[nn.Module] = []
+        for i in range(len(dims) - 1):
+            layers.append(nn.Linear(dims[i], dims[i + 1]))
+            if i < len(dims) - 2:
+                layers.append(nn.ReLU())
+        return nn.Sequential(*layers)
+    if isinstance(m, CNNModel):
+        (c1, c2), s = m.channels, m.image_size
+        return nn.Sequential(
+            nn.Conv2d(m.in_channels, c1, 3, padding=1),
+            nn.ReLU(),
+            nn.AvgPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1),
+            nn.ReLU(),
+            nn.AvgPool2d(2),
+            nn.Flatten(),
+            nn.Linear(c2 * (s // 4) ** 2, m.classes),
+        )
+    return _Transformer(m)
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def plain_step_time(spec: TaskSpec, batches: list[Batch], device: str = "cpu") -> float:
     """Seconds per step of idiomatic torch training on ``batches`` (data made beforehand)."""
-    return _plain_run(spec, batches)[0]
+    return _plain_run(spec, batches, device)[0]
 
 
-def plain_fingerprint(spec: TaskSpec, batches: list[tuple[torch.Tensor, torch.Tensor]]) -> str:
+def plain_fingerprint(spec: TaskSpec, batches: list[Batch]) -> str:
     """Hash of the parameters after plain torch training (seeded init, deterministic mode)."""
     torch.manual_seed(0)
     torch.use_deterministic_algorithms(True)
@@ -72,37 +150,32 @@ def plain_fingerprint(spec: TaskSpec, batches: list[tuple[torch.Tensor, torch.Te
         torch.use_deterministic_algorithms(False)
 
 
-def _plain_run(
-    spec: TaskSpec, batches: list[tuple[torch.Tensor, torch.Tensor]]
-) -> tuple[float, str]:
-    m = spec.model
-    assert isinstance(m, MLPModel) and isinstance(spec.optimizer, Adam)
-    dims = [m.in_dim, *m.hidden, m.classes]
-    layers: list[nn.Module] = []
-    for i in range(len(dims) - 1):
-        layers.append(nn.Linear(dims[i], dims[i + 1]))
-        if i < len(dims) - 2:
-            layers.append(nn.ReLU())
-    net = nn.Sequential(*layers)
+def _plain_run(spec: TaskSpec, batches: list[Batch], device: str = "cpu") -> tuple[float, str]:
+    assert isinstance(spec.optimizer, Adam)
+    net = plain_model(spec).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=spec.optimizer.lr)
+    _sync(device)
     start = now()
     for x, y in batches:
         loss = F.cross_entropy(net(x), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
+    _sync(device)
     elapsed = (now() - start) / len(batches)
     digest = hashlib.sha256(b"".join(tensor_hash(p) for p in net.parameters())).hexdigest()
     return elapsed, digest
 
 
-def repro_step_time(spec: TaskSpec, steps: int) -> float:
+def repro_step_time(spec: TaskSpec, steps: int, device: str = "cpu") -> float:
     """Seconds per step of the reproducible step program (its data generation included)."""
     prog = build_program(spec)
-    state = init_state(spec)
+    state = {k: v.to(device) for k, v in init_state(spec).items()}
+    _sync(device)
     start = now()
     for _ in range(steps):
         state = run_step(prog, state).state
+    _sync(device)
     return (now() - start) / steps
 
 
@@ -110,6 +183,116 @@ def data_time(spec: TaskSpec, steps: int) -> float:
     start = now()
     _batches(spec, steps)
     return (now() - start) / steps
+
+
+SHIFT = DataSpec(kind="shift")
+# (label, spec, timed steps): each kind at a small size (per-call overhead dominates) and a
+# larger one (the GEMMs dominate).
+
+
+def _mlp(in_dim: int, hidden: int, batch: int) -> TaskSpec:
+    return TaskSpec(
+        model=MLPModel(in_dim=in_dim, hidden=(hidden, hidden), classes=10), batch_size=batch
+    )
+
+
+def _cnn(size: int, c1: int, c2: int, batch: int) -> TaskSpec:
+    model = CNNModel(image_size=size, in_channels=3, channels=(c1, c2), classes=10)
+    return TaskSpec(model=model, batch_size=batch)
+
+
+def _tf(t: int, d: int, layers: int, batch: int) -> TaskSpec:
+    model = TransformerModel(
+        vocab=2 * t, seq_len=t, d_model=d, heads=max(2, d // 32), d_ff=4 * d, layers=layers
+    )
+    return TaskSpec(model=model, data=SHIFT, batch_size=batch)
+
+
+SIZES: list[tuple[str, TaskSpec, int]] = [
+    ("MLP 64-256x256-10, batch 128", _mlp(64, 256, 128), 30),
+    ("MLP 256-1024x1024-10, batch 256", _mlp(256, 1024, 256), 8),
+    ("CNN 3x16x16, 8/16 ch, batch 16", _cnn(16, 8, 16, 16), 20),
+    ("CNN 3x32x32, 16/32 ch, batch 32", _cnn(32, 16, 32, 32), 6),
+    ("transformer T16 d32 1 layer, batch 8", _tf(16, 32, 1, 8), 20),
+    ("transformer T64 d128 2 layers, batch 8", _tf(64, 128, 2, 8), 6),
+]
+QUICK_SIZES: list[tuple[str, TaskSpec, int]] = [
+    ("MLP 16-32x32-10, batch 16", _mlp(16, 32, 16), 4),
+    ("CNN 3x8x8, 4/8 ch, batch 8", _cnn(8, 4, 8, 8), 3),
+    ("transformer T8 d16 1 layer, batch 4", _tf(8, 16, 1, 4), 3),
+]
+
+
+def best_pair(spec: TaskSpec, steps: int, repeats: int, device: str = "cpu") -> tuple[float, float]:
+    """Best-of-``repeats`` seconds per step (plain, reproducible), runs alternating."""
+    spec = spec.model_copy(update={"optimizer": Adam(), "steps": steps})
+    batches = _batches(spec, steps, device)
+    plain_step_time(spec, batches[:2], device)
+    repro_step_time(spec, 2, device)
+    plain, repro = math.inf, math.inf
+    for _ in range(repeats):
+        plain = min(plain, plain_step_time(spec, batches, device))
+        repro = min(repro, repro_step_time(spec, steps, device))
+    return plain, repro
+
+
+class _GemmShapes(TorchDispatchMode):
+    """Records the operand shapes of every float64 GEMM torch runs inside the block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        name = func.overloadpacket.__name__
+        if name in ("mm", "bmm") and args[0].dtype == torch.float64:
+            self.shapes.append((name, tuple(args[0].shape), tuple(args[1].shape)))
+        return func(*args, **(kwargs or {}))
+
+
+def gemm_seconds(spec: TaskSpec, repeats: int) -> float:
+    """Seconds per reproducible step spent in its exact float64 GEMMs alone (the same shapes,
+    replayed, best of ``repeats``): the floor of this scheme with everything else fused away."""
+    prog = build_program(spec)
+    with _GemmShapes() as rec:
+        run_step(prog, init_state(spec))
+    operands = [
+        (
+            getattr(torch, name),
+            torch.randn(a, dtype=torch.float64),
+            torch.randn(b, dtype=torch.float64),
+        )
+        for name, a, b in rec.shapes
+    ]
+    best = math.inf
+    for _ in range(repeats):
+        start = now()
+        for fn, x, y in operands:
+            fn(x, y)
+        best = min(best, now() - start)
+    return best
+
+
+def _load() -> str:
+    return "load avg " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def overhead_table(
+    sizes: list[tuple[str, TaskSpec, int]], repeats: int, device: str, row: Callable[[str], None]
+) -> None:
+    """Print one line per task size: plain ms, reproducible ms, the ratios."""
+    row(
+        f"  {'task (Adam)':<40} {'plain ms':>9} {'repro ms':>9} {'ratio':>7} {'excl. data':>10}"
+        f" {'f64 GEMM floor':>14}"
+    )
+    for label, spec, steps in sizes:
+        plain, repro = best_pair(spec, steps, repeats, device)
+        gen = min(data_time(spec, steps) for _ in range(2)) if device == "cpu" else 0.0
+        floor = f"{gemm_seconds(spec, 3 * repeats) / plain:>13.2f}x" if device == "cpu" else ""
+        row(
+            f"  {label:<40} {plain * 1e3:>9.2f} {repro * 1e3:>9.2f} {repro / plain:>6.2f}x"
+            f" {(repro - gen) / plain:>9.2f}x {floor}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -123,34 +306,29 @@ def main(argv: list[str] | None = None) -> None:
     timed_steps = 40
     model = MLPModel(in_dim=64, hidden=(256, 256), classes=10)
     batch = 128
+    sizes = SIZES
     if args.quick:
         args.steps, args.repeats, timed_steps = 32, 1, 4
-        model, batch = MLPModel(in_dim=16, hidden=(32,), classes=4), 16
+        model, batch, sizes = MLPModel(in_dim=16, hidden=(32,), classes=4), 16, QUICK_SIZES
     torch.set_num_threads(args.threads)
     spec = TaskSpec(model=model, optimizer=Adam(), batch_size=batch, steps=timed_steps)
 
     # 1. training overhead -----------------------------------------------------------------
-    batches = _batches(spec, timed_steps)
-    plain_step_time(spec, batches[:2])
-    repro_step_time(spec, 2)
-    plain, repro = math.inf, math.inf
-    for _ in range(args.repeats):
-        plain = min(plain, plain_step_time(spec, batches))
-        repro = min(repro, repro_step_time(spec, timed_steps))
-    gen = min(data_time(spec, timed_steps) for _ in range(args.repeats))
+    _native.available()  # compile (first use) or load the kernels before anything is timed
     print(
         f"AXL reproducible training, torch {torch.__version__}, {torch.get_num_threads()} threads,"
-        f" CPU {torch.backends.cpu.get_cpu_capability()}"
+        f" CPU {torch.backends.cpu.get_cpu_capability()}, compiled kernels: {_native.status}"
     )
-    hidden = "x".join(str(h) for h in model.hidden)
-    print(f"task: MLP {model.in_dim}-{hidden}-{model.classes}, batch {batch}, Adam")
-    print(line("anchor: plain torch step (autograd + Adam)", plain * 1e3, "ms"))
-    print(line("reproducible step (incl. data generation)", repro * 1e3, "ms"))
-    print(line("  of which data generation", gen * 1e3, "ms"))
-    print(
-        f"  ratio reproducible/plain                     {repro / plain:>12.2f}x  (target <= 1.5)"
-    )
-    print(f"  ratio (reproducible - data)/plain            {(repro - gen) / plain:>12.2f}x")
+    print(f"  ratio reproducible/plain per task (target <= 1.5x); {_load()} at start")
+    overhead_table(sizes, args.repeats, "cpu", print)
+    print(f"  {_load()} at end")
+    if torch.cuda.is_available():
+        print(f"CUDA ({torch.cuda.get_device_name()}): reproducible and plain on the same GPU")
+        overhead_table(sizes, args.repeats, "cuda", print)
+    else:
+        print("CUDA: skipped (torch.cuda.is_available() is False)")
+    batches = _batches(spec, timed_steps)
+    repro = repro_step_time(spec, timed_steps)  # the MLP step the commitments are compared to
 
     # bit-identity across thread counts: plain torch (deterministic mode) vs reproducible ----
     plain_fp, repro_fp = set(), set()

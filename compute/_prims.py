@@ -14,7 +14,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from . import _native
 from ._repops import (
+    mm_bits,
     rexp,
     rlog_softmax,
     rmax,
@@ -67,6 +69,9 @@ def random_bits(key: Tensor, stream: Tensor | int, count: int) -> Tensor:
     # int64 tensor form only wraps above bit 63, which the 32-bit masks discard) instead of
     # ~20 tiny tensor ops.
     base = _hash32_int((_hash32_int((int(key) + int(stream)) & _M32) ^ 0x5BD1E995) & _M32)
+    fused = _native.random_bits(base, count, key.device)
+    if fused is not None:
+        return fused
     idx = torch.arange(count, dtype=torch.int64, device=key.device)
     return _hash32(idx.mul_(0x9E3779B9).add_(base).bitwise_and_(_M32))
 
@@ -139,6 +144,9 @@ def data_y(
 @_prim("linear")
 def linear(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
     """``x @ w.T + b`` for x (N, in), w (out, in), b (out,)."""
+    fused = _native.rmm(x, w.t(), mm_bits(x.shape[-1]), b)
+    if fused is not None:
+        return fused
     return rmm(x, w.t()) + b
 
 
@@ -158,12 +166,18 @@ def add(a: Tensor, b: Tensor) -> Tensor:
 def relu(x: Tensor) -> Tensor:
     """max(x, 0) as ``where(x <= 0, +0, x)``: ``torch.relu`` of ``-0`` is ``-0`` or ``+0``
     depending on the kernel; here it is ``+0`` everywhere (NaN stays NaN)."""
+    fused = _native.relu(x)
+    if fused is not None:
+        return fused
     return torch.where(x <= 0, 0.0, x)
 
 
 @_prim("relu_grad")
 def relu_grad(g: Tensor, x: Tensor) -> Tensor:
     """The gradient through relu: g where x > 0, else 0."""
+    fused = _native.relu_grad(g, x)
+    if fused is not None:
+        return fused
     return torch.where(x > 0, g, 0.0)
 
 
@@ -185,6 +199,9 @@ def reshape(x: Tensor, *, shape: tuple[int, ...]) -> Tensor:
 @_prim("ce_loss")
 def ce_loss(logits: Tensor, y: Tensor) -> Tensor:
     """Mean cross-entropy of logits (N, C) against class ids (N,), as a 0-dim tensor."""
+    fused = _native.ce_loss(logits, y)
+    if fused is not None:
+        return fused
     picked = rlog_softmax(logits).gather(1, y[:, None])
     return -rmean_all(picked)
 
@@ -192,6 +209,9 @@ def ce_loss(logits: Tensor, y: Tensor) -> Tensor:
 @_prim("ce_grad")
 def ce_grad(logits: Tensor, y: Tensor) -> Tensor:
     """d(mean cross-entropy)/d(logits) = (softmax - onehot) / N."""
+    fused = _native.ce_grad(logits, y)
+    if fused is not None:
+        return fused
     onehot = torch.zeros_like(logits).scatter(1, y[:, None], 1.0)
     return (rsoftmax(logits) - onehot) / float(logits.shape[0])
 
@@ -209,12 +229,18 @@ def _ln_hat(x: Tensor) -> tuple[Tensor, Tensor]:
 @_prim("layernorm")
 def layernorm(x: Tensor, gamma: Tensor, beta: Tensor) -> Tensor:
     """Layer norm over the last dim with affine gamma, beta."""
+    fused = _native.layernorm(x, gamma, beta, _LN_EPS)
+    if fused is not None:
+        return fused
     return _ln_hat(x)[0] * gamma + beta
 
 
 @_prim("layernorm_grad_x")
 def layernorm_grad_x(x: Tensor, gamma: Tensor, g: Tensor) -> Tensor:
     """Gradient of layer norm with respect to its input."""
+    fused = _native.layernorm_grad_x(x, gamma, g, _LN_EPS)
+    if fused is not None:
+        return fused
     xhat, std = _ln_hat(x)
     d = float(x.shape[-1])
     gh = g * gamma
@@ -226,6 +252,9 @@ def layernorm_grad_x(x: Tensor, gamma: Tensor, g: Tensor) -> Tensor:
 @_prim("layernorm_grad_gamma")
 def layernorm_grad_gamma(x: Tensor, g: Tensor) -> Tensor:
     """Gradient of layer norm with respect to gamma."""
+    fused = _native.layernorm_grad_gamma(x, g, _LN_EPS)
+    if fused is not None:
+        return fused
     return rsum_rows(g * _ln_hat(x)[0])
 
 
@@ -261,6 +290,9 @@ def _causal_mask(t: int, device: torch.device) -> Tensor:
 @_prim("causal_softmax")
 def causal_softmax(s: Tensor, *, scale: float) -> Tensor:
     """Softmax of ``s * scale`` over the last dim with future positions masked to exactly 0."""
+    fused = _native.causal_softmax(s, scale)
+    if fused is not None:
+        return fused
     mask = _causal_mask(s.shape[-1], s.device)
     z = (s * scale).masked_fill(mask, float("-inf"))
     e = rexp(z - rmax(z, -1)).masked_fill(mask, 0.0)
@@ -270,6 +302,9 @@ def causal_softmax(s: Tensor, *, scale: float) -> Tensor:
 @_prim("softmax_grad")
 def softmax_grad(p: Tensor, g: Tensor, *, scale: float) -> Tensor:
     """Gradient through ``softmax(s * scale)``: scale * p * (g - sum(p * g))."""
+    fused = _native.softmax_grad(p, g, scale)
+    if fused is not None:
+        return fused
     return (p * (g - rsum(p * g, -1, keepdim=True))) * scale
 
 
@@ -299,6 +334,9 @@ def sum_batch(g: Tensor, *, batch: int) -> Tensor:
 @_prim("im2col")
 def im2col(x: Tensor) -> Tensor:
     """3x3 patches (padding 1) of (B, C, H, W) as rows (B*H*W, C*9), order (c, ky, kx)."""
+    fused = _native.im2col(x)
+    if fused is not None:
+        return fused
     b, c, h, w = x.shape
     xp = torch.nn.functional.pad(x, (1, 1, 1, 1))
     cols = torch.stack([xp[:, :, i : i + h, j : j + w] for i in range(3) for j in range(3)], 2)
@@ -308,6 +346,9 @@ def im2col(x: Tensor) -> Tensor:
 @_prim("col2im")
 def col2im(cols: Tensor, *, batch: int, channels: int, size: int) -> Tensor:
     """Adjoint of :func:`im2col`: overlapping patches are added in a fixed (ky, kx) order."""
+    fused = _native.col2im(cols, batch, channels, size)
+    if fused is not None:
+        return fused
     h = w = size
     c = cols.reshape(batch, h, w, channels, 3, 3).permute(0, 3, 4, 5, 1, 2)
     out = torch.zeros(batch, channels, h + 2, w + 2, dtype=cols.dtype, device=cols.device)
@@ -367,12 +408,18 @@ def sgd_param(p: Tensor, d: Tensor, *, lr: float) -> Tensor:
 @_prim("adam_m")
 def adam_m(m: Tensor, g: Tensor, *, beta: float) -> Tensor:
     """First moment: beta * m + (1 - beta) * g."""
+    fused = _native.adam_moment("m", m, g, beta)
+    if fused is not None:
+        return fused
     return m * beta + g * (1.0 - beta)
 
 
 @_prim("adam_v")
 def adam_v(v: Tensor, g: Tensor, *, beta: float) -> Tensor:
     """Second moment: beta * v + (1 - beta) * g * g."""
+    fused = _native.adam_moment("v", v, g, beta)
+    if fused is not None:
+        return fused
     return v * beta + (g * g) * (1.0 - beta)
 
 
@@ -387,6 +434,9 @@ def adam_param(
     p: Tensor, m: Tensor, v: Tensor, b1p: Tensor, b2p: Tensor, *, lr: float, eps: float
 ) -> Tensor:
     """p - lr * m_hat / (sqrt(v_hat) + eps) with bias-corrected moments."""
+    fused = _native.adam_param(p, m, v, b1p, b2p, lr, eps)
+    if fused is not None:
+        return fused
     # Same operations and order as p - (m / (1 - b1p) * lr) / (sqrt(v / (1 - b2p)) + eps)
     # (sqrt correctly rounded: sqrt_rn),
     # in place on fresh temporaries (in-place ops round exactly like out-of-place ones).

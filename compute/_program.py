@@ -69,6 +69,11 @@ class Program:
     def state_names(self) -> tuple[str, ...]:
         return tuple(e.name for e in self.state)
 
+    @functools.cached_property
+    def steps(self) -> tuple[tuple[str, tuple[int, ...], dict[str, Any]], ...]:
+        """(prim, inputs, keyword attributes) per node, built once: the executor's loop."""
+        return tuple((n.prim, n.inputs, n.kwargs) for n in self.nodes)
+
     def __len__(self) -> int:
         return len(self.nodes)
 

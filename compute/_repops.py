@@ -29,6 +29,8 @@ import math
 import torch
 from torch import Tensor
 
+from . import _native
+
 # Row maxima below this are clamped so 2**bits / 2**e stays a normal float32.
 _CLAMP = 2.0**-100
 LN2_HI = 0.693145751953125  # few mantissa bits: n * LN2_HI is exact for |n| < 2**8
@@ -59,6 +61,9 @@ def rmm(a: Tensor, b: Tensor) -> Tensor:
     """Reproducible ``a @ b`` for float32 (…, M, K) @ (…, K, N); see the module docstring."""
     k = a.shape[-1]
     bits = mm_bits(k)
+    fused = _native.rmm(a, b, bits)
+    if fused is not None:
+        return fused
     qa, sa = _quantise(a, -1, bits)
     qb, sb = _quantise(b, -2, bits)
     # Integers below 2**53: exact whatever the kernel, but an all-zero sum may come out as -0
@@ -111,6 +116,10 @@ def rsum(x: Tensor, dim: int, keepdim: bool = False) -> Tensor:
     """Sum over ``dim`` by a fixed pairwise tree of elementwise adds (halving, odd tail kept)."""
     dim = dim % x.dim()
     n = x.shape[dim]
+    if n > 1:
+        fused = _native.rsum(x, dim, keepdim)
+        if fused is not None:
+            return fused
     if n == 0:
         shape = list(x.shape)
         shape[dim] = 1

@@ -91,14 +91,14 @@ def run_step(
     except KeyError:
         raise TraceError("state has no 'step' tensor") from None
     vals: list[Tensor] = []
-    for i, node in enumerate(prog.nodes):
-        if node.prim == "load":
-            name = node.attrs[0][1]
+    for i, (prim, inputs, kwargs) in enumerate(prog.steps):
+        if prim == "load":
+            name = kwargs["name"]
             if name not in state:
                 raise TraceError(f"state has no tensor {name!r}")
             v = state[name]
         else:
-            v = PRIMS[node.prim](*[vals[j] for j in node.inputs], **node.kwargs)
+            v = PRIMS[prim](*[vals[j] for j in inputs], **kwargs)
         if tamper is not None:
             v = tamper(step + 1, i, v)
         vals.append(v)

@@ -6,8 +6,9 @@ Each environment runs in its own child process (torch and MKL read these variabl
 load). The environments are a pairwise covering of the three variables (every pair of values
 of any two variables occurs in some child), which keeps CI time bounded; each child trains
 every task (MLP, CNN, transformer; SGD and Adam) under 1, 2 and 4 threads and hashes every
-primitive of every task on real, extreme and special inputs (tests/compute/primfuzz.py). All
-must equal what this process computes.
+primitive of every task on real, extreme and special inputs (tests/compute/primfuzz.py), with
+the compiled kernels of compute/_native.cpp where a compiler is present (test_native.py
+compares them with the torch definitions). All must equal what this process computes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from compute import SGD, Adam, TaskSpec, train
+from compute import SGD, Adam, TaskSpec, _native, train
 
 from .primfuzz import primitive_hashes
 from .tasks import REPRO_SPECS
@@ -31,11 +32,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CHILD = """
 import hashlib, json, sys, torch
-from compute import TaskSpec, train
+from compute import TaskSpec, _native, train
 from tests.compute.primfuzz import primitive_hashes
 specs = [TaskSpec.parse(s) for s in json.loads(sys.stdin.read())]
 probe = torch.linspace(0.001, 1000.0, 4099, dtype=torch.float32)
-out = {"cap": torch.backends.cpu.get_cpu_capability(), "roots": {},
+out = {"cap": torch.backends.cpu.get_cpu_capability(), "roots": {}, "native": _native.available(),
        "mkl_sqrt": hashlib.sha256(torch.sqrt(probe).numpy().tobytes()).hexdigest()[:12]}
 torch.set_num_threads(2)
 out["prims"] = primitive_hashes(specs)
@@ -133,6 +134,7 @@ def test_primitives_and_roots_identical_across_cpu_paths_and_threads() -> None:
     here_prims = primitive_hashes(list(REPRO_SPECS))
     for env, res in zip(envs, results, strict=True):
         assert str(res["cap"]).lower() == env["ATEN_CPU_CAPABILITY"], "capability not applied"
+        assert res["native"] == _native.available(), "compiled kernels not (or only) used here"
         prims = res["prims"]
         assert isinstance(prims, list) and len(prims) == len(here_prims)
         diff = [i for i, (x, y) in enumerate(zip(prims, here_prims, strict=True)) if x != y]
