@@ -207,14 +207,18 @@ class BlobStore:
         fd, name = tempfile.mkstemp(dir=self._tmp)
         return fd, Path(name)
 
-    def _install(self, blob_id: BlobId, data_tmp: Path, leaves: list[bytes], pin: bool) -> None:
+    def _install(
+        self, blob_id: BlobId, data_tmp: Path, leaves: list[bytes], pin: bool, durable: bool = True
+    ) -> None:
+        """Rename a complete blob into ``data/`` (``durable``: and fsync the directory)."""
         name = str(blob_id)
         fd, leaves_tmp = self._tmp_file()
         with os.fdopen(fd, "wb") as out:  # not fsynced: a torn leaves file fails its check
             out.write(b"".join(leaves))  # against the root when the store opens, and is dropped
         os.replace(leaves_tmp, self._data / (name + ".leaves"))
         os.replace(data_tmp, self._data / name)
-        _fsync_dir(self._data)
+        if durable:
+            _fsync_dir(self._data)
         self._entries[blob_id] = _Entry(blob_id, False, time.monotonic())
         if pin:
             self.pin(blob_id)
@@ -412,7 +416,9 @@ class BlobStore:
     def _finish_partial(self, blob_id: BlobId, leaves: list[bytes]) -> None:
         data, leaves_file = self._partial_paths(blob_id)
         self._reserved.pop(blob_id, None)
-        self._install(blob_id, data, leaves, False)
+        # Not fsynced: a fetched blob can be fetched again, and one torn by a crash fails the
+        # size check when the store opens or the hash on its first read, and is dropped.
+        self._install(blob_id, data, leaves, False, durable=False)
         leaves_file.unlink(missing_ok=True)
 
     def _park(self, blob_id: BlobId) -> None:
