@@ -10,7 +10,7 @@ Every node is a py-libp2p 0.8 host in this process (TCP on 127.0.0.1, Noise, yam
 * **AXL, 3 holders**: the same blob from three holders at once (on one machine this measures
   the overhead of sharing the work, not extra bandwidth).
 
-Peak RSS growth is sampled during each fetch (``/proc/self/status``), to check that memory
+Peak RSS growth is sampled during each transfer (``/proc/self/status``), to check that memory
 stays within the window budget however large the blob. The process CPU time per MiB of each
 transfer (all threads: both ends are in this process) is printed too: on a loaded machine it
 is steadier than wall time, and its ratio shows AXL's own cost. The load average is printed
@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -161,6 +161,15 @@ async def raw_copy(
     return elapsed, cpu
 
 
+async def sampled(copy: Awaitable[tuple[float, float]]) -> tuple[float, float]:
+    """``copy`` while RSS is sampled as during a fetch, so both pay the sampler's cost."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(RssPeak().sample)
+        result = await copy
+        nursery.cancel_scope.cancel()
+    return result
+
+
 async def axl_fetch(fetcher: Bus, holders: list[Bus], blob_id: BlobId) -> tuple[float, int, float]:
     """Seconds to fetch ``blob_id`` from ``holders``, the RSS growth and the process CPU
     seconds meanwhile."""
@@ -198,8 +207,8 @@ async def run(sizes_mib: list[int], window: int, repeats: int) -> dict[int, dict
                 raw_cpu, one_cpu = [], []
                 for _ in range(repeats):
                     target = root / "raw-target"
-                    seconds, cpu = await raw_copy(
-                        transports[3], transports[0], source, target, size
+                    seconds, cpu = await sampled(
+                        raw_copy(transports[3], transports[0], source, target, size)
                     )
                     raw_s.append(seconds)
                     raw_cpu.append(cpu)
