@@ -74,8 +74,9 @@ class Ticket:
 
     For a job on a dataset: ``weights`` is the trained final state once fetched and checked
     against the committed root (``weights_blob`` its blob id); ``weights_error`` says why
-    weights were refused (``unavailable``, ``not_committed``: they are not what the root
-    commits, ``bad_root``: the announced root is not the chain's)."""
+    weights were not kept (``not_committed``: they are not what the root commits,
+    ``bad_root``: the announced root is not the chain's, ``unavailable``: not served in
+    time, or the chain could not be read)."""
 
     spec: TaskSpec
     payment: int
@@ -326,7 +327,7 @@ class Submitter(MarketAgent):
             self._refuse(ticket, "not_committed", blob_id)
         except _Refused as refused:
             self._refuse(ticket, refused.reason, blob_id)
-        except BlobError:
+        except (BlobError, CoordinationError):  # not served, or the chain could not be read
             ticket.weights_error = "unavailable"
             self.stats.inc("market.weights_unavailable")
         finally:

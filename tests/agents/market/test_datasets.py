@@ -221,3 +221,14 @@ async def test_a_dispute_on_a_dataset_over_a_frame_is_judged(tmp_path: Path) -> 
     assert ref.verdicts[job_id].outcome == "challenger_wins"
     assert ref.stats["blob.fetched"] == 1
     assert "challenger_wins" in ref.verdicts[job_id].reason
+
+
+def test_holder_lists_and_spec_announcements_are_read_defensively() -> None:
+    from agents.market._data import names_dataset, peers_of
+
+    mirror = Identity.from_seed(b"\x5b" * 32).peer_id
+    assert peers_of(["not a peer", str(mirror), str(mirror), "1" * 60]) == [mirror]
+    ref = DatasetRef(blob=str(blob_id_of(b"x")), rows=1)
+    assert names_dataset(spec_on(ref).model_dump_json())
+    assert not names_dataset(spec_on(ref).model_copy(update={"dataset": None}).model_dump_json())
+    assert not names_dataset("{not json") and not names_dataset("[1]")
