@@ -8,7 +8,7 @@ from typing import Any, ClassVar, TypeVar, overload
 
 import trio
 
-from axl import Bus, Context, Counters, Identity, Message, PeerId, RemoteError
+from axl import BlobStore, Bus, Context, Counters, Identity, Message, PeerId, RemoteError
 
 from ._decorators import HANDLER_ATTR, TIMER_ATTR, TimerSpec, collect
 from ._directory_messages import DIRECTORY_TOPIC, Advertise, FindProviders, Provider, Providers
@@ -82,6 +82,7 @@ class Agent:
         "_stop_requested",
         "_ticking",
         "_work",
+        "blob_store",
         "chain",
     )
 
@@ -100,6 +101,9 @@ class Agent:
     _work: trio.Nursery | None
     chain: Any
     """The agent's chain client (e.g. ``coordination.Chain``) when it has a wallet, else None."""
+    blob_store: BlobStore | None
+    """The agent's blob store (set before it starts): its bus then serves and fetches blobs
+    (``bus.offer``/``bus.fetch``, docs/blobs.md); None: no bulk data."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -145,6 +149,7 @@ class Agent:
         """
         self._name = name
         self.chain: Any = None
+        self.blob_store = None
 
     # -- identity ----------------------------------------------------------------------------
 

@@ -75,6 +75,7 @@ class AgentLifecycle:
                 transport,
                 config=self._config_for(type(agent)),
                 registry=self._registry,
+                blobs=getattr(agent, "blob_store", None),
             )
             for message_type in agent._axl_handlers:
                 bus.on(message_type, agent._dispatch)

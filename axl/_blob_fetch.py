@@ -222,6 +222,7 @@ class BlobFetcher:
         plan = fetch.plan
         ready = False
         pending = [want]
+        held: list[Frame | Exception | None] = []  # a frame taken early that is no chunk
         while True:
             while plan.outstanding(holder) < self.config.window:
                 index = plan.claim(holder)
@@ -237,8 +238,11 @@ class BlobFetcher:
                 pending.clear()
             if plan.outstanding(holder) == 0:
                 return
-            with trio.fail_after(self.config.stall_timeout):
-                frame = await frames.receive()
+            if held:
+                frame = held.pop()
+            else:
+                with trio.fail_after(self.config.stall_timeout):
+                    frame = await frames.receive()
             if isinstance(frame, Exception):
                 raise frame
             if not ready and isinstance(frame, Ready):
@@ -250,19 +254,32 @@ class BlobFetcher:
                 raise self._refused(fetch, holder, frame.code)
             if not ready or not isinstance(frame, Chunk):
                 raise BlobProtocolError(f"unexpected {type(frame).__name__} frame")
-            if not plan.expects(holder, frame.index):
-                raise self._ban(fetch, holder, "unrequested_chunk")
+            # the chunks already waiting are checked together: one worker-thread hop
+            batch = [frame]
+            while len(batch) < self.config.window:
+                try:
+                    more = frames.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                if not isinstance(more, Chunk):
+                    held.append(more)
+                    break
+                batch.append(more)
+            for chunk in batch:
+                if not plan.expects(holder, chunk.index):
+                    raise self._ban(fetch, holder, "unrequested_chunk")
             # hash, check and write off the event loop (hashlib releases the GIL)
             if self.config.worker_threads:
-                leaf = await trio.to_thread.run_sync(_check_and_write, fetch.partial, frame)
+                leaves = await trio.to_thread.run_sync(_check_and_write, fetch.partial, batch)
             else:
-                leaf = _check_and_write(fetch.partial, frame)
-            if not plan.settle(holder, frame.index, leaf):
-                plan.banned.pop(holder)
-                raise self._ban(fetch, holder, "wrong_chunk")
-            assert leaf is not None
-            fetch.partial.record(frame.index, leaf)
-            self.stats.inc("blob.chunks_fetched")
+                leaves = _check_and_write(fetch.partial, batch)
+            for chunk, leaf in zip(batch, leaves, strict=True):
+                if not plan.settle(holder, chunk.index, leaf):
+                    plan.banned.pop(holder)
+                    raise self._ban(fetch, holder, "wrong_chunk")
+                assert leaf is not None
+                fetch.partial.record(chunk.index, leaf)
+                self.stats.inc("blob.chunks_fetched")
             if plan.done:
                 fetch.signal()
                 return
@@ -301,9 +318,14 @@ async def _read_frames(
             return
 
 
-def _check_and_write(partial: PartialBlob, chunk: Chunk) -> bytes | None:
-    """The chunk's leaf after writing it, or None (not written) when it fails its check."""
-    leaf = checked_leaf(partial.blob_id, chunk.index, chunk.data, chunk.proof)
-    if leaf is not None:
+def _check_and_write(partial: PartialBlob, chunks: list[Chunk]) -> list[bytes | None]:
+    """Each chunk's leaf after writing it, up to the first that fails its check (None, not
+    written; the rest are neither checked nor written)."""
+    leaves: list[bytes | None] = []
+    for chunk in chunks:
+        leaf = checked_leaf(partial.blob_id, chunk.index, chunk.data, chunk.proof)
+        leaves.append(leaf)
+        if leaf is None:
+            return leaves + [None] * (len(chunks) - len(leaves))
         partial.write_bytes(chunk.index, chunk.data, leaf)
-    return leaf
+    return leaves

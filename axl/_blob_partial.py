@@ -90,9 +90,7 @@ class PartialBlob:
             != self.blob_id
         ):
             raise CorruptBlob(f"the chunks written for {self.blob_id} do not add up to its root")
-        self._data.flush()
-        os.fsync(self._data.fileno())
-        self._close_files()
+        self._close_files()  # not fsynced (see BlobStore._finish_partial)
         self.store._finish_partial(self.blob_id, self.leaves)
         return self.blob_id
 

@@ -9,12 +9,15 @@ Layout under the store's directory::
     partial/<blob id>.leaves  the leaf of each chunk received (zeros where missing)
     tmp/                      files being written, renamed into place when complete
 
-Every complete blob's leaves are checked against its id when the store opens, and every chunk
-read is checked against its leaf, so a file altered on disk is detected (:class:`CorruptBlob`)
-and dropped. The budget ``max_bytes`` covers complete blobs and the full size of fetches in
-progress; making room evicts unpinned blobs, least recently used first, and raises
-:class:`StoreFull` when pins and reservations leave no room. Writes are atomic (temporary file,
-fsync, rename). The store is synchronous and not thread-safe: use it from one trio thread.
+Every complete blob's leaves are checked against its id when the store opens, and each chunk
+is checked against its leaf on its first read since then, so a file altered on disk is
+detected (:class:`CorruptBlob`) and dropped; later reads of a chunk found good skip the hash
+(a blob served to many fetchers is hashed once; a fetcher checks every chunk it receives
+anyway, so a chunk altered after its first read only gets this holder banned for the blob).
+The budget ``max_bytes`` covers complete blobs and the full size of fetches in progress;
+making room evicts unpinned blobs, least recently used first, and raises :class:`StoreFull`
+when pins and reservations leave no room. Writes are atomic (temporary file, fsync, rename).
+The store is synchronous and not thread-safe: use it from one trio thread.
 """
 
 from __future__ import annotations
@@ -49,6 +52,15 @@ class _Entry:
     blob_id: BlobId
     pinned: bool
     used: float
+    checked: bytearray | None = None  # one bit per chunk: hashed and found good since opened
+
+    def is_checked(self, index: int) -> bool:
+        return self.checked is not None and bool(self.checked[index >> 3] >> (index & 7) & 1)
+
+    def mark_checked(self, index: int) -> None:
+        if self.checked is None:
+            self.checked = bytearray((self.blob_id.n_chunks + 7) >> 3)
+        self.checked[index >> 3] |= 1 << (index & 7)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -195,14 +207,18 @@ class BlobStore:
         fd, name = tempfile.mkstemp(dir=self._tmp)
         return fd, Path(name)
 
-    def _install(self, blob_id: BlobId, data_tmp: Path, leaves: list[bytes], pin: bool) -> None:
+    def _install(
+        self, blob_id: BlobId, data_tmp: Path, leaves: list[bytes], pin: bool, durable: bool = True
+    ) -> None:
+        """Rename a complete blob into ``data/`` (``durable``: and fsync the directory)."""
         name = str(blob_id)
         fd, leaves_tmp = self._tmp_file()
         with os.fdopen(fd, "wb") as out:  # not fsynced: a torn leaves file fails its check
             out.write(b"".join(leaves))  # against the root when the store opens, and is dropped
         os.replace(leaves_tmp, self._data / (name + ".leaves"))
         os.replace(data_tmp, self._data / name)
-        _fsync_dir(self._data)
+        if durable:
+            _fsync_dir(self._data)
         self._entries[blob_id] = _Entry(blob_id, False, time.monotonic())
         if pin:
             self.pin(blob_id)
@@ -304,7 +320,8 @@ class BlobStore:
         return CorruptBlob(f"{blob_id} is corrupt on disk ({why}); dropped it")
 
     def read_chunk(self, blob_id: BlobId, index: int) -> tuple[bytes, bytes]:
-        """Chunk ``index`` and its proof, checked against the stored leaf.
+        """Chunk ``index`` and its proof, checked against the stored leaf (hashed on its
+        first read since the store opened; see the module docs).
 
         Raises :class:`BlobNotHeld`, :class:`CorruptBlob` (the blob is dropped) or IndexError.
         """
@@ -318,8 +335,10 @@ class BlobStore:
         data, ok = await trio.to_thread.run_sync(_read_checked, path, blob_id, index, leaf)
         return self._checked(blob_id, index, data, ok), proof
 
-    def _locate(self, blob_id: BlobId, index: int) -> tuple[Path, bytes, bytes]:
-        self._entry(blob_id)
+    def _locate(self, blob_id: BlobId, index: int) -> tuple[Path, bytes | None, bytes]:
+        """The file, the leaf to check the chunk against (None: checked already since the
+        store opened) and the proof."""
+        entry = self._entry(blob_id)
         blob_id.chunk_length(index)  # IndexError outside the blob
         try:
             levels = self._read_levels(blob_id)
@@ -328,7 +347,8 @@ class BlobStore:
             raise BlobNotHeld(f"{blob_id} vanished from disk") from None
         except CorruptBlob:
             raise self._corrupt(blob_id, "leaves") from None
-        return self._data / str(blob_id), levels[0][index], make_proof(levels, index)
+        leaf = None if entry.is_checked(index) else levels[0][index]
+        return self._data / str(blob_id), leaf, make_proof(levels, index)
 
     def _checked(self, blob_id: BlobId, index: int, data: bytes | None, ok: bool) -> bytes:
         if data is None:
@@ -336,6 +356,9 @@ class BlobStore:
             raise BlobNotHeld(f"{blob_id} vanished from disk")
         if not ok:
             raise self._corrupt(blob_id, f"chunk {index}")
+        entry = self._entries.get(blob_id)
+        if entry is not None:
+            entry.mark_checked(index)
         return data
 
     def iter_chunks(self, blob_id: BlobId) -> Iterator[bytes]:
@@ -393,7 +416,9 @@ class BlobStore:
     def _finish_partial(self, blob_id: BlobId, leaves: list[bytes]) -> None:
         data, leaves_file = self._partial_paths(blob_id)
         self._reserved.pop(blob_id, None)
-        self._install(blob_id, data, leaves, False)
+        # Not fsynced: a fetched blob can be fetched again, and one torn by a crash fails the
+        # size check when the store opens or the hash on its first read, and is dropped.
+        self._install(blob_id, data, leaves, False, durable=False)
         leaves_file.unlink(missing_ok=True)
 
     def _park(self, blob_id: BlobId) -> None:
@@ -423,9 +448,10 @@ def _copy_hashed(source: str | os.PathLike[str], fd: int, chunk_shift: int) -> B
 
 
 def _read_checked(
-    path: Path, blob_id: BlobId, index: int, leaf: bytes
+    path: Path, blob_id: BlobId, index: int, leaf: bytes | None
 ) -> tuple[bytes | None, bool]:
-    """Read one chunk and compare its hash with ``leaf`` (pure file work: thread-safe)."""
+    """Read one chunk and compare its hash with ``leaf`` (None: no check); pure file work,
+    thread-safe."""
     length = blob_id.chunk_length(index)
     try:
         with open(path, "rb") as file:
@@ -433,4 +459,4 @@ def _read_checked(
             data = file.read(length)
     except FileNotFoundError:
         return None, False
-    return data, len(data) == length and leaf_hash(data) == leaf
+    return data, len(data) == length and (leaf is None or leaf_hash(data) == leaf)

@@ -10,8 +10,11 @@ Every node is a py-libp2p 0.8 host in this process (TCP on 127.0.0.1, Noise, yam
 * **AXL, 3 holders**: the same blob from three holders at once (on one machine this measures
   the overhead of sharing the work, not extra bandwidth).
 
-Peak RSS growth is sampled during each fetch (``/proc/self/status``), to check that memory
-stays within the window budget however large the blob.
+Peak RSS growth is sampled during each transfer (``/proc/self/status``), to check that memory
+stays within the window budget however large the blob. The process CPU time per MiB of each
+transfer (all threads: both ends are in this process) is printed too: on a loaded machine it
+is steadier than wall time, and its ratio shows AXL's own cost. The load average is printed
+with the figures.
 
     python -m benchmarks.blobs [--quick] [--sizes 1 64] [--huge] [--window 8]
 
@@ -24,7 +27,8 @@ import argparse
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,10 @@ RAW_PROTOCOL = "/bench/blob-raw/1.0.0"
 CONFIG = Libp2pConfig(peer_exchange=False)
 PIECE = 256 * 1024
 MIB = 1 << 20
+
+
+def ratio_line(label: str, value: float) -> str:
+    return f"  {label:<44} {value:>12.2f} x"
 
 
 def identity(index: int) -> Identity:
@@ -117,8 +125,9 @@ def make_source(path: Path, size: int) -> None:
 
 async def raw_copy(
     client: Libp2pTransport, server: Libp2pTransport, source: Path, target: Path, size: int
-) -> float:
-    """Seconds to copy ``source`` from ``server`` to ``client`` over a plain stream."""
+) -> tuple[float, float]:
+    """Seconds to copy ``source`` from ``server`` to ``client`` over a plain stream, and the
+    process CPU seconds meanwhile."""
     from libp2p.custom_types import TProtocol
     from libp2p.peer.id import ID
 
@@ -132,6 +141,7 @@ async def raw_copy(
         await stream.close()
 
     server._host.set_stream_handler(TProtocol(RAW_PROTOCOL), send_file)
+    cpu = time.process_time()
     start = now()
     stream = await client._host.new_stream(ID(server.local_peer.raw), [TProtocol(RAW_PROTOCOL)])
     await stream.write(b"G")
@@ -144,25 +154,38 @@ async def raw_copy(
             out.write(data)
             got += len(data)
     elapsed = now() - start
+    cpu = time.process_time() - cpu
     await stream.close()
     if got != size:
         raise AssertionError(f"raw copy got {got} of {size} bytes")
-    return elapsed
+    return elapsed, cpu
 
 
-async def axl_fetch(fetcher: Bus, holders: list[Bus], blob_id: BlobId) -> tuple[float, int]:
-    """Seconds to fetch ``blob_id`` from ``holders``, and the RSS growth meanwhile."""
+async def sampled(copy: Awaitable[tuple[float, float]]) -> tuple[float, float]:
+    """``copy`` while RSS is sampled as during a fetch, so both pay the sampler's cost."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(RssPeak().sample)
+        result = await copy
+        nursery.cancel_scope.cancel()
+    return result
+
+
+async def axl_fetch(fetcher: Bus, holders: list[Bus], blob_id: BlobId) -> tuple[float, int, float]:
+    """Seconds to fetch ``blob_id`` from ``holders``, the RSS growth and the process CPU
+    seconds meanwhile."""
     assert fetcher.blobs is not None
     fetcher.blobs.store.delete(blob_id)
     fetcher.blobs.store.discard_partial(blob_id)
     peak = RssPeak()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(peak.sample)
+        cpu = time.process_time()
         start = now()
         await fetcher.fetch(blob_id, from_peers=[h.peer_id for h in holders])
         elapsed = now() - start
+        cpu = time.process_time() - cpu
         nursery.cancel_scope.cancel()
-    return elapsed, peak.growth
+    return elapsed, peak.growth, cpu
 
 
 async def run(sizes_mib: list[int], window: int, repeats: int) -> dict[int, dict[str, float]]:
@@ -181,14 +204,20 @@ async def run(sizes_mib: list[int], window: int, repeats: int) -> dict[int, dict
                     blob_id = await holder.blobs.store.put_file_async(source)
                     holder.offer(blob_id)
                 raw_s, one_s, three_s, rss_one, rss_three = [], [], [], 0, 0
+                raw_cpu, one_cpu = [], []
                 for _ in range(repeats):
                     target = root / "raw-target"
-                    raw_s.append(await raw_copy(transports[3], transports[0], source, target, size))
+                    seconds, cpu = await sampled(
+                        raw_copy(transports[3], transports[0], source, target, size)
+                    )
+                    raw_s.append(seconds)
+                    raw_cpu.append(cpu)
                     target.unlink()
-                    seconds, growth = await axl_fetch(fetcher, holders[:1], blob_id)
+                    seconds, growth, cpu = await axl_fetch(fetcher, holders[:1], blob_id)
                     one_s.append(seconds)
+                    one_cpu.append(cpu)
                     rss_one = max(rss_one, growth)
-                    seconds, growth = await axl_fetch(fetcher, holders, blob_id)
+                    seconds, growth, _ = await axl_fetch(fetcher, holders, blob_id)
                     three_s.append(seconds)
                     rss_three = max(rss_three, growth)
                 assert fetcher.blobs is not None
@@ -203,6 +232,8 @@ async def run(sizes_mib: list[int], window: int, repeats: int) -> dict[int, dict
                     "three": size / MIB / min(three_s),
                     "rss_one": rss_one / MIB,
                     "rss_three": rss_three / MIB,
+                    "cpu_raw": 1000 * min(raw_cpu) / size_mib,
+                    "cpu_one": 1000 * min(one_cpu) / size_mib,
                 }
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -221,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     repeats = 1 if args.quick else args.repeats
     window = args.window
     print(f"blob transfer over libp2p on loopback (256 KiB chunks, window {window})")
+    load_before = os.getloadavg()[0]
     results = trio.run(run, sizes, window, repeats)
     budget = (BlobConfig().max_parallel_holders * (window + 2) * 256 * 1024) / MIB
     for size_mib, r in results.items():
@@ -228,11 +260,16 @@ def main(argv: list[str] | None = None) -> None:
         print(line("raw py-libp2p stream copy", r["raw"], "MB/s"))
         print(line("AXL fetch, 1 holder", r["one"], "MB/s"))
         print(line("AXL fetch, 3 holders", r["three"], "MB/s"))
-        print(line("ratio AXL 1 holder / raw", r["one"] / r["raw"], "x"))
-        print(line("ratio AXL 3 holders / 1 holder", r["three"] / r["one"], "x"))
+        print(ratio_line("ratio AXL 1 holder / raw", r["one"] / r["raw"]))
+        print(line("process CPU per MiB, raw", r["cpu_raw"], "ms"))
+        print(line("process CPU per MiB, AXL 1 holder", r["cpu_one"], "ms"))
+        print(ratio_line("CPU ratio raw / AXL 1 holder", r["cpu_raw"] / r["cpu_one"]))
+        print(ratio_line("ratio AXL 3 holders / 1 holder", r["three"] / r["one"]))
         print(line("peak RSS growth, 1 holder", r["rss_one"], "MiB"))
         print(line("peak RSS growth, 3 holders", r["rss_three"], "MiB"))
     print(line("window budget (chunks in flight, all holders)", budget, "MiB"))
+    load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    print(f"load average (1 min): {load} on {os.cpu_count()} CPUs")
 
 
 if __name__ == "__main__":

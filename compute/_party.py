@@ -19,6 +19,8 @@ from torch import Tensor
 from axl import Message
 
 from ._dataset_program import Dataset
+from ._dataset_program import X as DATA_X
+from ._dataset_program import Y as DATA_Y
 from ._errors import GameError, MerkleError, TraceError
 from ._hashing import state_hash, tensor_hash
 from ._merkle import MerkleTree
@@ -255,8 +257,15 @@ class Party:
             party=self.side,
             output=out,
             inputs=[opening(j) for j in node.inputs],
-            tensors=[TensorBlob.of(tr.values[j]) for j in node.inputs],
+            tensors=[self._input_blob(j, tr.values[j]) for j in node.inputs],
         )
+
+    def _input_blob(self, j: int, value: Tensor) -> TensorBlob:
+        """An op input on the wire; a dataset tensor (``data.x``/``data.y``, up to 64 MiB:
+        over a bus frame) travels without its bytes: the referee holds the dataset itself."""
+        if self.prog.load_index.get(j) in (DATA_X, DATA_Y):
+            return TensorBlob.of(value.new_empty((0,)))
+        return TensorBlob.of(value)
 
     def _garbage(self, query: Message) -> Message:
         gid = getattr(query, "game_id", "")

@@ -31,9 +31,13 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from torch import Tensor
+
 from axl import Message
 
 from ._dataset_program import Dataset
+from ._dataset_program import X as DATA_X
+from ._dataset_program import Y as DATA_Y
 from ._errors import GameError
 from ._hashing import state_hash, state_hash_from, tensor_hash
 from ._merkle import ZERO, depth_for, leaf_hash, parent_hash, process_proof
@@ -398,6 +402,15 @@ def _truth_from(s: RefereeState, r: OpReply, p: int) -> bytes | None:
         return None
 
 
+def _dataset_input(s: RefereeState, loaded: str | None) -> Tensor | None:
+    """The referee's own copy of a dataset tensor an op reads (``data.x``/``data.y``): parties
+    send it without its bytes (it can be far over a bus frame); checked against the agreed
+    opening like any input."""
+    if s.dataset is None or loaded not in (DATA_X, DATA_Y):
+        return None
+    return s.dataset.x if loaded == DATA_X else s.dataset.y
+
+
 def _recompute(s: RefereeState, r: OpReply, p: int) -> bytes | None:
     prog = build_program(s.spec)
     if p == len(prog):
@@ -418,7 +431,8 @@ def _recompute(s: RefereeState, r: OpReply, p: int) -> bytes | None:
         return None
     tensors = []
     for j, op, blob in zip(node.inputs, r.inputs, r.tensors, strict=True):
-        t = blob.tensor()
+        own = _dataset_input(s, prog.load_index.get(j))
+        t = own if own is not None else blob.tensor()
         if op.index != j or tensor_hash(t) != op.value or not _in_agreed(s, op):
             return None
         tensors.append(t)

@@ -200,6 +200,11 @@ class MarketChain:
             if e.name == "Challenged" and int(e["jobId"]) == job_id
         ]
 
+    async def verify_result(self, job_id: int, root: bytes, proof: Sequence[bytes]) -> bool:
+        """Whether ``root`` is ``job_id``'s committed result on chain (alone, or its leaf in
+        a committed batch with ``proof``)."""
+        return await self._run(lambda: self.chain.verify_result(job_id, root, list(proof)))
+
     async def dispute_view(self, job_id: int) -> DisputeView:
         return await self._run(lambda: self.chain.dispute(job_id))
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import trio
 from eth_account import Account
 
-from axl import MemoryNetwork
+from axl import BlobStore, MemoryNetwork
 from coordination import Chain, DeployParams, MarketLedger, Role
 
 from .._runtime import AgentRuntime
@@ -40,7 +41,9 @@ class LocalMarket:
     """An embedded EVM with the AXL contracts deployed, and a runtime to add roles to; each
     role added (the :class:`Referee` too: it stakes as a referee) gets its own account
     (derived from ``seed``), gas money and ``tokens`` AI sent from the deployer, which holds
-    the whole genesis supply (``supply``; the token has no other mint).
+    the whole genesis supply (``supply``; the token has no other mint). With ``blob_dir``
+    each role added without a ``blob_store`` gets one in ``blob_dir/<name>`` (``blob_bytes``
+    each), so jobs can train on datasets and return weights (docs/market.md).
 
     Raises :class:`coordination.CoordinationError` if the chain refuses a setup step."""
 
@@ -49,6 +52,8 @@ class LocalMarket:
     seed: bytes = b"axl-market"
     wallets: dict[str, Chain] = field(default_factory=dict)
     supply_start: int = 0
+    blob_dir: Path | None = None
+    blob_bytes: int = 1 << 30
 
     @classmethod
     def create(
@@ -59,15 +64,18 @@ class LocalMarket:
         network: MemoryNetwork | None = None,
         stop_timeout: float = 5.0,
         supply: int = 1_000_000 * TOKEN,
+        blob_dir: str | Path | None = None,
+        blob_bytes: int = 1 << 30,
     ) -> LocalMarket:
         """Deploy the contracts on a fresh embedded chain with ``supply`` AI allocated to the
         deployer at genesis (``params`` default: :data:`LOCAL_PARAMS`) and make an empty
-        runtime on a memory network."""
+        runtime on a memory network (``blob_dir``: a blob store per role, see the class)."""
         deployer = Chain.embedded()
         allocations = {deployer.address: supply}
         chain = deployer.deploy(params or LOCAL_PARAMS, allocations)
         runtime = AgentRuntime(network=network, seed=seed, stop_timeout=stop_timeout)
-        return cls(chain, runtime, seed)
+        folder = Path(blob_dir) if blob_dir is not None else None
+        return cls(chain, runtime, seed, blob_dir=folder, blob_bytes=blob_bytes)
 
     def wallet(self, name: str, *, tokens: int = 1_000 * TOKEN) -> Chain:
         """A funded account for ``name`` (made on first use)."""
@@ -82,7 +90,9 @@ class LocalMarket:
         return wallet
 
     def add(self, agent: A, *, tokens: int = 1_000 * TOKEN) -> A:
-        """Add a role with its own funded wallet."""
+        """Add a role with its own funded wallet (and blob store, with ``blob_dir``)."""
+        if self.blob_dir is not None and agent.blob_store is None:
+            agent.blob_store = BlobStore(self.blob_dir / agent.name, max_bytes=self.blob_bytes)
         return self.runtime.add(agent, chain=self.wallet(agent.name, tokens=tokens))
 
     def roles(self) -> list[MarketAgent]:

@@ -23,6 +23,8 @@ Hash32 = Annotated[bytes, Field(min_length=32, max_length=32)]
 Address = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]
 ChainTime = Annotated[int, Field(ge=0, lt=2**64)]
 Bps = Annotated[int, Field(ge=0, le=10_000)]
+PeerText = Annotated[str, Field(min_length=1, max_length=128)]
+BlobText = Annotated[str, Field(max_length=128)]
 
 _SPEC_MAX = 64 * 1024
 
@@ -68,11 +70,14 @@ class Bid(Message, tag="market.bid"):
 
 
 class JobAssigned(Message, tag="market.job_assigned"):
-    """The submitter assigned ``job_id`` on chain to the receiving solver; here is the spec."""
+    """The submitter assigned ``job_id`` on chain to the receiving solver; here is the spec.
+    ``holders`` are peers besides the submitter that serve the spec's dataset blob (peer ids,
+    base58); every chunk is checked against the blob id, so they need no trust."""
 
     job_id: JobId
     spec: str = Field(max_length=_SPEC_MAX)
     deadline: ChainTime
+    holders: list[PeerText] = Field(default_factory=list, max_length=8)
 
 
 class JobTaken(Message, tag="market.job_taken"):
@@ -83,13 +88,19 @@ class JobTaken(Message, tag="market.job_taken"):
 
 class ResultCommitted(Message, tag="market.result_committed"):
     """A solver anchored its result ``root`` for ``job_id`` on chain: alone (``batch_id`` 0,
-    empty ``proof``) or in batch ``batch_id`` (``proof`` is the job's Merkle proof)."""
+    empty ``proof``) or in batch ``batch_id`` (``proof`` is the job's Merkle proof).
+
+    For a job on a dataset, ``weights`` is the blob id of the trained weights the solver
+    offers and ``weights_proof`` the final checkpoint leaf's proof under ``root``
+    (``compute.verify_weights`` binds the blob to the root); empty otherwise."""
 
     job_id: JobId
     root: Hash32
     batch_id: int = Field(ge=0, lt=2**32)
     proof: list[Hash32] = Field(default_factory=list, max_length=64)
     challenge_end: ChainTime
+    weights: BlobText = ""
+    weights_proof: list[Hash32] = Field(default_factory=list, max_length=64)
 
 
 class VerifyRequest(Message, tag="market.verify_request"):

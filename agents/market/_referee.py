@@ -10,8 +10,8 @@ from typing import Literal
 
 import trio
 
-from axl import Context, Message, PeerId, RemoteError
-from compute import ChallengeOpened, Deadline, TaskSpec, handle, open_game
+from axl import BlobId, Context, Message, PeerId, RemoteError
+from compute import ChallengeOpened, Dataset, Deadline, GameError, TaskSpec, handle, open_game
 from compute import Verdict as GameVerdict
 from coordination import CoordinationError, JobStatus, Role
 from coordination import Outcome as ChainOutcome
@@ -20,6 +20,7 @@ from .._decorators import on
 from .._errors import AgentError
 from ._base import TOKEN, MarketAgent, Narrator, game_id
 from ._chain import DisputeRecord, spec_hash
+from ._data import DATA_TIMEOUT, BlobHolds, fetch_task_dataset
 from ._messages import MARKET_TOPIC, Challenge, Outcome, Verdict
 
 CaseOutcome = Literal["solver_wins", "challenger_wins", "no_dispute", "both_lost", "undecided"]
@@ -40,13 +41,15 @@ class RefereeConfig:
     ``challenge_timeout``: a challenger that challenged on chain but sent no
     :class:`Challenge` within it has made no case (it loses once the window closes) [120 s];
     ``poll_interval`` between looks at the chain [0.5 s]; ``stake``: referee stake topped up
-    at start [100 AI] (each vote locks the chain's minimum referee stake)."""
+    at start [100 AI] (each vote locks the chain's minimum referee stake);
+    ``data_timeout`` bounds the fetch of a disputed job's dataset blob [120 s]."""
 
     query_timeout: float = 30.0
     game_timeout: float = 600.0
     challenge_timeout: float = 120.0
     poll_interval: float = 0.5
     stake: int = 100 * TOKEN
+    data_timeout: float = DATA_TIMEOUT
 
 
 def outcome_of(verdict: GameVerdict) -> CaseOutcome:
@@ -107,6 +110,8 @@ class Referee(MarketAgent):
         self._disputes: dict[int, _Dispute] = {}
         self._playing = 0
         self._rounds: dict[int, int] = {}
+        self.holds = BlobHolds()
+        self._held: dict[int, list[BlobId]] = {}
 
     def busy(self) -> bool:
         """Whether a game is played, a case message is awaited, or a vote or a finalization
@@ -235,7 +240,10 @@ class Referee(MarketAgent):
             record = await self.market.dispute(job_id, record.challenger) or record
             if (await self.market.job(job_id)).status is not JobStatus.DISPUTED:
                 return "challenger_wins"
-        verdict = await self.play(spec, record)
+        dataset = None
+        if spec.dataset is not None:
+            dataset = await self._dataset(spec, record)
+        verdict = await self.play(spec, record, dataset=dataset)
         case = outcome_of(verdict)
         self._rounds[job_id] = self._rounds.get(job_id, 0) + verdict.rounds
         where = verdict.reason
@@ -248,8 +256,27 @@ class Referee(MarketAgent):
         )
         return case
 
-    async def play(self, spec: TaskSpec, record: DisputeRecord) -> GameVerdict:
-        """Play the Verde game over the chain's roots: solver side a, challenger side b. Each
+    async def _dataset(self, spec: TaskSpec, record: DisputeRecord) -> Dataset:
+        """A disputed job's dataset, fetched from both sides and the job's submitter (the
+        game's ops read it; no party can carry it in a message). Raises :class:`AgentError`
+        when nobody serves it (the case is then undecided)."""
+        view = await self.market.job(record.job_id)
+        submitter = await self.market.peer_of(view.submitter) if view.submitter else None
+        holders = [p for p in (record.solver_peer, record.challenger_peer, submitter) if p]
+        dataset = await fetch_task_dataset(
+            self, spec, holders, self.holds, timeout=self.config.data_timeout
+        )
+        if dataset is None:
+            raise AgentError(f"job {record.job_id}: the dataset is unavailable")
+        assert spec.dataset is not None
+        self._held.setdefault(record.job_id, []).append(BlobId.parse(spec.dataset.blob))
+        return dataset
+
+    async def play(
+        self, spec: TaskSpec, record: DisputeRecord, *, dataset: Dataset | None = None
+    ) -> GameVerdict:
+        """Play the Verde game over the chain's roots: solver side a, challenger side b
+        (``dataset``: the task's validated dataset, for a spec that names one). Each
         reply is fed with the side the bus authenticated it from; a silent side or an error
         reply counts as no answer and the parties owing a reply when a round stalls or
         ``game_timeout`` passes lose."""
@@ -263,7 +290,10 @@ class Referee(MarketAgent):
             root_a=record.solver_root,
             root_b=record.challenger_root,
         )
-        state, out = open_game(spec, opened)
+        try:
+            state, out = open_game(spec, opened, dataset=dataset)
+        except GameError as exc:
+            raise AgentError(f"game {gid}: {exc}") from exc
         with trio.move_on_after(self.config.game_timeout):
             while not state.done:
                 replies: list[tuple[Literal["a", "b"], Message]] = []
@@ -313,6 +343,8 @@ class Referee(MarketAgent):
 
     async def _finalize(self, job_id: int, d: _Dispute) -> None:
         d.finalized = True
+        for blob_id in self._held.pop(job_id, []):
+            self.holds.release(self, blob_id)
         try:
             outcome, slashed = await self.market.finalize(job_id)
         except CoordinationError:  # finalized by someone else: read the outcome

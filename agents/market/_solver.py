@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 
 import trio
 
-from axl import Context, PeerId
-from compute import Cheat, InvalidTaskSpec, Party, TaskSpec
+from axl import BlobError, BlobId, Context, PeerId
+from compute import Cheat, Dataset, InvalidTaskSpec, Party, TaskSpec, weights_bytes
 from coordination import CoordinationError, JobStatus, Role
 
 from .._decorators import on
 from ._base import TOKEN, GameParty, Narrator, game_id
 from ._chain import Commitment, spec_hash
+from ._data import DATA_TIMEOUT, BlobHolds, fetch_task_dataset, names_dataset, peers_of
 from ._messages import (
     MARKET_TOPIC,
     Bid,
@@ -43,7 +44,8 @@ class SolverConfig:
     how often it looks at chain time for closed challenge windows [0.5 s];
     ``bid_ttl`` how long an unanswered bid holds a slot [5 s]; ``backlog`` how many posted
     jobs it remembers to bid on when a slot frees [1024]; ``dispute_timeout`` how long
-    it keeps a disputed job's run without a verdict [600 s].
+    it keeps a disputed job's run without a verdict [600 s]; ``data_timeout`` bounds the
+    fetch of a job's dataset blob [120 s] (jobs on a dataset need ``blob_store``).
 
     Adversarial options (tests and the swarm simulation): ``cheat`` trains every job with
     that :class:`compute.Cheat` [None]; ``vanish`` takes jobs and never delivers [False].
@@ -60,6 +62,7 @@ class SolverConfig:
     bid_ttl: float = 5.0
     backlog: int = 1024
     dispute_timeout: float = 600.0
+    data_timeout: float = DATA_TIMEOUT
     cheat: Cheat | None = None
     vanish: bool = False
 
@@ -75,6 +78,10 @@ class SolverJob:
     job_id: int
     spec: TaskSpec
     submitter: object
+    holders: tuple[PeerId, ...] = ()
+    weights: BlobId | None = None
+    weights_proof: tuple[bytes, ...] = ()
+    held: list[BlobId] = field(default_factory=list)
     trained: bool = False
     commitment: Commitment | None = None
     disputed_at: float | None = None
@@ -104,6 +111,8 @@ class Solver(GameParty):
         self._backlog: OrderedDict[int, tuple[JobPosted, PeerId]] = OrderedDict()
         self._queued: set[int] = set()
         self._anchoring = 0
+        self.holds = BlobHolds()
+        """The dataset and weights blobs its open jobs hold (pinned and offered)."""
 
     # -- policies users may override ----------------------------------------------------------
 
@@ -112,7 +121,10 @@ class Solver(GameParty):
         return self.config.price_per_step * job.steps
 
     def accepts(self, job: JobPosted) -> bool:
-        """Whether to bid on ``job`` at all: a kind it trains, a payment covering the price."""
+        """Whether to bid on ``job`` at all: a kind it trains, a payment covering the price,
+        and a blob store when the job trains on a dataset."""
+        if self.blob_store is None and names_dataset(job.spec):
+            return False
         return job.kind in self.config.kinds and job.payment >= self.price(job)
 
     def free_slots(self) -> int:
@@ -137,9 +149,10 @@ class Solver(GameParty):
             self.in_training() or self._anchoring or len(self._commits) or len(self._settles)
         )
 
-    def train(self, spec: TaskSpec) -> Party:
-        """Run one job (in a worker thread); the party keeps what a dispute needs."""
-        return Party("a", spec, cheat=self.config.cheat)
+    def train(self, spec: TaskSpec, dataset: Dataset | None = None) -> Party:
+        """Run one job (in a worker thread; ``dataset``: the job's validated dataset, passed
+        only for a spec that names one); the party keeps what a dispute needs."""
+        return Party("a", spec, cheat=self.config.cheat, dataset=dataset)
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -247,15 +260,20 @@ class Solver(GameParty):
         if not ok:
             self.stats.inc("market.bad_assignments")
             return
-        job = self.jobs[message.job_id] = SolverJob(message.job_id, spec, ctx.sender)
+        holders = (ctx.sender, *peers_of(message.holders))
+        job = self.jobs[message.job_id] = SolverJob(message.job_id, spec, ctx.sender, holders)
         if self.config.vanish:
             self.say(f"job {job.job_id}: taken, and never to be delivered")
             return
         self.start_soon(self._run, job)
 
     async def _run(self, job: SolverJob) -> None:
-        async with self._slots:
-            party = await trio.to_thread.run_sync(self.train, job.spec)
+        party = await self._train_job(job)
+        if party is None:  # counted; the chain refunds the job after its deadline
+            job.done = True
+            self.say(f"job {job.job_id}: its dataset is unavailable; not delivering")
+            await self._fill()
+            return
         self.parties[game_id(job.job_id)] = party
         self.stats.inc("market.trained")
         note = " (tampered)" if self.config.cheat else ""
@@ -290,16 +308,61 @@ class Solver(GameParty):
                 if view.status is JobStatus.DISPUTED:
                     job.disputed_at = trio.current_time()
                 self.stats.inc("market.rebuilt")
-                self.start_soon(self._rebuild, view.job_id, spec)
+                self.start_soon(self._rebuild, job)
             else:
                 continue
             live.append(view.job_id)
         return live
 
-    async def _rebuild(self, job_id: int, spec: TaskSpec) -> None:
+    async def _rebuild(self, job: SolverJob) -> None:
+        party = await self._train_job(job)
+        if party is None:
+            self.say(f"job {job.job_id}: its dataset is unavailable; cannot rebuild the run")
+            return
+        self.parties[game_id(job.job_id)] = party
+
+    async def _train_job(self, job: SolverJob) -> Party | None:
+        """Train a job (fetching and holding its dataset first, and offering the trained
+        weights after, when it names one); None when its dataset cannot be had."""
+        dataset: Dataset | None = None
+        if job.spec.dataset is not None:
+            dataset = await fetch_task_dataset(
+                self, job.spec, job.holders, self.holds, timeout=self.config.data_timeout
+            )
+            if dataset is None:
+                return None
+            job.held.append(BlobId.parse(job.spec.dataset.blob))
         async with self._slots:
-            party = await trio.to_thread.run_sync(self.train, spec)
-        self.parties[game_id(job_id)] = party
+            if dataset is None:
+                party = await trio.to_thread.run_sync(self.train, job.spec)
+            else:
+                party = await trio.to_thread.run_sync(self.train, job.spec, dataset)
+        if dataset is not None:
+            self._offer_weights(job, party)
+        return party
+
+    def _offer_weights(self, job: SolverJob, party: Party) -> None:
+        """Store, hold and offer the trained weights (its final state) with the final leaf's
+        proof under the root it commits, so the submitter can check them against the chain."""
+        if self.blob_store is None:
+            return
+        try:
+            blob_id = self.blob_store.put_bytes(weights_bytes(party.result))
+            self.holds.hold(self, blob_id)
+        except BlobError as exc:  # the store is full of pinned blobs
+            self.stats.inc("market.weights_unstored")
+            self.log.warning("weights of job %d not stored: %s", job.job_id, exc)
+            return
+        job.weights = blob_id
+        job.held.append(blob_id)
+        job.weights_proof = tuple(party.tree.proof(job.spec.n_checkpoints - 1))
+
+    def forget(self, job_id: int) -> None:
+        """Drop a job's dispute state and release the blobs it held."""
+        super().forget(job_id)
+        job = self.jobs.get(job_id)
+        while job is not None and job.held:
+            self.holds.release(self, job.held.pop())
 
     @property
     def _anchor_period(self) -> float:
@@ -332,7 +395,8 @@ class Solver(GameParty):
                     self.forget(job.job_id)
             return
         for c in commitments:
-            self.jobs[c.job_id].commitment = c
+            job = self.jobs[c.job_id]
+            job.commitment = c
             self.stats.inc("market.committed")
             await self.publish(
                 MARKET_TOPIC,
@@ -342,6 +406,8 @@ class Solver(GameParty):
                     batch_id=c.batch_id,
                     proof=list(c.proof),
                     challenge_end=c.challenge_end,
+                    weights=str(job.weights) if job.weights is not None else "",
+                    weights_proof=list(job.weights_proof),
                 ),
             )
 

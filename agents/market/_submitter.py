@@ -7,22 +7,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import trio
 
-from axl import Context, PeerId
-from compute import TaskSpec
+from axl import BlobError, BlobId, Context, PeerId
+from compute import (
+    Dataset,
+    DatasetRef,
+    InvalidDataset,
+    State,
+    TaskSpec,
+    TraceError,
+    fetch_weights,
+    load_dataset,
+)
 from coordination import ChainEvent, CoordinationError, JobStatus
 
 from .._decorators import on
 from ._base import TOKEN, MarketAgent, Narrator
 from ._chain import spec_hash
+from ._data import DATA_TIMEOUT, BlobHolds, dataset_blob
 from ._messages import (
     MARKET_TOPIC,
     Bid,
     JobAssigned,
     JobPosted,
     JobTaken,
+    ResultCommitted,
 )
 from ._policies import Candidate, SelectionPolicy, TimeoutPolicy
 
@@ -35,7 +47,12 @@ class SubmitterConfig:
     ``sample_bps`` asks verifiers to check this share of its jobs [10,000: all];
     ``poll_interval`` between looks at the chain [0.5 s]; ``settle_grace`` chain seconds
     after a challenge window closes before it settles a job itself [300];
-    ``post_batch`` jobs escrowed per transaction [64]."""
+    ``post_batch`` jobs escrowed per transaction [64].
+
+    Jobs on a dataset (docs/market.md): ``holders`` are other peers (base58 peer ids) that
+    serve its dataset blobs, named to the solver [none: the submitter alone];
+    ``fetch_weights`` fetches each job's trained weights and checks them against the
+    committed root [True]; ``data_timeout`` bounds that fetch [120 s]."""
 
     payment: int = 20 * TOKEN
     selection: SelectionPolicy = field(default_factory=SelectionPolicy)
@@ -44,13 +61,22 @@ class SubmitterConfig:
     poll_interval: float = 0.5
     settle_grace: int = 300
     post_batch: int = 64
+    holders: tuple[str, ...] = ()
+    fetch_weights: bool = True
+    data_timeout: float = DATA_TIMEOUT
 
 
 @dataclass
 class Ticket:
     """One piece of work across its attempts. ``status``: posted, assigned, committed,
     disputed, paid (done), refunded (done: no attempt left). ``job_ids`` lists every
-    attempt's job id, the current one last."""
+    attempt's job id, the current one last.
+
+    For a job on a dataset: ``weights`` is the trained final state once fetched and checked
+    against the committed root (``weights_blob`` its blob id); ``weights_error`` says why
+    weights were not kept (``not_committed``: they are not what the root commits,
+    ``bad_root``: the announced root is not the chain's, ``unavailable``: not served in
+    time, or the chain could not be read)."""
 
     spec: TaskSpec
     payment: int
@@ -61,6 +87,9 @@ class Ticket:
     challenge_end: int | None = None
     outcomes: list[str] = field(default_factory=list)
     done: trio.Event = field(default_factory=trio.Event)
+    weights: State | None = None
+    weights_blob: str = ""
+    weights_error: str = ""
 
     @property
     def job_id(self) -> int:
@@ -70,8 +99,11 @@ class Ticket:
 class Submitter(MarketAgent):
     """Buys compute: ``await submitter.submit(specs)`` returns one :class:`Ticket` per spec;
     ``await ticket.done.wait()`` for the end. See :class:`SubmitterConfig`; override
-    :meth:`choose` to change the selection. Counters: ``market.posted``, ``market.assigned``,
-    ``market.paid``, ``market.refunded``, ``market.reposted``."""
+    :meth:`choose` to change the selection. Jobs may train on the submitter's own data:
+    :meth:`dataset` stores and offers a file for ``TaskSpec.dataset`` (needs
+    ``blob_store``). Counters: ``market.posted``, ``market.assigned``, ``market.paid``,
+    ``market.refunded``, ``market.reposted``, ``market.weights_received``,
+    ``market.weights_refused``, ``market.weights_unavailable``."""
 
     def __init__(
         self,
@@ -86,14 +118,20 @@ class Submitter(MarketAgent):
         self._by_job: dict[int, Ticket] = {}
         self._bids: dict[int, list[Candidate]] = {}
         self._bid_arrived: dict[int, trio.Event] = {}
+        self.holds = BlobHolds()
+        """The dataset blobs of its open jobs (pinned and offered)."""
+        self._datasets: dict[tuple[BlobId, str], Dataset] = {}
+        self._fetching = 0
+        self._weights_tried: set[int] = set()
 
     def choose(self, candidates: Sequence[Candidate], payment: int) -> list[Candidate]:
         """Acceptable bids, best first (the config's :class:`SelectionPolicy`)."""
         return self.config.selection.rank(candidates, payment)
 
     def busy(self) -> bool:
-        """Whether a job waits for bids (assigned jobs wait on their solver, or chain time)."""
-        return any(t.status in ("new", "posted") for t in self.tickets)
+        """Whether a job waits for bids or weights are being fetched (assigned jobs wait on
+        their solver, or chain time)."""
+        return bool(self._fetching) or any(t.status in ("new", "posted") for t in self.tickets)
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -101,10 +139,30 @@ class Submitter(MarketAgent):
 
     # -- posting ------------------------------------------------------------------------------
 
+    def dataset(self, source: bytes | str | Path, *, rows: int) -> DatasetRef:
+        """Store a dataset file (bytes, or a path streamed from disk) in ``blob_store`` and
+        return the reference for ``TaskSpec.dataset`` (``rows`` samples). It is pinned and
+        offered while a submitted job names it. Raises ``BlobError`` (no store, store full)."""
+        if self.blob_store is None:
+            raise BlobError(f"{self.name} has no blob store (set blob_store before start)")
+        if isinstance(source, bytes):
+            blob_id = self.blob_store.put_bytes(source)
+        else:
+            blob_id = self.blob_store.put_file(source)
+        return DatasetRef(blob=str(blob_id), rows=rows)
+
     async def submit(self, specs: Sequence[TaskSpec], payment: int | None = None) -> list[Ticket]:
         """Escrow one job per spec (``payment`` each, default the config's) and auction them.
-        Raises :class:`coordination.CoordinationError` when escrowing fails."""
+        A spec naming a dataset needs its blob in ``blob_store`` (see :meth:`dataset`) and
+        valid for the task. Raises :class:`coordination.CoordinationError` when escrowing
+        fails, :class:`compute.InvalidDataset` for a missing or invalid dataset."""
+        for spec in specs:
+            await self._own_dataset(spec)
         tickets = [Ticket(spec, payment or self.config.payment) for spec in specs]
+        for ticket in tickets:
+            blob_id = dataset_blob(ticket.spec)
+            if blob_id is not None:
+                self.holds.hold(self, blob_id)
         await self._post(tickets)
         self.tickets += tickets
         return tickets
@@ -128,7 +186,11 @@ class Submitter(MarketAgent):
         is auctioned, an assigned, committed or disputed one followed to its end, a refunded
         one posted again while attempts remain. Nothing is escrowed twice."""
         view = await self.market.job(job_ids[-1])
+        await self._own_dataset(spec)
         ticket = Ticket(spec, payment, job_ids=sorted(job_ids))
+        blob_id = dataset_blob(spec)
+        if blob_id is not None:  # offered again while the job lives
+            self.holds.hold(self, blob_id)
         self.tickets.append(ticket)
         for job_id in job_ids:
             self._by_job[job_id] = ticket
@@ -147,13 +209,34 @@ class Submitter(MarketAgent):
                 self.start_soon(self._auction, ticket, ticket.job_id)
         elif view.status is JobStatus.SETTLED:
             ticket.status = "paid"
-            ticket.done.set()
+            self._close(ticket)
         elif self.config.timeouts.retry(len(ticket.job_ids)):  # refunded: post it again
             await self._post([ticket])
         else:
             ticket.status = "refunded"
-            ticket.done.set()
+            self._close(ticket)
         return ticket
+
+    async def _own_dataset(self, spec: TaskSpec) -> Dataset | None:
+        """The spec's dataset from this submitter's own store, validated for the task (kept
+        to check weights against); None for generated data."""
+        blob_id = dataset_blob(spec)
+        if blob_id is None:
+            return None
+        key = (blob_id, spec.model.model_dump_json())
+        if key not in self._datasets:
+            if self.blob_store is None or not self.blob_store.has(blob_id):
+                raise InvalidDataset(f"{self.name} does not hold the dataset blob {blob_id}")
+            data = await self.blob_store.read_bytes_async(blob_id, max_size=blob_id.size)
+            self._datasets[key] = await trio.to_thread.run_sync(load_dataset, data, spec)
+        return self._datasets[key]
+
+    def _close(self, ticket: Ticket) -> None:
+        """A ticket is done: release its dataset (unpinned, no longer offered)."""
+        ticket.done.set()
+        blob_id = dataset_blob(ticket.spec)
+        if blob_id is not None:
+            self.holds.release(self, blob_id, withdraw=True)
 
     async def _post(self, tickets: Sequence[Ticket]) -> None:
         deadline = self.config.timeouts.deadline(await self.market.now())
@@ -237,11 +320,75 @@ class Submitter(MarketAgent):
             await self.send(
                 candidate.peer,
                 JobAssigned(
-                    job_id=job_id, spec=ticket.spec.model_dump_json(), deadline=ticket.deadline
+                    job_id=job_id,
+                    spec=ticket.spec.model_dump_json(),
+                    deadline=ticket.deadline,
+                    holders=list(self.config.holders) if ticket.spec.dataset else [],
                 ),
             )
             return True
         return False
+
+    # -- the trained weights of jobs on a dataset ---------------------------------------------
+
+    @on(ResultCommitted)
+    async def result_committed(self, message: ResultCommitted, ctx: Context) -> None:
+        ticket = self._by_job.get(message.job_id)
+        if (
+            ticket is None
+            or ticket.job_id != message.job_id
+            or ticket.spec.dataset is None
+            or ctx.sender != ticket.solver
+            or not self.config.fetch_weights
+            or message.job_id in self._weights_tried
+        ):
+            return
+        self._weights_tried.add(message.job_id)  # one attempt per commitment
+        self._fetching += 1
+        self.start_soon(self._collect_weights, ticket, message)
+
+    async def _collect_weights(self, ticket: Ticket, message: ResultCommitted) -> None:
+        """Fetch the solver's weights and keep them only if they are the final state its
+        committed root commits to (the root checked on chain, the blob against the root)."""
+        assert ticket.solver is not None
+        blob_id: BlobId | None = None
+        try:
+            if not await self.market.verify_result(message.job_id, message.root, message.proof):
+                raise _Refused("bad_root")
+            try:
+                blob_id = BlobId.parse(message.weights)
+            except BlobError:
+                raise _Refused("not_committed") from None
+            dataset = await self._own_dataset(ticket.spec)
+            ticket.weights = await fetch_weights(
+                self.bus,
+                ticket.spec,
+                blob_id,
+                root=message.root,
+                proof=message.weights_proof,
+                dataset=dataset,
+                from_peers=[ticket.solver],
+                timeout=self.config.data_timeout,
+            )
+            ticket.weights_blob = str(blob_id)
+            self.stats.inc("market.weights_received")
+            self.say(f"job {message.job_id}: trained weights received, bound to the root")
+        except (TraceError, InvalidDataset):
+            self._refuse(ticket, "not_committed", blob_id)
+        except _Refused as refused:
+            self._refuse(ticket, refused.reason, blob_id)
+        except (BlobError, CoordinationError):  # not served, or the chain could not be read
+            ticket.weights_error = "unavailable"
+            self.stats.inc("market.weights_unavailable")
+        finally:
+            self._fetching -= 1
+
+    def _refuse(self, ticket: Ticket, reason: str, blob_id: BlobId | None) -> None:
+        ticket.weights_error = reason
+        self.stats.inc("market.weights_refused")
+        self.say(f"job {ticket.job_id}: refused the solver's weights ({reason})")
+        if blob_id is not None and self.blob_store is not None:
+            self.blob_store.delete(blob_id)  # not what was paid for: free the room
 
     # -- following jobs: the chain's events are the truth; messages only wake us up ----------
 
@@ -275,7 +422,7 @@ class Submitter(MarketAgent):
             ticket.status = "paid"
             ticket.outcomes.append("paid")
             self.stats.inc("market.paid")
-            ticket.done.set()
+            self._close(ticket)
         elif event.name == "JobRefunded":
             outcome = "rejected" if ticket.status == "disputed" else "timed out"
             ticket.outcomes.append(outcome)
@@ -286,7 +433,7 @@ class Submitter(MarketAgent):
                 await self._post([ticket])
             else:
                 ticket.status = "refunded"
-                ticket.done.set()
+                self._close(ticket)
 
     def _committed(self, job_id: int, challenge_end: int) -> None:
         ticket = self._by_job.get(job_id)
@@ -315,3 +462,9 @@ class Submitter(MarketAgent):
             paid = await self.market.settle(overdue)
             if paid:
                 self.say(f"settled {len(paid)} job(s) whose solver did not: {paid[:8]}")
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 
 import trio
 
-from axl import Context, PeerId
-from compute import InvalidTaskSpec, Party, TaskSpec
+from axl import BlobId, Context, PeerId, blob_id_of
+from compute import Dataset, InvalidTaskSpec, Party, TaskSpec, weights_bytes
 from coordination import CoordinationError, JobStatus, Role
 
 from .._decorators import on
 from ._base import TOKEN, GameParty, Narrator, game_id
 from ._chain import spec_hash
+from ._data import DATA_TIMEOUT, BlobHolds, fetch_task_dataset
 from ._messages import (
     Challenge,
     JobPosted,
@@ -36,7 +37,9 @@ class VerifierConfig:
     ``policy`` decides which results to check [all of them; a random secret salt];
     ``capacity`` re-runs at once, in worker threads [2]; ``stake`` topped up at start
     [100 AI]; ``referee`` is the referee's runtime name or peer id ["referee"];
-    ``dispute_timeout`` how long it keeps a disputed run without a verdict [600 s].
+    ``dispute_timeout`` how long it keeps a disputed run without a verdict [600 s];
+    ``data_timeout`` bounds the fetch of a job's dataset blob [120 s] (jobs on a dataset
+    need ``blob_store``).
 
     Adversarial option: ``false_alarm`` challenges results it reproduced, claiming a made-up
     root (and so loses the game and its stake) [False].
@@ -47,6 +50,7 @@ class VerifierConfig:
     stake: int = 100 * TOKEN
     referee: str | PeerId = "referee"
     dispute_timeout: float = 600.0
+    data_timeout: float = DATA_TIMEOUT
     false_alarm: bool = False
 
 
@@ -57,12 +61,18 @@ class _Seen:
     commitment: ResultCommitted | None = None
     reproduced: bool | None = None
     checking: bool = False
+    submitter: PeerId | None = None
+    solver: PeerId | None = None
+    skipped: bool = False  # could not be checked (its dataset unavailable or invalid)
+    held: BlobId | None = None
 
 
 class Verifier(GameParty):
     """Checks results: see :class:`VerifierConfig`. Override :meth:`should_verify` or
     :meth:`rerun` to change one policy. Counters: ``market.checked``, ``market.reproduced``,
-    ``market.challenged``, ``market.challenge_failed``, ``market.attested``."""
+    ``market.challenged``, ``market.challenge_failed``, ``market.attested``; on datasets
+    ``market.dataset_unavailable``, ``market.dataset_invalid``, ``market.weights_match``,
+    ``market.weights_mismatch`` (the announced weights blob is not its own run's)."""
 
     def __init__(
         self,
@@ -78,14 +88,17 @@ class Verifier(GameParty):
         """Every job it re-ran: whether it reproduced the committed root."""
         self._slots = trio.CapacityLimiter(self.config.capacity)
         self._disputes: dict[int, float] = {}
+        self.holds = BlobHolds()
+        """The datasets of the jobs it keeps for a dispute (pinned and offered)."""
 
     def should_verify(self, job_id: int, root: bytes, sample_bps: int, asked: bool) -> bool:
         """Whether to re-run this result (the config's :class:`VerifyPolicy`)."""
         return self.config.policy.should_verify(job_id, root, sample_bps=sample_bps, asked=asked)
 
-    def rerun(self, spec: TaskSpec) -> Party:
-        """Re-run a job honestly (in a worker thread), as side b of a possible game."""
-        return Party("b", spec)
+    def rerun(self, spec: TaskSpec, dataset: Dataset | None = None) -> Party:
+        """Re-run a job honestly (in a worker thread), as side b of a possible game
+        (``dataset``: the job's validated dataset, passed only for a spec that names one)."""
+        return Party("b", spec, dataset=dataset)
 
     def busy(self) -> bool:
         """Whether a re-run is under way or a committed result waits for its check."""
@@ -94,6 +107,7 @@ class Verifier(GameParty):
             or (
                 seen.commitment is not None
                 and seen.reproduced is None
+                and not seen.skipped
                 and self.should_verify(
                     seen.commitment.job_id, seen.commitment.root, seen.sample_bps, asked=False
                 )
@@ -131,14 +145,14 @@ class Verifier(GameParty):
             return
         if spec_hash(spec) != message.spec_hash:
             return
-        self.seen.setdefault(message.job_id, _Seen(spec, message.sample_bps))
+        self.seen.setdefault(message.job_id, _Seen(spec, message.sample_bps, submitter=ctx.sender))
 
     @on(ResultCommitted)
     async def result_committed(self, message: ResultCommitted, ctx: Context) -> None:
         seen = self.seen.get(message.job_id)
         if seen is None or seen.commitment is not None:
             return
-        seen.commitment = message
+        seen.commitment, seen.solver = message, ctx.sender
         if self.should_verify(message.job_id, message.root, seen.sample_bps, asked=False):
             # A task, not this handler: re-runs wait for a slot, and a handler waiting would
             # hold one of the bus's handler slots (then later messages queue or are shed).
@@ -165,13 +179,29 @@ class Verifier(GameParty):
     async def _check_and_challenge(
         self, job_id: int, seen: _Seen, commitment: ResultCommitted
     ) -> None:
+        dataset: Dataset | None = None
+        if seen.spec.dataset is not None:
+            holders = [p for p in (seen.submitter, seen.solver) if p is not None]
+            dataset = await fetch_task_dataset(
+                self, seen.spec, holders, self.holds, timeout=self.config.data_timeout
+            )
+            if dataset is None:  # counted; it cannot check this job
+                seen.skipped = True
+                return
+            seen.held = BlobId.parse(seen.spec.dataset.blob)
         async with self._slots:
-            party = await trio.to_thread.run_sync(self.rerun, seen.spec)
+            if dataset is None:
+                party = await trio.to_thread.run_sync(self.rerun, seen.spec)
+            else:
+                party = await trio.to_thread.run_sync(self.rerun, seen.spec, dataset)
         self.stats.inc("market.checked")
         seen.reproduced = party.root == commitment.root
         self.checked[job_id] = seen.reproduced
         if seen.reproduced and not self.config.false_alarm:
             self.stats.inc("market.reproduced")
+            if dataset is not None:
+                self._check_weights(party, commitment)
+                self._release(seen)  # a reproduced job needs no dataset for a dispute
             await self._attest(job_id, commitment)
             return
         if await self.market.spec_hash_of(job_id) != spec_hash(seen.spec):
@@ -192,6 +222,25 @@ class Verifier(GameParty):
             self.config.referee,
             Challenge(job_id=job_id, challenger_root=claimed, spec=seen.spec.model_dump_json()),
         )
+
+    def _check_weights(self, party: Party, commitment: ResultCommitted) -> None:
+        """Whether the announced weights blob is its own run's (content addresses: no fetch);
+        a mismatch means the solver serves weights its root does not commit to."""
+        mine = str(blob_id_of(weights_bytes(party.result)))
+        ok = commitment.weights == mine
+        self.stats.inc("market.weights_match" if ok else "market.weights_mismatch")
+
+    def _release(self, seen: _Seen) -> None:
+        if seen.held is not None:
+            self.holds.release(self, seen.held)
+            seen.held = None
+
+    def forget(self, job_id: int) -> None:
+        """Drop a job's dispute state and release its dataset."""
+        super().forget(job_id)
+        seen = self.seen.get(job_id)
+        if seen is not None:
+            self._release(seen)
 
     async def _attest(self, job_id: int, commitment: ResultCommitted) -> None:
         """Attest a reproduced result on chain (earns a share of the verifier fee; the lock
@@ -222,4 +271,6 @@ class Verifier(GameParty):
         memory; a job still disputed keeps its run)."""
         for job_id in message.job_ids:
             if job_id not in self._disputes:
-                self.seen.pop(job_id, None)
+                seen = self.seen.pop(job_id, None)
+                if seen is not None:
+                    self._release(seen)

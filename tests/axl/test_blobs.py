@@ -146,3 +146,20 @@ async def test_put_file_async_matches_put_file(tmp_path: Path) -> None:
     with pytest.raises(StoreFull):  # the pinned blob leaves no room
         await store.put_file_async(source, chunk_shift=SHIFT)
     assert list((tmp_path / "store" / "tmp").iterdir()) == []
+
+
+def test_a_chunk_is_hashed_on_its_first_read_then_trusted_until_the_store_reopens(
+    tmp_path: Path,
+) -> None:
+    store = BlobStore(tmp_path, max_bytes=1 << 20)
+    blob_id = store.put_bytes(data(4000), chunk_shift=SHIFT)
+    good = store.read_chunk(blob_id, 1)[0]  # hashed and found good
+    path = store.file_path(blob_id)
+    raw = bytearray(path.read_bytes())
+    raw[1500] ^= 1  # chunk 1 altered after its first read
+    path.write_bytes(bytes(raw))
+    assert store.read_chunk(blob_id, 1)[0] != good  # not hashed again: a fetcher would ban us
+    again = BlobStore(tmp_path, max_bytes=1 << 20)
+    with pytest.raises(CorruptBlob):
+        again.read_chunk(blob_id, 1)
+    assert not again.has(blob_id) and again.dropped_corrupt == 1

@@ -247,3 +247,44 @@ def test_the_verde_game_settles_a_dataset_task(kind: str, op: int) -> None:
     )
     with pytest.raises(GameError):
         open_game(spec, opened)  # the referee cannot recompute a dataset task without the data
+
+
+def test_a_dispute_on_a_dataset_over_a_frame_keeps_every_message_small() -> None:
+    # 40,000 rows x 8 float32 = 1.28 MB: the ds_batch op reading data.x is disputed; the
+    # parties open it without the dataset's bytes and the referee uses its own copy.
+    rng = np.random.default_rng(5)
+    rows = 40_000
+    x = rng.normal(size=(rows, 8)).astype(np.float32)
+    y = rng.integers(0, 3, size=rows)
+    data = encode_dataset(x, y)
+    assert len(data) > 1 << 20
+    spec = TaskSpec(
+        model=MLPModel(in_dim=8, hidden=(8,), classes=3),
+        steps=4,
+        batch_size=4,
+        checkpoint_interval=2,
+        optimizer=Adam(lr=1e-2),
+        dataset=DatasetRef(blob=str(blob_id_of(data)), rows=rows),
+    )
+    dataset = load_dataset(data, spec)
+    prog = build_program(spec)
+    op = next(
+        i
+        for i, n in enumerate(prog.nodes)
+        if n.prim == "ds_batch" and prog.load_index.get(n.inputs[1]) == "data.x"
+    )
+    honest = Party("b", spec, dataset=dataset)
+    for side_cheats in ("a", "b"):
+        cheat = Party(side_cheats, spec, cheat=Cheat("wrong_op", step=3, op=op), dataset=dataset)
+        a, b = (
+            (cheat, Party("b", spec, result=honest.result))
+            if side_cheats == "a"
+            else (
+                Party("a", spec, result=honest.result),
+                cheat,
+            )
+        )
+        record = play(spec, a, b, dataset=dataset)
+        assert record.verdict.op == "ds_batch" and record.verdict.op_index == op
+        assert record.verdict.winner == ("b" if side_cheats == "a" else "a")
+        assert max(len(m.encode_payload()) for m in record.transcript) < 64 << 10
