@@ -11,6 +11,8 @@ Delivery semantics
 * Direct messages (and requests) to our own peer id are delivered like any other.
 * ``send(peer, msg)``: one direct message; waits while the transport applies backpressure;
   raises :class:`PeerUnreachable` when there is no route. No delivery receipt.
+* ``send_many(peer, msgs)``: like ``send`` for each, in order, with the signatures made as one
+  batch (on a worker thread for a large one): for bursts. All are checked before any is sent.
 * ``request(peer, msg, timeout=…)``: a direct message whose handler's return value comes back
   as the reply; raises :class:`RequestTimeout`, :class:`RemoteError` or
   :class:`PeerUnreachable`. Replies are accepted only from the peer asked.

@@ -74,9 +74,9 @@ class BusConfig:
     verify_threads: int | None = None
     """Worker threads that verify a batch's signatures off the event loop (libsodium releases
     the GIL, so they overlap with IO and with each other), and sign a ``send_many`` batch (one
-    thread); 0 does both on the event loop. The default is 1, except on an in-process ``MemoryTransport`` or under a ``MockClock`` (0:
-    simulations stay deterministic, and trio cannot see a worker thread, so simulated time
-    would jump while one verifies)."""
+    thread); 0 does both on the event loop. The default is 1, except on an in-process
+    ``MemoryTransport`` or under a ``MockClock`` (0: simulations stay deterministic, and trio
+    cannot see a worker thread, so simulated time would jump while one verifies)."""
     thread_batch_min: int = 4
     """Batches with fewer signatures than this are verified on the event loop: a thread hop
     costs about as much as one verification."""

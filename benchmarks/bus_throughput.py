@@ -9,7 +9,8 @@ Request/response is measured signed (the default) and in trusted-local mode (bot
 attached with ``trusted_local=True``: no signing or verifying, every other check kept; see
 ``docs/wire.md``), against the goal of 1.5x uAgents' Bureau (5,652 rt/s measured on this
 machine, JSON handed over in memory, no signatures). One-way messages are measured with
-signatures verified on the event loop and on one and two worker threads.
+signatures verified on the event loop and on one and two worker threads, and with
+``send_many`` (batches of 64 signed on a worker thread).
 
     python -m benchmarks.bus_throughput [--messages N] [--quick]
 """
@@ -68,8 +69,9 @@ async def alice_and_bob(
         yield alice, bob
 
 
-async def bus_rate(messages: list[Tick], threads: int = 0) -> float:
-    """One-way direct messages from Alice's bus to a handler on Bob's: messages per second."""
+async def bus_rate(messages: list[Tick], threads: int = 0, many: int = 0) -> float:
+    """One-way direct messages from Alice's bus to a handler on Bob's (``bus.send``, or
+    ``bus.send_many`` in batches of ``many``): messages per second."""
     network = MemoryNetwork(queue_capacity=4096)
     received = 0
     all_in = trio.Event()
@@ -83,8 +85,12 @@ async def bus_rate(messages: list[Tick], threads: int = 0) -> float:
     async with alice_and_bob(network, threads=threads) as (alice, bob):
         bob.on(Tick, on_tick)
         start = now()
-        for message in messages:
-            await alice.send(BOB.peer_id, message)
+        if many:
+            for index in range(0, len(messages), many):
+                await alice.send_many(BOB.peer_id, messages[index : index + many])
+        else:
+            for message in messages:
+                await alice.send(BOB.peer_id, message)
         await all_in.wait()
         return len(messages) / (now() - start)
 
@@ -124,6 +130,7 @@ def main(argv: list[str] | None = None) -> None:
         threads: max(trio.run(bus_rate, messages, threads) for _ in range(args.repeats))
         for threads in (0, 1, 2)
     }
+    many = max(trio.run(bus_rate, messages, 1, 64) for _ in range(args.repeats))
     count = max(100, args.messages // 5)
     signed_rts, latencies = max(
         (trio.run(round_trips, count, args.size) for _ in range(args.repeats)),
@@ -139,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     print(line("floor: encode + sign + verify (no bus)", floor, "msg/s"))
     for threads, rate in one_way.items():
         print(line(f"bus: one-way direct, {threads} verify threads", rate, "msg/s"))
+    print(line("bus: one-way, send_many(64), 1 thread", many, "msg/s"))
     print(line("bus: request/response, signed", signed_rts, "rt/s"))
     print(line("bus: request/response, signed, p50", p50 * 1e6, "µs"))
     print(line("bus: request/response, signed, p99", p99 * 1e6, "µs"))

@@ -252,10 +252,15 @@ async def raw(size: int, round_trips: int, messages: int) -> tuple[Phase, Phase]
 # -- AXL over libp2p -------------------------------------------------------------------------
 
 
+BATCH = 64
+"""Messages per ``send_many`` call in the batched one-way variant."""
+
+
 async def axl(
-    size: int, round_trips: int, messages: int, threads: int | None
-) -> tuple[Phase, Phase]:
-    """AXL request/response and one-way messages, one process; ``threads``: the buses'
+    size: int, round_trips: int, messages: int, threads: int | None, many: bool = False
+) -> tuple[Phase, Phase, Phase | None]:
+    """AXL request/response and one-way messages (``bus.send``; with ``many`` also
+    ``bus.send_many`` in batches of ``BATCH``), one process; ``threads``: the buses'
     ``verify_threads``."""
     async with nodes(2, BusConfig(verify_threads=threads)) as (transports, (client, server)):
         received = 0
@@ -284,7 +289,16 @@ async def axl(
                 await client.send(server.peer_id, message)
             await all_in.wait()
         ow.messages = messages
-        return rt, ow
+        if not many:
+            return rt, ow, None
+        received, all_in = 0, trio.Event()
+        with Phase(transports[0]) as ow_many:
+            for _ in range(messages // BATCH):
+                await client.send_many(server.peer_id, [message] * BATCH)
+            await client.send_many(server.peer_id, [message] * (messages % BATCH))
+            await all_in.wait()
+        ow_many.messages = messages
+        return rt, ow, ow_many
 
 
 # -- GossipSub latency -----------------------------------------------------------------------
@@ -453,6 +467,14 @@ async def two_process(
                 await bus.request(peer, message, timeout=60)  # in order behind every send
             ow.messages = messages
             phases["AXL one-way"] = ow
+            if with_raw:
+                with Phase(transport, server.pid) as ow_many:
+                    for _ in range(messages // BATCH):
+                        await bus.send_many(peer, [message] * BATCH)
+                    await bus.send_many(peer, [message] * (messages % BATCH))
+                    await bus.request(peer, message, timeout=60)
+                ow_many.messages = messages
+                phases["AXL one-way many"] = ow_many
     finally:
         server.kill()
         with trio.CancelScope(shield=True), trio.move_on_after(10):
@@ -480,16 +502,21 @@ def report(title: str, phases: dict[str, Phase], two: bool) -> None:
         line("AXL request/response: round trip p99", percentile(axl_rt.latencies, 0.99) * 1e6, "µs")
     )
     print(line("raw stream: one-way, one write per message", raw_ow.rate, "msg/s"))
+    cpu_raw = raw_ow.per_message(raw_ow.cpu_here + raw_ow.cpu_server) * 1e6
+    print(line("  CPU per 1,000, all sides and threads", cpu_raw, "ms"))
     for name, phase in phases.items():
         if name.startswith("AXL one-way,"):
             print(line(f"{name}: batched", phase.rate, "msg/s"))
+            loops = [("process", phase.cpu_loop, phase.cpu_here)]
             if two:
-                loop, cpu, side = phase.cpu_server_loop, phase.cpu_server, "server"
-            else:
-                loop, cpu, side = phase.cpu_loop, phase.cpu_here, "process"
-            label = f"  CPU per 1,000 ({side}): event loop / all"
-            print(f"  {label:<44} {phase.per_message(loop) * 1e6:>7,.0f} / ", end="")
-            print(f"{phase.per_message(cpu) * 1e6:,.0f} ms")
+                loops = [
+                    ("client", phase.cpu_loop, phase.cpu_here),
+                    ("server", phase.cpu_server_loop, phase.cpu_server),
+                ]
+            for side, loop, cpu in loops:
+                label = f"  CPU per 1,000 ({side}): event loop / all"
+                print(f"  {label:<44} {phase.per_message(loop) * 1e6:>7,.0f} / ", end="")
+                print(f"{phase.per_message(cpu) * 1e6:,.0f} ms")
     for name, phase in (("AXL round trips", axl_rt), ("AXL one-way", axl_ow)):
         if phase.writes:
             print(line(f"{name}: frames per stream write", phase.frames / phase.writes, ""))
@@ -508,7 +535,13 @@ def report(title: str, phases: dict[str, Phase], two: bool) -> None:
         for side, cpu in zip(sides, cpus, strict=True):
             print(line(f"CPU per 1,000 {name} ({side})", phase.per_message(cpu) * 1e6, "ms"))
     print(RATIO.format("ratio AXL/raw round trips/s", axl_rt.rts / raw_rt.rts, "(goal >= 0.90)"))
-    best = max((p.rate for n, p in phases.items() if n.startswith("AXL one-way")))
+    p50s = percentile(raw_rt.latencies, 0.5) / percentile(axl_rt.latencies, 0.5)
+    print(RATIO.format("ratio AXL/raw round trips, by p50", p50s, "(less noisy)"))
+    best = max(p.rate for n, p in phases.items() if n.startswith("AXL one-way,"))
+    per_send = max(
+        p.rate for n, p in phases.items() if n.startswith("AXL one-way,") and "many" not in n
+    )
+    print(RATIO.format("ratio AXL/raw one-way msgs/s, bus.send", per_send / raw_ow.rate, ""))
     print(RATIO.format("ratio AXL/raw one-way msgs/s (best)", best / raw_ow.rate, "(goal >= 5)"))
 
 
@@ -520,11 +553,15 @@ async def run(args: argparse.Namespace) -> None:
         _libp2p_links.FAST_PATH_GAP = math.inf
     raw_rt, raw_ow = await raw(args.size, args.round_trips, args.messages)
     phases = {"raw rt": raw_rt, "raw one-way": raw_ow}
-    for threads in args.threads:
-        axl_rt, axl_ow = await axl(args.size, args.round_trips, args.messages, threads)
+    for index, threads in enumerate(args.threads):
+        axl_rt, axl_ow, axl_many = await axl(
+            args.size, args.round_trips, args.messages, threads, many=index == 0
+        )
         if "AXL rt" not in phases:
             phases["AXL rt"], phases["AXL one-way"] = axl_rt, axl_ow
         phases[f"AXL one-way, {threads} verify threads"] = axl_ow
+        if axl_many is not None:
+            phases[f"AXL one-way, send_many({BATCH}), {threads} verify threads"] = axl_many
     report(
         f"libp2p transport, py-libp2p hosts in one process (TCP 127.0.0.1, Noise, yamux), "
         f"{args.size}-byte payloads; CPU: both sides share the process",
@@ -557,7 +594,9 @@ async def run(args: argparse.Namespace) -> None:
                 args.size, args.round_trips, args.messages, threads, with_raw=index == 0
             )
             if index == 0:
+                many = got.pop("AXL one-way many")
                 two.update(got)
+                two[f"AXL one-way, send_many({BATCH}), server {threads} verify thr."] = many
             two[f"AXL one-way, server {threads} verify threads"] = got["AXL one-way"]
         report(
             "two processes (client here, server in a child process), same payloads:",
