@@ -9,9 +9,11 @@ import contextlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import trio
 
+from agents import AgentError
 from agents.market import (
     LocalMarket,
     Referee,
@@ -232,3 +234,33 @@ def test_holder_lists_and_spec_announcements_are_read_defensively() -> None:
     assert names_dataset(spec_on(ref).model_dump_json())
     assert not names_dataset(spec_on(ref).model_copy(update={"dataset": None}).model_dump_json())
     assert not names_dataset("{not json") and not names_dataset("[1]")
+
+
+async def test_a_referee_that_cannot_get_the_dataset_leaves_the_case_undecided() -> None:
+    from types import SimpleNamespace
+
+    from agents.market import DisputeRecord
+    from agents.market._base import MarketAgent
+
+    class Chain:
+        async def job(self, job_id: int) -> SimpleNamespace:
+            return SimpleNamespace(submitter=None)
+
+    referee = Referee()  # no blob store: it cannot fetch the dataset
+    referee._market = Chain()  # type: ignore[assignment]
+    spec = spec_on(DatasetRef(blob=str(blob_id_of(dataset_file(8))), rows=8))
+    record = DisputeRecord(
+        job_id=1,
+        solver="0x" + "01" * 20,
+        challenger="0x" + "02" * 20,
+        solver_peer=None,
+        challenger_peer=None,
+        solver_root=bytes(32),
+        challenger_root=b"\x01" * 32,
+        spec_hash=bytes.fromhex(spec.task_id),
+        end=10,
+    )
+    assert isinstance(referee, MarketAgent)
+    with pytest.raises(AgentError):  # _case turns this into an undecided case
+        await referee._dataset(spec, record)
+    assert referee.stats["market.dataset_unavailable"] == 1
