@@ -91,7 +91,7 @@ async def test_a_submitter_gets_weights_equal_to_a_local_run(tmp_path: Path) -> 
     path = tmp_path / "mine.safetensors"
     path.write_bytes(data)
     async with market.runtime:
-        ref = sub.dataset(path, rows=64)
+        ref = await sub.dataset(path, rows=64)
         spec = spec_on(ref)
         blob_id = BlobId.parse(ref.blob)
         [ticket] = await sub.submit([spec])
@@ -127,7 +127,7 @@ async def test_weights_that_are_not_the_committed_root_are_refused(tmp_path: Pat
     market = LocalMarket.create(seed=b"data-wrong", blob_dir=tmp_path)
     sub, _, ver, _ = roles(market, solver=WrongWeights(SolverConfig(**FAST), "solver"))
     async with market.runtime:
-        [ticket] = await sub.submit([spec_on(sub.dataset(dataset_file(64), rows=64))])
+        [ticket] = await sub.submit([spec_on(await sub.dataset(dataset_file(64), rows=64))])
         await run(market, [ticket])
     assert ticket.status == "paid"  # the root is honest: the chain pays it
     assert ticket.weights is None and ticket.weights_error == "not_committed"
@@ -141,7 +141,7 @@ async def test_a_dataset_nobody_serves_ends_refunded(tmp_path: Path) -> None:
     config = SubmitterConfig(**FAST, timeouts=TimeoutPolicy(max_attempts=1))
     sub, sol, _, _ = roles(market, submitter=config)
     async with market.runtime:
-        ref = sub.dataset(dataset_file(64), rows=64)
+        ref = await sub.dataset(dataset_file(64), rows=64)
         [ticket] = await sub.submit([spec_on(ref)])
         assert sub.blob_store is not None
         sub.blob_store.delete(BlobId.parse(ref.blob))  # gone before the solver fetches it
@@ -215,7 +215,7 @@ async def test_a_dispute_on_a_dataset_over_a_frame_is_judged(tmp_path: Path) -> 
     config = SubmitterConfig(**FAST, timeouts=TimeoutPolicy(max_attempts=1))
     sub, _, ver, ref = roles(market, solver=solver, submitter=config)
     async with market.runtime:
-        [ticket] = await sub.submit([spec_on(sub.dataset(data, rows=rows))])
+        [ticket] = await sub.submit([spec_on(await sub.dataset(data, rows=rows))])
         await run(market, [ticket])
     job_id = ticket.job_ids[0]
     assert ticket.outcomes == ["rejected"] and ticket.status == "refunded"
