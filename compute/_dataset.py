@@ -114,6 +114,24 @@ def encode_dataset(
 
 # --- validation ---------------------------------------------------------------------------------
 
+_FILE_SLACK = 64 << 10  # headers: safetensors JSON, zip entries, .npy headers
+
+
+def dataset_size_bound(spec: TaskSpec) -> int:
+    """The most bytes a valid dataset file for ``spec`` can take (every value as 8 bytes, plus
+    room for headers): a larger blob cannot be the task's dataset, so nobody needs to fetch
+    it to refuse it. Raises :class:`InvalidDataset` for a spec without a dataset."""
+    if spec.dataset is None:
+        raise InvalidDataset("this task does not name a dataset")
+    x_shape, _, y_shape, _ = dataset_layout(spec, spec.dataset.rows)
+    values = 0
+    for shape in (x_shape, y_shape):
+        count = 1
+        for s in shape:
+            count *= s
+        values += count
+    return min(MAX_DATASET_BYTES, 8 * values + _FILE_SLACK)
+
 
 def load_dataset(data: bytes, spec: TaskSpec) -> Dataset:
     """Parse and validate a dataset file for ``spec``; raises :class:`InvalidDataset`."""
@@ -242,8 +260,11 @@ async def fetch_dataset(
     if spec.dataset is None:
         raise InvalidDataset("this task does not name a dataset")
     blob_id = BlobId.parse(spec.dataset.blob)
-    if blob_id.size > MAX_DATASET_BYTES:
-        raise InvalidDataset(f"the dataset blob is over {MAX_DATASET_BYTES} bytes")
+    if blob_id.size > dataset_size_bound(spec):
+        raise InvalidDataset(
+            f"a dataset blob of {blob_id.size} bytes is over what the task can use "
+            f"({dataset_size_bound(spec)} bytes): not fetched"
+        )
     await bus.fetch(blob_id, from_peers=from_peers, timeout=timeout)
     data = await _store(bus).read_bytes_async(blob_id, max_size=MAX_DATASET_BYTES)
     return await trio.to_thread.run_sync(load_dataset, data, spec)

@@ -111,9 +111,11 @@ async def fetch_task_dataset(
         blob_id = dataset_blob(spec)
         if blob_id is None:
             raise InvalidDataset("this task does not name a dataset")
+        if agent.blob_store is None:
+            raise BlobError("no blob store")
         peers = [p for p in holders if p != agent.peer_id]
-        if agent.blob_store is None or not (peers or agent.blob_store.has(blob_id)):
-            raise BlobError("no store, or nobody to fetch it from")
+        if not (peers or agent.blob_store.has(blob_id)):
+            raise BlobError("nobody to fetch it from")
         dataset = await fetch_dataset(agent.bus, spec, from_peers=peers, timeout=timeout)
         holds.hold(agent, blob_id)
     except BlobError as exc:

@@ -139,16 +139,17 @@ class Submitter(MarketAgent):
 
     # -- posting ------------------------------------------------------------------------------
 
-    def dataset(self, source: bytes | str | Path, *, rows: int) -> DatasetRef:
-        """Store a dataset file (bytes, or a path streamed from disk) in ``blob_store`` and
-        return the reference for ``TaskSpec.dataset`` (``rows`` samples). It is pinned and
-        offered while a submitted job names it. Raises ``BlobError`` (no store, store full)."""
+    async def dataset(self, source: bytes | str | Path, *, rows: int) -> DatasetRef:
+        """Store a dataset file in ``blob_store`` and return the reference for
+        ``TaskSpec.dataset`` (``rows`` samples). A path is copied and hashed in a worker thread
+        (bytes are hashed at once: pass a path for a large file). It is pinned and offered
+        while a submitted job names it. Raises ``BlobError`` (no store, store full)."""
         if self.blob_store is None:
             raise BlobError(f"{self.name} has no blob store (set blob_store before start)")
         if isinstance(source, bytes):
             blob_id = self.blob_store.put_bytes(source)
         else:
-            blob_id = self.blob_store.put_file(source)
+            blob_id = await self.blob_store.put_file_async(source)
         return DatasetRef(blob=str(blob_id), rows=rows)
 
     async def submit(self, specs: Sequence[TaskSpec], payment: int | None = None) -> list[Ticket]:
@@ -159,11 +160,15 @@ class Submitter(MarketAgent):
         for spec in specs:
             await self._own_dataset(spec)
         tickets = [Ticket(spec, payment or self.config.payment) for spec in specs]
-        for ticket in tickets:
-            blob_id = dataset_blob(ticket.spec)
-            if blob_id is not None:
-                self.holds.hold(self, blob_id)
-        await self._post(tickets)
+        held = [b for b in map(dataset_blob, specs) if b is not None]
+        for blob_id in held:
+            self.holds.hold(self, blob_id)
+        try:
+            await self._post(tickets)
+        except BaseException:
+            for blob_id in held:  # nothing escrowed: nothing to serve it for
+                self.holds.release(self, blob_id, withdraw=True)
+            raise
         self.tickets += tickets
         return tickets
 

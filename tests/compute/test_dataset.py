@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import safetensors.numpy
 import torch
+import trio
 
 from axl import blob_id_of
 from compute import (
@@ -30,6 +31,7 @@ from compute import (
     TransformerModel,
     build_program,
     encode_dataset,
+    fetch_dataset,
     final_proof,
     load_dataset,
     open_game,
@@ -288,3 +290,19 @@ def test_a_dispute_on_a_dataset_over_a_frame_keeps_every_message_small() -> None
         assert record.verdict.op == "ds_batch" and record.verdict.op_index == op
         assert record.verdict.winner == ("b" if side_cheats == "a" else "a")
         assert max(len(m.encode_payload()) for m in record.transcript) < 64 << 10
+
+
+def test_a_dataset_blob_larger_than_the_task_can_use_is_refused_before_fetching() -> None:
+    from compute._dataset import dataset_size_bound
+
+    data = encode_dataset(*mlp_arrays())
+    spec = mlp_spec(data)
+    bound = dataset_size_bound(spec)
+    assert len(data) <= bound < len(data) + (128 << 10)
+    npz = encode_dataset(*(a.astype(np.float64) for a in mlp_arrays()), fmt="npz")
+    assert len(npz) <= bound  # float64 inputs and int64 labels fit the bound too
+    huge = spec.model_copy(
+        update={"dataset": DatasetRef(blob=str(blob_id_of(bytes(bound + 1))), rows=ROWS)}
+    )
+    with pytest.raises(InvalidDataset, match="not fetched"):
+        trio.run(lambda: fetch_dataset(None, huge, from_peers=[]))  # type: ignore[arg-type]

@@ -9,9 +9,11 @@ import contextlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import trio
 
+from agents import AgentError
 from agents.market import (
     LocalMarket,
     Referee,
@@ -89,7 +91,7 @@ async def test_a_submitter_gets_weights_equal_to_a_local_run(tmp_path: Path) -> 
     path = tmp_path / "mine.safetensors"
     path.write_bytes(data)
     async with market.runtime:
-        ref = sub.dataset(path, rows=64)
+        ref = await sub.dataset(path, rows=64)
         spec = spec_on(ref)
         blob_id = BlobId.parse(ref.blob)
         [ticket] = await sub.submit([spec])
@@ -125,7 +127,7 @@ async def test_weights_that_are_not_the_committed_root_are_refused(tmp_path: Pat
     market = LocalMarket.create(seed=b"data-wrong", blob_dir=tmp_path)
     sub, _, ver, _ = roles(market, solver=WrongWeights(SolverConfig(**FAST), "solver"))
     async with market.runtime:
-        [ticket] = await sub.submit([spec_on(sub.dataset(dataset_file(64), rows=64))])
+        [ticket] = await sub.submit([spec_on(await sub.dataset(dataset_file(64), rows=64))])
         await run(market, [ticket])
     assert ticket.status == "paid"  # the root is honest: the chain pays it
     assert ticket.weights is None and ticket.weights_error == "not_committed"
@@ -139,7 +141,7 @@ async def test_a_dataset_nobody_serves_ends_refunded(tmp_path: Path) -> None:
     config = SubmitterConfig(**FAST, timeouts=TimeoutPolicy(max_attempts=1))
     sub, sol, _, _ = roles(market, submitter=config)
     async with market.runtime:
-        ref = sub.dataset(dataset_file(64), rows=64)
+        ref = await sub.dataset(dataset_file(64), rows=64)
         [ticket] = await sub.submit([spec_on(ref)])
         assert sub.blob_store is not None
         sub.blob_store.delete(BlobId.parse(ref.blob))  # gone before the solver fetches it
@@ -213,7 +215,7 @@ async def test_a_dispute_on_a_dataset_over_a_frame_is_judged(tmp_path: Path) -> 
     config = SubmitterConfig(**FAST, timeouts=TimeoutPolicy(max_attempts=1))
     sub, _, ver, ref = roles(market, solver=solver, submitter=config)
     async with market.runtime:
-        [ticket] = await sub.submit([spec_on(sub.dataset(data, rows=rows))])
+        [ticket] = await sub.submit([spec_on(await sub.dataset(data, rows=rows))])
         await run(market, [ticket])
     job_id = ticket.job_ids[0]
     assert ticket.outcomes == ["rejected"] and ticket.status == "refunded"
@@ -232,3 +234,33 @@ def test_holder_lists_and_spec_announcements_are_read_defensively() -> None:
     assert names_dataset(spec_on(ref).model_dump_json())
     assert not names_dataset(spec_on(ref).model_copy(update={"dataset": None}).model_dump_json())
     assert not names_dataset("{not json") and not names_dataset("[1]")
+
+
+async def test_a_referee_that_cannot_get_the_dataset_leaves_the_case_undecided() -> None:
+    from types import SimpleNamespace
+
+    from agents.market import DisputeRecord
+    from agents.market._base import MarketAgent
+
+    class Chain:
+        async def job(self, job_id: int) -> SimpleNamespace:
+            return SimpleNamespace(submitter=None)
+
+    referee = Referee()  # no blob store: it cannot fetch the dataset
+    referee._market = Chain()  # type: ignore[assignment]
+    spec = spec_on(DatasetRef(blob=str(blob_id_of(dataset_file(8))), rows=8))
+    record = DisputeRecord(
+        job_id=1,
+        solver="0x" + "01" * 20,
+        challenger="0x" + "02" * 20,
+        solver_peer=None,
+        challenger_peer=None,
+        solver_root=bytes(32),
+        challenger_root=b"\x01" * 32,
+        spec_hash=bytes.fromhex(spec.task_id),
+        end=10,
+    )
+    assert isinstance(referee, MarketAgent)
+    with pytest.raises(AgentError):  # _case turns this into an undecided case
+        await referee._dataset(spec, record)
+    assert referee.stats["market.dataset_unavailable"] == 1
