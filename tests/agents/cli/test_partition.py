@@ -188,9 +188,7 @@ def _run(fleet: Fleet, link: Link, tmp: Path, url: str) -> None:
         _until(lambda n=name: _jobs(fleet, urls[n]) == {"paid": 1}, deadline, f"{name} unpaid")
     status = fleet.status("verifier", urls["verifier"])
     assert status["peer_id"] == peers["verifier"]
-    for name in ("after", "before", "verifier", "solver", "node"):
-        code = fleet.kill(name, 15)
-        assert code == 0, (tmp / f"{name}.1.err").read_text()[-3000:]
+    assert fleet.stop(["after", "before", "verifier", "solver", "node"]) == {}
 
 
 def _jobs(fleet: Fleet, url: str) -> dict[str, int]:
