@@ -32,7 +32,6 @@ from agents.market import (
     Submitter,
     SubmitterConfig,
     TimeoutPolicy,
-    Verifier,
     VerifierConfig,
     VerifyPolicy,
 )
@@ -41,6 +40,8 @@ from compute import InvalidTaskSpec, TaskSpec
 from coordination import Role
 
 from .._agent import Agent
+from .._decorators import on
+from ._catchup import CatchingUpVerifier, CommitmentRequest, JobCommitment, commitment_of
 from ._errors import CliError
 from ._rolespec import RoleSpec
 
@@ -226,6 +227,11 @@ class ResumingSolver(Solver):
 
         return {"jobs": _count(state(job) for job in self.jobs.values())}
 
+    @on(CommitmentRequest)
+    async def commitment_request(self, message: CommitmentRequest, ctx: Context) -> JobCommitment:
+        """A verifier that missed this job's commitment asks for it."""
+        return commitment_of(self.jobs.get(message.job_id), message.job_id)
+
     async def job_assigned(self, message: JobAssigned, ctx: Context) -> None:
         await super().job_assigned(message, ctx)
         job = self.jobs.get(message.job_id)
@@ -258,8 +264,9 @@ class ResumingSubmitter(Submitter):
         await self.resume(self.specs)
 
 
-class StatusVerifier(Verifier):
-    """:class:`agents.market.Verifier` with a status report."""
+class StatusVerifier(CatchingUpVerifier):
+    """:class:`agents.market.Verifier` with a status report that catches up on the
+    commitments it missed (:class:`CatchingUpVerifier`)."""
 
     def market_status(self) -> dict[str, Any]:
         counters = self.counters()

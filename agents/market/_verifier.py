@@ -158,6 +158,23 @@ class Verifier(GameParty):
             # hold one of the bus's handler slots (then later messages queue or are shed).
             self.start_soon(self._check, message.job_id)
 
+    async def learn(self, commitment: ResultCommitted, spec: TaskSpec, sample_bps: int = 0) -> bool:
+        """Take a commitment that did not come over the topic (e.g. asked of its solver after
+        a partition) with its job's spec: checked as if both had been published. Whether it
+        was taken: not when already known, nor when the spec does not hash to the job's spec
+        hash on chain (``market.spec_mismatch``)."""
+        if commitment.job_id in self.seen and self.seen[commitment.job_id].commitment is not None:
+            return False
+        if await self.market.spec_hash_of(commitment.job_id) != spec_hash(spec):
+            self.stats.inc("market.spec_mismatch")
+            return False
+        seen = self.seen.setdefault(commitment.job_id, _Seen(spec, sample_bps))
+        seen.commitment = commitment
+        self.stats.inc("market.learnt")
+        if self.should_verify(commitment.job_id, commitment.root, seen.sample_bps, asked=False):
+            self.start_soon(self._check, commitment.job_id)
+        return True
+
     @on(VerifyRequest)
     async def verify_request(self, message: VerifyRequest, ctx: Context) -> Verified:
         seen = self.seen.get(message.job_id)

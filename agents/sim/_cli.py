@@ -80,14 +80,36 @@ def simulate_command(
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Live display (TTY default).")
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            help="Spread the agents over N OS processes on libp2p and anvil (wall-clock time, "
+            "not byte-identical; see docs/simulation.md).",
+            min=1,
+        ),
+    ] = None,
 ) -> None:
     """Run one scenario and write its report directory (summary.json, report.md, plots)."""
     try:
         scenario = load_scenario(scenario_file, sets, seed=seed, duration=duration)
+        if processes is not None:
+            from ._processes import check
+
+            check(scenario, processes)
     except InvalidScenario as exc:
         raise _fail(exc) from None
     with Progress(enabled=progress) as display:
-        report = simulate(scenario, out_dir=out, observer=display.update)
+        if processes is not None:
+            from ._processes import simulate_processes
+
+            try:
+                report = simulate_processes(
+                    scenario, processes, out_dir=out, observer=display.update
+                )
+            except InvalidScenario as exc:
+                raise _fail(exc) from None
+        else:
+            report = simulate(scenario, out_dir=out, observer=display.update)
     _print_run(report, out)
     if not report.ok:
         raise typer.Exit(1)

@@ -79,6 +79,17 @@ class Fleet:
         process.send_signal(sig)
         return process.wait(timeout=60)
 
+    def stop(self, names: Sequence[str]) -> dict[str, str]:
+        """SIGTERM to all of ``names`` at once; the stderr tail of each that did not exit 0."""
+        for name in names:
+            self.procs[name].send_signal(signal.SIGTERM)
+        failed = {}
+        for name in names:
+            code = self.procs[name].wait(timeout=60)
+            if code != 0:
+                failed[name] = f"exit {code}: " + self._files(name)[1].read_text()[-3000:]
+        return failed
+
     def close(self) -> None:
         for process in self.procs.values():
             process.kill()
