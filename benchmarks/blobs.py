@@ -17,6 +17,11 @@ is steadier than wall time, and its ratio shows AXL's own cost. The load average
 with the figures.
 
     python -m benchmarks.blobs [--quick] [--sizes 1 64] [--huge] [--window 8]
+    python -m benchmarks.blobs --ab-threads 5 [--sizes 16]
+
+``--ab-threads N`` decides ``BlobConfig.worker_threads`` instead: two fetcher/holder pairs, one
+with worker threads and one without, fetch the same blob in N interleaved rounds (a raw copy,
+then both variants in alternating order), and the medians of wall and CPU ratios are printed.
 
 ``--huge`` adds a 1 GiB blob (about 3 GiB of disk and a few minutes on a small machine).
 """
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -240,6 +246,76 @@ async def run(sizes_mib: list[int], window: int, repeats: int) -> dict[int, dict
     return results
 
 
+async def ab_threads(size_mib: int, window: int, rounds: int) -> dict[str, list[float]]:
+    """Interleaved rounds of raw copy / fetch with worker threads / fetch without."""
+    size = size_mib * MIB
+    variants = {
+        "threads": BlobConfig(window=window, worker_threads=True),
+        "inline": BlobConfig(window=window, worker_threads=False),
+    }
+    root = Path(tempfile.mkdtemp(prefix="axl-blob-ab-"))
+    out: dict[str, list[float]] = {}
+    try:
+        async with AsyncExitStack() as stack:
+            pairs = {
+                name: await stack.enter_async_context(cluster(root / name, 2, config))
+                for name, config in variants.items()
+            }
+            source = root / "source"
+            await trio.to_thread.run_sync(make_source, source, size)
+            ids = {}
+            for name, (_, buses) in pairs.items():
+                assert buses[0].blobs is not None
+                ids[name] = await buses[0].blobs.store.put_file_async(source)
+                buses[0].offer(ids[name])
+                await axl_fetch(buses[1], buses[:1], ids[name])  # warm: first-read hashing
+            transports = pairs["threads"][0]
+            for round_ in range(rounds):
+                target = root / "raw-target"
+                raw_s, raw_cpu = await sampled(
+                    raw_copy(transports[1], transports[0], source, target, size)
+                )
+                target.unlink()
+                order = list(variants) if round_ % 2 == 0 else list(variants)[::-1]
+                for name in order:
+                    buses = pairs[name][1]
+                    seconds, _, cpu = await axl_fetch(buses[1], buses[:1], ids[name])
+                    out.setdefault(f"{name}_wall", []).append(raw_s / seconds)
+                    out.setdefault(f"{name}_cpu", []).append(raw_cpu / cpu)
+                    out.setdefault(f"{name}_cpu_ms", []).append(1000 * cpu / size_mib)
+                out.setdefault("raw_cpu_ms", []).append(1000 * raw_cpu / size_mib)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def main_ab(size_mib: int, window: int, rounds: int) -> None:
+    load_before = os.getloadavg()[0]
+    print(f"worker threads A/B: {size_mib} MiB blob, {rounds} interleaved rounds, window {window}")
+    out = trio.run(ab_threads, size_mib, window, rounds)
+    print(line("raw copy CPU per MiB (median)", statistics.median(out["raw_cpu_ms"]), "ms"))
+    for name in ("threads", "inline"):
+        print(
+            line(
+                f"{name}: AXL CPU per MiB (median)", statistics.median(out[f"{name}_cpu_ms"]), "ms"
+            )
+        )
+        print(
+            ratio_line(
+                f"{name}: wall ratio AXL / raw (median)", statistics.median(out[f"{name}_wall"])
+            )
+        )
+        print(
+            ratio_line(
+                f"{name}: CPU ratio raw / AXL (median)", statistics.median(out[f"{name}_cpu"])
+            )
+        )
+        walls = " ".join(f"{v:.2f}" for v in out[f"{name}_wall"])
+        print(f"    {name} wall ratios per round: {walls}")
+    load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    print(f"load average (1 min): {load} on {os.cpu_count()} CPUs")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 MiB only, one repeat")
@@ -247,7 +323,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--huge", action="store_true", help="also a 1 GiB blob")
     parser.add_argument("--window", type=int, default=8, help="chunk requests in flight")
     parser.add_argument("--repeats", type=int, default=3, help="runs per size (best is kept)")
+    parser.add_argument(
+        "--ab-threads", type=int, default=0, metavar="N", help="worker threads on/off, N rounds"
+    )
     args = parser.parse_args(argv)
+    if args.ab_threads:
+        main_ab(args.sizes[0], args.window, args.ab_threads)
+        return
     sizes = [1] if args.quick else list(args.sizes) + ([1024] if args.huge else [])
     repeats = 1 if args.quick else args.repeats
     window = args.window
