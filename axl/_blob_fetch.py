@@ -45,6 +45,7 @@ from ._transport import BulkStream, BulkTransport
 logger = logging.getLogger("axl.blobs")
 
 _BAN_MEMORY = 1024
+_REFILL_FRACTION = 0.5
 
 
 class _GiveUp(Exception):
@@ -223,12 +224,17 @@ class BlobFetcher:
         ready = False
         pending = [want]
         held: list[Frame | Exception | None] = []  # a frame taken early that is no chunk
+        window = self.config.window
+        refill_below = window - max(1, int(window * _REFILL_FRACTION))
         while True:
-            while plan.outstanding(holder) < self.config.window:
-                index = plan.claim(holder)
-                if index is None:
-                    break
-                pending.append(encode(Get(index)))
+            # requests go out in batches (half a window at a time): each write on the stream
+            # costs a transport frame there and a window update back, whatever its size
+            if plan.outstanding(holder) <= refill_below:
+                while plan.outstanding(holder) < window:
+                    index = plan.claim(holder)
+                    if index is None:
+                        break
+                    pending.append(encode(Get(index)))
             if pending:  # one stream write for every request due
                 try:
                     await send_bytes(stream, b"".join(pending))

@@ -85,10 +85,23 @@ def chunk_frame_limit(blob_id: BlobId) -> int:
 
 def encode(frame: Frame) -> bytes:
     """The wire bytes of one frame."""
-    if isinstance(frame, Chunk):
-        head = _CHUNK_HEAD.pack(frame.index, len(frame.proof))
-        length = 1 + len(head) + len(frame.proof) + len(frame.data)
-        return b"".join((_HEADER.pack(length, FrameType.CHUNK), head, frame.proof, frame.data))
+    return encode_all((frame,))
+
+
+def encode_all(frames: Iterable[Frame]) -> bytes:
+    """The wire bytes of several frames, for one stream write (one copy of chunk data)."""
+    parts: list[bytes] = []
+    for frame in frames:
+        if isinstance(frame, Chunk):
+            head = _CHUNK_HEAD.pack(frame.index, len(frame.proof))
+            length = 1 + len(head) + len(frame.proof) + len(frame.data)
+            parts += (_HEADER.pack(length, FrameType.CHUNK), head, frame.proof, frame.data)
+        else:
+            parts.append(_encode_small(frame))
+    return b"".join(parts)
+
+
+def _encode_small(frame: Want | Get | Ready | Refuse) -> bytes:
     if isinstance(frame, Want):
         kind, body = FrameType.WANT, frame.blob_id.to_bytes()
     elif isinstance(frame, Get):
@@ -165,6 +178,12 @@ class FrameReader:
             frame = _decode(kind, view[_HEADER.size : end])
         del buffer[:end]
         return frame
+
+    @property
+    def has_frame(self) -> bool:
+        """Whether a whole frame is buffered (``next`` returns it without more bytes)."""
+        buffer = self._buffer
+        return len(buffer) >= _HEADER.size and len(buffer) >= 4 + _HEADER.unpack_from(buffer)[0]
 
     def wanted(self) -> int:
         """Bytes still missing from the frame being assembled (at least 1)."""

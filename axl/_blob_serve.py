@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import trio
 
 from ._blob_id import BlobId
-from ._blob_io import close_quietly, read_frame, write_frame
+from ._blob_io import close_quietly, read_frame, send_bytes, write_frame
 from ._blob_protocol import (
     REQUEST_FRAME_LIMIT,
     Chunk,
@@ -29,6 +29,7 @@ from ._blob_protocol import (
     Refuse,
     UploadBudget,
     Want,
+    encode_all,
 )
 from ._blobs import BlobStore
 from ._errors import BlobNotHeld, BlobProtocolError, CorruptBlob, PeerUnreachable, TransportClosed
@@ -38,7 +39,7 @@ from ._transport import BulkStream, BulkTransport
 
 logger = logging.getLogger("axl.blobs")
 
-_Answer = Chunk | Refuse | Exception | None
+MAX_WRITE = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,11 @@ class BlobConfig:
     max_streams_per_peer: int = 8
     max_streams: int = 128
     idle_timeout: float = 30.0
-    worker_threads: bool = True
-    """Hash and do disk I/O of chunks in worker threads (overlaps with the network); turn off
-    for simulations under ``trio.testing.MockClock``, where a thread's real time would count
-    as idle time."""
+    worker_threads: bool = False
+    """Hash and do disk I/O of chunks in worker threads. Off by default: a 256 KiB chunk hashes
+    in ~0.15 ms and its page-cache I/O is shorter still, less than a thread hop costs (measured
+    in ``python -m benchmarks.blobs --ab-threads``); turn on where disks are slow. Leave off
+    under ``trio.testing.MockClock``, where a thread's real time would count as idle time."""
 
     def __post_init__(self) -> None:
         if self.window < 1 or self.max_parallel_holders < 1 or self.max_attempts < 1:
@@ -81,6 +83,7 @@ class BlobServer:
     stats: Counters
     offers: dict[BlobId, frozenset[PeerId] | None] = field(default_factory=dict)
     budget: UploadBudget = field(init=False)
+    _unmetered: bool = field(init=False)
     streams: dict[PeerId, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -88,6 +91,7 @@ class BlobServer:
         self.budget = UploadBudget(
             c.per_peer_rate, c.per_peer_burst, c.global_rate, c.global_burst, c.max_budget_wait
         )
+        self._unmetered = math.isinf(c.per_peer_rate) and math.isinf(c.global_rate)
 
     def offer(self, blob_id: BlobId, to: Iterable[PeerId] | None = None) -> None:
         """Serve ``blob_id`` (to everyone, or only to ``to``); raises :class:`BlobNotHeld`."""
@@ -154,38 +158,40 @@ class BlobServer:
             await write_frame(stream, Refuse(Refusal.NOT_HELD))
             return
         await write_frame(stream, Ready())
-        # The next chunk is read and hashed while the current one is written (rendezvous
-        # channel: at most two chunks per stream in memory).
-        send, receive = trio.open_memory_channel[_Answer](0)
-        error: Exception | None = None
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._prepare, peer, stream, reader, blob_id, send)
-            try:
-                await self._send_answers(stream, receive)
-            except Exception as exc:  # raised below, outside the nursery: not in a group
-                error = exc
-            finally:
-                nursery.cancel_scope.cancel()
-        if error is not None:
-            raise error
+        while await self._answer_batch(peer, stream, reader, blob_id):
+            pass
 
-    async def _prepare(
-        self,
-        peer: PeerId,
-        stream: BulkStream,
-        reader: FrameReader,
-        blob_id: BlobId,
-        out: trio.MemorySendChannel[_Answer],
-    ) -> None:
-        """Read requests and prepare their answers, one ahead of the writer."""
-        try:
-            while True:
-                answer = await self._answer_one(peer, stream, reader, blob_id)
-                await out.send(answer)
-                if not isinstance(answer, Chunk):
-                    return
-        except (PeerUnreachable, BlobProtocolError) as exc:
-            await out.send(exc)
+    async def _answer_batch(
+        self, peer: PeerId, stream: BulkStream, reader: FrameReader, blob_id: BlobId
+    ) -> bool:
+        """Answer the next request and every further one already received, up to
+        ``MAX_WRITE`` bytes, in one stream write (each write costs the transport a frame
+        with its own small tail); False when the stream is done. A request that breaks the
+        protocol ends the stream without the answers gathered before it."""
+        answers: list[Chunk | Refuse] = []
+        size = 0
+        # with an upload budget, one chunk per write: a chunk never waits on the next's budget
+        limit = MAX_WRITE if self._unmetered else 0
+        while True:
+            answer = await self._answer_one(peer, stream, reader, blob_id)
+            if answer is None:
+                break
+            answers.append(answer)
+            if isinstance(answer, Refuse):
+                break
+            size += len(answer.data)
+            if size >= limit or not reader.has_frame:
+                break
+        if answers:
+            try:
+                with trio.fail_after(self.config.idle_timeout):  # a fetcher that stops
+                    await send_bytes(stream, encode_all(answers))  # reading holds no slot
+            except trio.TooSlowError:
+                self.stats.inc("blob.serve.write_timeout")
+                return False
+            chunks = sum(isinstance(a, Chunk) for a in answers)
+            self.stats.inc("blob.chunks_served", chunks)
+        return answer is not None and not isinstance(answer, Refuse)
 
     async def _answer_one(
         self, peer: PeerId, stream: BulkStream, reader: FrameReader, blob_id: BlobId
@@ -217,25 +223,6 @@ class BlobServer:
             logger.warning("cannot serve %s: %s", blob_id, exc)
             return Refuse(Refusal.NOT_HELD)
         return Chunk(frame.index, proof, data)
-
-    async def _send_answers(
-        self, stream: BulkStream, answers: trio.MemoryReceiveChannel[_Answer]
-    ) -> None:
-        while True:
-            answer = await answers.receive()
-            if answer is None:
-                return
-            if isinstance(answer, Exception):
-                raise answer
-            try:
-                with trio.fail_after(self.config.idle_timeout):  # a fetcher that stops
-                    await write_frame(stream, answer)  # reading holds no slot
-            except trio.TooSlowError:
-                self.stats.inc("blob.serve.write_timeout")
-                return
-            if isinstance(answer, Refuse):
-                return
-            self.stats.inc("blob.chunks_served")
 
 
 async def refuse_all(transport: BulkTransport) -> None:

@@ -3,9 +3,10 @@
 Every node is a py-libp2p 0.8 host in this process (TCP on 127.0.0.1, Noise, yamux):
 
 * **raw**: the holder reads the blob's file and writes it on one plain ``/bench/blob-raw``
-  stream in 256 KiB writes; the fetcher reads it into a file. No hashing, no protocol.
+  stream in 1 MiB writes (as an AXL holder writes the chunks requested together); the
+  fetcher reads it into a file. No hashing, no protocol.
 * **AXL, 1 holder**: ``bus.fetch`` from one holder: chunk requests with a window, every chunk
-  read back and checked against its leaf by the holder, checked against the root with its
+  checked against its leaf by the holder on its first read, checked against the root with its
   proof by the fetcher, written to the partial file, committed atomically.
 * **AXL, 3 holders**: the same blob from three holders at once (on one machine this measures
   the overhead of sharing the work, not extra bandwidth).
@@ -16,7 +17,12 @@ transfer (all threads: both ends are in this process) is printed too: on a loade
 is steadier than wall time, and its ratio shows AXL's own cost. The load average is printed
 with the figures.
 
-    python -m benchmarks.blobs [--quick] [--sizes 1 64] [--huge] [--window 8]
+    python -m benchmarks.blobs [--quick] [--sizes 1 64] [--huge] [--window 8] [--chunk-shift 18]
+    python -m benchmarks.blobs --ab-threads 5 [--sizes 16]
+
+``--ab-threads N`` decides ``BlobConfig.worker_threads`` instead: two fetcher/holder pairs, one
+with worker threads and one without, fetch the same blob in N interleaved rounds (a raw copy,
+then both variants in alternating order), and the medians of wall and CPU ratios are printed.
 
 ``--huge`` adds a 1 GiB blob (about 3 GiB of disk and a few minutes on a small machine).
 """
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -45,12 +52,13 @@ from axl import (
     Libp2pTransport,
     open_bus,
 )
+from axl._blob_id import DEFAULT_CHUNK_SHIFT
 
 from ._report import line, now
 
 RAW_PROTOCOL = "/bench/blob-raw/1.0.0"
 CONFIG = Libp2pConfig(peer_exchange=False)
-PIECE = 256 * 1024
+PIECE = 1 << 20  # as AXL holders write (up to 1 MiB of chunks a write)
 MIB = 1 << 20
 
 
@@ -188,7 +196,9 @@ async def axl_fetch(fetcher: Bus, holders: list[Bus], blob_id: BlobId) -> tuple[
     return elapsed, peak.growth, cpu
 
 
-async def run(sizes_mib: list[int], window: int, repeats: int) -> dict[int, dict[str, float]]:
+async def run(
+    sizes_mib: list[int], window: int, repeats: int, chunk_shift: int
+) -> dict[int, dict[str, float]]:
     config = BlobConfig(window=window)
     root = Path(tempfile.mkdtemp(prefix="axl-blob-bench-"))
     results: dict[int, dict[str, float]] = {}
@@ -201,7 +211,9 @@ async def run(sizes_mib: list[int], window: int, repeats: int) -> dict[int, dict
                 await trio.to_thread.run_sync(make_source, source, size)
                 for holder in holders:
                     assert holder.blobs is not None
-                    blob_id = await holder.blobs.store.put_file_async(source)
+                    blob_id = await holder.blobs.store.put_file_async(
+                        source, chunk_shift=chunk_shift
+                    )
                     holder.offer(blob_id)
                 raw_s, one_s, three_s, rss_one, rss_three = [], [], [], 0, 0
                 raw_cpu, one_cpu = [], []
@@ -234,10 +246,84 @@ async def run(sizes_mib: list[int], window: int, repeats: int) -> dict[int, dict
                     "rss_three": rss_three / MIB,
                     "cpu_raw": 1000 * min(raw_cpu) / size_mib,
                     "cpu_one": 1000 * min(one_cpu) / size_mib,
+                    "paired": statistics.median(r / o for r, o in zip(raw_s, one_s, strict=True)),
+                    "paired_cpu": statistics.median(
+                        r / o for r, o in zip(raw_cpu, one_cpu, strict=True)
+                    ),
                 }
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return results
+
+
+async def ab_threads(size_mib: int, window: int, rounds: int) -> dict[str, list[float]]:
+    """Interleaved rounds of raw copy / fetch with worker threads / fetch without."""
+    size = size_mib * MIB
+    variants = {
+        "threads": BlobConfig(window=window, worker_threads=True),
+        "inline": BlobConfig(window=window, worker_threads=False),
+    }
+    root = Path(tempfile.mkdtemp(prefix="axl-blob-ab-"))
+    out: dict[str, list[float]] = {}
+    try:
+        async with AsyncExitStack() as stack:
+            pairs = {
+                name: await stack.enter_async_context(cluster(root / name, 2, config))
+                for name, config in variants.items()
+            }
+            source = root / "source"
+            await trio.to_thread.run_sync(make_source, source, size)
+            ids = {}
+            for name, (_, buses) in pairs.items():
+                assert buses[0].blobs is not None
+                ids[name] = await buses[0].blobs.store.put_file_async(source)
+                buses[0].offer(ids[name])
+                await axl_fetch(buses[1], buses[:1], ids[name])  # warm: first-read hashing
+            transports = pairs["threads"][0]
+            for round_ in range(rounds):
+                target = root / "raw-target"
+                raw_s, raw_cpu = await sampled(
+                    raw_copy(transports[1], transports[0], source, target, size)
+                )
+                target.unlink()
+                order = list(variants) if round_ % 2 == 0 else list(variants)[::-1]
+                for name in order:
+                    buses = pairs[name][1]
+                    seconds, _, cpu = await axl_fetch(buses[1], buses[:1], ids[name])
+                    out.setdefault(f"{name}_wall", []).append(raw_s / seconds)
+                    out.setdefault(f"{name}_cpu", []).append(raw_cpu / cpu)
+                    out.setdefault(f"{name}_cpu_ms", []).append(1000 * cpu / size_mib)
+                out.setdefault("raw_cpu_ms", []).append(1000 * raw_cpu / size_mib)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return out
+
+
+def main_ab(size_mib: int, window: int, rounds: int) -> None:
+    load_before = os.getloadavg()[0]
+    print(f"worker threads A/B: {size_mib} MiB blob, {rounds} interleaved rounds, window {window}")
+    out = trio.run(ab_threads, size_mib, window, rounds)
+    print(line("raw copy CPU per MiB (median)", statistics.median(out["raw_cpu_ms"]), "ms"))
+    for name in ("threads", "inline"):
+        print(
+            line(
+                f"{name}: AXL CPU per MiB (median)", statistics.median(out[f"{name}_cpu_ms"]), "ms"
+            )
+        )
+        print(
+            ratio_line(
+                f"{name}: wall ratio AXL / raw (median)", statistics.median(out[f"{name}_wall"])
+            )
+        )
+        print(
+            ratio_line(
+                f"{name}: CPU ratio raw / AXL (median)", statistics.median(out[f"{name}_cpu"])
+            )
+        )
+        walls = " ".join(f"{v:.2f}" for v in out[f"{name}_wall"])
+        print(f"    {name} wall ratios per round: {walls}")
+    load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+    print(f"load average (1 min): {load} on {os.cpu_count()} CPUs")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -246,24 +332,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 64], help="sizes in MiB")
     parser.add_argument("--huge", action="store_true", help="also a 1 GiB blob")
     parser.add_argument("--window", type=int, default=8, help="chunk requests in flight")
+    parser.add_argument(
+        "--chunk-shift", type=int, default=DEFAULT_CHUNK_SHIFT, help="chunks of 2**N bytes"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="runs per size (best is kept)")
+    parser.add_argument(
+        "--ab-threads", type=int, default=0, metavar="N", help="worker threads on/off, N rounds"
+    )
     args = parser.parse_args(argv)
+    if args.ab_threads:
+        main_ab(args.sizes[0], args.window, args.ab_threads)
+        return
     sizes = [1] if args.quick else list(args.sizes) + ([1024] if args.huge else [])
     repeats = 1 if args.quick else args.repeats
     window = args.window
-    print(f"blob transfer over libp2p on loopback (256 KiB chunks, window {window})")
+    chunk_kib = (1 << args.chunk_shift) // 1024
+    print(f"blob transfer over libp2p on loopback ({chunk_kib} KiB chunks, window {window})")
     load_before = os.getloadavg()[0]
-    results = trio.run(run, sizes, window, repeats)
-    budget = (BlobConfig().max_parallel_holders * (window + 2) * 256 * 1024) / MIB
+    results = trio.run(run, sizes, window, repeats, args.chunk_shift)
+    budget = BlobConfig().max_parallel_holders * (window + 2) * chunk_kib / 1024
     for size_mib, r in results.items():
         print(f"{size_mib} MiB blob (best of {repeats}):")
         print(line("raw py-libp2p stream copy", r["raw"], "MB/s"))
         print(line("AXL fetch, 1 holder", r["one"], "MB/s"))
         print(line("AXL fetch, 3 holders", r["three"], "MB/s"))
         print(ratio_line("ratio AXL 1 holder / raw", r["one"] / r["raw"]))
+        print(ratio_line("  median of the rounds' ratios", r["paired"]))
         print(line("process CPU per MiB, raw", r["cpu_raw"], "ms"))
         print(line("process CPU per MiB, AXL 1 holder", r["cpu_one"], "ms"))
         print(ratio_line("CPU ratio raw / AXL 1 holder", r["cpu_raw"] / r["cpu_one"]))
+        print(ratio_line("  median of the rounds' ratios", r["paired_cpu"]))
         print(ratio_line("ratio AXL 3 holders / 1 holder", r["three"] / r["one"]))
         print(line("peak RSS growth, 1 holder", r["rss_one"], "MiB"))
         print(line("peak RSS growth, 3 holders", r["rss_three"], "MiB"))

@@ -425,3 +425,28 @@ async def test_a_fetcher_that_stops_reading_is_dropped(
         await trio.sleep(10.0)
         assert not server.streams
         assert c.buses[0].stats["blob.serve.write_timeout"] == 1
+
+
+@pytest.mark.parametrize("metered", [False, True])
+async def test_requests_already_received_are_answered_in_one_write(
+    tmp_path: Path, metered: bool
+) -> None:
+    """Chunk requests that arrive together get one stream write (fewer transport frames);
+    under an upload budget each chunk goes alone, so none waits on the next one's budget."""
+    config = BlobConfig(per_peer_rate=1e9 if metered else float("inf"), worker_threads=False)
+    async with cluster(tmp_path, 1, raw=1, config=config) as c:
+        data = payload(3000)
+        blob_id = publish(c.buses[0], data)
+        stream = await c.transports[1].open_bulk(c.identities[0].peer_id)
+        await stream.send_all(b"".join(encode(f) for f in (Want(blob_id), Get(0), Get(1), Get(2))))
+        reader = FrameReader(chunk_frame_limit(blob_id))
+        assert await read_frame(stream, reader) == Ready()
+        writes: list[bytes] = []
+        while len(writes) < 3 and sum(map(len, writes)) < 3000:
+            writes.append(await stream.receive_some(1 << 20))
+        reader.feed(b"".join(writes))
+        got = [reader.next() for _ in range(3)]
+        assert [f.index if isinstance(f, Chunk) else f for f in got] == [0, 1, 2]
+        assert b"".join(f.data for f in got if isinstance(f, Chunk)) == data
+        assert len(writes) == (3 if metered else 1)
+        await stream.aclose()

@@ -19,6 +19,7 @@ from axl._blob_protocol import (
     Want,
     chunk_frame_limit,
     encode,
+    encode_all,
 )
 from tests.axl.test_blob_id import chunks_and_proofs
 
@@ -52,6 +53,29 @@ def test_frames_round_trip_through_any_cut(items: list[object], cuts: list[int])
         pos += cut
         while (frame := reader.next()) is not None:
             out.append(frame)
+    assert out == items
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(frames, max_size=8), st.lists(st.integers(1, 700), max_size=20))
+def test_one_write_of_many_frames_is_the_frames_in_a_row(
+    items: list[object], cuts: list[int]
+) -> None:
+    """``encode_all`` (one stream write) equals the frames one by one, and ``has_frame`` is
+    true exactly when ``next`` has a frame to give."""
+    wire = encode_all(items)  # type: ignore[arg-type]
+    assert wire == b"".join(encode(f) for f in items)  # type: ignore[arg-type]
+    reader = FrameReader(LIMIT)
+    out = []
+    pos = 0
+    for cut in [*cuts, len(wire)]:
+        reader.feed(wire[pos : pos + cut])
+        pos += cut
+        while reader.has_frame:
+            frame = reader.next()
+            assert frame is not None
+            out.append(frame)
+        assert reader.next() is None
     assert out == items
 
 

@@ -14,3 +14,12 @@ def test_blobs_benchmark_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert "ratio AXL 3 holders / 1 holder" in output
     assert "peak RSS growth" in output
     assert "CPU ratio raw / AXL 1 holder" in output and "load average" in output
+
+
+def test_blobs_benchmark_threads_ab_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    blobs.main(["--ab-threads", "2", "--sizes", "1"])
+    output = capsys.readouterr().out
+    for variant in ("threads", "inline"):
+        assert f"{variant}: wall ratio AXL / raw (median)" in output
+        assert f"{variant} wall ratios per round:" in output
+    assert "load average" in output
