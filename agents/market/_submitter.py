@@ -316,7 +316,11 @@ class Submitter(MarketAgent):
                 continue  # an address that is not the bidder's own
             try:
                 await self.market.assign(job_id, candidate.address)
-            except CoordinationError:  # not staked (any more), deadline passed, ...
+            except CoordinationError as exc:  # not staked (any more), deadline passed, ...
+                self.stats.inc("market.assign_failed")
+                self.log.info(
+                    "job %d: assigning to %s failed: %s", job_id, candidate.peer.short(), exc
+                )
                 continue
             ticket.status, ticket.solver = "assigned", candidate.peer
             self.stats.inc("market.assigned")
