@@ -459,18 +459,19 @@ void axl_col2im(const float* cols, i64 nb, i64 nc, i64 h, i64 w, float* out) {
 // Balanced base-128 limbs of integers q (float64, |q| < 2**26) for the exact int8 GEMM of
 // compute/_native.py: q = sum_l d_l * 128**l with every d_l in [-64, 63] (7-bit limbs, so no
 // int8 GEMM kernel can saturate an int16 pair sum, even AVX2's vpmaddubsw on x + 128). q is
-// (rows, cols) with element strides (sr, sc). which == 0 (left operand): out is (rows,
-// nl * cols), limb l of q[i, c] at out[i, l * cols + c]; which == 1 (right operand): out is
-// (nl * rows, cols), limb l of q[r, j] at out[(nl - 1 - l) * rows + r, j].
-void axl_limbs(const double* q, i64 rows, i64 cols, i64 sr, i64 sc, int nl, int which,
+// (rows, cols), row stride sr, read in memory order. Limb l of every element goes to block
+// b = rev ? nl - 1 - l : l of out, stacked along the reduction dimension: kdim == 1 (columns):
+// out is (rows, nl * cols), element (r, c) at out[r, b * cols + c]; kdim == 0 (rows): out is
+// (nl * rows, cols), element (r, c) at out[b * rows + r, c].
+void axl_limbs(const double* q, i64 rows, i64 cols, i64 sr, int nl, int kdim, int rev,
                int8_t* out) {
   std::vector<int64_t> v((size_t)cols);
   for (i64 r = 0; r < rows; ++r) {
     const double* qr = q + r * sr;
-    for (i64 c = 0; c < cols; ++c) v[c] = (int64_t)qr[c * sc];
+    for (i64 c = 0; c < cols; ++c) v[c] = (int64_t)qr[c];
     for (int l = 0; l < nl; ++l) {
-      int8_t* o = which == 0 ? out + r * nl * cols + l * cols
-                             : out + ((nl - 1 - l) * rows + r) * cols;
+      const i64 blk = rev ? nl - 1 - l : l;
+      int8_t* o = kdim == 1 ? out + r * nl * cols + blk * cols : out + (blk * rows + r) * cols;
       for (i64 c = 0; c < cols; ++c) {
         const int64_t d = ((v[c] + 64) & 127) - 64;  // two's complement: v + 64 mod 128, - 64
         o[c] = (int8_t)d;

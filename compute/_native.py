@@ -85,7 +85,7 @@ _SIGNATURES: dict[str, tuple[type, ...]] = {
     "axl_random_bits": (_I, _I, _P),
     "axl_im2col": (_P, _I, _I, _I, _I, _P),
     "axl_col2im": (_P, _I, _I, _I, _I, _P),
-    "axl_limbs": (_P, _I, _I, _I, _I, ctypes.c_int, ctypes.c_int, _P),
+    "axl_limbs": (_P, _I, _I, _I, ctypes.c_int, ctypes.c_int, ctypes.c_int, _P),
     "axl_limb_sum": (_P, _I, _I, _P),
 }
 
@@ -276,6 +276,20 @@ def use_limbs(m: int, k: int, n: int) -> bool:
     return _int_gemm and k >= LIMB_MIN_K and m * k * n >= LIMB_MIN_PRODUCT
 
 
+def _stack_limbs(lib: ctypes.CDLL, q: Tensor, nl: int, rev: bool, role: str) -> Tensor:
+    """(r, nl * c) int8 limbs of the (r, c) integers q, stacked along the columns (reversed if
+    ``rev``); a transposed view of a buffer where q is column-major."""
+    r, c = q.shape
+    if q.stride(1) != 1 and q.stride(0) == 1:  # column-major: stack along the rows of q.T
+        out = _buffer(role, (nl * c, r), torch.int8)
+        lib.axl_limbs(_ptr(q), c, r, q.stride(1), nl, 0, int(rev), _ptr(out))
+        return out.t()
+    q = q if q.stride(1) == 1 else q.contiguous()
+    out = _buffer(role, (r, nl * c), torch.int8)
+    lib.axl_limbs(_ptr(q), r, c, q.stride(0), nl, 1, int(rev), _ptr(out))
+    return out
+
+
 def _limb_mm(lib: ctypes.CDLL, qa: Tensor, qb: Tensor, bits: int, exact: Tensor) -> bool:
     """The exact product of the integer matrices qa (m, k) and qb (k, n) (float64 views, |q| <=
     2**bits) into ``exact`` (float64, (m, n), contiguous) through int8 limb GEMMs; False (and
@@ -285,18 +299,17 @@ def _limb_mm(lib: ctypes.CDLL, qa: Tensor, qb: Tensor, bits: int, exact: Tensor)
     nl = limbs(bits)
     if nl * k * 64 * 64 >= INT32_LIMIT:
         return False
-    la = _buffer("la", (m, nl * k), torch.int8)
-    lb = _buffer("lb", (nl * k, n), torch.int8)
-    lib.axl_limbs(_ptr(qa), m, k, *qa.stride(), nl, 0, _ptr(la))
-    lib.axl_limbs(_ptr(qb), k, n, *qb.stride(), nl, 1, _ptr(lb))
+    # Limbs stacked along K: qa's limbs 0..nl-1 in order, qb's in reverse, so that the pairs
+    # (i, s - i) of a shift s are one contiguous slice of each. Each is written in the memory
+    # order of its operand (row- or column-major) and sliced as a view of that layout.
+    la = _stack_limbs(lib, qa, nl, False, "la")
+    lb = _stack_limbs(lib, qb.t(), nl, True, "lb").t()
     shifts = 2 * nl - 1
     sums = _buffer("sums", (shifts, m, n), torch.int32)
     try:
         for s in range(shifts):
             lo, hi = max(0, s - nl + 1), min(s, nl - 1)
-            # columns of la: limbs lo..hi of qa; rows of lb: limbs s-lo down to s-hi of qb
-            row = (nl - 1 - s + lo) * k
-            width = (hi - lo + 1) * k
+            row, width = (nl - 1 - s + lo) * k, (hi - lo + 1) * k
             torch._int_mm(la[:, lo * k : lo * k + width], lb[row : row + width], out=sums[s])
     except RuntimeError:
         return False
