@@ -8,7 +8,8 @@
 // fused multiply-add, no reassociation, no flush-to-zero, and no threads, so the bits do not
 // depend on the thread count, ATEN_CPU_CAPABILITY or the CPU (vectorised IEEE + - * / sqrt
 // round each lane exactly like scalar code). The only non-elementwise
-// step of a product, the float64 GEMM of exact integers, stays in torch (exact in any order).
+// step of a product, the GEMM of exact integers, stays in torch (exact in any order): float64,
+// or int8 limbs (axl_limbs, axl_limb_sum) through torch._int_mm with AXL_INT_GEMM=1.
 // tests/compute/test_native.py checks every kernel against the torch definition bit for bit.
 
 #include <cmath>
