@@ -469,7 +469,12 @@ void axl_limbs(const double* q, i64 rows, i64 cols, i64 sr, int nl, int kdim, in
   std::vector<int64_t> v((size_t)cols);
   for (i64 r = 0; r < rows; ++r) {
     const double* qr = q + r * sr;
-    for (i64 c = 0; c < cols; ++c) v[c] = (int64_t)qr[c];
+    for (i64 c = 0; c < cols; ++c) {
+      // A non-finite q (from a NaN or inf input) makes its row's or column's scale NaN, so
+      // every output it reaches is NaN whatever its limbs: 0 avoids an undefined conversion.
+      const double x = qr[c];
+      v[c] = std::fabs(x) <= 0x1p62 ? (int64_t)x : 0;
+    }
     for (int l = 0; l < nl; ++l) {
       const i64 blk = rev ? nl - 1 - l : l;
       int8_t* o = kdim == 1 ? out + r * nl * cols + blk * cols : out + (blk * rows + r) * cols;

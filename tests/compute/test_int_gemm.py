@@ -22,7 +22,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compute import _native
+from compute import _native, train
 from compute._repops import mm_bits, rmm
 
 from .test_reproducibility import _flags
@@ -177,9 +177,24 @@ def test_rmm_same_bits_through_every_gemm_path(shape: tuple[int, int, int]) -> N
         assert torch.equal(x.view(torch.int32), y.view(torch.int32))
 
 
+@needs_native
+def test_non_finite_inputs_give_nan_in_the_same_places() -> None:
+    g = torch.Generator().manual_seed(5)
+    a = torch.randint(-1000, 1000, (40, 600), generator=g).to(torch.float32)
+    b = torch.randint(-1000, 1000, (600, 30), generator=g).to(torch.float32)
+    a[1, 3], a[2, 5], b[7, 2], b[9, 4] = float("nan"), float("inf"), float("-inf"), 3.4e38
+    with _limb_path(True):
+        limbed = rmm(a, b)
+    with _limb_path(False):
+        f64 = rmm(a, b)
+    assert torch.equal(limbed.isnan(), f64.isnan()) and limbed.isnan().any()
+    keep = ~f64.isnan()
+    assert torch.equal(limbed[keep].view(torch.int32), f64[keep].view(torch.int32))
+
+
 CHILD = """
 import hashlib, json, torch
-from compute import _native
+from compute import _native, train
 from compute._repops import rmm, mm_bits
 from tests.compute.test_int_gemm import _floats, _operands, _limb_product
 _native.LIMB_MIN_PRODUCT = _native.LIMB_MIN_K = 0
@@ -199,7 +214,7 @@ print(json.dumps({"hash": h.hexdigest(), "cap": torch.backends.cpu.get_cpu_capab
 """
 
 
-def _child(extra: dict[str, str]) -> subprocess.Popen[str]:
+def _child(extra: dict[str, str], code: str = CHILD) -> subprocess.Popen[str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -207,7 +222,7 @@ def _child(extra: dict[str, str]) -> subprocess.Popen[str]:
     }
     env.update(extra, PYTHONWARNINGS="ignore")
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD],
+        [sys.executable, "-c", code],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
@@ -262,3 +277,51 @@ def test_limb_gemm_same_bits_on_every_cpu_code_path() -> None:
                 out = rmm(_floats((m, k), i), _floats((k, n), i + 1))
                 here.update(out.numpy().tobytes())
     assert hashes == {here.hexdigest()}
+
+
+TRAIN_CHILD = """
+import json, torch
+from compute import _native, train
+from tests.compute.primfuzz import primitive_hashes
+from tests.compute.tasks import REPRO_SPECS
+# every product through the limb path (batched ones stay float64): SMALL_PRODUCT 0 skips the
+# one-call kernel for small products too
+_native.LIMB_MIN_PRODUCT = _native.LIMB_MIN_K = _native.SMALL_PRODUCT = 0
+_native._int_gemm = True
+out = {"prims": primitive_hashes(list(REPRO_SPECS)), "roots": {}}
+for threads in (1, 2):
+    torch.set_num_threads(threads)
+    out["roots"][threads] = [train(s).root.hex() for s in REPRO_SPECS]
+print(json.dumps(out))
+"""
+
+
+@needs_native
+@pytest.mark.slow
+def test_training_through_the_limb_path_commits_the_same_roots() -> None:
+    """Every primitive (real, extreme and special inputs: tests/compute/primfuzz.py) and every
+    training root of the test tasks, with every unbatched product through the limb path, under
+    oneDNN capped to AVX2 (saturating int8) and torch's CPU levels: the same as this process
+    computes with the float64 GEMM."""
+    from .primfuzz import primitive_hashes
+    from .tasks import REPRO_SPECS
+
+    envs: list[dict[str, str]] = [{}]
+    if " avx2" in _flags():
+        envs += [
+            {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+            {"ATEN_CPU_CAPABILITY": "avx2", "DNNL_MAX_CPU_ISA": "AVX2"},
+        ]
+    procs = [_child(env, TRAIN_CHILD) for env in envs]
+    results = []
+    for proc in procs:
+        stdout, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    assert not _native._int_gemm
+    here_prims = primitive_hashes(list(REPRO_SPECS))
+    here_roots = [train(s).root.hex() for s in REPRO_SPECS]
+    for env, res in zip(envs, results, strict=True):
+        diff = [i for i, (x, y) in enumerate(zip(res["prims"], here_prims, strict=True)) if x != y]
+        assert not diff, (env, diff[:5])
+        assert res["roots"] == {"1": here_roots, "2": here_roots}, env
