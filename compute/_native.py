@@ -251,13 +251,12 @@ SMALL_PRODUCT = 2**17
 # int8 GEMMs without VNNI (oneDNN's AVX2 path: vpmaddubsw on a + 128) saturate int16 pair sums
 # of full-range int8 (tests/compute/test_int_gemm.py shows it under ONEDNN_MAX_CPU_ISA=AVX2);
 # with 7-bit limbs a pair sum is at most 2 * 191 * 64 < 2**15.
-LIMB_BITS = 7
-# Every int32 partial sum holds at most LIMBS * K products of magnitude <= 64 * 64 = 2**12.
+# Every int32 partial sum holds at most limbs(bits) * K products of magnitude <= 2**12.
 INT32_LIMIT = 2**31
-# Use the limb path for single (unbatched) products of at least this many multiply-adds whose
-# reduction is at least LIMB_MIN_K long (measured crossover, see docs/compute.md); smaller
-# ones are faster as one float64 GEMM. Off unless AXL_INT_GEMM=1 (not faster end to end on
-# the machine measured, see docs/compute.md); the bits are the same either way.
+# With AXL_INT_GEMM=1, single (unbatched) products of at least LIMB_MIN_PRODUCT multiply-adds
+# and K >= LIMB_MIN_K take the limb path. Off by default: on the machine measured it was
+# slower than the float64 GEMM for every product shape of the benchmark tasks (no crossover;
+# docs/compute.md). The bits are the same either way.
 LIMB_MIN_PRODUCT = 2**24
 LIMB_MIN_K = 512
 _int_gemm = os.environ.get("AXL_INT_GEMM", "0") == "1"
@@ -342,7 +341,7 @@ def rmm(a: Tensor, b: Tensor, bits: int, bias: Tensor | None = None) -> Tensor |
     qa, sa = _quantise(lib, a3, 1, bits, "a")
     qb, sb = _quantise(lib, b3, 0, bits, "b")
     # Integers below 2**53 (mm_bits): the float64 GEMM is exact in any order or blocking, and
-    # so is the int8 limb GEMM, which gives the same integers (faster for large products).
+    # so is the int8 limb GEMM, which gives the same integers (AXL_INT_GEMM=1, see above).
     exact = _buffer("out", (nb, m, n))
     limbed = nb == 1 and use_limbs(m, k, n) and _limb_mm(lib, qa[0], qb[0], bits, exact[0])
     if nb > 1:
