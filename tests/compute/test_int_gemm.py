@@ -194,10 +194,11 @@ def test_non_finite_inputs_give_nan_in_the_same_places() -> None:
 
 CHILD = """
 import hashlib, json, torch
-from compute import _native, train
+from compute import _native
 from compute._repops import rmm, mm_bits
 from tests.compute.test_int_gemm import _floats, _operands, _limb_product
-_native.LIMB_MIN_PRODUCT = _native.LIMB_MIN_K = 0
+_native.LIMB_MIN_PRODUCT = _native.LIMB_MIN_K = _native.SMALL_PRODUCT = 0
+_native._int_gemm = True  # every rmm below through the limb path
 h = hashlib.sha256()
 for threads in (1, 2):
     torch.set_num_threads(threads)
