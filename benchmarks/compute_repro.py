@@ -51,6 +51,7 @@ from compute import (
 )
 from compute._prims import PRIMS
 from compute._program import _data_attrs
+from compute._repops import mm_bits
 
 from ._report import line, now
 
@@ -250,27 +251,45 @@ class _GemmShapes(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def gemm_seconds(spec: TaskSpec, repeats: int) -> float:
-    """Seconds per reproducible step spent in its exact float64 GEMMs alone (the same shapes,
-    replayed, best of ``repeats``): the floor of this scheme with everything else fused away."""
+def _gemm_shapes(spec: TaskSpec) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
     prog = build_program(spec)
     with _GemmShapes() as rec:
         run_step(prog, init_state(spec))
-    operands = [
-        (
-            getattr(torch, name),
-            torch.randn(a, dtype=torch.float64),
-            torch.randn(b, dtype=torch.float64),
-        )
-        for name, a, b in rec.shapes
-    ]
+    return rec.shapes
+
+
+def _best(fn: Callable[[], object], repeats: int) -> float:
     best = math.inf
     for _ in range(repeats):
         start = now()
-        for fn, x, y in operands:
-            fn(x, y)
+        fn()
         best = min(best, now() - start)
     return best
+
+
+def gemm_seconds(spec: TaskSpec, repeats: int) -> tuple[float, float, float]:
+    """Seconds per reproducible step spent in its exact GEMMs alone (the same shapes, replayed
+    on integers of the same bit width, best of ``repeats`` each): as float64 GEMMs, as int8
+    limb GEMMs (compute._native's limb path, including splitting and combining; batched
+    products stay float64), and with the faster of the two per product. The floor of this
+    scheme with everything else fused away."""
+    lib = _native._load()
+    f64 = limb = mixed = 0.0
+    for name, a, b in _gemm_shapes(spec):
+        bits = mm_bits(a[-1])
+        qa = torch.randint(-(2**bits), 2**bits + 1, a).to(torch.float64)
+        qb = torch.randint(-(2**bits), 2**bits + 1, b).to(torch.float64)
+        fn = getattr(torch, name)
+        t64 = _best(lambda fn=fn, qa=qa, qb=qb: fn(qa, qb), repeats)
+        tl = t64
+        if name == "mm" and lib is not None:
+            out = torch.empty((a[0], b[1]), dtype=torch.float64)
+            tl = _best(
+                lambda qa=qa, qb=qb, out=out, bits=bits: _native._limb_mm(lib, qa, qb, bits, out),
+                repeats,
+            )
+        f64, limb, mixed = f64 + t64, limb + tl, mixed + min(t64, tl)
+    return f64, limb, mixed
 
 
 def _load() -> str:
@@ -283,12 +302,15 @@ def overhead_table(
     """Print one line per task size: plain ms, reproducible ms, the ratios."""
     row(
         f"  {'task (Adam)':<40} {'plain ms':>9} {'repro ms':>9} {'ratio':>7} {'excl. data':>10}"
-        f" {'f64 GEMM floor':>14}"
+        f" {'f64 GEMM floor':>14} {'i8-limb floor':>13} {'best mix':>8}"
     )
     for label, spec, steps in sizes:
         plain, repro = best_pair(spec, steps, repeats, device)
         gen = min(data_time(spec, steps) for _ in range(2)) if device == "cpu" else 0.0
-        floor = f"{gemm_seconds(spec, 3 * repeats) / plain:>13.2f}x" if device == "cpu" else ""
+        floor = ""
+        if device == "cpu":
+            f64, limb, mixed = gemm_seconds(spec, 3 * repeats)
+            floor = f"{f64 / plain:>13.2f}x {limb / plain:>12.2f}x {mixed / plain:>7.2f}x"
         row(
             f"  {label:<40} {plain * 1e3:>9.2f} {repro * 1e3:>9.2f} {repro / plain:>6.2f}x"
             f" {(repro - gen) / plain:>9.2f}x {floor}"
@@ -317,7 +339,8 @@ def main(argv: list[str] | None = None) -> None:
     _native.available()  # compile (first use) or load the kernels before anything is timed
     print(
         f"AXL reproducible training, torch {torch.__version__}, {torch.get_num_threads()} threads,"
-        f" CPU {torch.backends.cpu.get_cpu_capability()}, compiled kernels: {_native.status}"
+        f" CPU {torch.backends.cpu.get_cpu_capability()}, compiled kernels: {_native.status},"
+        f" int8 limb GEMM {'on' if _native._int_gemm else 'off'} (AXL_INT_GEMM)"
     )
     print(f"  ratio reproducible/plain per task (target <= 1.5x); {_load()} at start")
     overhead_table(sizes, args.repeats, "cpu", print)

@@ -8,7 +8,8 @@
 // fused multiply-add, no reassociation, no flush-to-zero, and no threads, so the bits do not
 // depend on the thread count, ATEN_CPU_CAPABILITY or the CPU (vectorised IEEE + - * / sqrt
 // round each lane exactly like scalar code). The only non-elementwise
-// step of a product, the float64 GEMM of exact integers, stays in torch (exact in any order).
+// step of a product, the GEMM of exact integers, stays in torch (exact in any order): float64,
+// or int8 limbs (axl_limbs, axl_limb_sum) through torch._int_mm with AXL_INT_GEMM=1.
 // tests/compute/test_native.py checks every kernel against the torch definition bit for bit.
 
 #include <cmath>
@@ -453,6 +454,55 @@ void axl_col2im(const float* cols, i64 nb, i64 nc, i64 h, i64 w, float* out) {
             }
           out[((b * nc + c) * h + y) * w + xx] = acc;
         }
+}
+
+
+// Balanced base-128 limbs of integers q (float64, |q| < 2**26) for the exact int8 GEMM of
+// compute/_native.py: q = sum_l d_l * 128**l with every d_l in [-64, 63] (7-bit limbs, so no
+// int8 GEMM kernel can saturate an int16 pair sum, even AVX2's vpmaddubsw on x + 128). q is
+// (rows, cols), row stride sr, read in memory order. Limb l of every element goes to block
+// b = rev ? nl - 1 - l : l of out, stacked along the reduction dimension: kdim == 1 (columns):
+// out is (rows, nl * cols), element (r, c) at out[r, b * cols + c]; kdim == 0 (rows): out is
+// (nl * rows, cols), element (r, c) at out[b * rows + r, c].
+void axl_limbs(const double* q, i64 rows, i64 cols, i64 sr, int nl, int kdim, int rev,
+               int8_t* out) {
+  std::vector<int64_t> v((size_t)cols);
+  for (i64 r = 0; r < rows; ++r) {
+    const double* qr = q + r * sr;
+    for (i64 c = 0; c < cols; ++c) {
+      // A non-finite q (from a NaN or inf input) makes its row's or column's scale NaN, so
+      // every output it reaches is NaN whatever its limbs: 0 avoids an undefined conversion.
+      const double x = qr[c];
+      v[c] = std::fabs(x) <= 0x1p62 ? (int64_t)x : 0;
+    }
+    for (int l = 0; l < nl; ++l) {
+      const i64 blk = rev ? nl - 1 - l : l;
+      int8_t* o = kdim == 1 ? out + r * nl * cols + blk * cols : out + (blk * rows + r) * cols;
+      for (i64 c = 0; c < cols; ++c) {
+        const int64_t d = ((v[c] + 64) & 127) - 64;  // two's complement: v + 64 mod 128, - 64
+        o[c] = (int8_t)d;
+        v[c] = (v[c] - d) >> 7;  // exact: v - d is a multiple of 128
+      }
+    }
+  }
+}
+
+// The exact sums of the limb products: p holds ns (m*n) int32 partial sums, p[s] the sum of
+// every limb pair (i, j) with i + j == s; out = sum_s p[s] * 128**s as float64 (an integer
+// below 2**53, so exact). Horner in unsigned 64-bit arithmetic: exact modulo 2**64 whatever
+// the intermediate values, hence exact since the result is below 2**53 in magnitude.
+void axl_limb_sum(const int32_t* p, i64 ns, i64 mn, double* out) {
+  constexpr i64 kChunk = 1024;
+  uint64_t acc[kChunk];
+  for (i64 i0 = 0; i0 < mn; i0 += kChunk) {
+    const i64 len = mn - i0 < kChunk ? mn - i0 : kChunk;
+    for (i64 i = 0; i < len; ++i) acc[i] = 0;
+    for (i64 s = ns - 1; s >= 0; --s) {
+      const int32_t* ps = p + s * mn + i0;
+      for (i64 i = 0; i < len; ++i) acc[i] = acc[i] * 128u + (uint64_t)(int64_t)ps[i];
+    }
+    for (i64 i = 0; i < len; ++i) out[i0 + i] = (double)(int64_t)acc[i];
+  }
 }
 
 }  // extern "C"

@@ -85,6 +85,8 @@ _SIGNATURES: dict[str, tuple[type, ...]] = {
     "axl_random_bits": (_I, _I, _P),
     "axl_im2col": (_P, _I, _I, _I, _I, _P),
     "axl_col2im": (_P, _I, _I, _I, _I, _P),
+    "axl_limbs": (_P, _I, _I, _I, ctypes.c_int, ctypes.c_int, ctypes.c_int, _P),
+    "axl_limb_sum": (_P, _I, _I, _P),
 }
 
 
@@ -203,19 +205,20 @@ _scratch = threading.local()
 _SCRATCH_LIMIT = 2**25  # float64 elements (256 MiB) per buffer kept between calls
 
 
-def _buffer(role: str, shape: tuple[int, ...]) -> Tensor:
-    """A float64 scratch tensor of ``shape`` for ``role``, reused by later calls in this
-    thread (rmm's quantised operands and exact product are temporaries: reusing their memory
-    saves the allocation and page faults of megabytes per product; values are unaffected)."""
+def _buffer(role: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float64) -> Tensor:
+    """A scratch tensor (float64 unless ``dtype``) of ``shape`` for ``role``, reused by later
+    calls in this thread (rmm's quantised operands, limbs and exact product are temporaries:
+    reusing their memory saves the allocation and page faults of megabytes per product; values
+    are unaffected)."""
     n = 1
     for d in shape:
         n *= d
     if n > _SCRATCH_LIMIT:
-        return torch.empty(shape, dtype=torch.float64)
+        return torch.empty(shape, dtype=dtype)
     bufs: dict[str, Tensor] = _scratch.__dict__.setdefault("bufs", {})
     buf = bufs.get(role)
-    if buf is None or buf.numel() < n:
-        buf = bufs[role] = torch.empty(n, dtype=torch.float64)
+    if buf is None or buf.numel() < n or buf.dtype != dtype:
+        buf = bufs[role] = torch.empty(n, dtype=dtype)
     return buf[:n].view(shape)
 
 
@@ -239,6 +242,78 @@ def _quantise(
 # Products of at most this many multiply-adds run entirely in one kernel call (its plain
 # float64 loop beats the per-call overhead of quantise + torch GEMM + scale below this size).
 SMALL_PRODUCT = 2**17
+
+
+# The exact int8 limb GEMM: each quantised operand (|q| <= 2**bits) is split into balanced
+# 7-bit limbs, q = sum_l d_l * 128**l with d_l in [-64, 63]; for each shift s the limb pairs
+# (i, s - i) run as one torch._int_mm (int32 sums) over the limbs stacked along K; the int32
+# sums combine exactly in int64 into the same integer the float64 GEMM gives. 7 bits, not 8:
+# int8 GEMMs without VNNI (oneDNN's AVX2 path: vpmaddubsw on a + 128) saturate int16 pair sums
+# of full-range int8 (tests/compute/test_int_gemm.py shows it under ONEDNN_MAX_CPU_ISA=AVX2);
+# with 7-bit limbs a pair sum is at most 2 * 191 * 64 < 2**15.
+# Every int32 partial sum holds at most limbs(bits) * K products of magnitude <= 2**12.
+INT32_LIMIT = 2**31
+# With AXL_INT_GEMM=1, single (unbatched) products of at least LIMB_MIN_PRODUCT multiply-adds
+# and K >= LIMB_MIN_K take the limb path. Off by default: on the machine measured it was
+# slower than the float64 GEMM for every product shape of the benchmark tasks (no crossover;
+# docs/compute.md). The bits are the same either way.
+LIMB_MIN_PRODUCT = 2**24
+LIMB_MIN_K = 512
+_int_gemm = os.environ.get("AXL_INT_GEMM", "0") == "1"
+
+
+def limbs(bits: int) -> int:
+    """The number of balanced 7-bit limbs that hold every integer of magnitude <= 2**bits."""
+    n = 1
+    while 63 * (128**n - 1) // 127 < 2**bits:
+        n += 1
+    return n
+
+
+def use_limbs(m: int, k: int, n: int) -> bool:
+    """Whether an (m, k) @ (k, n) product takes the int8 limb path."""
+    return _int_gemm and k >= LIMB_MIN_K and m * k * n >= LIMB_MIN_PRODUCT
+
+
+def _stack_limbs(lib: ctypes.CDLL, q: Tensor, nl: int, rev: bool, role: str) -> Tensor:
+    """(r, nl * c) int8 limbs of the (r, c) integers q, stacked along the columns (reversed if
+    ``rev``); a transposed view of a buffer where q is column-major."""
+    r, c = q.shape
+    if q.stride(1) != 1 and q.stride(0) == 1:  # column-major: stack along the rows of q.T
+        out = _buffer(role, (nl * c, r), torch.int8)
+        lib.axl_limbs(_ptr(q), c, r, q.stride(1), nl, 0, int(rev), _ptr(out))
+        return out.t()
+    q = q if q.stride(1) == 1 else q.contiguous()
+    out = _buffer(role, (r, nl * c), torch.int8)
+    lib.axl_limbs(_ptr(q), r, c, q.stride(0), nl, 1, int(rev), _ptr(out))
+    return out
+
+
+def _limb_mm(lib: ctypes.CDLL, qa: Tensor, qb: Tensor, bits: int, exact: Tensor) -> bool:
+    """The exact product of the integer matrices qa (m, k) and qb (k, n) (float64 views, |q| <=
+    2**bits) into ``exact`` (float64, (m, n), contiguous) through int8 limb GEMMs; False (and
+    ``exact`` untouched) where torch._int_mm refuses or K is too long for int32 sums."""
+    m, k = qa.shape
+    n = qb.shape[1]
+    nl = limbs(bits)
+    if nl * k * 64 * 64 >= INT32_LIMIT:
+        return False
+    # Limbs stacked along K: qa's limbs 0..nl-1 in order, qb's in reverse, so that the pairs
+    # (i, s - i) of a shift s are one contiguous slice of each. Each is written in the memory
+    # order of its operand (row- or column-major) and sliced as a view of that layout.
+    la = _stack_limbs(lib, qa, nl, False, "la")
+    lb = _stack_limbs(lib, qb.t(), nl, True, "lb").t()
+    shifts = 2 * nl - 1
+    sums = _buffer("sums", (shifts, m, n), torch.int32)
+    try:
+        for s in range(shifts):
+            lo, hi = max(0, s - nl + 1), min(s, nl - 1)
+            row, width = (nl - 1 - s + lo) * k, (hi - lo + 1) * k
+            torch._int_mm(la[:, lo * k : lo * k + width], lb[row : row + width], out=sums[s])
+    except RuntimeError:
+        return False
+    lib.axl_limb_sum(_ptr(sums), shifts, m * n, _ptr(exact))
+    return True
 
 
 def rmm(a: Tensor, b: Tensor, bits: int, bias: Tensor | None = None) -> Tensor | None:
@@ -265,11 +340,13 @@ def rmm(a: Tensor, b: Tensor, bits: int, bias: Tensor | None = None) -> Tensor |
         return out if a.dim() == 3 else out[0]
     qa, sa = _quantise(lib, a3, 1, bits, "a")
     qb, sb = _quantise(lib, b3, 0, bits, "b")
-    # Integers below 2**53 (mm_bits): the float64 GEMM is exact in any order or blocking.
+    # Integers below 2**53 (mm_bits): the float64 GEMM is exact in any order or blocking, and
+    # so is the int8 limb GEMM, which gives the same integers (AXL_INT_GEMM=1, see above).
     exact = _buffer("out", (nb, m, n))
+    limbed = nb == 1 and use_limbs(m, k, n) and _limb_mm(lib, qa[0], qb[0], bits, exact[0])
     if nb > 1:
         torch.bmm(qa, qb, out=exact)
-    else:
+    elif not limbed:
         torch.mm(qa[0], qb[0], out=exact[0])
     out = torch.empty((nb, m, n), dtype=torch.float32)
     bias = None if bias is None else bias.contiguous()  # held until the call returns
