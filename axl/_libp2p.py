@@ -243,15 +243,21 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
         """Look ``peer``'s addresses up in the Kademlia DHT (O(log n) rounds; see
         :mod:`axl._libp2p_dht`); they are kept in the peerstore for the next dial.
 
-        Raises :class:`PeerUnreachable` when the lookup finds no address for it in time.
+        Raises :class:`PeerUnreachable` when no address for it is known after the lookup.
+        Counted in :attr:`stats`: ``dht.lookups``, ``dht.found`` (an answer named the peer),
+        ``dht.rounds`` and ``dht.queried`` (peers asked).
         """
         self._check_open()
         assert self._dht is not None
-        addrs = await self._dht.find(peer, timeout=timeout)
-        if not addrs:
+        lookup = await self._dht.find(peer, timeout=timeout)
+        self.stats.inc("dht.lookups")
+        self.stats.inc("dht.found", int(lookup.found))
+        self.stats.inc("dht.rounds", lookup.rounds)
+        self.stats.inc("dht.queried", lookup.queried)
+        if not lookup.addrs:
             raise PeerUnreachable(f"no address found for {peer.short()} in the DHT")
         self._note_peer(peer)
-        return addrs
+        return lookup.addrs
 
     async def receive(self) -> InboundFrame:
         """The next inbound frame; raises :class:`TransportClosed` once closed."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -24,6 +25,8 @@ import trio
 from ._identity import PeerId
 
 DHT_PROTOCOL_PREFIX = "/axl"
+ALPHA = 3
+"""Queries in flight per lookup round (Kademlia's alpha)."""
 
 logger = logging.getLogger("axl.libp2p")
 
@@ -75,19 +78,60 @@ class Dht:
         """Peers in the routing table."""
         return int(self.kad.routing_table.size())
 
-    async def find(self, peer: PeerId, *, timeout: float) -> list[str] | None:
-        """The addresses of ``peer`` found by a network lookup (``None`` if not found).
-
-        Always asks the network, even for a peer already in the peerstore: it is the
-        lookup, not the cache, that is measured and tested.
-        """
+    async def find(self, peer: PeerId, *, timeout: float) -> Lookup:
+        """Look ``peer`` up over the network (never only the local peerstore: the lookup is
+        what is measured and tested): Kademlia's iterative search, :data:`ALPHA` queries at
+        a time, closest first, stopping as soon as an answer names the target."""
+        from libp2p.kad_dht.utils import sort_peer_ids_by_distance
         from libp2p.peer.id import ID
 
         target = ID(peer.raw)
+        key = target.to_bytes()
+        routing: Any = self.kad.peer_routing
+        own = self._host.get_id()
+        known = set(self.kad.routing_table.find_local_closest_peers(key, 20))
+        known |= set(self._host.get_connected_peers())
+        known.discard(own)
+        queried: set[Any] = set()
+        rounds = 0
+        found = False
         with trio.move_on_after(timeout):
-            await self.kad.peer_routing.find_closest_peers_network(target.to_bytes())
+            while not found:
+                batch = [
+                    p for p in sort_peer_ids_by_distance(key, list(known)) if p not in queried
+                ][:ALPHA]
+                if not batch:
+                    break
+                rounds += 1
+                learned: list[Any] = []
+                async with trio.open_nursery() as nursery:
+                    for other in batch:
+                        queried.add(other)
+                        nursery.start_soon(_ask, routing, other, key, learned, target, nursery)
+                found = target in learned or target in batch
+                known.update(p for p in learned if p != own)
         try:
-            addrs = self._host.get_peerstore().addrs(target)
+            addrs = [str(addr) for addr in self._host.get_peerstore().addrs(target)]
         except Exception:
-            return None
-        return [str(addr) for addr in addrs] or None
+            addrs = []
+        return Lookup(addrs, found, rounds, len(queried))
+
+
+async def _ask(
+    routing: Any, peer: Any, key: bytes, learned: list[Any], target: Any, nursery: trio.Nursery
+) -> None:
+    """One FIND_NODE query; ends the round early once any answer names the target."""
+    await routing._query_single_peer_for_closest(peer, key, learned)
+    if target in learned:
+        nursery.cancel_scope.cancel()
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What a lookup found: the target's addresses now in the peerstore (empty: none),
+    whether an answer named the target, the rounds of queries and how many peers it asked."""
+
+    addrs: list[str]
+    found: bool
+    rounds: int
+    queried: int
