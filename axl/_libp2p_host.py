@@ -18,10 +18,6 @@ if TYPE_CHECKING:
     from libp2p.pubsub.pubsub import Pubsub
 
 
-OUTBOUND_RPCS = 1024
-"""GossipSub RPCs queued per peer before py-libp2p drops new ones."""
-
-
 def build_host(identity: Identity, config: Libp2pConfig) -> tuple[IHost, Pubsub]:
     """A py-libp2p host keyed by ``identity`` (same peer id as the bus), with its pubsub.
 
@@ -51,14 +47,6 @@ def build_host(identity: Identity, config: Libp2pConfig) -> tuple[IHost, Pubsub]
     pubsub_module.SUBSCRIPTION_CHANNEL_SIZE = max(
         pubsub_module.SUBSCRIPTION_CHANNEL_SIZE, config.inbox_capacity
     )
-    # Likewise its per-peer outbound queue: 32 RPCs (go-libp2p's figure, where the sender
-    # runs on another thread), then new RPCs are dropped. A process starved of CPU for a
-    # moment dropped forwarded messages to every neighbour; the frame cap bounds each RPC.
-    from libp2p.pubsub.rpc_queue import RpcQueue
-
-    defaults = RpcQueue.__init__.__defaults__
-    if defaults is not None and defaults[0] < OUTBOUND_RPCS:
-        RpcQueue.__init__.__defaults__ = (OUTBOUND_RPCS, *defaults[1:])
 
     private = Ed25519PrivateKey.from_bytes(identity.private_seed())
     listen = [multiaddr.Multiaddr(addr) for addr in config.listen]
