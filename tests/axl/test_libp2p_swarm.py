@@ -351,3 +351,35 @@ async def test_a_dht_lookup_finds_a_peer_that_is_no_neighbour() -> None:
         assert (got.frame, got.via) == (b"found you", root.local_peer)
         with pytest.raises(PeerUnreachable):
             await root.find_peer(identity(99).peer_id, timeout=5.0)
+
+
+async def test_ids_advertised_in_ihave_are_the_ids_of_the_seen_cache() -> None:
+    """py-libp2p's message cache keyed messages by ``from ‖ seqno`` whatever id the pubsub
+    used: none of the ids a node gossiped (IHAVE) matched its peers' seen caches, so every
+    IHAVE drew an IWANT and a resend. Every id in the cache window must be one the seen cache
+    knows, on the publisher and on the receiver."""
+    config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, peer_exchange=False)
+    async with (
+        Libp2pTransport.open(identity(22), config=config) as publisher,
+        Libp2pTransport.open(identity(23), config=config) as subscriber,
+    ):
+        await subscriber.connect(publisher.listen_addrs[0])
+        await subscriber.subscribe("ticks")
+        await eventually(lambda: subscriber.local_peer in publisher.topic_peers("ticks"))
+        for n in range(5):
+            await publisher.publish("ticks", b"tick %d" % n)
+        for _ in range(5):
+            with trio.fail_after(10):
+                await subscriber.receive()
+        for node in (publisher, subscriber):
+            assert node._pubsub is not None
+            router: Any = node._pubsub.router
+            window = router.mcache.window("ticks")
+            assert len(window) == 5
+            assert all(node._pubsub.seen_messages.has(mid) for mid in window)
+            # equivocation ("same from and seqno, other data") cannot be told unsigned
+            message = router.mcache.get(window[0])
+            forged = type(message)(
+                from_id=message.from_id, seqno=message.seqno, data=b"x", topicIDs=["ticks"]
+            )
+            assert router._check_equivocation(forged)
