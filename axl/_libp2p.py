@@ -36,11 +36,12 @@ from typing import Any
 
 import trio
 
-from ._errors import ListenError, TransportClosed
+from ._errors import ListenError, PeerUnreachable, TransportClosed
 from ._identity import Identity, PeerId
 from ._libp2p_base import peer_id_of
 from ._libp2p_bulk import BULK_PROTOCOL_ID, BulkMixin
 from ._libp2p_config import PEER_EXCHANGE_TOPIC, PEER_LIST_PROTOCOL, PROTOCOL_ID, Libp2pConfig
+from ._libp2p_dht import Dht
 from ._libp2p_discovery import DiscoveryMixin
 from ._libp2p_host import build_host, check_tcp_ports_free, disconnect_notifee
 from ._libp2p_limits import LimitsMixin
@@ -122,7 +123,11 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
         host.set_stream_handler(TProtocol(BULK_PROTOCOL_ID), self._handle_bulk)
         if config.peer_exchange:
             host.set_stream_handler(TProtocol(PEER_LIST_PROTOCOL), self._serve_peer_list)
-        host.get_network().register_notifee(disconnect_notifee(self._connection_closed))
+        dht = Dht(host)
+        self._dht = dht
+        host.get_network().register_notifee(
+            disconnect_notifee(self._connection_closed, self._connection_opened)
+        )
         install_inbound_handler(host.get_network(), self._budgets, self._refused)
         failure: ListenError | None = None
         self._host, self._pubsub = host, pubsub
@@ -135,6 +140,7 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
                     async with (
                         host.run(listen),
                         background_trio_service(pubsub),
+                        dht.service(),
                         trio.open_nursery() as nursery,
                     ):
                         self._nursery = nursery
@@ -189,6 +195,10 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
         else:
             await trio.lowlevel.checkpoint()
 
+    def _connection_opened(self, pid: Any) -> None:
+        if self._nursery is not None and self._dht is not None:
+            self._nursery.start_soon(self._dht.add, pid)
+
     def _connection_closed(self, network: Any, pid: Any) -> None:
         event, self._disconnected = self._disconnected, trio.Event()
         event.set()
@@ -228,6 +238,26 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
         assert self._pubsub is not None
         peers = (peer_id_of(pid.to_bytes()) for pid in self._pubsub.peer_topics.get(topic, ()))
         return {peer for peer in peers if peer is not None}
+
+    async def find_peer(self, peer: PeerId, *, timeout: float = 10.0) -> list[str]:
+        """Look ``peer``'s addresses up in the Kademlia DHT (O(log n) rounds; see
+        :mod:`axl._libp2p_dht`); they are kept in the peerstore for the next dial.
+
+        Raises :class:`PeerUnreachable` when no address for it is known after the lookup.
+        Counted in :attr:`stats`: ``dht.lookups``, ``dht.found`` (an answer named the peer),
+        ``dht.rounds`` and ``dht.queried`` (peers asked).
+        """
+        self._check_open()
+        assert self._dht is not None
+        lookup = await self._dht.find(peer, timeout=timeout)
+        self.stats.inc("dht.lookups")
+        self.stats.inc("dht.found", int(lookup.found))
+        self.stats.inc("dht.rounds", lookup.rounds)
+        self.stats.inc("dht.queried", lookup.queried)
+        if not lookup.addrs:
+            raise PeerUnreachable(f"no address found for {peer.short()} in the DHT")
+        self._note_peer(peer)
+        return lookup.addrs
 
     async def receive(self) -> InboundFrame:
         """The next inbound frame; raises :class:`TransportClosed` once closed."""

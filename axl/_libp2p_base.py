@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # libp2p is imported lazily: it takes most of a second to imp
     from libp2p.abc import IHost, INetStream
     from libp2p.pubsub.pubsub import Pubsub
 
+    from ._libp2p_dht import Dht
+
 
 class Link:
     """Our outbound side towards one peer: a bounded queue and the writer task's state."""
@@ -80,6 +82,7 @@ class TransportBase:
         self._disconnected = trio.Event()
         self._host: IHost | None = None
         self._pubsub: Pubsub | None = None
+        self._dht: Dht | None = None
         self._nursery: trio.Nursery | None = None
         self._run_scope: trio.CancelScope | None = None
         self._closed = False

@@ -69,12 +69,17 @@ class Libp2pConfig:
     reconnect_max: float = 15.0
     ban_time: float = 60.0
     """How long a peer that violated the protocol is refused."""
-    gossip_degree: int = 6
-    gossip_degree_low: int = 4
-    gossip_degree_high: int = 12
+    gossip_degree: int = 3
+    """GossipSub mesh degree D. Every mesh peer forwards each message once, so a node receives
+    about D copies of every message; 3 (with gossip to non-mesh peers every heartbeat) keeps
+    delivery complete at a third of the copies of libp2p's 6 (docs/libp2p.md)."""
+    gossip_degree_low: int = 2
+    gossip_degree_high: int = 5
     gossip_heartbeat: float = 1.0
-    sign_gossip: bool = True
-    """libp2p's own signature on gossip messages (authenticates the origin of peer exchange)."""
+    sign_gossip: bool = False
+    """py-libp2p's own signature on every gossip message, on top of the AXL envelope's. Off
+    by default (see docs/libp2p.md, "Gossip signing"); every node of a swarm must agree: a
+    node with it on drops the others' unsigned messages."""
     peer_exchange: bool = True
     """Announce our addresses on :data:`PEER_EXCHANGE_TOPIC`, learn the others', and serve and
     ask bootstrap peers for peer lists (:data:`PEER_LIST_PROTOCOL`)."""

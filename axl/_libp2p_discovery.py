@@ -14,6 +14,7 @@ import trio
 
 from ._errors import PeerUnreachable
 from ._identity import PeerId
+from ._libp2p_announce import open_announcement, sign_announcement
 from ._libp2p_base import TransportBase, peer_id_of, reset_stream, unblock_dial
 from ._libp2p_config import (
     _ADDR_TTL,
@@ -238,7 +239,7 @@ class DiscoveryMixin(TransportBase):
             self._announce_wanted = trio.Event()
             assert self._host is not None
             addrs = [str(addr) for addr in self._host.get_transport_addrs()]
-            payload = "\n".join(addrs[:_MAX_ANNOUNCED_ADDRS]).encode()
+            payload = sign_announcement(self.identity, addrs[:_MAX_ANNOUNCED_ADDRS])
             with suppress(Exception):
                 await pubsub.publish(PEER_EXCHANGE_TOPIC, payload)
                 self.stats.inc("peer_exchange.announced")
@@ -256,8 +257,13 @@ class DiscoveryMixin(TransportBase):
             data = bytes(message.data)
             if peer is None or origin == own or len(data) > _MAX_ANNOUNCE_BYTES:
                 continue
+            # Signed by the origin itself: gossip carries no libp2p signature (docs/libp2p.md).
+            lines = open_announcement(peer, data)
+            if isinstance(lines, str):
+                self.stats.inc("peer_exchange.refused." + lines)
+                continue
             addrs = []
-            for line in data.decode("utf-8", "replace").splitlines()[:_MAX_ANNOUNCED_ADDRS]:
+            for line in lines[:_MAX_ANNOUNCED_ADDRS]:
                 try:
                     addr = multiaddr.Multiaddr(line)
                 except Exception:

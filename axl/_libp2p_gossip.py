@@ -1,4 +1,4 @@
-"""GossipSub as the libp2p transport runs it: py-libp2p 0.8.1's router minus three behaviours
+"""GossipSub as the libp2p transport runs it: py-libp2p 0.8.1's router minus the behaviours
 that made a swarm of a few dozen processes collapse (see docs/libp2p.md, "A real swarm").
 
 * **No replays to (re)subscribing peers.** py-libp2p hands a peer whose subscription it learns
@@ -11,6 +11,13 @@ that made a swarm of a few dozen processes collapse (see docs/libp2p.md, "A real
 * **IDONTWANT only for large messages**, as go-libp2p does (1 KiB): for a small message the
   control RPC costs as much as the duplicate it prevents, and py-libp2p sent one to every mesh
   peer for every message.
+* **One message id throughout.** The pubsub uses the content-bound id of
+  :func:`axl._libp2p_announce.message_id`; py-libp2p's message cache keys messages by
+  ``from ‖ seqno`` regardless, so the ids it advertised in IHAVE never matched the seen cache
+  and every IHAVE drew an IWANT and a resend of messages already delivered. The cache here
+  uses the same id. Its equivocation check ("same from and seqno, other data": the first
+  copy wins, later ones are not forwarded) is off: gossip is unsigned, anyone can claim
+  both, and it would let a forger suppress a victim's real message.
 * **The signed peer record is built and checked once, not per RPC.** py-libp2p attaches the
   host's signed peer record to every RPC it sends and verifies the one on every RPC it
   receives (an Ed25519 verification and two protobuf parses, duplicates included). The record
@@ -53,12 +60,32 @@ _GOSSIPSUB: type[Any] | None = None
 def _build_class() -> type[Any]:
     from libp2p.peer.id import ID
     from libp2p.pubsub.gossipsub import GossipSub
+    from libp2p.pubsub.mcache import CacheEntry, MessageCache
+
+    from ._libp2p_announce import message_id
+
+    class AxlMessageCache(MessageCache):
+        """The message cache keyed by the content-bound message id (py-libp2p keys it by
+        ``from ‖ seqno`` whatever id the pubsub uses)."""
+
+        def put(self, msg: rpc_pb2.Message) -> None:
+            mid = message_id(msg)
+            if mid not in self.msgs:
+                self.msgs[mid] = msg
+                self.history[0].append(CacheEntry(mid, msg.topicIDs))
 
     class AxlGossipSub(GossipSub):
-        """GossipSub without replays or queued messages for new subscribers, and with
-        IDONTWANT for large messages only."""
+        """GossipSub without replays or queued messages for new subscribers, with IDONTWANT
+        for large messages only, and one message id throughout."""
 
         _idontwant_wanted = True
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.mcache = AxlMessageCache(self.mcache.window_size, self.mcache.history_size)
+
+        def _check_equivocation(self, msg: rpc_pb2.Message) -> bool:
+            return True  # "same from and seqno, other data": anyone can claim both unsigned
 
         async def send_recent_messages(self, peer_id: ID, topic: str) -> None:
             return  # never re-send the cache window: only messages published from now on

@@ -34,7 +34,19 @@ def build_host(identity: Identity, config: Libp2pConfig) -> tuple[IHost, Pubsub]
     from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
     from libp2p.security.noise.transport import Transport as NoiseTransport
 
+    from ._libp2p_announce import message_id
     from ._libp2p_gossip import gossipsub_class
+    from ._libp2p_yamux import install_batched_window_updates
+
+    install_batched_window_updates()
+    # py-libp2p queues 32 messages per subscription and drops the rest with a warning: a
+    # burst arriving while our pump task waits for the CPU was lost before reaching the
+    # inbox, whose own capacity is the configured bound. Read at subscribe time.
+    import libp2p.pubsub.pubsub as pubsub_module
+
+    pubsub_module.SUBSCRIPTION_CHANNEL_SIZE = max(
+        pubsub_module.SUBSCRIPTION_CHANNEL_SIZE, config.inbox_capacity
+    )
 
     private = Ed25519PrivateKey.from_bytes(identity.private_seed())
     listen = [multiaddr.Multiaddr(addr) for addr in config.listen]
@@ -60,19 +72,28 @@ def build_host(identity: Identity, config: Libp2pConfig) -> tuple[IHost, Pubsub]
         heartbeat_interval=config.gossip_heartbeat,
         spam_protection_enabled=False,  # its fixed 10 msgs/s/topic cap is far too low
         eclipse_protection_enabled=False,
+        # "Adaptive" gossip rewrites heartbeat_interval from a health score every 30 s: below
+        # 0.7 (a mesh under target degree, as while a swarm forms) it sets it to 30-60 s, so a
+        # 1 s heartbeat stalled mesh repair for a minute. The configured interval stays.
+        adaptive_gossip_enabled=False,
     )
     pubsub = Pubsub(
         host,
         router,
         strict_signing=config.sign_gossip,
+        msg_id_constructor=message_id,
         max_inbound_rpc_size=config.max_frame_size + 4096,
     )
     return host, pubsub
 
 
-def disconnect_notifee(on_disconnected: Callable[[Any, Any], None]) -> Any:
+def disconnect_notifee(
+    on_disconnected: Callable[[Any, Any], None],
+    on_connected: Callable[[Any], None] | None = None,
+) -> Any:
     """A network notifee that calls ``on_disconnected(network, peer id)`` when a connection
-    closes (exceptions from the callback are swallowed)."""
+    closes and ``on_connected(peer id)`` when one opens (exceptions from the callbacks are
+    swallowed)."""
     from libp2p.abc import INotifee
 
     class _Notifee(INotifee):
@@ -83,7 +104,9 @@ def disconnect_notifee(on_disconnected: Callable[[Any, Any], None]) -> Any:
             pass
 
         async def connected(self, network: Any, conn: Any) -> None:
-            pass
+            if on_connected is not None:
+                with suppress(Exception):
+                    on_connected(conn.muxed_conn.peer_id)
 
         async def disconnected(self, network: Any, conn: Any) -> None:
             with suppress(Exception):

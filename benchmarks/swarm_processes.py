@@ -7,12 +7,13 @@ Node 0 listens on a fixed loopback port and is every other node's only bootstrap
 node writes what it published, received and asked to a JSON-lines file; the parent reads them
 afterwards, so measuring costs the swarm nothing while it runs. Printed:
 
-* start-up: membership completion (every node sees every other one subscribed to the topic),
-  seconds after the last process started;
+* start-up: membership completion (every node knows every other one's address and has
+  mesh peers on the topic), seconds after the last process started;
 * steady state over ``--seconds``: topic delivery (received / expected, expected = every node
   that was up when the tick was published), requests served, publish→handler and request
   latency p50/p99, CPU ms per delivered topic message (all nodes' CPU from /proc over the
   window, divided by the deliveries in it), RSS per process;
+* Kademlia lookups (every node looks a random peer up every 10 s): share found, p50/p99;
 * with ``--churn``: a quarter of the nodes are killed with SIGKILL, restarted 10 s later (half
   with their identity, half with a new one); recovery time (from the restart until every later
   second meets the steady-state goals), and the worst survivor-to-survivor second meanwhile;
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -86,14 +88,14 @@ class SwarmNode(Agent):
         self._random = random.Random()
         self._profiler: cProfile.Profile | None = None
 
-    def _log(self, **event: Any) -> None:
+    def _event(self, **event: Any) -> None:
         if self._out is None:
             folder = Path(os.environ.get(LOG_DIR_ENV, "."))
             self._out = (folder / f"{self.name}-{os.getpid()}.jsonl").open("a")
         self._out.write(json.dumps(event, separators=(",", ":")) + "\n")
 
     async def on_start(self) -> None:
-        self._log(ev="start", t=time.time(), peer=str(self.peer_id))
+        self._event(ev="start", t=time.time(), peer=str(self.peer_id))
         if os.environ.get(PROFILE_ENV):
             self.start_soon(self._profile_later)
 
@@ -103,7 +105,7 @@ class SwarmNode(Agent):
         self._profiler.enable()
 
     async def on_stop(self) -> None:
-        self._log(ev="stop", t=time.time(), counters=self.counters())
+        self._event(ev="stop", t=time.time(), counters=self.counters())
         if self._profiler is not None:
             self._profiler.disable()
             self._profiler.dump_stats(os.environ[PROFILE_ENV])
@@ -115,7 +117,7 @@ class SwarmNode(Agent):
     async def tick(self, msg: Tick, ctx: Context) -> None:
         now = time.time()
         self._heard[ctx.sender] = now
-        self._log(ev="r", o=msg.origin, s=msg.seq, t=now, l=round(now - msg.sent, 4), ps=msg.sent)
+        self._event(ev="r", o=msg.origin, s=msg.seq, t=now, l=round(now - msg.sent, 4), ps=msg.sent)
 
     @on(Ping)
     async def ping(self, msg: Ping, ctx: Context) -> Pong:
@@ -126,12 +128,12 @@ class SwarmNode(Agent):
         self._seq += 1
         now = time.time()
         await self.publish(TOPIC, Tick(origin=self.name, seq=self._seq, sent=now))
-        self._log(ev="p", s=self._seq, t=now)
+        self._event(ev="p", s=self._seq, t=now)
 
     @every(1.0)
     async def membership(self) -> None:
         transport: Any = self.bus.transport
-        self._log(
+        self._event(
             ev="m",
             t=time.time(),
             topic=len(transport.topic_peers(TOPIC)),
@@ -139,6 +141,24 @@ class SwarmNode(Agent):
         )
         if self._out is not None:
             self._out.flush()
+
+    @every(10.0)
+    async def lookup(self) -> None:
+        """A Kademlia lookup (DHT network search, never the local peerstore) of a random
+        peer heard on the topic: latency and success are logged."""
+        transport: Any = self.bus.transport
+        find = getattr(transport, "find_peer", None)
+        if find is None or not self._heard:
+            return
+        peer = self._random.choice(sorted(self._heard, key=str))
+        stats = transport.stats
+        found, rounds = stats["dht.found"], stats["dht.rounds"]
+        now = time.time()
+        with suppress(Exception):  # PeerUnreachable: counted as not found below
+            await find(peer, timeout=10.0)
+        ok = stats["dht.found"] - found
+        hops = stats["dht.rounds"] - rounds
+        self._event(ev="d", ok=ok, t=now, l=round(time.time() - now, 4), h=hops)
 
     @every(2.0)
     async def ask(self) -> None:
@@ -149,9 +169,9 @@ class SwarmNode(Agent):
         peer = self._random.choice(live)
         try:
             await self.request(peer, Ping(seq=self._seq), reply=Pong, timeout=5.0)
-            self._log(ev="q", ok=1, t=now, l=round(time.time() - now, 4))
+            self._event(ev="q", ok=1, t=now, l=round(time.time() - now, 4))
         except Exception as exc:
-            self._log(ev="q", ok=0, t=now, err=type(exc).__name__)
+            self._event(ev="q", ok=0, t=now, err=type(exc).__name__)
 
 
 # -- the parent --------------------------------------------------------------------------------
@@ -264,6 +284,7 @@ class Events:
     receipts: dict[tuple[str, int], list[tuple[str, float, float]]] = field(default_factory=dict)
     requests: list[tuple[str, float, bool, float]] = field(default_factory=list)
     membership: list[tuple[str, float, int]] = field(default_factory=list)
+    lookups: list[tuple[str, float, bool, float, int]] = field(default_factory=list)
     starts: dict[str, list[float]] = field(default_factory=dict)  # name -> start times
 
     @classmethod
@@ -284,6 +305,9 @@ class Events:
                     events.receipts.setdefault(key, []).append((name, event["t"], event["l"]))
                 elif kind == "q":
                     events.requests.append((name, event["t"], bool(event["ok"]), event.get("l", 0)))
+                elif kind == "d":
+                    lookup = (name, event["t"], bool(event["ok"]), event["l"], event["h"])
+                    events.lookups.append(lookup)
                 elif kind == "m":
                     events.membership.append((name, event["t"], event["topic"]))
                 elif kind == "start":
@@ -368,20 +392,30 @@ def healthy(window: Window) -> bool:
     )
 
 
+MESH_PEERS = 2
+"""Topic peers a node must see before it counts as a member (GossipSub's D_low)."""
+
+
 def wait_for_membership(swarm: Swarm, count: int, deadline: float) -> float | None:
-    """Poll the logs until every live node's last sample sees ``count - 1`` topic peers."""
+    """Poll the logs until every live node's last sample knows an address for every other
+    node and sees at least ``min(count - 1, MESH_PEERS)`` peers on the topic. (A node
+    connects to ``target_peers`` others, not to all: past that, topic peers are its
+    neighbours and the rest are reached through the mesh.)"""
+    need = min(count - 1, MESH_PEERS)
     while time.time() < deadline:
         time.sleep(1.0)
-        latest: dict[str, tuple[float, int]] = {}
+        latest: dict[str, tuple[float, int, int]] = {}
         for path in swarm.logs.glob("*.jsonl"):
             name = path.name.rsplit("-", 1)[0]
             for text in path.read_text().splitlines()[-400:]:
                 if '"ev":"m"' in text:
-                    with_t = json.loads(text)
-                    if with_t["t"] >= latest.get(name, (0.0, 0))[0]:
-                        latest[name] = (with_t["t"], with_t["topic"])
+                    sample = json.loads(text)
+                    if sample["t"] >= latest.get(name, (0.0, 0, 0))[0]:
+                        latest[name] = (sample["t"], sample["topic"], sample["known"])
         live = set(swarm.procs)
-        if live <= set(latest) and all(latest[n][1] >= count - 1 for n in live):
+        if live <= set(latest) and all(
+            latest[n][1] >= need and latest[n][2] >= count - 1 for n in live
+        ):
             return time.time()
     return None
 
@@ -535,6 +569,14 @@ def main(argv: list[str] | None = None) -> int:
         print(line("membership complete after last start", membership, "s"))
     report_window(f"steady state ({args.seconds:.0f} s)", steady)
     print(line("CPU per delivered topic message", cpu_per_msg, "ms"))
+    lookups = [d for d in events.lookups if run.begin <= d[1] < run.finish]
+    found = [lat for _, _, ok, lat, _ in lookups if ok]
+    hops = [h for _, _, ok, _, h in lookups if ok]
+    if lookups:
+        print(line("DHT lookups that found the peer", 100 * len(found) / len(lookups), "%"))
+        print(line("DHT lookup p50", 1000 * percentile(found, 0.5), "ms"))
+        print(line("DHT lookup p99", 1000 * percentile(found, 0.99), "ms"))
+        print(line("DHT lookup rounds (mean)", sum(hops) / max(1, len(hops)), ""))
     print(line("RSS per process (mean)", sum(rss) / len(rss), "MiB"))
     print(line("anchor: sign + verify one envelope", floor_ms, "ms"))
     print(f"  ratio CPU per delivered message / envelope floor   {cpu_per_msg / floor_ms:>8.1f}x")
@@ -546,6 +588,10 @@ def main(argv: list[str] | None = None) -> int:
         cpu_ms_per_msg=cpu_per_msg,
         rss_mib=sum(rss) / len(rss),
         floor_ms=floor_ms,
+        dht_found=len(found) / len(lookups) if lookups else None,
+        dht_p50=percentile(found, 0.5),
+        dht_p99=percentile(found, 0.99),
+        dht_rounds=sum(hops) / max(1, len(hops)),
     )
 
     if args.churn:

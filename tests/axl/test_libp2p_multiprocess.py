@@ -116,7 +116,8 @@ async def run_node(index: int, count: int, bootstrap: list[str]) -> None:
         await wait_for(
             lambda: (
                 set(others) <= transport.topic_peers(TOPIC)
-                and len(mesh.get(TOPIC, ())) >= len(others)
+                # a mesh of D_low peers or more (GossipSub grafts no further)
+                and len(mesh.get(TOPIC, ())) >= min(len(others), config.gossip_degree_low)
             ),
             "topic mesh",
         )

@@ -13,13 +13,23 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 
-from axl import Identity, Libp2pConfig, Libp2pTransport
+from axl import (
+    Context,
+    Identity,
+    Libp2pConfig,
+    Libp2pTransport,
+    Message,
+    PeerUnreachable,
+    open_bus,
+)
+from axl._libp2p_announce import message_id, open_announcement, sign_announcement
 from axl._libp2p_gossip import gossipsub_class
 
 CONFIG = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, peer_exchange=False)
@@ -181,3 +191,195 @@ async def test_nodes_that_know_only_the_bootstrap_node_connect_to_each_other() -
                 assert node._host is not None
                 network: Any = node._host.get_network()
                 assert not network.auto_connector._started
+
+
+async def test_a_gossip_message_costs_one_yamux_frame_not_four(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """py-libp2p sent a WINDOW_UPDATE after every stream read, three per GossipSub RPC (two
+    varint bytes, then the body): four frames per message. Updates are now sent per half
+    window consumed. Counted, not timed: 40 small messages, a handful of updates at most."""
+    from libp2p.stream_muxer.yamux import yamux
+
+    frames: dict[int, int] = {}
+    original = yamux.Yamux._write_frame
+    counting = False
+
+    async def write_frame(self: Any, data: bytes, *args: Any, **kwargs: Any) -> Any:
+        if counting:
+            frames[data[1]] = frames.get(data[1], 0) + 1
+        return await original(self, data, *args, **kwargs)
+
+    monkeypatch.setattr(yamux.Yamux, "_write_frame", write_frame)
+    config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, peer_exchange=False)
+    async with (
+        Libp2pTransport.open(identity(14), config=config) as publisher,
+        Libp2pTransport.open(identity(15), config=config) as subscriber,
+    ):
+        await subscriber.connect(publisher.listen_addrs[0])
+        await subscriber.subscribe("ticks")
+        await publisher.subscribe("ticks")
+        await eventually(lambda: subscriber.local_peer in publisher.topic_peers("ticks"))
+        assert publisher._pubsub is not None
+        router: Any = publisher._pubsub.router
+        # "adaptive" gossip would stretch a 1 s heartbeat to 30-60 s under a thin mesh
+        assert not router.adaptive_gossip_enabled
+        await eventually(lambda: len(router.mesh.get("ticks", ())) == 1)
+        counting = True
+        for burst in range(4):  # py-libp2p queues at most 32 RPCs per peer
+            for n in range(10 * burst, 10 * burst + 10):
+                await publisher.publish("ticks", b"tick %d" % n + bytes(200))
+            for n in range(10 * burst, 10 * burst + 10):
+                with trio.fail_after(10):
+                    assert (await subscriber.receive()).frame.startswith(b"tick %d" % n)
+        counting = False
+    data, window_updates = frames.get(0, 0), frames.get(1, 0)
+    assert data >= 40
+    assert window_updates <= 4, frames
+
+
+class Note(Message, tag="test.swarm_note"):
+    n: int
+
+
+async def test_gossip_without_libp2p_signatures_still_delivers_only_signed_envelopes() -> None:
+    """GossipSub runs unsigned: the AXL envelope inside carries the signature that counts. A
+    rogue gossip peer re-publishing a victim's frame tampered, as garbage, or verbatim (a
+    replay) gets each one rejected by the receiving bus, counted; the handler sees only the
+    victim's genuine messages, and the victim's next message still arrives (content-bound
+    message ids: nothing the rogue sends can make it look already seen)."""
+    config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, peer_exchange=False)
+    victim_id, receiver_id = identity(16), identity(17)
+    got: list[int] = []
+
+    async def on_note(message: Note, ctx: Context) -> None:
+        assert ctx.sender == victim_id.peer_id
+        got.append(message.n)
+
+    async with (
+        Libp2pTransport.open(victim_id, config=config) as victim_t,
+        Libp2pTransport.open(receiver_id, config=config) as receiver_t,
+        Libp2pTransport.open(identity(18), config=config) as rogue,
+        open_bus(victim_id, victim_t) as victim,
+        open_bus(receiver_id, receiver_t) as receiver,
+    ):
+        for node in (receiver_t, rogue):
+            await node.connect(victim_t.listen_addrs[0])
+        await rogue.connect(receiver_t.listen_addrs[0])
+        receiver.on(Note, on_note)
+        await receiver.join("notes")
+        await victim.join("notes")
+        await rogue.subscribe("notes")
+        everyone = {victim_id.peer_id, receiver_id.peer_id, rogue.local_peer}
+        for node in (victim_t, receiver_t, rogue):
+            await eventually(lambda n=node: everyone - {n.local_peer} <= n.topic_peers("notes"))
+        await victim.publish("notes", Note(n=1))
+        with trio.fail_after(10):
+            genuine = (await rogue.receive()).frame
+        await eventually(lambda: got == [1])
+
+        tampered = genuine[:-1] + bytes([genuine[-1] ^ 1])
+        for forged in (tampered, b"not an envelope", genuine):
+            await rogue.publish("notes", forged)
+        await eventually(lambda: receiver.stats.total("rejected.") >= 3)
+        await victim.publish("notes", Note(n=2))
+        await eventually(lambda: got == [1, 2])
+
+
+def test_message_ids_bind_the_content() -> None:
+    """Unsigned gossip lets anyone claim any origin and sequence number; with py-libp2p's
+    ``from ‖ seqno`` ids a forger could pre-empt a victim's next message."""
+    from libp2p.pubsub.pb import rpc_pb2
+
+    def msg(origin: bytes, seqno: bytes, data: bytes) -> Any:
+        return rpc_pb2.Message(from_id=origin, seqno=seqno, data=data)
+
+    victim = identity(19).peer_id.raw
+    real = message_id(msg(victim, b"\x00" * 8, b"the real one"))
+    assert message_id(msg(victim, b"\x00" * 8, b"a forgery")) != real
+    assert message_id(msg(victim, b"\x00" * 8, b"the real one")) == real
+    assert message_id(msg(victim + b"\x00", b"\x00" * 7, b"the real one")) != real
+
+
+def test_address_announcements_are_signed_by_their_origin() -> None:
+    alice, mallory = identity(20), identity(21)
+    addrs = ["/ip4/127.0.0.1/tcp/4001"]
+    now = 1_000_000.0
+    payload = sign_announcement(alice, addrs, now=now)
+    assert open_announcement(alice.peer_id, payload, now=now + 5) == addrs
+    # claimed by somebody else, forged, tampered, stale, cut short
+    assert open_announcement(mallory.peer_id, payload, now=now) == "bad_signature"
+    forged = sign_announcement(mallory, ["/ip4/6.6.6.6/tcp/1"], now=now)
+    assert open_announcement(alice.peer_id, forged, now=now) == "bad_signature"
+    tampered = payload[:-1] + b"2"
+    assert open_announcement(alice.peer_id, tampered, now=now) == "bad_signature"
+    assert open_announcement(alice.peer_id, payload, now=now + 3600) == "stale"
+    assert open_announcement(alice.peer_id, payload[:64], now=now) == "malformed"
+    assert open_announcement(alice.peer_id, b"/ip4/1.2.3.4/tcp/1", now=now) == "malformed"
+    unstamped = alice.sign(b"axl/peer-announce/1\x00" + alice.peer_id.raw + b"x\n/ip4/1")
+    assert open_announcement(alice.peer_id, unstamped + b"x\n/ip4/1", now=now) == "malformed"
+
+
+async def test_a_dht_lookup_finds_a_peer_that_is_no_neighbour() -> None:
+    """Eight hosts in a tree, nobody exchanging addresses: the root knows only its child, the
+    target hangs two hops below. A Kademlia lookup from the root returns the target's address,
+    and a message sent to it then arrives."""
+    from contextlib import AsyncExitStack
+
+    config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, peer_exchange=False)
+    config = replace(config, target_peers=0)  # only the links below, no dialling around
+    edges = {1: 0, 2: 1, 3: 1, 4: 1, 5: 4, 6: 4, 7: 4}  # child -> parent
+    async with AsyncExitStack() as stack:
+        nodes = [
+            await stack.enter_async_context(Libp2pTransport.open(identity(30 + n), config=config))
+            for n in range(8)
+        ]
+        for child, parent in edges.items():
+            await nodes[child].connect(nodes[parent].listen_addrs[0])
+        root, target = nodes[0], nodes[7]
+        assert target.local_peer not in root.known_peers()
+        for node in nodes:
+            assert node._dht is not None
+            await eventually(lambda n=node: n._dht.table_size() >= 1)
+        addrs = await root.find_peer(target.local_peer, timeout=20.0)
+        bare = {a.rsplit("/p2p/", 1)[0] for a in target.listen_addrs}
+        assert {a.rsplit("/p2p/", 1)[0] for a in addrs} & bare
+        assert target.local_peer in root.known_peers()
+        await root.send(target.local_peer, b"found you")
+        with trio.fail_after(10):
+            got = await target.receive()
+        assert (got.frame, got.via) == (b"found you", root.local_peer)
+        with pytest.raises(PeerUnreachable):
+            await root.find_peer(identity(99).peer_id, timeout=5.0)
+
+
+async def test_ids_advertised_in_ihave_are_the_ids_of_the_seen_cache() -> None:
+    """py-libp2p's message cache keyed messages by ``from ‖ seqno`` whatever id the pubsub
+    used: none of the ids a node gossiped (IHAVE) matched its peers' seen caches, so every
+    IHAVE drew an IWANT and a resend. Every id in the cache window must be one the seen cache
+    knows, on the publisher and on the receiver."""
+    config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, peer_exchange=False)
+    async with (
+        Libp2pTransport.open(identity(22), config=config) as publisher,
+        Libp2pTransport.open(identity(23), config=config) as subscriber,
+    ):
+        await subscriber.connect(publisher.listen_addrs[0])
+        await subscriber.subscribe("ticks")
+        await eventually(lambda: subscriber.local_peer in publisher.topic_peers("ticks"))
+        for n in range(5):
+            await publisher.publish("ticks", b"tick %d" % n)
+        for _ in range(5):
+            with trio.fail_after(10):
+                await subscriber.receive()
+        for node in (publisher, subscriber):
+            assert node._pubsub is not None
+            router: Any = node._pubsub.router
+            window = router.mcache.window("ticks")
+            assert len(window) == 5
+            assert all(node._pubsub.seen_messages.has(mid) for mid in window)
+            # equivocation ("same from and seqno, other data") cannot be told unsigned
+            message = router.mcache.get(window[0])
+            forged = type(message)(
+                from_id=message.from_id, seqno=message.seqno, data=b"x", topicIDs=["ticks"]
+            )
+            assert router._check_equivocation(forged)

@@ -19,7 +19,7 @@ from benchmarks.swarm_processes import run_swarm
 
 @pytest.mark.slow
 def test_a_small_swarm_recovers_from_churn_without_redelivery() -> None:
-    run = run_swarm(6, seconds=5.0, settle=45.0, churn=True, recovery=25.0)
+    run = run_swarm(6, seconds=5.0, settle=45.0, churn=True, recovery=20.0)
     try:
         assert run.codes and all(code == 0 for code in run.codes.values()), run.codes
         started = {proc.process.pid: proc.started for proc in run.swarm.retired}

@@ -1,0 +1,66 @@
+"""Signed address announcements and GossipSub message ids (sans-IO).
+
+The transport runs GossipSub without py-libp2p's per-message signatures (see docs/libp2p.md,
+"Gossip signing"): every topic frame is an AXL envelope the bus verifies anyway. Two things
+relied on the libp2p signature and are covered here instead:
+
+* **Address announcements** on the peer-exchange topic carry the announcer's own Ed25519
+  signature over its peer id, a timestamp and the addresses. An unsigned, forged, stale or
+  re-attributed announcement is refused (a typed outcome, counted by the caller), so nobody
+  can plant addresses under another peer's id.
+* **Message ids** bind the content: ``sha256(from ‖ seqno ‖ data)``. With py-libp2p's default
+  (``from ‖ seqno``) an unsigned message could claim a victim's id and a seqno it will use
+  next, so the victim's real message would be dropped as already seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from ._identity import Identity, PeerId, verify_signature
+
+_DOMAIN = b"axl/peer-announce/1\x00"
+_SIG_BYTES = 64
+MAX_AGE = 600.0
+"""Announcements older than this (or this far in the future) are refused, seconds."""
+
+Refused = Literal["malformed", "bad_signature", "stale"]
+
+
+def message_id(msg: Any) -> bytes:
+    """GossipSub message id bound to the content (see the module docstring)."""
+    digest = hashlib.sha256()
+    for part in (bytes(msg.from_id), bytes(msg.seqno), bytes(msg.data)):
+        digest.update(len(part).to_bytes(4, "big"))
+        digest.update(part)
+    return digest.digest()
+
+
+def sign_announcement(identity: Identity, addrs: Sequence[str], now: float | None = None) -> bytes:
+    """The announcement payload: signature, then ``<unix ms>`` and one address per line."""
+    stamp = int((time.time() if now is None else now) * 1000)
+    body = "\n".join([str(stamp), *addrs]).encode()
+    return identity.sign(_DOMAIN + identity.peer_id.raw + body) + body
+
+
+def open_announcement(
+    origin: PeerId, payload: bytes, now: float | None = None
+) -> list[str] | Refused:
+    """The addresses ``origin`` signed in ``payload``, or why it is refused."""
+    if len(payload) <= _SIG_BYTES:
+        return "malformed"
+    signature, body = payload[:_SIG_BYTES], payload[_SIG_BYTES:]
+    if not verify_signature(origin, signature, _DOMAIN + origin.raw + body):
+        return "bad_signature"
+    lines = body.decode("utf-8", "replace").splitlines()
+    try:
+        stamp = int(lines[0]) / 1000
+    except (IndexError, ValueError):
+        return "malformed"
+    current = time.time() if now is None else now
+    if abs(current - stamp) > MAX_AGE:
+        return "stale"
+    return lines[1:]

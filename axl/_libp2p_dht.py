@@ -1,0 +1,137 @@
+"""Peer routing for the libp2p transport: py-libp2p's Kademlia DHT (``libp2p.kad_dht``).
+
+Every node runs the DHT in server mode with peer routing only: no value or provider records,
+no random walk. (py-libp2p 0.8.1 speaks ``/ipfs/kad/1.0.0`` whatever its prefix; the
+``/axl`` prefix only exempts the DHT from the IPFS checks that demand value and provider
+records.)
+A peer is put in the routing table when a connection to it opens (all AXL nodes serve the
+DHT, so py-libp2p's identify round trip to check that is skipped) and when it queries us.
+
+A lookup (:meth:`Dht.find`) is Kademlia's iterative search: ask the closest known peers
+(XOR distance to the target's key) for closer ones, ALPHA at a time, until the target or no
+closer peer turns up: O(log n) rounds for n nodes. Addresses learned on the way go into the
+peerstore, so the next dial to the target needs no lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from ._identity import PeerId
+
+DHT_PROTOCOL_PREFIX = "/axl"
+ALPHA = 3
+"""Queries in flight per lookup round (Kademlia's alpha)."""
+
+logger = logging.getLogger("axl.libp2p")
+
+
+class Dht:
+    """The transport's Kademlia peer routing (one per host)."""
+
+    def __init__(self, host: Any) -> None:
+        from libp2p.custom_types import TProtocol
+        from libp2p.kad_dht import DHTMode, KadDHT
+
+        self._host = host
+        self.kad: Any = KadDHT(
+            host,
+            DHTMode.SERVER,
+            enable_random_walk=False,
+            protocol_prefix=TProtocol(DHT_PROTOCOL_PREFIX),
+            enable_providers=False,
+            enable_values=False,
+            # py-libp2p caps peers per /24 (IPv4) in a bucket; a swarm on one host or LAN is
+            # one subnet, so the cap would keep the table nearly empty.
+            max_peers_per_subnet=0,
+        )
+
+    def service(self) -> AbstractAsyncContextManager[Any]:
+        """Run the DHT service for the duration of the block."""
+        from libp2p.tools.anyio_service import background_trio_service
+
+        return background_trio_service(self.kad)
+
+    async def add(self, pid: Any) -> None:
+        """Put a connected peer in the routing table (errors are logged, not raised).
+
+        The table holds dialable addresses only: a peer that dialled us is added once its
+        listen addresses are known (identify, peer exchange), retried for about 15 s.
+        """
+        pause = 0.25
+        for _ in range(6):
+            try:
+                if await self.kad.add_peer(pid, skip_server_mode_check=True):
+                    return
+            except Exception as exc:
+                logger.debug("routing table: adding %s failed: %r", pid, exc)
+                return
+            await trio.sleep(pause)
+            pause *= 2
+
+    def table_size(self) -> int:
+        """Peers in the routing table."""
+        return int(self.kad.routing_table.size())
+
+    async def find(self, peer: PeerId, *, timeout: float) -> Lookup:
+        """Look ``peer`` up over the network (never only the local peerstore: the lookup is
+        what is measured and tested): Kademlia's iterative search, :data:`ALPHA` queries at
+        a time, closest first, stopping as soon as an answer names the target."""
+        from libp2p.kad_dht.utils import sort_peer_ids_by_distance
+        from libp2p.peer.id import ID
+
+        target = ID(peer.raw)
+        key = target.to_bytes()
+        routing: Any = self.kad.peer_routing
+        own = self._host.get_id()
+        known = set(self.kad.routing_table.find_local_closest_peers(key, 20))
+        known |= set(self._host.get_connected_peers())
+        known.discard(own)
+        queried: set[Any] = set()
+        rounds = 0
+        found = False
+        with trio.move_on_after(timeout):
+            while not found:
+                batch = [
+                    p for p in sort_peer_ids_by_distance(key, list(known)) if p not in queried
+                ][:ALPHA]
+                if not batch:
+                    break
+                rounds += 1
+                learned: list[Any] = []
+                async with trio.open_nursery() as nursery:
+                    for other in batch:
+                        queried.add(other)
+                        nursery.start_soon(_ask, routing, other, key, learned, target, nursery)
+                found = target in learned or target in batch
+                known.update(p for p in learned if p != own)
+        try:
+            addrs = [str(addr) for addr in self._host.get_peerstore().addrs(target)]
+        except Exception:
+            addrs = []
+        return Lookup(addrs, found, rounds, len(queried))
+
+
+async def _ask(
+    routing: Any, peer: Any, key: bytes, learned: list[Any], target: Any, nursery: trio.Nursery
+) -> None:
+    """One FIND_NODE query; ends the round early once any answer names the target."""
+    await routing._query_single_peer_for_closest(peer, key, learned)
+    if target in learned:
+        nursery.cancel_scope.cancel()
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What a lookup found: the target's addresses now in the peerstore (empty: none),
+    whether an answer named the target, the rounds of queries and how many peers it asked."""
+
+    addrs: list[str]
+    found: bool
+    rounds: int
+    queried: int

@@ -1,0 +1,50 @@
+"""Yamux receive-window updates as go-yamux sends them: one per half window consumed.
+
+py-libp2p 0.8.1 sends a ``WINDOW_UPDATE`` frame after every stream read that consumed data.
+A GossipSub RPC is read in three (two varint bytes, then the body), so every RPC received
+cost three more frames, each Noise-encrypted, written, read, decrypted and handled by the
+peer: three quarters of the frames of a busy swarm, and most of an idle host's wake-ups.
+
+:func:`install_batched_window_updates` wraps the stream's update method: a read that leaves
+less than half the target window uncredited sends nothing (the credit is still owed: the
+receive window has shrunk by what arrived); once half or more is owed, py-libp2p's own logic
+runs and sends one update for all of it (its grow-to path, window auto-tuning included).
+Flow control is unchanged: a sender stalls only when the reader has left a whole window
+unread, and reading half of it releases the sender.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+_INSTALLED = "_axl_batched_window_updates"
+
+
+def install_batched_window_updates() -> None:
+    """Patch py-libp2p's ``YamuxStream`` once per process (idempotent)."""
+    from libp2p.stream_muxer.yamux.yamux import YamuxStream
+
+    if getattr(YamuxStream, _INSTALLED, False):
+        return
+    original = YamuxStream._auto_tune_and_send_window_update
+    YamuxStream._auto_tune_and_send_window_update = _batched(original)  # type: ignore[method-assign,assignment]
+    setattr(YamuxStream, _INSTALLED, True)
+
+
+def owed_credit(stream: Any) -> int:
+    """Bytes the reader has consumed and not yet credited back to the sender."""
+    buffered = len(stream.conn.stream_buffers.get(stream.stream_id, b""))
+    owed: int = stream.target_recv_window - (stream.recv_window + buffered)
+    return owed
+
+
+def _batched(
+    original: Callable[..., Awaitable[None]],
+) -> Callable[..., Awaitable[None]]:
+    async def auto_tune_and_send_window_update(self: Any, *, bytes_read: int = 0) -> None:
+        if owed_credit(self) < self._grow_threshold():
+            return
+        await original(self, bytes_read=0)
+
+    return auto_tune_and_send_window_update
