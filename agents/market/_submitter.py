@@ -297,6 +297,8 @@ class Submitter(MarketAgent):
         rounds = 0
         while ticket.job_id == job_id and ticket.status == "posted":
             arrived = self._bid_arrived.setdefault(job_id, trio.Event())
+            if self._bids.get(job_id):  # bids that came before the auction opened (solvers
+                arrived.set()  # bid once per announcement: waiting for more would stall it)
             with trio.move_on_after(window * 2 ** min(rounds, 6)):
                 await arrived.wait()
             if arrived.is_set():
