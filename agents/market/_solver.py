@@ -140,6 +140,12 @@ class Solver(GameParty):
         """Run one job (in a worker thread); the party keeps what a dispute needs."""
         return Party("a", spec, cheat=self.config.cheat)
 
+    def result_root(self, job: SolverJob, party: Party) -> bytes:
+        """The root to commit for ``job`` once ``party`` ran it: the run's own root. An
+        adversary may commit another (then its run does not back the root and is not kept
+        for the game)."""
+        return party.root
+
     # -- life ---------------------------------------------------------------------------------
 
     async def on_start(self) -> None:
@@ -254,15 +260,15 @@ class Solver(GameParty):
 
     async def _run(self, job: SolverJob) -> None:
         async with self._slots:
-            party = await trio.to_thread.run_sync(self.train, job.spec)
-        self.parties[game_id(job.job_id)] = party
+            party = await self.compute(self.train, job.spec)
+        root = self.result_root(job, party)
+        if root == party.root:
+            self.parties[game_id(job.job_id)] = party
         self.stats.inc("market.trained")
         note = " (tampered)" if self.config.cheat else ""
-        self.say(
-            f"job {job.job_id}: trained {job.spec.steps} steps, root {party.root.hex()[:12]}…{note}"
-        )
+        self.say(f"job {job.job_id}: trained {job.spec.steps} steps, root {root.hex()[:12]}…{note}")
         job.trained = True
-        self._commits.add((job.job_id, party.root), trio.current_time())
+        self._commits.add((job.job_id, root), trio.current_time())
         await self._fill()
 
     @property

@@ -87,6 +87,15 @@ class Verifier(GameParty):
         """Re-run a job honestly (in a worker thread), as side b of a possible game."""
         return Party("b", spec)
 
+    def agrees(self, job_id: int, party: Party, root: bytes) -> bool:
+        """Whether its re-run ``party`` of ``job_id`` backs the committed ``root``."""
+        return party.root == root
+
+    async def send_challenge(self, challenge: Challenge) -> None:
+        """Hand a dispute to the referee (once; override to repeat it on a lossy network:
+        the referee hears each challenger once)."""
+        await self.send(self.config.referee, challenge)
+
     def busy(self) -> bool:
         """Whether a re-run is under way or a committed result waits for its check."""
         return any(
@@ -166,9 +175,9 @@ class Verifier(GameParty):
         self, job_id: int, seen: _Seen, commitment: ResultCommitted
     ) -> None:
         async with self._slots:
-            party = await trio.to_thread.run_sync(self.rerun, seen.spec)
+            party = await self.compute(self.rerun, seen.spec)
         self.stats.inc("market.checked")
-        seen.reproduced = party.root == commitment.root
+        seen.reproduced = self.agrees(job_id, party, commitment.root)
         self.checked[job_id] = seen.reproduced
         if seen.reproduced and not self.config.false_alarm:
             self.stats.inc("market.reproduced")
@@ -188,9 +197,8 @@ class Verifier(GameParty):
         self._disputes[job_id] = trio.current_time()
         self.stats.inc("market.challenged")
         self.say(f"job {job_id}: root differs, challenged on chain (bond locked)")
-        await self.send(
-            self.config.referee,
-            Challenge(job_id=job_id, challenger_root=claimed, spec=seen.spec.model_dump_json()),
+        await self.send_challenge(
+            Challenge(job_id=job_id, challenger_root=claimed, spec=seen.spec.model_dump_json())
         )
 
     async def _attest(self, job_id: int, commitment: ResultCommitted) -> None:
