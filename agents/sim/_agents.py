@@ -72,7 +72,7 @@ class SwarmRole(MarketAgent):
         return self._active.is_set()
 
     async def on_start(self) -> None:
-        if self.member.shard:
+        if self.world.shards > 1:
             await self.join(self.world.topic(self.member.shard))
         if self.world.eager:
             await self.activate()
@@ -160,7 +160,8 @@ class SimSolver(SwarmRole, Solver):
                 offer_interval=scenario.duration + scenario.drain + 1,
                 commits=BatchPolicy(16, market.settle_interval / 2),
                 settles=BatchPolicy(64, market.settle_interval),
-                poll_interval=market.settle_interval,
+                # the defend loop reveals a challenged batch leaf: due by the dispute's end
+                poll_interval=max(market.settle_interval, market.challenge_window / 2),
                 dispute_timeout=_windows(world),
                 **config,
             ),

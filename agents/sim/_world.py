@@ -83,8 +83,9 @@ class World:
         return member
 
     def topic(self, shard: int) -> str:
-        """The market topic of ``shard`` (shard 0 is ``agents.market``'s own topic)."""
-        return MARKET_TOPIC if shard == 0 else f"{MARKET_TOPIC}/{shard}"
+        """The market topic of ``shard``: ``agents.market``'s own when there is one shard
+        (every market role also joins that one: with several shards nobody publishes there)."""
+        return MARKET_TOPIC if self.shards == 1 else f"{MARKET_TOPIC}/{shard}"
 
     def candidates(self, job_id: int, shard: int) -> list[str]:
         """The solvers of ``shard`` that may bid on ``job_id``: ``jobs.candidates`` of them,
