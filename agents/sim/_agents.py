@@ -258,6 +258,10 @@ class SimReferee(SwarmRole, Referee):
         )
         self.join_world(world)
 
+    async def on_start(self) -> None:
+        await super().on_start()
+        await self.activate()  # the one referee watches the chain from the start, lazy or not
+
     async def ask(self, peer: PeerId, query: Message) -> Message:
         market = self.world.scenario.market
         give_up = trio.current_time() + market.game_patience
