@@ -202,9 +202,10 @@ class MarketChain:
 
     async def now(self) -> int:
         """Chain time (the latest block's timestamp), read at most every ``time_ttl`` seconds
-        per connection (chain time moves in whole seconds, one block at a time)."""
+        per connection (chain time moves in whole seconds, one block at a time); a reading
+        from a later moment than now (another trio run's clock) is not used."""
         cached = _TIMES.get(self.chain.w3)
-        if cached is not None and trio.current_time() - cached[1] < self.time_ttl:
+        if cached is not None and 0 <= trio.current_time() - cached[1] < self.time_ttl:
             return cached[0]
         value = await self._run(self.chain.block_timestamp)
         _TIMES[self.chain.w3] = (value, trio.current_time())

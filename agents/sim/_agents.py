@@ -160,8 +160,8 @@ class SimSolver(SwarmRole, Solver):
                 offer_interval=scenario.duration + scenario.drain + 1,
                 commits=BatchPolicy(16, market.settle_interval / 2),
                 settles=BatchPolicy(64, market.settle_interval),
-                # the defend loop reveals a challenged batch leaf: due by the dispute's end
-                poll_interval=max(market.settle_interval, market.challenge_window / 2),
+                # the defend loop reveals a challenged batch leaf (the referee waits for it)
+                poll_interval=market.settle_interval,
                 dispute_timeout=_windows(world),
                 **config,
             ),
