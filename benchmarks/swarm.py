@@ -5,8 +5,10 @@ embedded chain under MockClock. The swarm is 1 % submitters, 10 % verifiers, 0.1
 (at least one of each), the rest solvers; 1 % of the solvers cheat (kinds in turn) and 1 % of
 the verifiers accuse falsely. Jobs arrive at ``--jobs-per-agent-hour`` x agents per hour (so
 the market's work grows with the swarm and the cost per agent can stay flat), each a tiny MLP
-of 2-4 steps, a quarter of them checked by one verifier: training is a small share, the market
-(bus, chain) the rest. Timed: setup (chain deployment, wallets and agents built), start of
+of 2-4 steps offered to one solver drawn at random (a lazily started solver stakes before it
+bids), a quarter of them checked by one verifier: training is a small share, the market
+(bus, chain) the rest. The roles are ``agents.market``'s; the swarm trades in market shards of
+250 agents. Timed: setup (chain deployment, wallets and agents built), start of
 every agent, and the simulated hour plus its drain (4,800 s: the challenge and dispute windows
 of the last jobs).
 
@@ -67,6 +69,7 @@ def scenario_for(n: int, jobs_per_agent_hour: float, hours: float) -> Any:
                 "steps": [2, 4],
                 "verify_rate": 0.25,
                 "checkers": 1,
+                "candidates": 1,  # each job offered to one solver: it alone stakes to bid
             },
             "market": {"challenge_window": 600, "dispute_window": 3600, "settle_interval": 60},
         }

@@ -4,7 +4,7 @@ answers to the referee's Verde queries from the role's own run of a disputed job
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import trio
 
@@ -20,6 +20,8 @@ from ._messages import MARKET_TOPIC
 
 TOKEN = 10**18
 """Base units per AI token."""
+
+T = TypeVar("T")
 
 Narrator = Callable[[str, str], None]
 """Receives ``(who, text)`` for each step of the market's story (e.g. print it)."""
@@ -39,11 +41,24 @@ class MarketAgent(Agent):
     its account on chain (so others can check who is who) and narrates to ``narrator``."""
 
     topics: ClassVar[tuple[str, ...]] = (MARKET_TOPIC,)
+    inline_compute: ClassVar[bool] = False
+    """Run training, re-runs and game answers inline on the event loop instead of in worker
+    threads (simulations under trio's mock clock: a worker thread would let virtual time jump
+    while it runs, and thread timing would make runs differ)."""
 
     def __init__(self, name: str | None = None, *, narrator: Narrator | None = None) -> None:
         super().__init__(name)
         self.narrator = narrator
         self._market: MarketChain | None = None
+
+    async def compute(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU work of the role (``fn(*args)``: training, a re-run, a game answer) in a
+        worker thread, or inline with :attr:`inline_compute`. Override to model compute time
+        (e.g. sleep in simulated time after the work)."""
+        if self.inline_compute:
+            await trio.lowlevel.checkpoint()
+            return fn(*args)
+        return await trio.to_thread.run_sync(fn, *args)
 
     @property
     def market(self) -> MarketChain:
@@ -89,7 +104,7 @@ class GameParty(MarketAgent):
         lock = self._party_locks.setdefault(message.game_id, trio.Lock())
         async with lock:
             try:
-                reply = await trio.to_thread.run_sync(party.respond, message)
+                reply = await self.compute(party.respond, message)
             except Exception as exc:  # a malformed query (index out of range, ...)
                 raise RemoteError("no_answer", f"{type(exc).__name__}") from exc
         if reply is None:

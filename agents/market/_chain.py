@@ -3,12 +3,16 @@
 
 Calls never block the event loop on a remote node: they run in worker threads
 (``trio.to_thread``) under a per-connection limiter. On the embedded py-evm chain they run
-inline (in-process and fast, and py-evm must not be used from two threads). The time spent in
-chain calls is summed in :attr:`MarketChain.busy` (for the benchmarks).
+inline (in-process and fast, and py-evm must not be used from two threads), and every adapter
+of one embedded chain reads events from one shared log, fetched once per block (py-evm's log
+queries cost time in the number of blocks they span, and a swarm in one process has many
+adapters). The time spent in chain calls is summed in :attr:`MarketChain.busy` (for the
+benchmarks).
 """
 
 from __future__ import annotations
 
+import bisect
 import time
 import weakref
 from collections.abc import Callable, Collection, Sequence
@@ -17,7 +21,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from axl import Identity, PeerId
+from axl import Identity, PeerId, verify_signature
 from compute import TaskSpec
 from coordination import (
     Chain,
@@ -29,6 +33,7 @@ from coordination import (
     JobView,
     ResultTree,
     Role,
+    binding_message,
 )
 from coordination import Outcome as ChainOutcome
 
@@ -36,6 +41,72 @@ T = TypeVar("T")
 
 _TIMES: weakref.WeakKeyDictionary[Any, tuple[int, float]] = weakref.WeakKeyDictionary()
 _LIMITERS: weakref.WeakKeyDictionary[Any, trio.CapacityLimiter] = weakref.WeakKeyDictionary()
+
+
+class _EventLog:
+    """The deployment's events on one embedded chain, fetched once per block and shared by its
+    adapters, with the spec hashes and challengers they index. A chain that went back (a
+    snapshot reverted) is noticed by the hash of the last block read, and read again."""
+
+    def __init__(self) -> None:
+        self.events: list[ChainEvent] = []
+        self.blocks: list[int] = []  # block number of each event, for bisection
+        self.next_block: int | None = None
+        self.tip: tuple[int, bytes] | None = None
+        self.specs: dict[int, bytes] = {}
+        self.challengers: dict[int, list[str]] = {}
+        self.bindings: dict[str, ChainEvent | None] = {}  # account -> its current binding
+
+    def update(self, chain: Chain) -> int:
+        """Read the blocks mined since the last update; the latest block number."""
+        latest = chain.block_number()
+        if self.tip is not None and (
+            latest < self.tip[0]
+            or (latest > self.tip[0] and _block_hash(chain, self.tip[0]) != self.tip[1])
+        ):
+            self.__init__()  # type: ignore[misc]
+        if self.next_block is None:
+            self.next_block = chain.address_book.block_number
+        if latest >= self.next_block:
+            for event in chain.events(self.next_block, latest):
+                self.events.append(event)
+                self.blocks.append(event.block_number)
+                if event.name == "JobsPosted":
+                    first = int(event["firstJobId"])
+                    for i, digest in enumerate(event["specHashes"]):
+                        self.specs[first + i] = bytes(digest)
+                elif event.name == "Challenged":
+                    who = str(event["challenger"]).lower()
+                    self.challengers.setdefault(int(event["jobId"]), []).append(who)
+                elif event.name == "IdentityBound":
+                    self.bindings[str(event["account"]).lower()] = event
+                elif event.name == "IdentityUnbound":
+                    self.bindings[str(event["account"]).lower()] = None
+            self.next_block = latest + 1
+            self.tip = (latest, _block_hash(chain, latest))
+        return latest
+
+    def since(self, block: int) -> list[ChainEvent]:
+        """The events of blocks from ``block`` on."""
+        return self.events[bisect.bisect_left(self.blocks, block) :]
+
+    def peer_of(self, chain_id: int, address: str) -> PeerId | None:
+        """The peer bound to ``address`` by its current binding, if its signature verifies
+        (what ``Chain.peer_of`` reads, from the shared log)."""
+        event = self.bindings.get(address.lower())
+        if event is None:
+            return None
+        peer = PeerId.from_public_key(bytes(event["peerKey"]))
+        signature = bytes(event["signature"])
+        message = binding_message(chain_id, str(event["account"]))
+        return peer if len(signature) == 64 and verify_signature(peer, signature, message) else None
+
+
+def _block_hash(chain: Chain, number: int) -> bytes:
+    return bytes(chain.w3.eth.get_block(number)["hash"])
+
+
+_LOGS: weakref.WeakKeyDictionary[Any, _EventLog] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +173,16 @@ class MarketChain:
         self._spec_block: int | None = None  # next block to read JobsPosted from
 
     @property
+    def _log(self) -> _EventLog | None:
+        """The shared event log of an embedded chain (None for a remote node)."""
+        if self.threaded:
+            return None
+        log = _LOGS.get(self.chain.w3)
+        if log is None:
+            log = _LOGS[self.chain.w3] = _EventLog()
+        return log
+
+    @property
     def address(self) -> str:
         return self.chain.address
 
@@ -121,9 +202,10 @@ class MarketChain:
 
     async def now(self) -> int:
         """Chain time (the latest block's timestamp), read at most every ``time_ttl`` seconds
-        per connection (chain time moves in whole seconds, one block at a time)."""
+        per connection (chain time moves in whole seconds, one block at a time); a reading
+        from a later moment than now (another trio run's clock) is not used."""
         cached = _TIMES.get(self.chain.w3)
-        if cached is not None and trio.current_time() - cached[1] < self.time_ttl:
+        if cached is not None and 0 <= trio.current_time() - cached[1] < self.time_ttl:
             return cached[0]
         value = await self._run(self.chain.block_timestamp)
         _TIMES[self.chain.w3] = (value, trio.current_time())
@@ -142,7 +224,11 @@ class MarketChain:
     async def peer_of(self, address: str) -> PeerId | None:
         """The peer id bound on chain to ``address`` (cached once bound)."""
         key = address.lower()
-        if self._peers.get(key) is None:
+        log = self._log
+        if log is not None and self._peers.get(key) is None:
+            await self._run(lambda: log.update(self.chain))
+            self._peers[key] = log.peer_of(self.chain.chain_id, address)
+        elif self._peers.get(key) is None:
             self._peers[key] = await self._run(lambda: self.chain.peer_of(address))
         return self._peers[key]
 
@@ -157,6 +243,11 @@ class MarketChain:
     async def spec_hash_of(self, job_id: int) -> bytes | None:
         """The spec hash escrowed with ``job_id`` (from the chain's ``JobsPosted`` events,
         read incrementally and cached); None for a job never posted."""
+        log = self._log
+        if log is not None:
+            if job_id not in log.specs:
+                await self._run(lambda: log.update(self.chain))
+            return log.specs.get(job_id)
         if job_id not in self._specs:
             start = self._spec_block
             events = await self._run(lambda: self.chain.events(start))
@@ -193,6 +284,10 @@ class MarketChain:
 
     async def challengers(self, job_id: int) -> list[str]:
         """The addresses that challenged ``job_id`` (lowercase; from ``Challenged`` events)."""
+        log = self._log
+        if log is not None:
+            await self._run(lambda: log.update(self.chain))
+            return list(log.challengers.get(job_id, []))
         events = await self._run(lambda: self.chain.events())
         return [
             str(e["challenger"]).lower()
@@ -213,7 +308,21 @@ class MarketChain:
         return self.chain.event_cursor(self.chain.block_number() + 1)
 
     async def poll(self, cursor: EventCursor) -> list[ChainEvent]:
-        return await self._run(cursor.poll)
+        """The events of blocks mined since the cursor's last poll."""
+        log = self._log
+        if log is None:
+            return await self._run(cursor.poll)
+
+        def read() -> list[ChainEvent]:
+            assert log is not None
+            latest = log.update(self.chain)
+            if latest < cursor.next_block:
+                return []
+            events = log.since(cursor.next_block)
+            cursor.next_block = latest + 1
+            return events
+
+        return await self._run(read)
 
     async def posted_by_me(self, hashes: Collection[bytes]) -> dict[bytes, tuple[int, list[int]]]:
         """The jobs this account escrowed (``JobsPosted`` since the deployment) whose spec hash

@@ -327,8 +327,14 @@ class Referee(MarketAgent):
         replies: list[tuple[Literal["a", "b"], Message]],
     ) -> None:
         with suppress(RemoteError, TimeoutError, AgentError, OSError):
-            reply = await self.request(peer, query, timeout=self.config.query_timeout)
+            reply = await self.ask(peer, query)
             replies.append((side, reply))
+
+    async def ask(self, peer: PeerId, query: Message) -> Message:
+        """One Verde query to a side of a game; raises when it goes unanswered
+        (``RemoteError``, ``TimeoutError``, ...: the side then owes the reply). Asks once,
+        waiting ``query_timeout``; override to ask again on a lossy network."""
+        return await self.request(peer, query, timeout=self.config.query_timeout)
 
     async def _cast(self, job_id: int, d: _Dispute, solver_wins: bool) -> None:
         d.voted = True

@@ -154,6 +154,12 @@ class Solver(GameParty):
         only for a spec that names one); the party keeps what a dispute needs."""
         return Party("a", spec, cheat=self.config.cheat, dataset=dataset)
 
+    def result_root(self, job: SolverJob, party: Party) -> bytes:
+        """The root to commit for ``job`` once ``party`` ran it: the run's own root. An
+        adversary may commit another (then its run does not back the root and is not kept
+        for the game)."""
+        return party.root
+
     # -- life ---------------------------------------------------------------------------------
 
     async def on_start(self) -> None:
@@ -300,14 +306,14 @@ class Solver(GameParty):
             self.say(f"job {job.job_id}: its dataset is unavailable; not delivering")
             await self._fill()
             return
-        self.parties[game_id(job.job_id)] = party
+        root = self.result_root(job, party)
+        if root == party.root:
+            self.parties[game_id(job.job_id)] = party
         self.stats.inc("market.trained")
         note = " (tampered)" if self.config.cheat else ""
-        self.say(
-            f"job {job.job_id}: trained {job.spec.steps} steps, root {party.root.hex()[:12]}…{note}"
-        )
+        self.say(f"job {job.job_id}: trained {job.spec.steps} steps, root {root.hex()[:12]}…{note}")
         job.trained = True
-        self._commits.add((job.job_id, party.root), trio.current_time())
+        self._commits.add((job.job_id, root), trio.current_time())
         await self._fill()
 
     async def resume(self, held: Mapping[int, TaskSpec]) -> list[int]:
@@ -360,9 +366,9 @@ class Solver(GameParty):
             job.held.append(BlobId.parse(job.spec.dataset.blob))
         async with self._slots:
             if dataset is None:
-                party = await trio.to_thread.run_sync(self.train, job.spec)
+                party = await self.compute(self.train, job.spec)
             else:
-                party = await trio.to_thread.run_sync(self.train, job.spec, dataset)
+                party = await self.compute(self.train, job.spec, dataset)
         if dataset is not None:
             self._offer_weights(job, party)
         return party

@@ -100,6 +100,15 @@ class Verifier(GameParty):
         (``dataset``: the job's validated dataset, passed only for a spec that names one)."""
         return Party("b", spec, dataset=dataset)
 
+    def agrees(self, job_id: int, party: Party, root: bytes) -> bool:
+        """Whether its re-run ``party`` of ``job_id`` backs the committed ``root``."""
+        return party.root == root
+
+    async def send_challenge(self, challenge: Challenge) -> None:
+        """Hand a dispute to the referee (once; override to repeat it on a lossy network:
+        the referee hears each challenger once)."""
+        await self.send(self.config.referee, challenge)
+
     def busy(self) -> bool:
         """Whether a re-run is under way or a committed result waits for its check."""
         return any(
@@ -208,11 +217,11 @@ class Verifier(GameParty):
             seen.held = BlobId.parse(seen.spec.dataset.blob)
         async with self._slots:
             if dataset is None:
-                party = await trio.to_thread.run_sync(self.rerun, seen.spec)
+                party = await self.compute(self.rerun, seen.spec)
             else:
-                party = await trio.to_thread.run_sync(self.rerun, seen.spec, dataset)
+                party = await self.compute(self.rerun, seen.spec, dataset)
         self.stats.inc("market.checked")
-        seen.reproduced = party.root == commitment.root
+        seen.reproduced = self.agrees(job_id, party, commitment.root)
         self.checked[job_id] = seen.reproduced
         if seen.reproduced and not self.config.false_alarm:
             self.stats.inc("market.reproduced")
@@ -235,9 +244,8 @@ class Verifier(GameParty):
         self._disputes[job_id] = trio.current_time()
         self.stats.inc("market.challenged")
         self.say(f"job {job_id}: root differs, challenged on chain (bond locked)")
-        await self.send(
-            self.config.referee,
-            Challenge(job_id=job_id, challenger_root=claimed, spec=seen.spec.model_dump_json()),
+        await self.send_challenge(
+            Challenge(job_id=job_id, challenger_root=claimed, spec=seen.spec.model_dump_json())
         )
 
     def _check_weights(self, party: Party, commitment: ResultCommitted) -> None:

@@ -1,7 +1,7 @@
 """The simulation's side of the chain: one embedded deployment, wallets created lazily (an
-agent's account is funded, paid its tokens from the bank's genesis allocation and staked the
-first time it needs to be, so 10,000 mostly idle agents do not cost 40,000 setup
-transactions), and chain time kept in step with trio's (simulated) clock."""
+agent's account is funded and paid its tokens from the bank's genesis allocation the first
+time it needs them, so 10,000 mostly idle agents do not cost 20,000 setup transactions), and
+chain time kept in step with trio's (simulated) clock."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import trio
 from eth_account import Account
 
-from coordination import Chain, DeployParams, LedgerJob, MarketLedger, Role
+from coordination import Chain, DeployParams, Role
 
 TOKEN = 10**18
 GAS_ETH = 10**18  # wei of ETH each wallet gets for gas
@@ -28,6 +28,9 @@ verifier's bonds stay locked through the dispute window, and the one referee vot
 dispute."""
 
 
+CLOCK_STEP = 60.0
+"""Simulated seconds between the moves of chain time to follow simulated time."""
+
 EAGER_LIMIT = 300
 """With ``provision = "auto"``, swarms up to this size are provisioned up front (and the
 provisioned chain is snapshotted for the next run with the same roster); larger ones lazily,
@@ -40,10 +43,10 @@ class Bank:
     """Owns the deployment (its admin, the deployer, holds the genesis supply and no role)
     and the wallets.
 
-    Wallet keys derive from the agent name (public: simulations only). ``ensure(name, role)``
-    makes sure the agent's account exists on chain with tokens and, for a role, the role's
-    minimum stake; it is idempotent and cheap after the first call. With ``eager``, the
-    ``roster`` is provisioned at once, in roster order.
+    Wallet keys derive from the agent name (public: simulations only). ``fund(name, role)``
+    gives the agent's account gas and tokens (enough to stake for ``role``); it is idempotent
+    and cheap after the first call. With ``eager``, the ``roster`` is funded at once, in
+    roster order.
     """
 
     def __init__(
@@ -62,7 +65,7 @@ class Bank:
         self._payment = payment
         self._wallets: dict[str, Chain] = {}
         self.by_address: dict[str, str] = {}  # lower-case address -> name
-        self._ready: set[tuple[str, int]] = set()
+        self._ready: set[str] = set()
         eager_roster = roster if eager else ()
         key = params.model_dump_json() + repr((payment, eager_roster))
         cached = _deployments.get(key)
@@ -80,13 +83,11 @@ class Bank:
             self.admin = chain.deploy(params, {chain.address: GENESIS})
             self._min_stakes()
             for name, role in eager_roster:
-                self.ensure(name, role)
+                self.fund(name, role)
         _deployments[key] = (self.admin, self.admin.snapshot(), frozenset(self._ready))
         self._min_stakes()
         self.genesis = self.admin.block_timestamp()
         self._t0 = trio.current_time()
-        self._ledger = MarketLedger()
-        self._cursor = self.admin.event_cursor(0)
 
     def _min_stakes(self) -> None:
         params = self.admin.params()
@@ -105,19 +106,17 @@ class Bank:
             self.by_address[wallet.address.lower()] = name
         return wallet
 
-    def ensure(self, name: str, role: Role | None = None) -> Chain:
-        """Fund, pay tokens and stake as needed (see the class); returns the wallet."""
+    def fund(self, name: str, role: Role | None = None) -> Chain:
+        """Give the agent's account gas money and tokens from the genesis allocation (for a
+        ``role``: the role's stake and a margin; else a submitter's budget), once; returns
+        the wallet. Staking and binding the peer id are the market role's own business
+        (``agents.market`` does both when it starts)."""
         wallet = self.wallet(name)
-        if (name, -1) not in self._ready:
+        if name not in self._ready:
             self.admin.fund(wallet.address, GAS_ETH)
             funds = SUBMITTER_FUNDS if role is None else STAKER_FUNDS + self.stake_amount[role]
             self.admin.transfer(wallet.address, funds)
-            if role is None:  # a submitter: the market may take its escrows from now on
-                wallet.approve("JobMarket")
-            self._ready.add((name, -1))
-        if role is not None and (name, int(role)) not in self._ready:
-            wallet.stake(role, self.stake_amount[role])
-            self._ready.add((name, int(role)))
+            self._ready.add(name)
         return wallet
 
     def address(self, name: str) -> str:
@@ -135,14 +134,8 @@ class Bank:
         """The latest block's timestamp."""
         return self.admin.block_timestamp()
 
-    def job(self, job_id: int) -> LedgerJob | None:
-        """The job as its events tell it (spec hash, challengers and their roots, votes), up to
-        the latest block; None for a job never posted."""
-        self._ledger.extend(self._cursor.poll())
-        return self._ledger.jobs.get(job_id)
 
-
-_deployments: dict[str, tuple[Chain, Any, frozenset[tuple[str, int]]]] = {}
+_deployments: dict[str, tuple[Chain, Any, frozenset[str]]] = {}
 """Deploying and provisioning cost seconds: the first run of a process snapshots its fresh
 chain, later runs with the same parameters and roster (a sweep) revert to it, so every run
 starts from the same chain state either way."""

@@ -13,7 +13,7 @@ from typing import Any
 
 from coordination import ChainEvent, JobStatus, MarketLedger
 
-from ._bank import GENESIS
+from ._bank import CLOCK_STEP, GENESIS
 from ._netstats import TrafficCounter
 from ._world import World
 
@@ -151,12 +151,16 @@ class Collector:
         """Cheats caught or missed, honest stake lost, disputes and their outcomes, latency.
 
         A cheat is a committed root of a dishonest solver that differs from the honest root
-        (the journal knows); a cheat that happened to change nothing counts as ``harmless``."""
+        (the journal knows); a cheat that happened to change nothing counts as ``harmless``;
+        one whose challenge or dispute window had not closed when the run ended (a job posted
+        again late in the drain) as ``open_at_end``, and is not judged."""
         world = self.world
         harmless = sum(1 for wrong in world.journal.wrong.values() if not wrong)
         cheats = dict.fromkeys(
-            ("caught", "missed", "unresolved", "checked_by_honest", "caught_when_checked",
-             "missed_when_checked"), 0)  # fmt: skip
+            ("caught", "missed", "unresolved", "open_at_end", "checked_by_honest",
+             "caught_when_checked", "missed_when_checked"), 0)  # fmt: skip
+        # a job whose window closes after the run ended (a late repost) is not judged
+        chain_end = world.bank.admin.block_timestamp() - 2 * world.scenario.market.settle_interval
         cheats["harmless"] = harmless
         disputes: Counter[str] = Counter()
         latencies: list[float] = []
@@ -174,6 +178,12 @@ class Collector:
             if member is None or member.honest or not world.journal.wrong.get(job_id, False):
                 continue
             if "committed" not in track.seen:
+                continue
+            if (
+                status in (JobStatus.COMMITTED, JobStatus.DISPUTED)
+                and (job.dispute_end or job.challenge_end or 0) > chain_end - CLOCK_STEP
+            ):
+                cheats["open_at_end"] += 1
                 continue
             checked = any(world.members[v].honest for v in world.journal.checks.get(job_id, []))
             cheats["checked_by_honest"] += checked

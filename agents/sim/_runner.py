@@ -18,14 +18,13 @@ from axl import BusConfig, LinkProfile, MemoryNetwork, PeerId
 
 from .._runtime import AgentRuntime
 from .._wiring import trio_wall_clock
-from ._bank import EAGER_LIMIT, TOKEN, Bank
+from ..market import Solver, Submitter
+from ._bank import CLOCK_STEP, EAGER_LIMIT, TOKEN, Bank
 from ._market import build_agents, cast, roster
 from ._metrics import Collector, Sample
 from ._netstats import TrafficCounter, counting_factory
 from ._scenario import Scenario
 from ._world import World
-
-CLOCK_STEP = 60.0  # simulated seconds between chain-time syncs (also synced before settling)
 
 Observer = Callable[[Sample, Scenario], None]
 
@@ -102,16 +101,18 @@ def _deterministic_trio(seed: int) -> Iterator[None]:
 
 async def _simulate(scenario: Scenario, observer: Observer | None) -> Report:
     wall0 = time.perf_counter()
+    eager = scenario.provision == "eager" or (
+        scenario.provision == "auto" and scenario.agents <= EAGER_LIMIT
+    )
     bank = Bank(
         challenge_window=scenario.market.challenge_window,
         dispute_window=scenario.market.dispute_window,
         fee_bps=scenario.market.fee_bps,
         payment=scenario.jobs.payment * TOKEN,
         roster=roster(scenario),
-        eager=scenario.provision == "eager"
-        or (scenario.provision == "auto" and scenario.agents <= EAGER_LIMIT),
+        eager=eager,
     )
-    world = World(scenario, bank)
+    world = World(scenario, bank, eager=eager)
     cast(scenario, world)
     net = scenario.network
     network = MemoryNetwork(
@@ -127,8 +128,10 @@ async def _simulate(scenario: Scenario, observer: Observer | None) -> Report:
         bus_config=BusConfig(clock=trio_wall_clock()),
         flush_interval=None,
     )
+    funded = dict(roster(scenario)) if eager else {}
     for agent in build_agents(world):
-        runtime.add(agent)
+        name = agent.name
+        runtime.add(agent, chain=bank.fund(name, funded[name]) if name in funded else None)
         world.members[agent.name].peer = agent.peer_id
         if world.members[agent.name].role == "spammer":
             spammers.add(agent.peer_id)
@@ -219,9 +222,23 @@ def _summary(
             "total": len(world.members),
             "by_role": dict(sorted(by_role.items())),
             "dishonest": dict(sorted(behaviours.items())),
-            "vanished": len(journal.vanished),
+            "vanished": sum(
+                1
+                for a in world.agents.values()
+                if isinstance(a, Solver) and a.config.vanish and a.jobs
+            ),
         },
-        "jobs": {**final, "total": len(ledger.jobs), "unplaced": journal.unplaced},
+        "jobs": {
+            **final,
+            "total": len(ledger.jobs),
+            "given_up": sum(
+                1
+                for a in world.agents.values()
+                if isinstance(a, Submitter)
+                for t in a.tickets
+                if t.status == "refunded"
+            ),
+        },
         "cheats": cheats,
         "disputes": outcomes["disputes"],
         "honest_stake_lost": outcomes["honest_stake_lost"],

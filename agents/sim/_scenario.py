@@ -118,7 +118,9 @@ class Market(_Model):
     """Protocol parameters of the deployment (see docs/coordination.md), and the roles'
     timing: how often submitters look for settleable jobs, how long a request waits, and how
     long the referee keeps asking a silent party before it loses (``game_patience``: a
-    partition longer than that makes an honest party lose its game). The windows have the
+    partition longer than that makes an honest party lose its game). A large swarm trades on
+    several market topics, one per ``shard_size`` agents (each a market of its own: its
+    submitters, solvers and verifiers; one referee for all). The windows have the
     contracts' bounds (challenge 10 min to, here, 7 days; dispute 1 h to 7 days): a dispute
     ends ``challenge_window + dispute_window`` after the commit, so ``drain`` should cover
     both for the last jobs to close."""
@@ -129,6 +131,7 @@ class Market(_Model):
     settle_interval: Annotated[float, Field(gt=0, le=3600, allow_inf_nan=False)] = 30.0
     query_timeout: Annotated[float, Field(gt=0, le=600, allow_inf_nan=False)] = 10.0
     game_patience: Annotated[float, Field(gt=0, le=24 * 3600, allow_inf_nan=False)] = 300.0
+    shard_size: Annotated[int, Field(ge=2, le=1_000_000)] = 250
 
 
 class Scenario(_Model):

@@ -7,7 +7,7 @@ import pytest
 
 from agents.sim import Scenario, simulate
 
-from .scenarios import SMALL
+from .scenarios import SMALL, adversarial
 
 
 def _scenario(**changes: object) -> Scenario:
@@ -81,3 +81,12 @@ def test_spam_is_rejected_on_receipt_and_never_handled() -> None:
     assert set(bus["rejected"]) <= {"rejected.decode", "rejected.signature"}
     assert bus["handler_errors"] == 0 and bus["task_errors"] == 0
     assert report.summary["jobs"]["settled"] >= 1
+
+
+@pytest.mark.slow
+def test_a_lazily_provisioned_swarm_starts_its_roles_on_demand_and_catches_cheats() -> None:
+    scenario = adversarial(0).with_changes({"provision": "lazy"})
+    report = simulate(scenario)
+    cheats = report.summary["cheats"]
+    assert cheats["caught_when_checked"] >= 1  # the referee judged from the start, too
+    assert report.ok, (report.summary["checks"], cheats)
