@@ -3,8 +3,6 @@ the role stakes and builds its agent from the ``[role]`` config table and the ch
 
 from __future__ import annotations
 
-import importlib
-
 from ._errors import CliError
 from ._rolespec import RoleSpec
 
@@ -18,17 +16,8 @@ def check_role_name(name: str) -> None:
 
 
 def role_spec(name: str) -> RoleSpec:
-    """The :class:`RoleSpec` of ``name``; raises :class:`CliError` for an unknown role or one
-    whose implementation (``agents.market``) is not in this build."""
+    """The :class:`RoleSpec` of ``name``; raises :class:`CliError` for an unknown role."""
     check_role_name(name)
-    try:
-        importlib.import_module("agents.market")
-    except ModuleNotFoundError:
-        raise CliError(
-            f"role {name!r} needs the market roles (agents.market), which this build lacks; "
-            "`axl agent module:Class` runs your own agent meanwhile",
-            1,
-        ) from None
-    from ._market import cli_roles
+    from ._market import cli_roles  # the market roles load only when a role runs
 
     return cli_roles()[name]

@@ -3,7 +3,6 @@ binding and stake. Every mistake is one line; a good start binds and stakes what
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -193,11 +192,3 @@ def test_config_mistakes(axl: Axl, tmp_path: Path) -> None:
     assert code == 2 and "http.status_port" in one_line(err)
     code, _, err = axl("run", "miner")
     assert code == 2 and "unknown role 'miner'" in one_line(err)
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("agents.market") is not None, reason="the market roles exist"
-)
-def test_roles_without_the_market_library(axl: Axl, tmp_path: Path) -> None:
-    code, _, err = axl("run", "solver", "--data-dir", str(tmp_path))
-    assert code == 1 and "needs the market roles (agents.market)" in one_line(err)
