@@ -103,7 +103,7 @@ class _EventLog:
 
 
 def _block_hash(chain: Chain, number: int) -> bytes:
-    return bytes(chain.w3.eth.get_block(number)["hash"])
+    return chain.block_hash(number)
 
 
 _LOGS: weakref.WeakKeyDictionary[Any, _EventLog] = weakref.WeakKeyDictionary()
