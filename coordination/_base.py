@@ -236,8 +236,11 @@ class ChainBase:
 
     def _send(self, account: LocalAccount, tx: dict[str, Any]) -> Receipt[Any]:
         w3 = self._conn.w3
-        latest = self._read(lambda: w3.eth.get_block("latest"))
-        base_fee = int(latest.get("baseFeePerGas", 0))
+        if self._conn.tester is not None:
+            base_fee = int(_tester_header(self._conn.tester, None).base_fee_per_gas or 0)
+        else:
+            latest = self._read(lambda: w3.eth.get_block("latest"))
+            base_fee = int(latest.get("baseFeePerGas", 0))
         tx = dict(tx)
         tx.pop("from", None)
         tx["chainId"] = self.chain_id
