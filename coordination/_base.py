@@ -131,12 +131,23 @@ class ChainBase:
 
     def block_number(self) -> int:
         """The latest block number."""
+        if self._conn.tester is not None:
+            return int(_tester_header(self._conn.tester, None).block_number)
         return int(self._read(lambda: self._conn.w3.eth.block_number))
 
     def block_timestamp(self) -> int:
         """The latest block's timestamp (chain time, seconds)."""
+        if self._conn.tester is not None:
+            return int(_tester_header(self._conn.tester, None).timestamp)
         block = self._read(lambda: self._conn.w3.eth.get_block("latest"))
         return int(block["timestamp"])
+
+    def block_hash(self, number: int) -> bytes:
+        """The hash of mined block ``number`` (tells a chain that went back: a reverted
+        snapshot, a reorg)."""
+        if self._conn.tester is not None:
+            return bytes(_tester_header(self._conn.tester, number).hash)
+        return bytes(self._read(lambda: self._conn.w3.eth.get_block(number))["hash"])
 
     def eth_balance(self, address: str | None = None) -> int:
         """ETH balance (wei) of ``address`` (default: this account)."""
@@ -225,8 +236,11 @@ class ChainBase:
 
     def _send(self, account: LocalAccount, tx: dict[str, Any]) -> Receipt[Any]:
         w3 = self._conn.w3
-        latest = self._read(lambda: w3.eth.get_block("latest"))
-        base_fee = int(latest.get("baseFeePerGas", 0))
+        if self._conn.tester is not None:
+            base_fee = int(_tester_header(self._conn.tester, None).base_fee_per_gas or 0)
+        else:
+            latest = self._read(lambda: w3.eth.get_block("latest"))
+            base_fee = int(latest.get("baseFeePerGas", 0))
         tx = dict(tx)
         tx.pop("from", None)
         tx["chainId"] = self.chain_id
@@ -292,6 +306,21 @@ class ChainBase:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _tester_header(tester: Any, number: int | None) -> Any:
+    """The header of mined block ``number`` (None: the latest) of an embedded chain, read from
+    py-evm directly: what ``eth_getBlockByNumber`` answers, without web3's request path
+    (a swarm in one process reads chain time and height thousands of times). The chain's
+    head is its pending block; the latest mined block is the one before it."""
+    chain = tester.backend.chain
+    pending = int(chain.header.block_number)
+    latest = pending - 1
+    if number is None:
+        number = max(0, latest)
+    elif not 0 <= number <= latest:
+        raise CoordinationError(f"no mined block {number} (latest {latest})")
+    return chain.get_canonical_block_header_by_number(number)
 
 
 def retry_read(fn: Callable[[], T]) -> T:

@@ -103,7 +103,7 @@ class _EventLog:
 
 
 def _block_hash(chain: Chain, number: int) -> bytes:
-    return bytes(chain.w3.eth.get_block(number)["hash"])
+    return chain.block_hash(number)
 
 
 _LOGS: weakref.WeakKeyDictionary[Any, _EventLog] = weakref.WeakKeyDictionary()
@@ -309,20 +309,22 @@ class MarketChain:
 
     async def poll(self, cursor: EventCursor) -> list[ChainEvent]:
         """The events of blocks mined since the cursor's last poll."""
+        if self._log is None:
+            return await self._run(cursor.poll)
+        return await self._run(lambda: self.poll_now(cursor))
+
+    def poll_now(self, cursor: EventCursor) -> list[ChainEvent]:
+        """:meth:`poll`, blocking: on an embedded chain from the shared log (in-process and
+        fast), on a remote node by a request from the calling thread."""
         log = self._log
         if log is None:
-            return await self._run(cursor.poll)
-
-        def read() -> list[ChainEvent]:
-            assert log is not None
-            latest = log.update(self.chain)
-            if latest < cursor.next_block:
-                return []
-            events = log.since(cursor.next_block)
-            cursor.next_block = latest + 1
-            return events
-
-        return await self._run(read)
+            return cursor.poll()
+        latest = log.update(self.chain)
+        if latest < cursor.next_block:
+            return []
+        events = log.since(cursor.next_block)
+        cursor.next_block = latest + 1
+        return events
 
     async def posted_by_me(self, hashes: Collection[bytes]) -> dict[bytes, tuple[int, list[int]]]:
         """The jobs this account escrowed (``JobsPosted`` since the deployment) whose spec hash

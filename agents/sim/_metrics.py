@@ -13,6 +13,7 @@ from typing import Any
 
 from coordination import ChainEvent, JobStatus, MarketLedger
 
+from ..market import MarketChain
 from ._bank import CLOCK_STEP, GENESIS
 from ._netstats import TrafficCounter
 from ._world import World
@@ -50,6 +51,7 @@ class Collector:
         self.traffic = traffic
         self.ledger = MarketLedger()
         self.cursor = world.bank.admin.event_cursor(0)
+        self._events = MarketChain(world.bank.admin)  # reads the agents' shared event log
         contracts = world.bank.admin.address_book.contracts
         self._market = contracts["JobMarket"].lower()
         self._staking = contracts["Staking"].lower()
@@ -111,7 +113,7 @@ class Collector:
 
     def poll(self, now: float) -> None:
         """Fold the chain events mined since the last poll, stamped ``now``."""
-        for event in self.cursor.poll():
+        for event in self._events.poll_now(self.cursor):
             self._fold(event, now)
         self.blocks = self.cursor.next_block
 

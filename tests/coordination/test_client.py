@@ -227,3 +227,24 @@ def test_deploy_cli_checks_the_output_directory_before_deploying(
     captured = capsys.readouterr()
     assert "does not exist" in captured.err and captured.err.count("\n") == 1
     assert "JobMarket" not in captured.out  # nothing was deployed
+
+
+def test_embedded_head_reads_match_the_json_rpc_answers(embedded_env: Env) -> None:
+    """The embedded chain's fast reads of height, chain time and block hashes (straight
+    from py-evm) agree with what eth_getBlockByNumber answers, as blocks are mined."""
+    from coordination import CoordinationError
+    from coordination._base import _tester_header
+
+    admin = embedded_env.admin
+    w3 = admin.w3
+    for _ in range(3):
+        latest = w3.eth.get_block("latest")
+        assert admin.block_number() == int(latest["number"]) == int(w3.eth.block_number)
+        assert admin.block_timestamp() == int(latest["timestamp"])
+        header = _tester_header(admin._conn.tester, None)
+        assert int(header.base_fee_per_gas) == int(latest["baseFeePerGas"])
+        for number in (0, int(latest["number"]) - 1, int(latest["number"])):
+            assert admin.block_hash(number) == bytes(w3.eth.get_block(number)["hash"])
+        admin.advance_time(7)
+    with pytest.raises(CoordinationError):
+        admin.block_hash(admin.block_number() + 1)  # the pending block is not mined yet
