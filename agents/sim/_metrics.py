@@ -7,6 +7,7 @@ simulated time, so the series are deterministic."""
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from coordination import ChainEvent, JobStatus, MarketLedger
 
 from ..market import MarketChain
-from ._bank import CLOCK_STEP, GENESIS
+from ._bank import CLOCK_STEP, GENESIS, TOKEN
 from ._netstats import TrafficCounter
 from ._world import World
 
@@ -233,3 +234,39 @@ class Collector:
                 if address != ZERO
             ),
         }
+
+
+def latency_stats(values: list[float]) -> dict[str, float]:
+    """Count, mean and percentiles (p50/p90/p99, max) of ``values``, rounded to 3 decimals."""
+    if not values:
+        return {"count": 0}
+    ordered = sorted(values)
+
+    def q(f: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(f * len(ordered)))], 3)
+
+    return {
+        "count": len(ordered),
+        "mean": round(statistics.fmean(ordered), 3),
+        "p50": q(0.5),
+        "p90": q(0.9),
+        "p99": q(0.99),
+        "max": round(ordered[-1], 3),
+    }
+
+
+def token_flows(ledger: MarketLedger) -> dict[str, int]:
+    """The summary's token section: every flow of the ledger, in base units."""
+    return {
+        "minted": ledger.minted,
+        "burned": ledger.burned,
+        "fees_burned": ledger.fees_burned,
+        "slash_burned": ledger.slash_burned,
+        "slash_rewards": ledger.slash_rewards,
+        "paid": ledger.paid,
+        "refunded": ledger.refunded,
+        "escrow_held": ledger.escrow_held,
+        "stake_held": ledger.stake_held,
+        "supply": ledger.supply,
+        "unit": TOKEN,
+    }

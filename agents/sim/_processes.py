@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import InvalidScenario
-from ._metrics import STATES, Sample
+from ._metrics import STATES, Sample, latency_stats, token_flows
 from ._runner import Report
 from ._scenario import Scenario
 
@@ -356,20 +356,8 @@ class _Watcher:
             "cheats": {k: cheats.get(k, 0) for k in ("caught", "missed", "unresolved")},
             "disputes": {"opened": len(self.disputed)},
             "honest_stake_lost": honest_lost,
-            "latency_s": _stats(latencies),
-            "tokens": {
-                "minted": ledger.minted,
-                "burned": ledger.burned,
-                "fees_burned": ledger.fees_burned,
-                "slash_burned": ledger.slash_burned,
-                "slash_rewards": ledger.slash_rewards,
-                "paid": ledger.paid,
-                "refunded": ledger.refunded,
-                "escrow_held": ledger.escrow_held,
-                "stake_held": ledger.stake_held,
-                "supply": ledger.supply,
-                "unit": TOKEN,
-            },
+            "latency_s": latency_stats(latencies),
+            "tokens": token_flows(ledger),
             "bus": {
                 "frames_by_type": {},
                 "rejected": {
@@ -391,21 +379,3 @@ class _Watcher:
                 "conserved": all(conservation.values()),
             },
         }
-
-
-def _stats(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"count": 0}
-    ordered = sorted(values)
-
-    def q(f: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(f * len(ordered)))], 3)
-
-    return {
-        "count": len(ordered),
-        "mean": round(sum(ordered) / len(ordered), 3),
-        "p50": q(0.5),
-        "p90": q(0.9),
-        "p99": q(0.99),
-        "max": round(ordered[-1], 3),
-    }

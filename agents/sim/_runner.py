@@ -3,7 +3,6 @@ time (trio's MockClock), with every random choice drawn from the scenario seed."
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from .._wiring import trio_wall_clock
 from ..market import Solver, Submitter
 from ._bank import CLOCK_STEP, EAGER_LIMIT, TOKEN, Bank
 from ._market import build_agents, cast, roster
-from ._metrics import Collector, Sample
+from ._metrics import Collector, Sample, latency_stats, token_flows
 from ._netstats import TrafficCounter, counting_factory
 from ._scenario import Scenario
 from ._world import World
@@ -179,24 +178,6 @@ async def _partitions(scenario: Scenario, world: World, network: MemoryNetwork) 
         network.heal()
 
 
-def _stats(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"count": 0}
-    ordered = sorted(values)
-
-    def q(f: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(f * len(ordered)))], 3)
-
-    return {
-        "count": len(ordered),
-        "mean": round(statistics.fmean(ordered), 3),
-        "p50": q(0.5),
-        "p90": q(0.9),
-        "p99": q(0.99),
-        "max": round(ordered[-1], 3),
-    }
-
-
 def _summary(
     scenario: Scenario,
     world: World,
@@ -242,20 +223,8 @@ def _summary(
         "cheats": cheats,
         "disputes": outcomes["disputes"],
         "honest_stake_lost": outcomes["honest_stake_lost"],
-        "latency_s": _stats(outcomes["latencies"]),
-        "tokens": {
-            "minted": ledger.minted,
-            "burned": ledger.burned,
-            "fees_burned": ledger.fees_burned,
-            "slash_burned": ledger.slash_burned,
-            "slash_rewards": ledger.slash_rewards,
-            "paid": ledger.paid,
-            "refunded": ledger.refunded,
-            "escrow_held": ledger.escrow_held,
-            "stake_held": ledger.stake_held,
-            "supply": ledger.supply,
-            "unit": TOKEN,
-        },
+        "latency_s": latency_stats(outcomes["latencies"]),
+        "tokens": token_flows(ledger),
         "bus": {
             "frames_by_type": dict(sorted(collector.traffic.snapshot().items())),
             "rejected": {k: v for k, v in sorted(totals.items()) if k.startswith("rejected.")},
