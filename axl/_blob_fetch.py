@@ -1,13 +1,13 @@
 """Fetching a blob from one or several holders into the local store.
 
 Up to ``max_parallel_holders`` holders are worked at once; each gets its own bulk stream with
-at most ``window`` chunk requests outstanding (the flow control), and takes the lowest chunk
-nobody is fetching, so several holders share the work. Every chunk is checked against the
-blob root on arrival (:class:`FetchPlan`) and written to the store's partial file, so memory
-stays bounded and a dropped stream resumes where it stopped. A holder that sends a wrong chunk
-is banned for that blob (for this fetch and later ones); one that refuses ``NOT_HELD`` is
-dropped at once; one that stalls longer than ``stall_timeout`` or breaks ``max_attempts``
-times is given up and the next holder takes its place.
+at most ``BlobConfig.chunks_in_flight`` chunk requests outstanding (the flow control), and
+takes the lowest chunk nobody is fetching, so several holders share the work. Every chunk is
+checked against the blob root on arrival (:class:`FetchPlan`) and written to the store's
+partial file, so memory stays bounded and a dropped stream resumes where it stopped. A holder
+that sends a wrong chunk is banned for that blob (for this fetch and later ones); one that
+refuses ``NOT_HELD`` is dropped at once; one that stalls longer than ``stall_timeout`` or
+breaks ``max_attempts`` times is given up and the next holder takes its place.
 """
 
 from __future__ import annotations
@@ -199,7 +199,8 @@ class BlobFetcher:
     ) -> None:
         # A reader task keeps draining the stream (so the transport's flow-control window keeps
         # opening) while chunks are checked and written; at most ``window`` frames wait.
-        send, receive = trio.open_memory_channel[Frame | None | Exception](self.config.window)
+        window = self.config.chunks_in_flight(fetch.blob_id)
+        send, receive = trio.open_memory_channel[Frame | None | Exception](window)
         error: Exception | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_read_frames, stream, reader, send)
@@ -224,7 +225,7 @@ class BlobFetcher:
         ready = False
         pending = [want]
         held: list[Frame | Exception | None] = []  # a frame taken early that is no chunk
-        window = self.config.window
+        window = self.config.chunks_in_flight(fetch.blob_id)
         refill_below = window - max(1, int(window * _REFILL_FRACTION))
         while True:
             # requests go out in batches (half a window at a time): each write on the stream
@@ -262,7 +263,7 @@ class BlobFetcher:
                 raise BlobProtocolError(f"unexpected {type(frame).__name__} frame")
             # the chunks already waiting are checked together: one worker-thread hop
             batch = [frame]
-            while len(batch) < self.config.window:
+            while len(batch) < window:
                 try:
                     more = frames.receive_nowait()
                 except trio.WouldBlock:

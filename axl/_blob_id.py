@@ -23,7 +23,7 @@ from ._errors import InvalidBlobId
 
 MIN_CHUNK_SHIFT = 10
 MAX_CHUNK_SHIFT = 22
-DEFAULT_CHUNK_SHIFT = 18
+DEFAULT_CHUNK_SHIFT = 20  # 1 MiB chunks (see docs/blobs.md, "Chunk size")
 MAX_BLOB_SIZE = 1 << 40
 WIRE_LENGTH = 42  # version:u8 shift:u8 size:u64be root:32
 

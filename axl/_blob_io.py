@@ -10,7 +10,7 @@ from ._blob_protocol import Frame, FrameReader, encode
 from ._errors import PeerUnreachable
 from ._transport import BulkStream
 
-MAX_READ = 1 << 20
+MIN_READ = 1 << 16
 
 
 async def read_frame(stream: BulkStream, reader: FrameReader) -> Frame | None:
@@ -23,8 +23,12 @@ async def read_frame(stream: BulkStream, reader: FrameReader) -> Frame | None:
         frame = reader.next()
         if frame is not None:
             return frame
+        # once a frame's length is known, ask for exactly the rest of it (bounded by the
+        # reader's frame limit): the frame then usually ends the buffer and a chunk is handed
+        # over without a copy
+        wanted = reader.wanted() if reader.header_known else MIN_READ
         try:
-            data = await stream.receive_some(min(max(reader.wanted(), 1 << 16), MAX_READ))
+            data = await stream.receive_some(wanted)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise PeerUnreachable(f"bulk stream broke: {exc}") from None
         if not data:

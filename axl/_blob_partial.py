@@ -64,7 +64,7 @@ class PartialBlob:
         self.write_bytes(index, data, leaf)
         self.record(index, leaf)
 
-    def write_bytes(self, index: int, data: bytes, leaf: bytes) -> None:
+    def write_bytes(self, index: int, data: bytes | memoryview, leaf: bytes) -> None:
         """The file part of :meth:`write`: the chunk's bytes, then its leaf (positional
         writes, so chunks may be written from worker threads in any order)."""
         os.pwrite(self._data.fileno(), data, index << self.blob_id.chunk_shift)

@@ -65,9 +65,12 @@ class Ready:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
+    """A chunk and its proof; a received chunk's ``data`` may be a read-only view of the
+    reader's buffer (no copy)."""
+
     index: int
     proof: bytes
-    data: bytes
+    data: bytes | memoryview
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +93,7 @@ def encode(frame: Frame) -> bytes:
 
 def encode_all(frames: Iterable[Frame]) -> bytes:
     """The wire bytes of several frames, for one stream write (one copy of chunk data)."""
-    parts: list[bytes] = []
+    parts: list[bytes | memoryview] = []
     for frame in frames:
         if isinstance(frame, Chunk):
             head = _CHUNK_HEAD.pack(frame.index, len(frame.proof))
@@ -113,7 +116,9 @@ def _encode_small(frame: Want | Get | Ready | Refuse) -> bytes:
     return _HEADER.pack(1 + len(body), kind) + body
 
 
-def _decode(kind: int, body: memoryview) -> Frame:
+def _decode(kind: int, body: memoryview, owned: bool = False) -> Frame:
+    """One frame from its body; ``owned``: ``body`` is the frame's alone and never written
+    again, so a chunk's data may stay a view of it instead of a copy."""
     if kind == FrameType.CHUNK:
         if len(body) < _CHUNK_HEAD.size:
             raise BlobProtocolError("short CHUNK frame")
@@ -121,8 +126,11 @@ def _decode(kind: int, body: memoryview) -> Frame:
         if proof_len % 32 or proof_len > MAX_PROOF or _CHUNK_HEAD.size + proof_len > len(body):
             raise BlobProtocolError("bad proof length in CHUNK frame")
         start = _CHUNK_HEAD.size
+        data = body[start + proof_len :]
         return Chunk(
-            index, bytes(body[start : start + proof_len]), bytes(body[start + proof_len :])
+            index,
+            bytes(body[start : start + proof_len]),
+            data.toreadonly() if owned else bytes(data),
         )
     if kind == FrameType.GET:
         if len(body) != _INDEX.size:
@@ -149,7 +157,10 @@ def _decode(kind: int, body: memoryview) -> Frame:
 class FrameReader:
     """Reassembles frames from stream bytes; raises :class:`BlobProtocolError` on bad input.
 
-    It buffers at most one frame (``max_frame`` bytes) plus one read.
+    It buffers at most one frame (``max_frame`` bytes) plus one read. A CHUNK frame that ends
+    the buffer hands its buffer over whole (the chunk's data is a view of it, not a copy); a
+    reader that asks for :meth:`wanted` bytes once a frame's header is in makes that the
+    usual case.
     """
 
     def __init__(self, max_frame: int) -> None:
@@ -174,10 +185,18 @@ class FrameReader:
         end = 4 + length
         if len(buffer) < end:
             return None
+        if end == len(buffer) and kind == FrameType.CHUNK:
+            self._buffer = bytearray()  # the frame keeps the old buffer
+            return _decode(kind, memoryview(buffer)[_HEADER.size : end], owned=True)
         with memoryview(buffer) as view:
             frame = _decode(kind, view[_HEADER.size : end])
         del buffer[:end]
         return frame
+
+    @property
+    def header_known(self) -> bool:
+        """Whether the length of the frame being assembled is known."""
+        return len(self._buffer) >= _HEADER.size
 
     @property
     def has_frame(self) -> bool:
@@ -241,7 +260,7 @@ class FetchPlan(Generic[H]):
         """Whether ``holder`` was asked for chunk ``index`` and has not delivered it."""
         return self._in_flight.get(index) == holder
 
-    def deliver(self, holder: H, index: int, data: bytes, proof: bytes) -> bool:
+    def deliver(self, holder: H, index: int, data: bytes | memoryview, proof: bytes) -> bool:
         """Check a chunk from ``holder``; True when it is accepted (write it), False when the
         holder is now banned."""
         if not self.expects(holder, index):

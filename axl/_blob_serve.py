@@ -46,10 +46,13 @@ MAX_WRITE = 1 << 20
 class BlobConfig:
     """Limits of blob serving and fetching. Times in seconds, rates in bytes per second.
 
-    A fetch holds at most ``max_parallel_holders * (window + 2)`` chunks in memory.
+    A fetch asks each holder for at most :meth:`chunks_in_flight` chunks at once (``window``
+    chunks, and no more than ``window_bytes`` of them, but at least one), and holds at most
+    ``max_parallel_holders * (chunks_in_flight + 2)`` chunks in memory.
     """
 
     window: int = 8
+    window_bytes: int = 2 << 20
     max_parallel_holders: int = 4
     stall_timeout: float = 10.0
     open_timeout: float = 10.0
@@ -72,6 +75,12 @@ class BlobConfig:
     def __post_init__(self) -> None:
         if self.window < 1 or self.max_parallel_holders < 1 or self.max_attempts < 1:
             raise ValueError("window, max_parallel_holders and max_attempts are >= 1")
+        if self.window_bytes < 0:
+            raise ValueError("window_bytes is >= 0")
+
+    def chunks_in_flight(self, blob_id: BlobId) -> int:
+        """Chunk requests a fetch of ``blob_id`` keeps outstanding per holder."""
+        return max(1, min(self.window, self.window_bytes >> blob_id.chunk_shift))
 
 
 @dataclass

@@ -14,10 +14,13 @@ Every node is a py-libp2p 0.8 host in this process (TCP on 127.0.0.1, Noise, yam
 Peak RSS growth is sampled during each transfer (``/proc/self/status``), to check that memory
 stays within the window budget however large the blob. The process CPU time per MiB of each
 transfer (all threads: both ends are in this process) is printed too: on a loaded machine it
-is steadier than wall time, and its ratio shows AXL's own cost. The load average is printed
+is steadier than wall time, and its ratio shows AXL's own cost. Each size runs ``--repeats``
+rounds, raw copy and 1-holder fetch alternating which goes first, then the 3-holder fetch;
+the figures are medians, the ratios medians of the rounds' ratios. The load average is printed
 with the figures.
 
-    python -m benchmarks.blobs [--quick] [--sizes 1 64] [--huge] [--window 8] [--chunk-shift 18]
+    python -m benchmarks.blobs [--quick] [--sizes 1 64] [--huge] [--repeats 5] [--chunk-shift 20]
+        [--window 8] [--window-bytes 2097152]
     python -m benchmarks.blobs --ab-threads 5 [--sizes 16]
 
 ``--ab-threads N`` decides ``BlobConfig.worker_threads`` instead: two fetcher/holder pairs, one
@@ -197,63 +200,81 @@ async def axl_fetch(fetcher: Bus, holders: list[Bus], blob_id: BlobId) -> tuple[
 
 
 async def run(
-    sizes_mib: list[int], window: int, repeats: int, chunk_shift: int
+    sizes_mib: list[int], config: BlobConfig, repeats: int, chunk_shift: int
 ) -> dict[int, dict[str, float]]:
-    config = BlobConfig(window=window)
     root = Path(tempfile.mkdtemp(prefix="axl-blob-bench-"))
-    results: dict[int, dict[str, float]] = {}
     try:
         async with cluster(root, 4, config) as (transports, buses):
-            fetcher, holders = buses[3], buses[:3]
-            for size_mib in sizes_mib:
-                size = size_mib * MIB
-                source = root / f"source-{size_mib}"
-                await trio.to_thread.run_sync(make_source, source, size)
-                for holder in holders:
-                    assert holder.blobs is not None
-                    blob_id = await holder.blobs.store.put_file_async(
-                        source, chunk_shift=chunk_shift
-                    )
-                    holder.offer(blob_id)
-                raw_s, one_s, three_s, rss_one, rss_three = [], [], [], 0, 0
-                raw_cpu, one_cpu = [], []
-                for _ in range(repeats):
-                    target = root / "raw-target"
-                    seconds, cpu = await sampled(
-                        raw_copy(transports[3], transports[0], source, target, size)
-                    )
-                    raw_s.append(seconds)
-                    raw_cpu.append(cpu)
-                    target.unlink()
-                    seconds, growth, cpu = await axl_fetch(fetcher, holders[:1], blob_id)
-                    one_s.append(seconds)
-                    one_cpu.append(cpu)
-                    rss_one = max(rss_one, growth)
-                    seconds, growth, _ = await axl_fetch(fetcher, holders, blob_id)
-                    three_s.append(seconds)
-                    rss_three = max(rss_three, growth)
-                assert fetcher.blobs is not None
-                fetcher.blobs.store.delete(blob_id)
-                for holder in holders:
-                    assert holder.blobs is not None
-                    holder.blobs.store.delete(blob_id)
-                source.unlink()
-                results[size_mib] = {
-                    "raw": size / MIB / min(raw_s),
-                    "one": size / MIB / min(one_s),
-                    "three": size / MIB / min(three_s),
-                    "rss_one": rss_one / MIB,
-                    "rss_three": rss_three / MIB,
-                    "cpu_raw": 1000 * min(raw_cpu) / size_mib,
-                    "cpu_one": 1000 * min(one_cpu) / size_mib,
-                    "paired": statistics.median(r / o for r, o in zip(raw_s, one_s, strict=True)),
-                    "paired_cpu": statistics.median(
-                        r / o for r, o in zip(raw_cpu, one_cpu, strict=True)
-                    ),
-                }
+            return {
+                size_mib: await measure(
+                    root, transports, buses, size_mib * MIB, repeats, chunk_shift
+                )
+                for size_mib in sizes_mib
+            }
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return results
+
+
+async def measure(
+    root: Path,
+    transports: list[Libp2pTransport],
+    buses: list[Bus],
+    size: int,
+    repeats: int,
+    chunk_shift: int,
+) -> dict[str, float]:
+    """``repeats`` rounds on one blob: a raw copy and a 1-holder fetch (alternating which goes
+    first), then a 3-holder fetch."""
+    fetcher, holders = buses[3], buses[:3]
+    source = root / "source"
+    await trio.to_thread.run_sync(make_source, source, size)
+    for holder in holders:
+        assert holder.blobs is not None
+        blob_id = await holder.blobs.store.put_file_async(source, chunk_shift=chunk_shift)
+        holder.offer(blob_id)
+    raw_s: list[float] = []
+    raw_cpu: list[float] = []
+    one_s: list[float] = []
+    one_cpu: list[float] = []
+    three_s: list[float] = []
+    rss = {"one": 0, "three": 0}
+
+    async def raw() -> None:
+        target = root / "raw-target"
+        seconds, cpu = await sampled(raw_copy(transports[3], transports[0], source, target, size))
+        raw_s.append(seconds)
+        raw_cpu.append(cpu)
+        target.unlink()
+
+    async def one() -> None:
+        seconds, growth, cpu = await axl_fetch(fetcher, holders[:1], blob_id)
+        one_s.append(seconds)
+        one_cpu.append(cpu)
+        rss["one"] = max(rss["one"], growth)
+
+    for round_ in range(repeats):
+        for step in (raw, one) if round_ % 2 == 0 else (one, raw):
+            await step()
+        seconds, growth, _ = await axl_fetch(fetcher, holders, blob_id)
+        three_s.append(seconds)
+        rss["three"] = max(rss["three"], growth)
+    for bus in buses:
+        assert bus.blobs is not None
+        bus.blobs.store.delete(blob_id)
+    source.unlink()
+    mib = size / MIB
+    return {
+        "raw": mib / statistics.median(raw_s),
+        "one": mib / statistics.median(one_s),
+        "three": mib / statistics.median(three_s),
+        "rss_one": rss["one"] / MIB,
+        "rss_three": rss["three"] / MIB,
+        "cpu_raw": 1000 * statistics.median(raw_cpu) / mib,
+        "cpu_one": 1000 * statistics.median(one_cpu) / mib,
+        "paired": statistics.median(r / o for r, o in zip(raw_s, one_s, strict=True)),
+        "paired_cpu": statistics.median(r / o for r, o in zip(raw_cpu, one_cpu, strict=True)),
+        "paired_three": statistics.median(o / t for o, t in zip(one_s, three_s, strict=True)),
+    }
 
 
 async def ab_threads(size_mib: int, window: int, rounds: int) -> dict[str, list[float]]:
@@ -331,11 +352,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="1 MiB only, one repeat")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 64], help="sizes in MiB")
     parser.add_argument("--huge", action="store_true", help="also a 1 GiB blob")
-    parser.add_argument("--window", type=int, default=8, help="chunk requests in flight")
+    parser.add_argument("--window", type=int, default=BlobConfig.window, help="chunks in flight")
+    parser.add_argument(
+        "--window-bytes", type=int, default=BlobConfig.window_bytes, help="bytes in flight"
+    )
     parser.add_argument(
         "--chunk-shift", type=int, default=DEFAULT_CHUNK_SHIFT, help="chunks of 2**N bytes"
     )
-    parser.add_argument("--repeats", type=int, default=3, help="runs per size (best is kept)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds per size")
     parser.add_argument(
         "--ab-threads", type=int, default=0, metavar="N", help="worker threads on/off, N rounds"
     )
@@ -345,24 +369,26 @@ def main(argv: list[str] | None = None) -> None:
         return
     sizes = [1] if args.quick else list(args.sizes) + ([1024] if args.huge else [])
     repeats = 1 if args.quick else args.repeats
-    window = args.window
-    chunk_kib = (1 << args.chunk_shift) // 1024
-    print(f"blob transfer over libp2p on loopback ({chunk_kib} KiB chunks, window {window})")
+    config = BlobConfig(window=args.window, window_bytes=args.window_bytes)
+    chunk = 1 << args.chunk_shift
+    in_flight = config.chunks_in_flight(BlobId(bytes(32), chunk, args.chunk_shift))
+    print(
+        f"blob transfer over libp2p on loopback ({chunk >> 10} KiB chunks, "
+        f"{in_flight} in flight per holder); medians of {repeats} interleaved rounds"
+    )
     load_before = os.getloadavg()[0]
-    results = trio.run(run, sizes, window, repeats, args.chunk_shift)
-    budget = BlobConfig().max_parallel_holders * (window + 2) * chunk_kib / 1024
+    results = trio.run(run, sizes, config, repeats, args.chunk_shift)
+    budget = config.max_parallel_holders * (in_flight + 2) * chunk / MIB
     for size_mib, r in results.items():
-        print(f"{size_mib} MiB blob (best of {repeats}):")
+        print(f"{size_mib} MiB blob:")
         print(line("raw py-libp2p stream copy", r["raw"], "MB/s"))
         print(line("AXL fetch, 1 holder", r["one"], "MB/s"))
         print(line("AXL fetch, 3 holders", r["three"], "MB/s"))
-        print(ratio_line("ratio AXL 1 holder / raw", r["one"] / r["raw"]))
-        print(ratio_line("  median of the rounds' ratios", r["paired"]))
+        print(ratio_line("wall ratio AXL 1 holder / raw (median)", r["paired"]))
         print(line("process CPU per MiB, raw", r["cpu_raw"], "ms"))
         print(line("process CPU per MiB, AXL 1 holder", r["cpu_one"], "ms"))
-        print(ratio_line("CPU ratio raw / AXL 1 holder", r["cpu_raw"] / r["cpu_one"]))
-        print(ratio_line("  median of the rounds' ratios", r["paired_cpu"]))
-        print(ratio_line("ratio AXL 3 holders / 1 holder", r["three"] / r["one"]))
+        print(ratio_line("CPU ratio raw / AXL 1 holder (median)", r["paired_cpu"]))
+        print(ratio_line("AXL 3 holders / 1 holder (median)", r["paired_three"]))
         print(line("peak RSS growth, 1 holder", r["rss_one"], "MiB"))
         print(line("peak RSS growth, 3 holders", r["rss_three"], "MiB"))
     print(line("window budget (chunks in flight, all holders)", budget, "MiB"))

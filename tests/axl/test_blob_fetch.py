@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -42,6 +43,7 @@ from axl._blob_protocol import (
     Want,
     chunk_frame_limit,
     encode,
+    encode_all,
 )
 from tests.axl.test_blob_id import chunks_and_proofs
 
@@ -188,6 +190,58 @@ async def hostile_holder(
         while True:
             _, stream = await transport.accept_bulk()
             nursery.start_soon(one, stream)
+
+
+async def lazy_holder(
+    transport: MemoryTransport, data: bytes, shift: int, outstanding: list[int]
+) -> None:
+    """Answers only once requests stop coming (nothing for a second), logging how many were
+    outstanding then: the most a fetcher ever asks of one holder at once."""
+    pairs = chunks_and_proofs(data, shift)
+    _, stream = await transport.accept_bulk()
+    reader = FrameReader(REQUEST_FRAME_LIMIT)
+    assert isinstance(await read_frame(stream, reader), Want)
+    await write_frame(stream, Ready())
+    asked: list[int] = []
+    while True:
+        frame: object = None
+        with trio.move_on_after(1.0):
+            frame = await read_frame(stream, reader)
+            if frame is None:
+                return
+        if isinstance(frame, Get):
+            asked.append(frame.index)
+            continue
+        outstanding.append(len(asked))
+        await stream.send_all(encode_all([Chunk(i, pairs[i][1], pairs[i][0]) for i in asked]))
+        asked.clear()
+
+
+@pytest.mark.parametrize(
+    ("shift", "window", "window_bytes", "in_flight"),
+    [(10, 8, 3 << 10, 3), (12, 5, 1 << 20, 5), (12, 8, 1000, 1)],
+)
+async def test_chunks_in_flight_stay_within_the_window(
+    tmp_path: Path,
+    autojump_clock: object,
+    shift: int,
+    window: int,
+    window_bytes: int,
+    in_flight: int,
+) -> None:
+    """The memory bound: a fetch never has more than ``chunks_in_flight`` chunks asked of a
+    holder (``window`` chunks, at most ``window_bytes`` of them, at least one)."""
+    config = dataclasses.replace(CONFIG, window=window, window_bytes=window_bytes)
+    data = payload(20 << shift, 3)
+    blob_id = blob_id_of(data, shift)
+    assert config.chunks_in_flight(blob_id) == in_flight
+    outstanding: list[int] = []
+    async with cluster(tmp_path, 1, raw=1, config=config) as c, trio.open_nursery() as nursery:
+        nursery.start_soon(lazy_holder, c.transports[1], data, shift, outstanding)
+        await c.buses[0].fetch(blob_id, from_peers=[c.identities[1].peer_id])
+        assert store_of(c.buses[0]).read_bytes(blob_id, max_size=1 << 20) == data
+        nursery.cancel_scope.cancel()
+    assert max(outstanding) == in_flight
 
 
 @pytest.mark.parametrize("behaviour", ["liar", "wrong_index", "garbage"])

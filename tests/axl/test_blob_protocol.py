@@ -211,3 +211,17 @@ def test_budget_refuses_beyond_max_wait() -> None:
     assert budget.reserve("p", 100, 0.0) == pytest.approx(1.0)
     assert budget.reserve("p", 100, 0.0) is None  # would wait 2 s
     assert budget.reserve("q", 100, 0.0) == 0.0  # another peer has its own bucket
+
+
+def test_a_chunk_that_ends_the_buffer_is_handed_over_without_a_copy() -> None:
+    """The reader gives such a chunk its buffer (a read-only view, no copy) and starts a new
+    one, so what it reads next cannot change the chunk it handed out."""
+    chunk, proof = PAIRS[1]
+    reader = FrameReader(LIMIT)
+    reader.feed(encode(Chunk(1, proof, chunk)))
+    got = reader.next()
+    assert isinstance(got, Chunk) and isinstance(got.data, memoryview) and got.data.readonly
+    reader.feed(encode(Chunk(2, PAIRS[2][1], PAIRS[2][0])) + encode(Get(7)))
+    assert reader.next() == Chunk(2, PAIRS[2][1], PAIRS[2][0])
+    assert reader.next() == Get(7)
+    assert got == Chunk(1, proof, chunk) and bytes(got.data) == chunk

@@ -62,7 +62,7 @@ async def test_fetch_from_two_holders_while_messages_flow(
     data = bytes(range(256)) * (12 * 1024)  # 3 MiB: 12 chunks of 256 KiB
     async with buses(cluster_factory, tmp_path, 3) as (a, b, c):
         for holder in (a, b):
-            blob_id = held(holder).put_bytes(data)
+            blob_id = held(holder).put_bytes(data, chunk_shift=18)
             holder.offer(blob_id)
 
         async def pong(msg: Ping, ctx: Context) -> Ping:
@@ -113,7 +113,7 @@ async def test_libp2p_connection_dropped_mid_fetch_resumes(tmp_path: Path) -> No
                 zip(cluster.identities, cluster.transports, strict=True)
             )
         ]
-        blob_id = held(a).put_bytes(data)
+        blob_id = held(a).put_bytes(data, chunk_shift=18)  # 24 chunks: cut after 4
         a.offer(blob_id)
         transport = b.transport
         assert isinstance(transport, Libp2pTransport) and transport._host is not None
