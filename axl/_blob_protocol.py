@@ -25,6 +25,7 @@ from ._errors import BlobProtocolError, InvalidBlobId
 
 MAX_PROOF = 64 * 32
 REQUEST_FRAME_LIMIT = 64
+PREALLOCATE = 1 << 16
 
 _HEADER = struct.Struct(">IB")
 _INDEX = struct.Struct(">I")
@@ -157,25 +158,61 @@ def _decode(kind: int, body: memoryview, owned: bool = False) -> Frame:
 class FrameReader:
     """Reassembles frames from stream bytes; raises :class:`BlobProtocolError` on bad input.
 
-    It buffers at most one frame (``max_frame`` bytes) plus one read. A CHUNK frame that ends
-    the buffer hands its buffer over whole (the chunk's data is a view of it, not a copy); a
-    reader that asks for :meth:`wanted` bytes once a frame's header is in makes that the
-    usual case.
+    It buffers at most one frame (``max_frame`` bytes) plus one read. A CHUNK frame of
+    ``preallocate`` bytes or more is assembled in a buffer of its own size once its header is
+    in, and handed over whole: the chunk's data is a read-only view of that buffer, copied once
+    from the stream's reads and never again.
     """
 
-    def __init__(self, max_frame: int) -> None:
+    def __init__(self, max_frame: int, preallocate: int = PREALLOCATE) -> None:
         self.max_frame = max_frame
-        self._buffer = bytearray()
+        self.preallocate = preallocate
+        self._buffer = bytearray()  # bytes not yet in a frame being filled
+        self._frame: bytearray | None = None  # a large CHUNK frame being filled in place
+        self._filled = 0
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer)
+        return len(self._buffer) + (self._filled if self._frame is not None else 0)
 
     def feed(self, data: bytes) -> None:
-        self._buffer += data
+        frame = self._frame
+        if frame is None:
+            self._buffer += data
+            self._start_frame()
+            return
+        n = min(len(data), len(frame) - self._filled)
+        with memoryview(data) as view:
+            frame[self._filled : self._filled + n] = view[:n]
+            if n < len(data):
+                self._buffer += view[n:]
+        self._filled += n
+
+    def _start_frame(self) -> None:
+        """Move a large CHUNK frame that has begun at the head of the buffer into a buffer of
+        its own (bad headers are left for :meth:`next` to refuse)."""
+        buffer = self._buffer
+        if self._frame is not None or len(buffer) < _HEADER.size:
+            return
+        length, kind = _HEADER.unpack_from(buffer)
+        if kind != FrameType.CHUNK or not self.preallocate <= length <= self.max_frame:
+            return
+        if len(buffer) >= 4 + length:
+            return
+        frame = self._frame = bytearray(4 + length)
+        frame[: len(buffer)] = buffer
+        self._filled = len(buffer)
+        self._buffer = bytearray()
 
     def next(self) -> Frame | None:
         """The next complete frame, or None when more bytes are needed."""
+        frame = self._frame
+        if frame is not None:
+            if self._filled < len(frame):
+                return None
+            self._frame = None
+            self._start_frame()  # the bytes after it may begin the next one
+            return _decode(FrameType.CHUNK, memoryview(frame)[_HEADER.size :], owned=True)
         buffer = self._buffer
         if len(buffer) < _HEADER.size:
             return None
@@ -189,23 +226,28 @@ class FrameReader:
             self._buffer = bytearray()  # the frame keeps the old buffer
             return _decode(kind, memoryview(buffer)[_HEADER.size : end], owned=True)
         with memoryview(buffer) as view:
-            frame = _decode(kind, view[_HEADER.size : end])
+            result = _decode(kind, view[_HEADER.size : end])
         del buffer[:end]
-        return frame
+        self._start_frame()
+        return result
 
     @property
     def header_known(self) -> bool:
         """Whether the length of the frame being assembled is known."""
-        return len(self._buffer) >= _HEADER.size
+        return self._frame is not None or len(self._buffer) >= _HEADER.size
 
     @property
     def has_frame(self) -> bool:
         """Whether a whole frame is buffered (``next`` returns it without more bytes)."""
+        if self._frame is not None:
+            return self._filled == len(self._frame)
         buffer = self._buffer
         return len(buffer) >= _HEADER.size and len(buffer) >= 4 + _HEADER.unpack_from(buffer)[0]
 
     def wanted(self) -> int:
         """Bytes still missing from the frame being assembled (at least 1)."""
+        if self._frame is not None:
+            return max(1, len(self._frame) - self._filled)
         if len(self._buffer) < _HEADER.size:
             return _HEADER.size - len(self._buffer)
         length: int = _HEADER.unpack_from(self._buffer)[0]

@@ -42,10 +42,17 @@ frames = st.one_of(
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(frames, max_size=8), st.lists(st.integers(1, 700), max_size=20))
-def test_frames_round_trip_through_any_cut(items: list[object], cuts: list[int]) -> None:
+@given(
+    st.lists(frames, max_size=8),
+    st.lists(st.integers(1, 700), max_size=20),
+    st.sampled_from([1 << 16, 200, 1]),
+)
+def test_frames_round_trip_through_any_cut(
+    items: list[object], cuts: list[int], preallocate: int
+) -> None:
+    """Whether chunks are assembled in the shared buffer or in one of their own size."""
     wire = b"".join(encode(f) for f in items)  # type: ignore[arg-type]
-    reader = FrameReader(LIMIT)
+    reader = FrameReader(LIMIT, preallocate)
     out = []
     pos = 0
     for cut in [*cuts, len(wire)]:
@@ -57,15 +64,19 @@ def test_frames_round_trip_through_any_cut(items: list[object], cuts: list[int])
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(frames, max_size=8), st.lists(st.integers(1, 700), max_size=20))
+@given(
+    st.lists(frames, max_size=8),
+    st.lists(st.integers(1, 700), max_size=20),
+    st.sampled_from([1 << 16, 200, 1]),
+)
 def test_one_write_of_many_frames_is_the_frames_in_a_row(
-    items: list[object], cuts: list[int]
+    items: list[object], cuts: list[int], preallocate: int
 ) -> None:
     """``encode_all`` (one stream write) equals the frames one by one, and ``has_frame`` is
     true exactly when ``next`` has a frame to give."""
     wire = encode_all(items)  # type: ignore[arg-type]
     assert wire == b"".join(encode(f) for f in items)  # type: ignore[arg-type]
-    reader = FrameReader(LIMIT)
+    reader = FrameReader(LIMIT, preallocate)
     out = []
     pos = 0
     for cut in [*cuts, len(wire)]:
@@ -76,13 +87,14 @@ def test_one_write_of_many_frames_is_the_frames_in_a_row(
             assert frame is not None
             out.append(frame)
         assert reader.next() is None
+        assert reader.buffered <= LIMIT + 4 + cut  # one frame and one read at most
     assert out == items
 
 
 @settings(max_examples=80, deadline=None)
-@given(st.binary(max_size=64))
-def test_garbage_is_a_typed_error_or_needs_more(garbage: bytes) -> None:
-    reader = FrameReader(LIMIT)
+@given(st.binary(max_size=64), st.sampled_from([1 << 16, 1]))
+def test_garbage_is_a_typed_error_or_needs_more(garbage: bytes, preallocate: int) -> None:
+    reader = FrameReader(LIMIT, preallocate)
     reader.feed(garbage)
     try:
         while reader.next() is not None:
@@ -213,12 +225,16 @@ def test_budget_refuses_beyond_max_wait() -> None:
     assert budget.reserve("q", 100, 0.0) == 0.0  # another peer has its own bucket
 
 
-def test_a_chunk_that_ends_the_buffer_is_handed_over_without_a_copy() -> None:
-    """The reader gives such a chunk its buffer (a read-only view, no copy) and starts a new
-    one, so what it reads next cannot change the chunk it handed out."""
+@pytest.mark.parametrize("preallocate", [1 << 16, 1])
+@pytest.mark.parametrize("split", [0, 3, 9, 700])
+def test_a_chunk_is_handed_over_without_a_copy(preallocate: int, split: int) -> None:
+    """A chunk that ends the buffer, or one assembled in its own buffer, is handed over as a
+    read-only view of it; what the reader reads next cannot change it."""
     chunk, proof = PAIRS[1]
-    reader = FrameReader(LIMIT)
-    reader.feed(encode(Chunk(1, proof, chunk)))
+    reader = FrameReader(LIMIT, preallocate)
+    wire = encode(Chunk(1, proof, chunk))
+    reader.feed(wire[:split])
+    reader.feed(wire[split:])
     got = reader.next()
     assert isinstance(got, Chunk) and isinstance(got.data, memoryview) and got.data.readonly
     reader.feed(encode(Chunk(2, PAIRS[2][1], PAIRS[2][0])) + encode(Get(7)))
