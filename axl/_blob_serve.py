@@ -67,9 +67,9 @@ class BlobConfig:
     max_streams: int = 128
     idle_timeout: float = 30.0
     worker_threads: bool = False
-    """Hash and do disk I/O of chunks in worker threads. Off by default: a 256 KiB chunk hashes
-    in ~0.15 ms and its page-cache I/O is shorter still, less than a thread hop costs (measured
-    in ``python -m benchmarks.blobs --ab-threads``); turn on where disks are slow. Leave off
+    """Hash and do disk I/O of chunks in worker threads. Off by default: SHA-256 takes ~0.75 ms
+    per MiB and page-cache I/O less, less than a thread hop costs (measured in
+    ``python -m benchmarks.blobs --ab-threads``); turn on where disks are slow. Leave off
     under ``trio.testing.MockClock``, where a thread's real time would count as idle time."""
 
     def __post_init__(self) -> None:

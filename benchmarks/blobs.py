@@ -126,12 +126,16 @@ async def cluster(
 
 
 def make_source(path: Path, size: int) -> None:
+    """Random bytes, fsynced (as the holders' stored copies are): no transfer runs while the
+    kernel still holds them as dirty pages."""
     with open(path, "wb") as out:
         left = size
         while left:
             block = os.urandom(min(left, 4 * MIB))
             out.write(block)
             left -= len(block)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 async def raw_copy(
@@ -183,7 +187,8 @@ async def sampled(copy: Awaitable[tuple[float, float]]) -> tuple[float, float]:
 
 async def axl_fetch(fetcher: Bus, holders: list[Bus], blob_id: BlobId) -> tuple[float, int, float]:
     """Seconds to fetch ``blob_id`` from ``holders``, the RSS growth and the process CPU
-    seconds meanwhile."""
+    seconds meanwhile. The fetched copy is deleted at once, as the raw copy's file is: a
+    large one left dirty in the page cache would throttle the next transfer's writes."""
     assert fetcher.blobs is not None
     fetcher.blobs.store.delete(blob_id)
     fetcher.blobs.store.discard_partial(blob_id)
@@ -196,6 +201,7 @@ async def axl_fetch(fetcher: Bus, holders: list[Bus], blob_id: BlobId) -> tuple[
         elapsed = now() - start
         cpu = time.process_time() - cpu
         nursery.cancel_scope.cancel()
+    fetcher.blobs.store.delete(blob_id)
     return elapsed, peak.growth, cpu
 
 

@@ -31,6 +31,7 @@ from axl import (
     blob_id_of,
     open_bus,
 )
+from axl._blob_id import DEFAULT_CHUNK_SHIFT
 from axl._blob_io import read_frame, write_frame
 from axl._blob_protocol import (
     REQUEST_FRAME_LIMIT,
@@ -156,9 +157,9 @@ async def test_same_fetch_twice_at_once_runs_once(tmp_path: Path) -> None:
 
 
 async def hostile_holder(
-    transport: MemoryTransport, data: bytes, behaviour: str, log: list[str]
+    transport: MemoryTransport, data: bytes, behaviour: str, log: list[str], shift: int = SHIFT
 ) -> None:
-    pairs = chunks_and_proofs(data, SHIFT)
+    pairs = chunks_and_proofs(data, shift)
 
     async def one(stream: object) -> None:
         with contextlib.suppress(PeerUnreachable):
@@ -244,18 +245,29 @@ async def test_chunks_in_flight_stay_within_the_window(
     assert max(outstanding) == in_flight
 
 
-@pytest.mark.parametrize("behaviour", ["liar", "wrong_index", "garbage"])
-async def test_a_lying_holder_is_banned_on_its_first_chunk(tmp_path: Path, behaviour: str) -> None:
-    data = payload(30_000, 5)
-    blob_id = blob_id_of(data, SHIFT)
+@pytest.mark.parametrize(
+    ("behaviour", "shift", "size"),
+    [
+        ("liar", SHIFT, 30_000),
+        ("wrong_index", SHIFT, 30_000),
+        ("garbage", SHIFT, 30_000),
+        ("liar", DEFAULT_CHUNK_SHIFT, (3 << 20) + 1000),  # default 1 MiB chunks, preallocated
+        ("wrong_index", DEFAULT_CHUNK_SHIFT, (3 << 20) + 1000),
+    ],
+)
+async def test_a_lying_holder_is_banned_on_its_first_chunk(
+    tmp_path: Path, behaviour: str, shift: int, size: int
+) -> None:
+    data = payload(size, 5)
+    blob_id = blob_id_of(data, shift)
     log: list[str] = []
     async with cluster(tmp_path, 2, raw=1) as c, trio.open_nursery() as nursery:
         liar = c.identities[2].peer_id
-        nursery.start_soon(hostile_holder, c.transports[2], data, behaviour, log)
-        publish(c.buses[0], data)
+        nursery.start_soon(hostile_holder, c.transports[2], data, behaviour, log, shift)
+        c.buses[0].offer(store_of(c.buses[0]).put_bytes(data, chunk_shift=shift))
         fetcher = c.buses[1]
         await fetcher.fetch(blob_id, from_peers=[liar, c.identities[0].peer_id])
-        assert store_of(fetcher).read_bytes(blob_id, max_size=1 << 20) == data
+        assert store_of(fetcher).read_bytes(blob_id, max_size=1 << 23) == data
         assert fetcher.stats.total("blob.banned.") == 1
         assert log.count("want") == 1  # never reconnected to after the ban
         store_of(fetcher).delete(blob_id)
