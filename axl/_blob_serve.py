@@ -166,18 +166,28 @@ class BlobServer:
             self.stats.inc("blob.refused.not_held")
             await write_frame(stream, Refuse(Refusal.NOT_HELD))
             return
-        await write_frame(stream, Ready())
-        while await self._answer_batch(peer, stream, reader, blob_id):
-            pass
+        # READY goes out with the first answers when requests came with the WANT (as a
+        # fetcher sends them): one stream write less per fetch
+        ready: list[Ready] = [Ready()]
+        if not reader.has_frame:
+            await write_frame(stream, Ready())
+            ready = []
+        while await self._answer_batch(peer, stream, reader, blob_id, ready):
+            ready = []
 
     async def _answer_batch(
-        self, peer: PeerId, stream: BulkStream, reader: FrameReader, blob_id: BlobId
+        self,
+        peer: PeerId,
+        stream: BulkStream,
+        reader: FrameReader,
+        blob_id: BlobId,
+        ready: list[Ready],
     ) -> bool:
         """Answer the next request and every further one already received, up to
-        ``MAX_WRITE`` bytes, in one stream write (each write costs the transport a frame
-        with its own small tail); False when the stream is done. A request that breaks the
-        protocol ends the stream without the answers gathered before it."""
-        answers: list[Chunk | Refuse] = []
+        ``MAX_WRITE`` bytes, in one stream write after ``ready`` (each write costs the
+        transport a frame with its own small tail); False when the stream is done. A request
+        that breaks the protocol ends the stream without the answers gathered before it."""
+        answers: list[Chunk | Refuse | Ready] = [*ready]
         size = 0
         # with an upload budget, one chunk per write: a chunk never waits on the next's budget
         limit = MAX_WRITE if self._unmetered else 0
