@@ -208,13 +208,22 @@ class BlobStore:
         return fd, Path(name)
 
     def _install(
-        self, blob_id: BlobId, data_tmp: Path, leaves: list[bytes], pin: bool, durable: bool = True
+        self,
+        blob_id: BlobId,
+        data_tmp: Path,
+        leaves: list[bytes] | Path,
+        pin: bool,
+        durable: bool = True,
     ) -> None:
-        """Rename a complete blob into ``data/`` (``durable``: and fsync the directory)."""
+        """Rename a complete blob into ``data/`` (``durable``: and fsync the directory);
+        ``leaves``: its leaves, or a file that holds them (renamed too)."""
         name = str(blob_id)
-        fd, leaves_tmp = self._tmp_file()
-        with os.fdopen(fd, "wb") as out:  # not fsynced: a torn leaves file fails its check
-            out.write(b"".join(leaves))  # against the root when the store opens, and is dropped
+        if isinstance(leaves, Path):
+            leaves_tmp = leaves
+        else:
+            fd, leaves_tmp = self._tmp_file()
+            with os.fdopen(fd, "wb") as out:  # not fsynced: a torn leaves file fails its check
+                out.write(b"".join(leaves))  # against the root when the store opens: dropped
         os.replace(leaves_tmp, self._data / (name + ".leaves"))
         os.replace(data_tmp, self._data / name)
         if durable:
@@ -417,9 +426,10 @@ class BlobStore:
         data, leaves_file = self._partial_paths(blob_id)
         self._reserved.pop(blob_id, None)
         # Not fsynced: a fetched blob can be fetched again, and one torn by a crash fails the
-        # size check when the store opens or the hash on its first read, and is dropped.
-        self._install(blob_id, data, leaves, False, durable=False)
-        leaves_file.unlink(missing_ok=True)
+        # size check when the store opens or the hash on its first read, and is dropped. The
+        # partial leaves file already holds every chunk's checked leaf (``leaves``): it is
+        # renamed, not rewritten (and checked against the root on the blob's first read).
+        self._install(blob_id, data, leaves_file if leaves_file.exists() else leaves, False, False)
 
     def _park(self, blob_id: BlobId) -> None:
         if (
