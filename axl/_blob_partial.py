@@ -22,6 +22,12 @@ class PartialOwner(Protocol):
 
 _ZERO_LEAF = bytes(32)
 
+# Chunks go to the page cache in writes of at most this size. Larger writes get large folios,
+# which on a VM that hands freed memory back to its host (free page reporting, ballooning)
+# come from memory the host must fault in again: measured ~3 ms/MiB of kernel time for 1 MiB
+# writes after the first ~100 MiB of a fetch, against ~0.2 ms/MiB for 256 KiB writes.
+WRITE_PIECE = 1 << 18
+
 
 class PartialBlob:
     """A blob being fetched: chunks are written as they are verified, in any order.
@@ -67,7 +73,11 @@ class PartialBlob:
     def write_bytes(self, index: int, data: bytes | memoryview, leaf: bytes) -> None:
         """The file part of :meth:`write`: the chunk's bytes, then its leaf (positional
         writes, so chunks may be written from worker threads in any order)."""
-        os.pwrite(self._data.fileno(), data, index << self.blob_id.chunk_shift)
+        fd = self._data.fileno()
+        offset = index << self.blob_id.chunk_shift
+        with memoryview(data) as view:
+            for start in range(0, len(view), WRITE_PIECE):
+                os.pwrite(fd, view[start : start + WRITE_PIECE], offset + start)
         os.pwrite(self._leaves_file.fileno(), leaf, 32 * index)
 
     def record(self, index: int, leaf: bytes) -> None:
