@@ -441,6 +441,29 @@ def test_cuts_at_random_points_resume_to_the_exact_bytes(
     trio.run(main)
 
 
+async def test_cuts_inside_large_chunks_resume_to_the_exact_bytes(tmp_path: Path) -> None:
+    """With the default 1 MiB chunks, frames assembled in their own buffers: streams cut while
+    chunks are in flight lose only those chunks, and the blob comes out exact."""
+    size = (4 << 20) + 300  # 5 chunks, the last one short
+    data = (bytes(range(251)) * (size // 251 + 1))[:size]
+    config = BlobConfig(window=2, max_attempts=4, retry_backoff=0.0, worker_threads=False)
+    stores: dict[int, BlobStore] = {
+        i: CuttingStore(tmp_path / f"node{i}", max_bytes=1 << 24) for i in range(2)
+    }
+    stores[0].cut_at, stores[1].cut_at = {2, 4}, {3}  # type: ignore[attr-defined]
+    async with cluster(tmp_path, 3, config=config, stores=stores, max_bytes=1 << 24) as c:
+        for i in range(2):
+            stores[i].network = c.network  # type: ignore[attr-defined]
+            blob_id = store_of(c.buses[i]).put_bytes(data)
+            c.buses[i].offer(blob_id)
+        assert blob_id.chunk_size == 1 << 20
+        fetcher = c.buses[2]
+        await fetcher.fetch(blob_id, from_peers=[c.identities[0].peer_id, c.identities[1].peer_id])
+        assert store_of(fetcher).read_bytes(blob_id, max_size=size) == data
+        assert fetcher.stats["blob.fetch.dropped"] >= 2
+        assert fetcher.stats.total("blob.banned.") == 0
+
+
 async def test_a_restart_resumes_from_the_partial_file(tmp_path: Path) -> None:
     data = payload(30_000, 11)
     async with cluster(tmp_path, 2) as c:
