@@ -23,12 +23,16 @@ _INSTALLED = "_axl_batched_window_updates"
 
 def install_batched_window_updates() -> None:
     """Patch py-libp2p's ``YamuxStream`` once per process (idempotent)."""
+    from libp2p.stream_muxer.yamux import yamux
     from libp2p.stream_muxer.yamux.yamux import YamuxStream
 
     if getattr(YamuxStream, _INSTALLED, False):
         return
+    # py-libp2p reads both from the environment on every call (a visible share of a busy
+    # host's samples); they are read once here.
+    divisor = 0 if yamux._yamux_disable_hysteresis() else yamux._yamux_batch_threshold_divisor()
     original = YamuxStream._auto_tune_and_send_window_update
-    YamuxStream._auto_tune_and_send_window_update = _batched(original)  # type: ignore[method-assign,assignment]
+    YamuxStream._auto_tune_and_send_window_update = _batched(original, divisor)  # type: ignore[method-assign,assignment]
     setattr(YamuxStream, _INSTALLED, True)
 
 
@@ -40,10 +44,13 @@ def owed_credit(stream: Any) -> int:
 
 
 def _batched(
-    original: Callable[..., Awaitable[None]],
+    original: Callable[..., Awaitable[None]], divisor: int
 ) -> Callable[..., Awaitable[None]]:
+    """``divisor``: the update threshold is ``target_recv_window // divisor`` (0: none)."""
+
     async def auto_tune_and_send_window_update(self: Any, *, bytes_read: int = 0) -> None:
-        if owed_credit(self) < self._grow_threshold():
+        threshold = self.target_recv_window // divisor if divisor else 0
+        if owed_credit(self) < threshold:
             return
         await original(self, bytes_read=0)
 

@@ -234,7 +234,7 @@ async def test_a_gossip_message_costs_one_yamux_frame_not_four(
                     assert (await subscriber.receive()).frame.startswith(b"tick %d" % n)
         counting = False
     data, window_updates = frames.get(0, 0), frames.get(1, 0)
-    assert data >= 40
+    assert data >= 4  # each burst of 10 may go out as one coalesced RPC
     assert window_updates <= 4, frames
 
 
