@@ -258,3 +258,32 @@ async def test_oversized_or_malformed_rpcs_are_refused_counted_and_cost_only_the
         await eventually(lambda: receiver_t.stats[f"gossip.refused_{reason}"] == 1)
         await victim.publish("notes", Note(n=7))
         await eventually(lambda: got == [7])
+
+
+async def test_forwarding_keeps_no_per_message_state_beyond_the_caches() -> None:
+    """py-libp2p's publish appended a timestamp per message to a list only adaptive gossip
+    (off here) trims, and queued every message for connected peers whose subscription was not
+    known yet: both grew with traffic. A subscriber that received 50 messages holds neither."""
+    async with (
+        Libp2pTransport.open(identity(9), config=CONFIG) as publisher,
+        Libp2pTransport.open(identity(10), config=CONFIG) as subscriber,
+        Libp2pTransport.open(identity(11), config=CONFIG) as bystander,  # not subscribed
+    ):
+        for node in (subscriber, bystander):
+            await node.connect(publisher.listen_addrs[0])
+        await subscriber.subscribe("ticks")
+        await publisher.subscribe("ticks")
+        await eventually(lambda: subscriber.local_peer in publisher.topic_peers("ticks"))
+        mesh = publisher._pubsub.router.mesh  # type: ignore[union-attr]
+        await eventually(lambda: len(mesh.get("ticks", ())) == 1)
+        for burst in range(5):  # py-libp2p queues at most 32 RPCs per peer
+            for n in range(10 * burst, 10 * burst + 10):
+                await publisher.publish("ticks", b"tick %d" % n)
+            for n in range(10 * burst, 10 * burst + 10):
+                with trio.fail_after(10):
+                    assert (await subscriber.receive()).frame == b"tick %d" % n
+        for node in (publisher, subscriber):
+            router: Any = node._pubsub.router  # type: ignore[union-attr]
+            assert sum(map(len, router.recent_message_deliveries.values())) == 0
+            assert not router._pending_messages
+            assert len(router.mcache.msgs) == 50  # the message cache still holds them
