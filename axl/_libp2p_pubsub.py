@@ -79,11 +79,13 @@ def _build_class() -> type[Any]:
                         if more is None:
                             break
                         batch.append(more)
+                    sent = 0
                     for out in coalesce(batch, queue.max_message_size):
                         if not await self.write_msg(stream, out):
                             return
-                        stats.inc("gossip.rpcs_sent")
-                    stats.inc("gossip.rpcs_coalesced", len(batch))
+                        sent += 1
+                    stats.inc("gossip.rpcs_sent", sent)
+                    stats.inc("gossip.rpcs_queued", len(batch))
             except Exception as exc:
                 logger.debug("gossip writer for %s ended: %r", peer_id, exc)
                 self._handle_dead_peer(peer_id)
@@ -114,6 +116,8 @@ def _build_class() -> type[Any]:
         async def _handle_rpc(self, rpc: Any, peer_id: ID) -> None:
             stats = self.stats
             stats.inc("gossip.rpcs_received")
+            if rpc.publish:
+                stats.inc("gossip.messages_received", len(rpc.publish))
             # Looked up per call: _libp2p_gossip replaces it with a cached check.
             consume = pubsub_module.maybe_consume_signed_record  # type: ignore[attr-defined]
             if not consume(rpc, self.host, peer_id):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 from typing import Any
 
 import trio
@@ -27,7 +28,7 @@ import trio
 from axl import Context, Message
 
 from ._report import line, now, percentile
-from .libp2p_transport import nodes
+from .libp2p_transport import CONFIG, nodes
 
 TOPIC = "bench.gossip.cost"
 
@@ -64,9 +65,19 @@ class RpcCount:
         cls._installed = True
 
 
-async def measure(hosts: int, seconds: float, rate: float, size: int) -> dict[str, float]:
+async def measure(
+    hosts: int, seconds: float, rate: float, size: int, degree: tuple[int, int, int] | None = None
+) -> dict[str, float]:
     RpcCount.install()
-    async with nodes(hosts) as (transports, buses):
+    config = CONFIG
+    if degree is not None:
+        config = replace(
+            config,
+            gossip_degree=degree[0],
+            gossip_degree_low=degree[1],
+            gossip_degree_high=degree[2],
+        )
+    async with nodes(hosts, config=config) as (transports, buses):
         latencies: list[float] = []
 
         async def on_tick(message: Tick, ctx: Context) -> None:
@@ -149,11 +160,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=1.0, help="messages/s per host")
     parser.add_argument("--size", type=int, default=100, help="payload bytes per message")
+    parser.add_argument(
+        "--degree",
+        type=lambda text: tuple(int(d) for d in text.split(",")),
+        help="mesh degree D,D_low,D_high (default: the transport's)",
+    )
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
     args = parser.parse_args(argv)
     if args.quick:
         args.hosts, args.seconds = 4, 3.0
-    got = trio.run(measure, args.hosts, args.seconds, args.rate, args.size)
+    got = trio.run(measure, args.hosts, args.seconds, args.rate, args.size, args.degree)
     report(args.hosts, args.rate, got)
 
 

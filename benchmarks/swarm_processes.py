@@ -105,7 +105,10 @@ class SwarmNode(Agent):
         self._profiler.enable()
 
     async def on_stop(self) -> None:
-        self._event(ev="stop", t=time.time(), counters=self.counters())
+        stats = getattr(self.bus.transport, "stats", None)
+        transport = stats.snapshot() if stats is not None else {}
+        gossip = {k: v for k, v in transport.items() if k.startswith(("gossip.", "topic."))}
+        self._event(ev="stop", t=time.time(), counters=self.counters(), gossip=gossip)
         if self._profiler is not None:
             self._profiler.disable()
             self._profiler.dump_stats(os.environ[PROFILE_ENV])
