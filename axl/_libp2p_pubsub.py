@@ -12,6 +12,8 @@ for per RPC (see docs/libp2p.md, "Topics: GossipSub", "Cost per message").
   byte, then the body) and spawned a service-manager task per published message (walking its
   task tree to find the parent). Here one read takes up to 64 KiB and yields every RPC it
   completes (:class:`axl._libp2p_rpc.RpcDecoder`), and messages are handled in the reader.
+  Messages on topics without validators (all of the transport's) skip py-libp2p's
+  validation cache, whose every insert scanned a 1,000-entry list.
 * **Typed, counted refusals.** An RPC over the size cap (checked on its length prefix), a
   malformed prefix or protobuf, or a bad peer record ends in a counted outcome
   (``gossip.refused_<reason>``) and, for the first two, a reset stream; one message of an RPC
@@ -89,6 +91,11 @@ def _build_class() -> type[Any]:
             except Exception as exc:
                 logger.debug("gossip writer for %s ended: %r", peer_id, exc)
                 self._handle_dead_peer(peer_id)
+
+        async def validate_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+            if not any(topic in self.topic_validators for topic in msg.topicIDs):
+                return  # nothing to run; py-libp2p would record a pass in an O(n) LRU list
+            await super().validate_msg(msg_forwarder, msg)
 
         async def continuously_read_stream(self, stream: INetStream) -> None:
             peer_id = stream.muxed_conn.peer_id

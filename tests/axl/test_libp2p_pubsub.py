@@ -287,3 +287,29 @@ async def test_forwarding_keeps_no_per_message_state_beyond_the_caches() -> None
             assert sum(map(len, router.recent_message_deliveries.values())) == 0
             assert not router._pending_messages
             assert len(router.mcache.msgs) == 50  # the message cache still holds them
+
+
+async def test_a_registered_topic_validator_still_runs() -> None:
+    """Topics without validators skip py-libp2p's validation step; one with a validator keeps
+    it: what the validator refuses is not delivered."""
+    async with (
+        Libp2pTransport.open(identity(12), config=CONFIG) as publisher,
+        Libp2pTransport.open(identity(13), config=CONFIG) as subscriber,
+    ):
+        await subscriber.connect(publisher.listen_addrs[0])
+        pubsub: Any = subscriber._pubsub
+        pubsub.set_topic_validator("guarded", lambda peer, msg: msg.data != b"refused", False)
+        for topic in ("guarded", "open"):
+            await subscriber.subscribe(topic)
+            await publisher.subscribe(topic)
+        mesh = publisher._pubsub.router.mesh  # type: ignore[union-attr]
+        await eventually(lambda: all(len(mesh.get(t, ())) == 1 for t in ("guarded", "open")))
+        await publisher.publish("guarded", b"refused")
+        await publisher.publish("guarded", b"accepted")
+        await publisher.publish("open", b"refused")
+        got = []
+        for _ in range(2):
+            with trio.fail_after(10):
+                frame = await subscriber.receive()
+            got.append((frame.topic, frame.frame))
+        assert sorted(got) == [("guarded", b"accepted"), ("open", b"refused")]
