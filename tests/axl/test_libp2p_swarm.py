@@ -202,20 +202,20 @@ async def test_a_gossip_message_costs_one_yamux_frame_not_four(
     from libp2p.stream_muxer.yamux import yamux
 
     frames: dict[int, int] = {}
-    original = yamux.Yamux._write_frame
     counting = False
-
-    async def write_frame(self: Any, data: bytes, *args: Any, **kwargs: Any) -> Any:
-        if counting:
-            frames[data[1]] = frames.get(data[1], 0) + 1
-        return await original(self, data, *args, **kwargs)
-
-    monkeypatch.setattr(yamux.Yamux, "_write_frame", write_frame)
     config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, peer_exchange=False)
     async with (
         Libp2pTransport.open(identity(14), config=config) as publisher,
         Libp2pTransport.open(identity(15), config=config) as subscriber,
     ):
+        original = yamux.Yamux._write_frame  # as the transport installed it
+
+        async def write_frame(self: Any, data: bytes, *args: Any, **kwargs: Any) -> Any:
+            if counting:
+                frames[data[1]] = frames.get(data[1], 0) + 1
+            return await original(self, data, *args, **kwargs)
+
+        monkeypatch.setattr(yamux.Yamux, "_write_frame", write_frame)
         await subscriber.connect(publisher.listen_addrs[0])
         await subscriber.subscribe("ticks")
         await publisher.subscribe("ticks")
