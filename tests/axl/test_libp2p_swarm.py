@@ -383,3 +383,30 @@ async def test_ids_advertised_in_ihave_are_the_ids_of_the_seen_cache() -> None:
                 from_id=message.from_id, seqno=message.seqno, data=b"x", topicIDs=["ticks"]
             )
             assert router._check_equivocation(forged)
+
+
+async def test_frame_writes_skip_the_debug_line_unless_debug_logging_is_on() -> None:
+    """The lean frame writer writes the same bytes under the connection's write lock; with
+    debug logging on, py-libp2p's own writer (and its debug line) runs instead."""
+    from axl._libp2p_yamux import _lean_write_frame
+
+    calls: list[str] = []
+
+    async def original(self: Any, data: bytes) -> None:
+        calls.append("original")
+
+    class Secured:
+        async def write(self, data: bytes) -> None:
+            calls.append(f"wrote {data!r}")
+
+    class Conn:
+        _write_lock = trio.Lock()
+        secured_conn = Secured()
+
+    logger = logging.getLogger("test.yamux.lean")
+    write = _lean_write_frame(original, logger)
+    logger.setLevel(logging.INFO)
+    await write(Conn(), b"frame")
+    logger.setLevel(logging.DEBUG)
+    await write(Conn(), b"frame")
+    assert calls == ["wrote b'frame'", "original"]
