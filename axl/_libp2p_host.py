@@ -40,9 +40,11 @@ def build_host(
     from ._libp2p_announce import message_id
     from ._libp2p_gossip import gossipsub_class
     from ._libp2p_pubsub import pubsub_class
+    from ._libp2p_tcp import install_read_ahead
     from ._libp2p_yamux import install_batched_window_updates
 
     install_batched_window_updates()
+    install_read_ahead()
     # py-libp2p queues 32 messages per subscription and drops the rest with a warning: a
     # burst arriving while our pump task waits for the CPU was lost before reaching the
     # inbox, whose own capacity is the configured bound. Read at subscribe time.
