@@ -7,7 +7,8 @@ message, however many messages the socket already holds. :func:`install_read_ahe
 read that asks for less than 64 KiB take up to 64 KiB from the socket and keeps the rest for
 the next reads of the same stream, which return at once. Every read still goes through the
 stream object (the only reader of its socket), so no byte is lost or reordered; ends of
-stream and errors surface when the buffer is empty, as before.
+stream and errors surface when the buffer is empty, as before. What is held is at most 64 KiB
+per connection (bytes the kernel's socket buffer held before), so the connection cap bounds it.
 """
 
 from __future__ import annotations
