@@ -117,7 +117,7 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
 
         config = self.config
         check_tcp_ports_free(config.listen)
-        host, pubsub = build_host(self.identity, config)
+        host, pubsub = build_host(self.identity, config, self.stats)
         listen = [multiaddr.Multiaddr(addr) for addr in config.listen]
         host.set_stream_handler(TProtocol(PROTOCOL_ID), self._handle_inbound)
         host.set_stream_handler(TProtocol(BULK_PROTOCOL_ID), self._handle_bulk)

@@ -18,6 +18,9 @@ that made a swarm of a few dozen processes collapse (see docs/libp2p.md, "A real
   uses the same id. Its equivocation check ("same from and seqno, other data": the first
   copy wins, later ones are not forwarded) is off: gossip is unsigned, anyone can claim
   both, and it would let a forger suppress a victim's real message.
+* **The signed peer record is sent once per stream** (in the hello RPC that opens it), not
+  on every RPC: ~205 bytes less per RPC. Dropped RPCs (a full per-peer queue: a slow peer)
+  are counted in the transport's stats, ``gossip.dropped_<reason>``.
 * **The signed peer record is built and checked once, not per RPC.** py-libp2p attaches the
   host's signed peer record to every RPC it sends and verifies the one on every RPC it
   receives (an Ed25519 verification and two protobuf parses, duplicates included). The record
@@ -30,7 +33,7 @@ from __future__ import annotations
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -61,6 +64,7 @@ def _build_class() -> type[Any]:
     from libp2p.peer.id import ID
     from libp2p.pubsub.gossipsub import GossipSub
     from libp2p.pubsub.mcache import CacheEntry, MessageCache
+    from libp2p.pubsub.pb import rpc_pb2
 
     from ._libp2p_announce import message_id
 
@@ -77,8 +81,6 @@ def _build_class() -> type[Any]:
     class AxlGossipSub(GossipSub):
         """GossipSub without replays or queued messages for new subscribers, with IDONTWANT
         for large messages only, and one message id throughout."""
-
-        _idontwant_wanted = True
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
@@ -98,15 +100,64 @@ def _build_class() -> type[Any]:
             self._pending_messages.pop(peer_id, None)  # published before it subscribed
 
         async def publish(self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message) -> None:
-            # Read synchronously by _emit_idontwant_for_message, before publish first awaits.
-            self._idontwant_wanted = len(pubsub_msg.data) >= IDONTWANT_MIN_BYTES
-            await super().publish(msg_forwarder, pubsub_msg)
+            """Forward a validated message: py-libp2p's ``GossipSub.publish`` minus the parts
+            that are off here or wasted work per message: spam protection and equivocation
+            (off), the signed peer record (sent once per stream), the queue for peers whose
+            subscription is not known yet (an O(peers) walk per message, and its entries were
+            discarded anyway: see ``flush_pending_messages``), and the per-message delivery
+            timestamps that only adaptive gossip (off) reads and trims, which grew without
+            bound otherwise."""
+            pubsub = self.pubsub
+            if pubsub is None:
+                return
+            self.mcache.put(pubsub_msg)
+            msg_id = pubsub.get_message_id(pubsub_msg)
+            topics = pubsub_msg.topicIDs
+            peers = self._get_peers_to_send(
+                topics, msg_forwarder=msg_forwarder, origin=ID(pubsub_msg.from_id), msg_id=msg_id
+            )
+            rpc = rpc_pb2.RPC(publish=[pubsub_msg])
+            if len(pubsub_msg.data) >= IDONTWANT_MIN_BYTES:
+                await self._emit_idontwant_for_message(msg_id, topics)
+            await self._notify_observers(topics, msg_id)
+            scorer = self.scorer
+            connected = pubsub.peers
+            for peer_id in peers:
+                if peer_id not in connected:
+                    continue
+                if scorer is not None and not scorer.allow_publish(peer_id, list(topics)):
+                    continue
+                self.send_rpc(peer_id, rpc)
+            now = int(time.time())
+            for topic in topics:
+                self.time_since_last_publish[topic] = now
 
-        async def _emit_idontwant_for_message(
-            self, msg_id: bytes, topic_ids: Iterable[str]
-        ) -> None:
-            if self._idontwant_wanted:
-                await super()._emit_idontwant_for_message(msg_id, topic_ids)
+        def send_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, priority: bool = False) -> None:
+            # The common case, a forwarded message: queue the RPC itself (shared by every
+            # peer it goes to; nothing mutates a queued RPC). Anything that needs a copy (a
+            # peer record to strip, control to piggyback, splitting) takes py-libp2p's path.
+            queue = self.pubsub.peer_queues.get(peer_id) if self.pubsub is not None else None
+            if (
+                queue is None
+                or rpc.HasField("senderRecord")
+                or peer_id in self._pending_control
+                or rpc.ByteSize() > queue.max_message_size
+            ):
+                super().send_rpc(peer_id, rpc, priority)
+            elif not queue.push(rpc, priority=priority):
+                self._handle_dropped_rpc(peer_id, rpc, "queue_full")
+
+        def _piggyback_control_retry(self, peer_id: ID, rpc: rpc_pb2.RPC) -> None:
+            # Called by send_rpc on its per-peer copy of the RPC, before splitting: the
+            # signed peer record went out once, in the hello RPC that opened the stream.
+            rpc.ClearField("senderRecord")
+            super()._piggyback_control_retry(peer_id, rpc)
+
+        def _handle_dropped_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, reason: str) -> None:
+            stats = getattr(self.pubsub, "stats", None)
+            if stats is not None:
+                stats.inc(f"gossip.dropped_{reason}")
+            super()._handle_dropped_rpc(peer_id, rpc, reason)
 
     return AxlGossipSub
 

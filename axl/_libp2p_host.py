@@ -12,14 +12,18 @@ from typing import TYPE_CHECKING, Any
 from ._errors import ListenError
 from ._identity import Identity
 from ._libp2p_config import Libp2pConfig
+from ._stats import Counters
 
 if TYPE_CHECKING:
     from libp2p.abc import IHost
     from libp2p.pubsub.pubsub import Pubsub
 
 
-def build_host(identity: Identity, config: Libp2pConfig) -> tuple[IHost, Pubsub]:
-    """A py-libp2p host keyed by ``identity`` (same peer id as the bus), with its pubsub.
+def build_host(
+    identity: Identity, config: Libp2pConfig, stats: Counters | None = None
+) -> tuple[IHost, Pubsub]:
+    """A py-libp2p host keyed by ``identity`` (same peer id as the bus), with its pubsub
+    (which counts its refusals and drops in ``stats``).
 
     The host is not started yet (run it with ``host.run(listen addrs)``). Raises
     ``RuntimeError`` if libp2p derives another peer id from the key.
@@ -30,15 +34,17 @@ def build_host(identity: Identity, config: Libp2pConfig) -> tuple[IHost, Pubsub]
     from libp2p.crypto.keys import KeyPair
     from libp2p.crypto.x25519 import create_new_key_pair as x25519_key_pair
     from libp2p.custom_types import TProtocol
-    from libp2p.pubsub.pubsub import Pubsub
     from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
     from libp2p.security.noise.transport import Transport as NoiseTransport
 
     from ._libp2p_announce import message_id
     from ._libp2p_gossip import gossipsub_class
+    from ._libp2p_pubsub import pubsub_class
+    from ._libp2p_tcp import install_read_ahead
     from ._libp2p_yamux import install_batched_window_updates
 
     install_batched_window_updates()
+    install_read_ahead()
     # py-libp2p queues 32 messages per subscription and drops the rest with a warning: a
     # burst arriving while our pump task waits for the CPU was lost before reaching the
     # inbox, whose own capacity is the configured bound. Read at subscribe time.
@@ -77,12 +83,13 @@ def build_host(identity: Identity, config: Libp2pConfig) -> tuple[IHost, Pubsub]
         # 1 s heartbeat stalled mesh repair for a minute. The configured interval stays.
         adaptive_gossip_enabled=False,
     )
-    pubsub = Pubsub(
+    pubsub = pubsub_class()(  # coalesced sends, buffered inline receives, counted refusals
         host,
         router,
         strict_signing=config.sign_gossip,
         msg_id_constructor=message_id,
         max_inbound_rpc_size=config.max_frame_size + 4096,
+        stats=stats,
     )
     return host, pubsub
 

@@ -68,12 +68,12 @@ def identity(index: int) -> Identity:
 
 @asynccontextmanager
 async def nodes(
-    count: int, bus_config: BusConfig | None = None
+    count: int, bus_config: BusConfig | None = None, config: Libp2pConfig = CONFIG
 ) -> AsyncIterator[tuple[list[Libp2pTransport], list[Bus]]]:
     """``count`` transports with buses, fully connected."""
     async with AsyncExitStack() as stack:
         transports = [
-            await stack.enter_async_context(Libp2pTransport.open(identity(i), config=CONFIG))
+            await stack.enter_async_context(Libp2pTransport.open(identity(i), config=config))
             for i in range(count)
         ]
         async with trio.open_nursery() as nursery:

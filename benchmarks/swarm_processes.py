@@ -105,7 +105,10 @@ class SwarmNode(Agent):
         self._profiler.enable()
 
     async def on_stop(self) -> None:
-        self._event(ev="stop", t=time.time(), counters=self.counters())
+        stats = getattr(self.bus.transport, "stats", None)
+        transport = stats.snapshot() if stats is not None else {}
+        gossip = {k: v for k, v in transport.items() if k.startswith(("gossip.", "topic."))}
+        self._event(ev="stop", t=time.time(), counters=self.counters(), gossip=gossip)
         if self._profiler is not None:
             self._profiler.disable()
             self._profiler.dump_stats(os.environ[PROFILE_ENV])
@@ -286,6 +289,7 @@ class Events:
     membership: list[tuple[str, float, int]] = field(default_factory=list)
     lookups: list[tuple[str, float, bool, float, int]] = field(default_factory=list)
     starts: dict[str, list[float]] = field(default_factory=dict)  # name -> start times
+    gossip: dict[str, int] = field(default_factory=dict)  # transport counters, summed at stop
 
     @classmethod
     def read(cls, folder: Path) -> Events:
@@ -312,6 +316,9 @@ class Events:
                     events.membership.append((name, event["t"], event["topic"]))
                 elif kind == "start":
                     events.starts.setdefault(name, []).append(event["t"])
+                elif kind == "stop":
+                    for key, value in event.get("gossip", {}).items():
+                        events.gossip[key] = events.gossip.get(key, 0) + value
         return events
 
 
@@ -569,6 +576,15 @@ def main(argv: list[str] | None = None) -> int:
         print(line("membership complete after last start", membership, "s"))
     report_window(f"steady state ({args.seconds:.0f} s)", steady)
     print(line("CPU per delivered topic message", cpu_per_msg, "ms"))
+    gossip = events.gossip
+    handled = sum(len(got) for got in events.receipts.values())
+    if gossip.get("gossip.rpcs_sent") and handled:
+        # Over each process's whole life (written at SIGTERM), not just the window.
+        copies = gossip.get("gossip.messages_received", 0) / handled
+        coalesced = gossip.get("gossip.rpcs_queued", 0) / gossip["gossip.rpcs_sent"]
+        print(f"  {'gossip copies received per delivered tick':<44} {copies:>12.2f}")
+        print(f"  {'gossip RPCs queued per RPC written':<44} {coalesced:>12.2f}")
+        figures.update(gossip_copies=copies, gossip_coalesced=coalesced)
     lookups = [d for d in events.lookups if run.begin <= d[1] < run.finish]
     found = [lat for _, _, ok, lat, _ in lookups if ok]
     hops = [h for _, _, ok, _, h in lookups if ok]

@@ -18,3 +18,13 @@ def test_libp2p_benchmark_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert output.count("one-way: frames per stream write") == 2
     assert output.count("wire bytes per one-way message: AXL") == 2
     assert "CPU per 1,000 AXL rt (server)" in output
+
+
+def test_gossip_cost_benchmark_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import gossip_cost
+
+    gossip_cost.main(["--quick"])
+    output = capsys.readouterr().out
+    assert "CPU per delivered message" in output
+    assert "pubsub RPCs written per published message" in output
+    assert "load average" in output

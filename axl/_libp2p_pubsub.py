@@ -1,0 +1,163 @@
+"""py-libp2p's ``Pubsub`` with a cheaper hot path: what every delivered topic message paid
+for per RPC (see docs/libp2p.md, "Topics: GossipSub", "Cost per message").
+
+* **Coalesced sends.** py-libp2p's per-peer writer took one RPC off the peer's queue per
+  stream write. Here it takes everything queued for the peer and writes it as one RPC
+  (:func:`axl._libp2p_rpc.coalesce`, at most the RPC size cap each): idle, a message goes out
+  alone at once; under load the per-RPC cost (a yamux frame, a Noise message, a socket send,
+  a parse on the other side) is shared by every message that queued meanwhile. The queue
+  stays py-libp2p's: 32 RPCs per peer, further ones dropped and counted
+  (``gossip.dropped_queue_full``), so a slow peer costs bounded memory.
+* **Buffered, inline receive.** py-libp2p read each RPC in three stream reads (each varint
+  byte, then the body) and spawned a service-manager task per published message (walking its
+  task tree to find the parent). Here one read takes up to 64 KiB and yields every RPC it
+  completes (:class:`axl._libp2p_rpc.RpcDecoder`), and messages are handled in the reader.
+  Messages on topics without validators (all of the transport's) skip py-libp2p's
+  validation cache, whose every insert scanned a 1,000-entry list.
+* **Typed, counted refusals.** An RPC over the size cap (checked on its length prefix), a
+  malformed prefix or protobuf, or a bad peer record ends in a counted outcome
+  (``gossip.refused_<reason>``) and, for the first two, a reset stream; one message of an RPC
+  that fails inside py-libp2p costs only itself (``gossip.refused_message``). Messages whose
+  AXL envelope is bad are the bus's to reject and count, one by one, like any frame.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ._errors import DecodeError, FrameTooLarge
+from ._libp2p_config import _READ_CHUNK
+from ._libp2p_rpc import RpcDecoder, coalesce
+from ._stats import Counters
+
+if TYPE_CHECKING:
+    from libp2p.abc import INetStream
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.rpc_queue import RpcQueue
+
+logger = logging.getLogger("axl.libp2p")
+
+
+def pubsub_class() -> type[Any]:
+    """The ``Pubsub`` class to instantiate (built lazily: libp2p imports slowly)."""
+    global _PUBSUB
+    if _PUBSUB is None:
+        _PUBSUB = _build_class()
+    return _PUBSUB
+
+
+_PUBSUB: type[Any] | None = None
+
+
+def _build_class() -> type[Any]:
+    import libp2p.pubsub.pubsub as pubsub_module
+    from google.protobuf.message import DecodeError as ProtobufDecodeError
+    from libp2p.io.exceptions import IOException
+    from libp2p.network.connection.exceptions import RawConnError
+    from libp2p.network.stream.exceptions import StreamError
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.pubsub.pubsub import Pubsub
+
+    class AxlPubsub(Pubsub):
+        """Pubsub with coalesced sends, buffered inline receives and counted refusals."""
+
+        def __init__(self, *args: Any, stats: Counters | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.stats = stats if stats is not None else Counters()
+
+        async def handle_sending_messages(
+            self, peer_id: ID, stream: INetStream, queue: RpcQueue
+        ) -> None:
+            stats = self.stats
+            try:
+                while True:
+                    rpc = await queue.pop()
+                    if rpc is None:
+                        return  # the queue was closed: the peer is gone
+                    batch = [rpc]
+                    while len(queue):
+                        more = await queue.pop()  # returns at once: an item is queued
+                        if more is None:
+                            break
+                        batch.append(more)
+                    sent = 0
+                    for out in coalesce(batch, queue.max_message_size):
+                        if not await self.write_msg(stream, out):
+                            return
+                        sent += 1
+                    stats.inc("gossip.rpcs_sent", sent)
+                    stats.inc("gossip.rpcs_queued", len(batch))
+            except Exception as exc:
+                logger.debug("gossip writer for %s ended: %r", peer_id, exc)
+                self._handle_dead_peer(peer_id)
+
+        async def validate_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+            if not any(topic in self.topic_validators for topic in msg.topicIDs):
+                return  # nothing to run; py-libp2p would record a pass in an O(n) LRU list
+            await super().validate_msg(msg_forwarder, msg)
+
+        async def continuously_read_stream(self, stream: INetStream) -> None:
+            peer_id = stream.muxed_conn.peer_id
+            decoder = RpcDecoder(self.max_inbound_rpc_size)
+            try:
+                while self.manager.is_running:
+                    data = await stream.read(_READ_CHUNK)
+                    if not data:
+                        return
+                    for body in decoder.feed(data):
+                        rpc = rpc_pb2.RPC()
+                        try:
+                            rpc.ParseFromString(body)
+                        except ProtobufDecodeError:
+                            await self._refuse(stream, peer_id, "malformed_rpc")
+                            return
+                        await self._handle_rpc(rpc, peer_id)
+            except FrameTooLarge:
+                await self._refuse(stream, peer_id, "oversized_rpc")
+            except DecodeError:
+                await self._refuse(stream, peer_id, "malformed_rpc")
+            except (StreamError, IOException, RawConnError) as exc:
+                logger.debug("gossip stream from %s ended: %r", peer_id, exc)
+
+        async def _handle_rpc(self, rpc: Any, peer_id: ID) -> None:
+            stats = self.stats
+            stats.inc("gossip.rpcs_received")
+            if rpc.publish:
+                stats.inc("gossip.messages_received", len(rpc.publish))
+            # Looked up per call: _libp2p_gossip replaces it with a cached check.
+            consume = pubsub_module.maybe_consume_signed_record  # type: ignore[attr-defined]
+            if not consume(rpc, self.host, peer_id):
+                stats.inc("gossip.refused_peer_record")
+                return
+            for msg in rpc.publish:
+                if not self._is_subscribed_to_msg(msg):
+                    continue
+                try:
+                    await self.push_msg(peer_id, msg)
+                except Exception as exc:  # one bad message costs only itself
+                    stats.inc("gossip.refused_message")
+                    logger.debug("gossip message from %s failed: %r", peer_id, exc)
+            if rpc.subscriptions:
+                if len(rpc.subscriptions) > self.max_subscriptions_per_rpc:
+                    stats.inc("gossip.refused_subscriptions")
+                else:
+                    for sub in rpc.subscriptions:
+                        self.handle_subscription(peer_id, sub)
+            if rpc.HasField("control"):
+                try:
+                    await self.router.handle_rpc(rpc, peer_id)
+                except Exception as exc:
+                    stats.inc("gossip.refused_control")
+                    logger.debug("gossip control from %s failed: %r", peer_id, exc)
+
+        async def _refuse(self, stream: INetStream, peer_id: ID, reason: str) -> None:
+            self.stats.inc(f"gossip.refused_{reason}")
+            logger.info("gossip stream from %s reset: %s", peer_id, reason)
+            try:
+                await stream.reset()
+            except Exception as exc:
+                logger.debug("reset of %s's gossip stream failed: %r", peer_id, exc)
+            self._handle_dead_peer(peer_id)
+
+    return AxlPubsub
