@@ -19,7 +19,7 @@ from axl import Context, PeerId, PeerUnreachable, RemoteError, RequestTimeout
 from .._agent import Agent
 from .._decorators import on
 from .._errors import UnexpectedReply
-from ._process_messages import Assignment, Join, Stop, WorkerReport
+from ._process_messages import Assignment, Go, Join, Stop, WorkerReport
 
 STOP_TIMEOUT = 20.0  # seconds a worker has to answer Stop with its final report
 
@@ -120,6 +120,14 @@ class Hub(Agent):
                         if str(j).isdigit() and type(ok) is bool
                     }
         return result
+
+    async def go(self) -> None:
+        """Tell every worker that the run starts now."""
+        for peer in self.workers:
+            try:
+                await self.send(peer, Go())
+            except PeerUnreachable as exc:
+                self.log.warning("a worker did not hear go: %s", exc)
 
     async def stop_workers(self) -> None:
         """Ask every worker to stop; keep each final report (a silent one keeps its last)."""

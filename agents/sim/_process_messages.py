@@ -40,5 +40,10 @@ class WorkerReport(Message, tag="sim.worker.report"):
     body: str = Field(max_length=_BODY_MAX)
 
 
+class Go(Message, tag="sim.worker.go"):
+    """Hub → worker: every worker is ready, the run's clock starts now (timed partitions
+    count from here)."""
+
+
 class Stop(Message, tag="sim.worker.stop"):
     """Hub → worker: the run is over; stop every agent and send the final report."""

@@ -65,6 +65,7 @@ class Watcher:
         self.disputed: set[int] = set()
         self.challenged_at: dict[int, float] = {}
         self.voted: set[int] = set()
+        self.assigned_at: dict[int, float] = {}
         self.slashed: Counter[str] = Counter()
         self.events = 0
         self._frames: Counter[str] = Counter()
@@ -87,23 +88,33 @@ class Watcher:
         for job in self.ledger.jobs.values():
             if job.status.name in _CLOSED:
                 self.closed_at.setdefault(job.job_id, now)
+            elif job.status.name == "ASSIGNED":
+                self.assigned_at.setdefault(job.job_id, now)
 
     def open_jobs(self, now: float) -> int:
         self._poll(now)
         return sum(1 for j in self.ledger.jobs.values() if j.job_id not in self.closed_at)
 
-    def awaiting_vote(self, now: float, patience: float) -> int:
-        """Disputes still open without a referee's vote, challenged less than ``patience``
-        wall seconds ago: the chain clock must not pass their end before the referee, whose
-        game runs on the wall clock, has voted."""
+    def awaiting(self, now: float, vote_patience: float, commit_patience: float) -> int:
+        """Work the chain clock must not overtake, as the roles run on the wall clock: jobs
+        assigned less than ``commit_patience`` wall seconds ago and not committed yet (their
+        deadline would pass under the solver), and disputes without the referee's vote,
+        challenged less than ``vote_patience`` ago (the window would close under the game)."""
         self._poll(now)
-        return sum(
+        jobs = self.ledger.jobs
+        committing = sum(
+            1
+            for job_id, since in self.assigned_at.items()
+            if jobs[job_id].status.name == "ASSIGNED" and now - since < commit_patience
+        )
+        voting = sum(
             1
             for job_id, since in self.challenged_at.items()
             if job_id not in self.voted
-            and self.ledger.jobs[job_id].status.name == "DISPUTED"
-            and now - since < patience
+            and jobs[job_id].status.name == "DISPUTED"
+            and now - since < vote_patience
         )
+        return committing + voting
 
     def sample(self, now: float, frames: Counter[str]) -> Sample:
         """One sample at ``now`` (wall seconds since the start); ``frames``: every frame sent
@@ -221,7 +232,9 @@ class Watcher:
                 "spam_sent": facts.spam_sent,
             },
             "network": {
-                k: counters.get(k, 0) for k in ("sent", "received", "published") if k in counters
+                k: counters.get(k, 0)
+                for k in ("sent", "received", "published", "delivered", "lost", "partitioned")
+                if k in counters
             },
             "chain": {"blocks": self.chain.block_number(), "events": self.events},
             "conservation": conservation,

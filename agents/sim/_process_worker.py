@@ -10,7 +10,9 @@ on SIGTERM / Ctrl-C, or when the hub has been unreachable for a minute).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -18,7 +20,16 @@ from typing import Any
 
 import trio
 
-from axl import Context, Identity, PeerId, PeerUnreachable, RemoteError, RequestTimeout, Transport
+from axl import (
+    Context,
+    Identity,
+    LinkProfile,
+    PeerId,
+    PeerUnreachable,
+    RemoteError,
+    RequestTimeout,
+    Transport,
+)
 from coordination import CoordinationError
 
 from .._agent import Agent, Status
@@ -28,7 +39,8 @@ from .._wiring import TransportFactory, identity_for, libp2p_transport
 from ..market import Verifier
 from ._errors import InvalidScenario
 from ._netstats import CountingTransport, TrafficCounter
-from ._process_messages import Assignment, Join, Stop, WorkerReport
+from ._process_links import LinkStats, Partitions, shaped
+from ._process_messages import Assignment, Go, Join, Stop, WorkerReport
 from ._process_roles import build
 from ._scenario import Scenario
 from ._spammer import BusSpammer
@@ -46,11 +58,16 @@ class _Counted(CountingTransport):
 
 
 class _Wiring:
-    """The worker's transports: libp2p for every agent, counted (and, for spammers,
-    signatures broken) for the agents of its share."""
+    """The worker's transports: libp2p for every agent; for the agents of its share, with
+    the scenario's link profile on inbound frames and counted outbound (for spammers,
+    signatures broken)."""
 
     def __init__(self, listen: str, join: str) -> None:
         self.traffic = TrafficCounter()
+        self.links = LinkStats()
+        self.profile = LinkProfile()
+        self.partitions: Partitions | None = None
+        self.seed = 0
         self.counted: set[PeerId] = set()
         self.mangled: set[PeerId] = set()
         self._base = libp2p_transport(listen=[listen], bootstrap=[join])
@@ -65,10 +82,14 @@ class _Wiring:
     async def _open(self, identity: Identity) -> AsyncIterator[Transport]:
         async with self._base(identity) as inner:
             peer = identity.peer_id
-            if peer in self.counted:
-                yield _Counted(inner, self.traffic, mangle=peer in self.mangled)
-            else:
+            if peer not in self.counted:
                 yield inner
+                return
+            digest = hashlib.sha256(f"axl-processes/{self.seed}/links/{peer}".encode()).digest()
+            rng = random.Random(digest)
+            cut = self.partitions.cut_for(peer) if self.partitions is not None else None
+            async with shaped(inner, self.profile, rng, self.links, cut) as linked:
+                yield _Counted(linked, self.traffic, mangle=peer in self.mangled)
 
 
 class WorkerLink(Agent):
@@ -114,10 +135,16 @@ class WorkerLink(Agent):
         from coordination import AddressBook, Chain
 
         scenario = Scenario.parse(plan["scenario"])
+        net = scenario.network
+        self.wiring.profile = LinkProfile(latency=net.latency, jitter=net.jitter, loss=net.loss)
+        self.wiring.seed = scenario.seed
+        peers = [PeerId.from_string(p) for p in plan["peers"]]
+        if net.partitions:
+            windows = [(p.start, p.duration, p.share) for p in net.partitions]
+            self.wiring.partitions = Partitions(windows, peers, scenario.seed)
         book = AddressBook.model_validate_json(plan["book"])
         rpc = self.rpc or plan["rpc"]
         seed = f"axl-sim-{scenario.seed}".encode()
-        peers = [PeerId.from_string(p) for p in plan["peers"]]
         for member in plan["members"]:
             identity = identity_for(member["name"], None, seed)
             agent = build(
@@ -145,7 +172,12 @@ class WorkerLink(Agent):
         hosted = self.hosted
         body: dict[str, Any] = {
             "frames": self.wiring.traffic.snapshot(),
-            "counters": _totals(hosted),
+            "counters": {
+                **_totals(hosted),
+                "delivered": self.wiring.links.delivered,
+                "lost": self.wiring.links.lost,
+                "partitioned": self.wiring.links.partitioned,
+            },
             "spam_sent": sum(a.sent for a in hosted if isinstance(a, BusSpammer)),
             "ready": bool(hosted) and all(a.status is Status.RUNNING for a in hosted),
             "failed": sorted(a.name for a in hosted if a.status is Status.STOPPED),
@@ -168,6 +200,11 @@ class WorkerLink(Agent):
         except PeerUnreachable:
             if time.monotonic() - self._reported > HUB_PATIENCE:
                 self._fail(f"the hub was unreachable for {HUB_PATIENCE:.0f} s")
+
+    @on(Go)
+    async def go(self, message: Go, ctx: Context) -> None:
+        if ctx.sender == self.hub and self.wiring.partitions is not None:
+            self.wiring.partitions.start()
 
     @on(Stop)
     async def stop_run(self, message: Stop, ctx: Context) -> WorkerReport | None:

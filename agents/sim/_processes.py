@@ -11,7 +11,8 @@ drain (in steps of the challenge window, at most ``drain`` chain seconds). The r
 same files and format as a virtual-time run, but it is not byte-identical from one run to
 the next (scheduling, the network and the wall clock decide who bids first).
 Adversaries: cheats (by kind), lazy, vanishing and colluding solvers, false accusers and
-spammers; link profiles and timed partitions are memory-network features.
+spammers; the scenario's link profile and timed partitions apply to every agent's inbound
+frames (:mod:`._process_links`), on top of the real network.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = ["Member", "check", "plan", "simulate_processes"]
 
 TOKEN = 10**18
 ALLOCATION = 10_000 * TOKEN  # tokens each agent's account gets at deployment
+COMMIT_PATIENCE = 30.0  # wall seconds the drain waits for an assigned job's commit
 READY_TIMEOUT = 300.0  # seconds for every worker to join and start (each imports torch)
 
 Observer = Callable[[Sample, Scenario], None]
@@ -53,13 +55,11 @@ workers: ``axl swarm worker --join ADDR --token TOKEN``)."""
 
 
 def check(scenario: Scenario, processes: int, remote: int = 0) -> None:
-    """Raise :class:`InvalidScenario` for what a multi-process run cannot do."""
+    """Raise :class:`InvalidScenario` for worker counts a multi-process run cannot have."""
     if processes < 1:
         raise InvalidScenario("--processes: at least 1")
     if not 0 <= remote <= processes:
         raise InvalidScenario("--remote: between 0 and --processes")
-    if scenario.network.partitions:
-        raise InvalidScenario("network.partitions: not supported with --processes (set it to 0)")
 
 
 def plan(scenario: Scenario) -> list[Member]:
@@ -225,6 +225,7 @@ class _Run:
             for index in range(len(hub.plans) - min(self.remote, len(hub.plans))):
                 self.procs.append(self._spawn(f"worker{index}", join, token))
             await self._wait_ready(hub)
+            await hub.go()
             timings = {"setup_s": time.perf_counter() - wall0}
             samples: list[Sample] = []
 
@@ -244,13 +245,15 @@ class _Run:
 
             patience = market.game_patience + 2 * market.query_timeout
 
-            async def awaiting_vote() -> int:
+            async def awaiting() -> int:
                 now = trio.current_time() - t0
-                return await trio.to_thread.run_sync(watcher.awaiting_vote, now, patience)
+                return await trio.to_thread.run_sync(
+                    watcher.awaiting, now, patience, COMMIT_PATIENCE
+                )
 
             while advanced < scenario.drain and await open_jobs():
                 await trio.sleep(min(3.0, scenario.sample_interval))  # the roles react first
-                if await awaiting_vote():  # a referee's game runs on the wall clock
+                if await awaiting():  # commits and games run on the wall clock
                     await sample(trio.current_time() - t0)
                     continue
                 step = min(market.challenge_window + 1, int(scenario.drain - advanced) or 1)

@@ -1,7 +1,8 @@
 """``axl swarm simulate --processes N``: the scenario's agents spread over worker OS processes
 on libp2p, with the chain on an anvil node the command starts; the same report files, bus
-frames by type included; adversaries (cheats, lazy, colluding, spammers) in workers; a
-worker started by hand joins through ``axl swarm worker --join``."""
+frames by type included; adversaries (cheats, lazy, colluding, spammers), the link profile
+and timed partitions in workers; a worker started by hand joins through
+``axl swarm worker --join``."""
 
 from __future__ import annotations
 
@@ -47,23 +48,23 @@ def test_the_plan_names_every_agent_its_behaviour_and_partner() -> None:
     assert plan(scenario) == members  # from the seed
 
 
-def test_partitions_are_refused_and_remote_is_bounded() -> None:
-    partition = {"network.partitions": [{"start": 1, "duration": 5}]}
-    with pytest.raises(InvalidScenario, match="not supported with --processes"):
-        check(Scenario().with_changes(partition), 2)
+def test_every_scenario_runs_and_remote_is_bounded() -> None:
     for change in ({"adversaries.lazy": 1}, {"roles.spammers": 1},
-                   {"adversaries.colluding_pairs": 1}):  # fmt: skip
-        check(Scenario().with_changes(change), 2)  # supported now
+                   {"adversaries.colluding_pairs": 1},
+                   {"network.partitions": [{"start": 1, "duration": 5}]}):  # fmt: skip
+        check(Scenario().with_changes(change), 2)
     with pytest.raises(InvalidScenario, match="--remote"):
         check(Scenario(), 2, remote=3)
+    with pytest.raises(InvalidScenario, match="--processes"):
+        check(Scenario(), 0)
 
 
 def test_the_refusals_are_one_axl_line(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = axl(capsys, "swarm", "simulate", "--processes", "2", "--no-progress",
-                       "--set", "network.partitions=[{start=1, duration=5}]")  # fmt: skip
+    code, _, err = axl(capsys, "swarm", "simulate", "--processes", "2", "--remote", "3",
+                       "--no-progress")  # fmt: skip
     assert code == 2
     assert err.strip().splitlines() == [
-        "axl: invalid scenario: network.partitions: not supported with --processes (set it to 0)"
+        "axl: invalid scenario: --remote: between 0 and --processes"
     ]
     code, _, err = axl(capsys, "swarm", "simulate", "--remote", "1", "--no-progress")
     assert code == 2
@@ -84,14 +85,16 @@ def test_a_worker_with_nobody_to_join_fails_in_one_line(
 def test_adversaries_in_two_processes_one_joined_by_hand(tmp_path: Path) -> None:
     """One worker is started here, the other by hand through ``axl swarm worker --join``
     (as on another machine, on loopback). Cheating, lazy and colluding solvers, a colluding
-    verifier and a spammer: every cheat an honest verifier checked is caught, honest stake
-    is never lost, supply conserves, and the spam is rejected and counted by its victims."""
+    verifier and a spammer, the default link profile and a short partition early on: every
+    cheat an honest verifier checked is caught, honest stake is never lost, supply
+    conserves, and the spam is rejected and counted by its victims."""
     scenario = Scenario().with_changes(
         {"seed": 3, "duration": 30, "drain": 6000, "sample_interval": 2,
          "roles.submitters": 1, "roles.solvers": 4, "roles.verifiers": 2, "roles.spammers": 1,
          "spam_rate": 5, "jobs.rate_per_hour": 900, "jobs.steps": [2, 3],
          "adversaries.cheats": {"wrong_op": 1}, "adversaries.lazy": 1,
-         "adversaries.colluding_pairs": 1, "market.game_patience": 60}
+         "adversaries.colluding_pairs": 1, "market.game_patience": 60,
+         "network.partitions": [{"start": 1, "duration": 3, "share": 0.3}]}
     )  # fmt: skip
     by_hand: list[subprocess.Popen[bytes]] = []
 
@@ -116,7 +119,7 @@ def test_adversaries_in_two_processes_one_joined_by_hand(tmp_path: Path) -> None
     assert summary["agents"]["dishonest"] == {"cheat:wrong_op": 1, "colluding": 2, "lazy": 1}
     assert all(summary["checks"].values()), summary["checks"]
     cheats = summary["cheats"]
-    assert cheats["caught"] >= 1 and cheats["missed_when_checked"] == 0, cheats
+    assert cheats["caught"] >= 1 and cheats["missed_when_checked"] == 0, summary
     assert summary["jobs"]["settled"] >= 1
     assert summary["tokens"]["escrow_held"] == 0
     bus = summary["bus"]
@@ -126,6 +129,8 @@ def test_adversaries_in_two_processes_one_joined_by_hand(tmp_path: Path) -> None
     rejected = bus["rejected"]
     assert rejected["rejected.decode"] > 0 and rejected["rejected.signature"] > 0
     assert sum(rejected.values()) <= bus["spam_sent"]
+    network = summary["network"]
+    assert network["partitioned"] > 0 and network["delivered"] > 0
     assert any(s.messages_per_s.get("market.bid", 0) > 0 for s in report.samples)
     series = json.loads((out_dir / "series.json").read_text())
     assert any(s["messages_per_s"] for s in series["samples"])
