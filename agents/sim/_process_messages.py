@@ -41,8 +41,8 @@ class WorkerReport(Message, tag="sim.worker.report"):
 
 
 class Go(Message, tag="sim.worker.go"):
-    """Hub → worker: every worker is ready, the run's clock starts now (timed partitions
-    count from here)."""
+    """Hub → worker: every worker is ready, the run's clock starts now (job arrivals and
+    timed partitions count from here)."""
 
 
 class Stop(Message, tag="sim.worker.stop"):

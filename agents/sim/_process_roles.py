@@ -42,12 +42,13 @@ is claimed, and it votes on every dispute (as the in-process swarm's referee).""
 
 class ArrivingSubmitter(Submitter):
     """A submitter that posts the scenario's jobs as they arrive: a Poisson process of
-    ``jobs.rate_per_hour`` for ``duration`` wall seconds, sizes drawn from ``jobs.steps``,
-    all from its own seeded stream."""
+    ``jobs.rate_per_hour`` for ``duration`` wall seconds from :attr:`go` (set when every
+    worker is ready), sizes drawn from ``jobs.steps``, all from its own seeded stream."""
 
     def __init__(self, config: SubmitterConfig, name: str, scenario: Scenario) -> None:
         super().__init__(config, name)
         self.scenario = scenario
+        self.go = trio.Event()
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -57,6 +58,7 @@ class ArrivingSubmitter(Submitter):
         jobs = self.scenario.jobs
         rng = random.Random(f"axl-processes/{self.scenario.seed}/{self.name}")
         rate = jobs.rate_per_hour / 3600
+        await self.go.wait()
         start, t = trio.current_time(), 0.0
         while rate > 0:
             t += rng.expovariate(rate)

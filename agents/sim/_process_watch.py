@@ -47,6 +47,8 @@ class WorkerFacts:
     counters: Counter[str] = field(default_factory=Counter)
     spam_sent: int = 0
     checked: dict[str, dict[int, bool]] = field(default_factory=dict)
+    workers: dict[str, int] = field(default_factory=dict)
+    """How many joined, and how many answered the stop with a final report."""
 
 
 class Watcher:
@@ -209,6 +211,7 @@ class Watcher:
         return {
             "scenario": scenario.model_dump(mode="json"),
             "mode": {"processes": processes, "clock": "wall", "byte_identical": False},
+            "workers": facts.workers,
             "agents": {
                 "total": len(self.members),
                 "by_role": dict(sorted(by_role.items())),

@@ -41,7 +41,7 @@ from ._errors import InvalidScenario
 from ._netstats import CountingTransport, TrafficCounter
 from ._process_links import LinkStats, Partitions, shaped
 from ._process_messages import Assignment, Go, Join, Stop, WorkerReport
-from ._process_roles import build
+from ._process_roles import ArrivingSubmitter, build
 from ._scenario import Scenario
 from ._spammer import BusSpammer
 
@@ -203,8 +203,13 @@ class WorkerLink(Agent):
 
     @on(Go)
     async def go(self, message: Go, ctx: Context) -> None:
-        if ctx.sender == self.hub and self.wiring.partitions is not None:
+        if ctx.sender != self.hub:
+            return
+        if self.wiring.partitions is not None:
             self.wiring.partitions.start()
+        for agent in self.hosted:
+            if isinstance(agent, ArrivingSubmitter):
+                agent.go.set()
 
     @on(Stop)
     async def stop_run(self, message: Stop, ctx: Context) -> WorkerReport | None:

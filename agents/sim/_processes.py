@@ -45,6 +45,7 @@ __all__ = ["Member", "check", "plan", "simulate_processes"]
 
 TOKEN = 10**18
 ALLOCATION = 10_000 * TOKEN  # tokens each agent's account gets at deployment
+SETTLE = 2.0  # wall seconds between every worker ready and the go
 COMMIT_PATIENCE = 30.0  # wall seconds the drain waits for an assigned job's commit
 READY_TIMEOUT = 300.0  # seconds for every worker to join and start (each imports torch)
 
@@ -174,6 +175,11 @@ class _Run:
         watcher = Watcher(chain, addresses, self.members)
         try:
             return trio.run(self._coordinate, chain, addresses, watcher, observer, on_join, wall0)
+        except BaseExceptionGroup as group:  # the runtime's nursery wraps what the run raised
+            invalid, _ = group.split(InvalidScenario)
+            if invalid is None:
+                raise
+            raise _first(invalid) from None
         finally:
             _stop(self.procs)
 
@@ -225,6 +231,7 @@ class _Run:
             for index in range(len(hub.plans) - min(self.remote, len(hub.plans))):
                 self.procs.append(self._spawn(f"worker{index}", join, token))
             await self._wait_ready(hub)
+            await trio.sleep(SETTLE)  # the gossip meshes form
             await hub.go()
             timings = {"setup_s": time.perf_counter() - wall0}
             samples: list[Sample] = []
@@ -264,7 +271,8 @@ class _Run:
             await hub.stop_workers()
             await sample(trio.current_time() - t0)
             timings["run_s"] = time.perf_counter() - wall0 - timings["setup_s"]
-        facts = WorkerFacts(hub.frames(), hub.totals(), hub.spam_sent(), hub.checked())
+        workers = {"joined": len(hub.workers), "stopped": len(hub.finals)}
+        facts = WorkerFacts(hub.frames(), hub.totals(), hub.spam_sent(), hub.checked(), workers)
         summary = watcher.summary(scenario, self.processes, facts)
         timings["total_s"] = time.perf_counter() - wall0
         return Report(scenario, summary, samples, watcher.latencies(), timings=timings)
@@ -296,6 +304,11 @@ class _Run:
                     f"({joined} of {len(hub.plans)} joined)"
                 )
             await trio.sleep(0.2)
+
+
+def _first(group: BaseExceptionGroup[InvalidScenario]) -> InvalidScenario:
+    inner = group.exceptions[0]
+    return inner if isinstance(inner, InvalidScenario) else _first(inner)
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
