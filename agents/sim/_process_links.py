@@ -107,6 +107,8 @@ class ShapedTransport:
         self._in, self._out = trio.open_memory_channel[InboundFrame](math.inf)
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not set yet (or private): no recursion through _inner
+            raise AttributeError(name)
         return getattr(self._inner, name)  # the inner transport's extras (bulk streams)
 
     @property

@@ -54,7 +54,9 @@ class _Counted(CountingTransport):
     """A counted libp2p transport that still offers the inner one's extras (bulk streams)."""
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
+        if name.startswith("_"):  # not set yet (or private): no recursion through _inner
+            raise AttributeError(name)
+        return getattr(self._inner, name)  # the inner transport's extras (bulk streams)
 
 
 class _Wiring:
