@@ -88,6 +88,21 @@ def simulate_command(
             min=1,
         ),
     ] = None,
+    remote: Annotated[
+        int,
+        typer.Option(
+            help="With --processes: how many of the N workers are started by hand (e.g. on "
+            "other machines) with the printed `axl swarm worker --join ...` command.",
+            min=0,
+        ),
+    ] = 0,
+    host: Annotated[
+        str,
+        typer.Option(
+            help="With --processes: the address anvil and the coordinator listen on (for "
+            "remote workers, one they can reach).",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Run one scenario and write its report directory (summary.json, report.md, plots)."""
     try:
@@ -95,7 +110,9 @@ def simulate_command(
         if processes is not None:
             from ._processes import check
 
-            check(scenario, processes)
+            check(scenario, processes, remote)
+        elif remote:
+            raise InvalidScenario("--remote: only with --processes")
     except InvalidScenario as exc:
         raise _fail(exc) from None
     with Progress(enabled=progress) as display:
@@ -104,8 +121,9 @@ def simulate_command(
 
             try:
                 report = simulate_processes(
-                    scenario, processes, out_dir=out, observer=display.update
-                )
+                    scenario, processes, out_dir=out, observer=display.update,
+                    remote=remote, host=host, on_join=_announce if remote else None,
+                )  # fmt: skip
             except InvalidScenario as exc:
                 raise _fail(exc) from None
         else:
@@ -113,6 +131,43 @@ def simulate_command(
     _print_run(report, out)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _announce(join: str, token: str) -> None:
+    typer.echo(
+        f"waiting for workers: AXL_SWARM_TOKEN={token} axl swarm worker --join {join} "
+        "[--chain-rpc URL] [--listen /ip4/<this host>/tcp/0]",
+        err=True,
+    )
+
+
+@app.command("worker")
+def worker_command(
+    join: Annotated[
+        str, typer.Option(help="The coordinator's multiaddr (ends in /p2p/<peer id>).")
+    ],
+    token: Annotated[
+        str,
+        typer.Option(envvar="AXL_SWARM_TOKEN", help="The run's token (printed with --join)."),
+    ],
+    chain_rpc: Annotated[
+        str | None,
+        typer.Option(
+            help="The chain's RPC URL as this machine reaches it (default: the coordinator's)."
+        ),
+    ] = None,
+    listen: Annotated[
+        str, typer.Option(help="Where this worker's agents listen (port 0: one each).")
+    ] = "/ip4/127.0.0.1/tcp/0",
+) -> None:
+    """Host a share of a `simulate --processes` run's agents (until the run ends)."""
+    from ._process_worker import run_worker
+
+    try:
+        run_worker(join, token, rpc=chain_rpc, listen=listen)
+    except InvalidScenario as exc:
+        typer.echo(f"axl: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _print_run(report: Report, out: Path) -> None:

@@ -8,7 +8,7 @@ from types import TracebackType
 
 import msgpack
 
-from axl import Identity, InboundFrame, MemoryNetwork, MemoryTransport, PeerId
+from axl import Identity, InboundFrame, MemoryNetwork, PeerId, Transport
 
 from .._wiring import TransportFactory
 
@@ -37,10 +37,11 @@ class TrafficCounter:
 
 
 class CountingTransport:
-    """A :class:`MemoryTransport` that counts each outgoing frame's type. With ``mangle``
-    (spammers), it flips a bit of each frame's signature on the way out."""
+    """A transport (memory, or libp2p in ``--processes`` workers) that counts each outgoing
+    frame's type. With ``mangle`` (spammers), it flips a bit of each frame's signature on the
+    way out."""
 
-    def __init__(self, inner: MemoryTransport, counter: TrafficCounter, *, mangle: bool) -> None:
+    def __init__(self, inner: Transport, counter: TrafficCounter, *, mangle: bool) -> None:
         self._inner = inner
         self._counter = counter
         self._mangle = mangle

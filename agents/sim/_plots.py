@@ -12,7 +12,7 @@ from ._metrics import STATES, Sample
 _METADATA = {"Software": None}
 
 
-def _figure(title: str, ylabel: str) -> tuple[Any, Any]:
+def _figure(title: str, ylabel: str, clock: str = "simulated") -> tuple[Any, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,7 +20,7 @@ def _figure(title: str, ylabel: str) -> tuple[Any, Any]:
 
     fig, ax = plt.subplots(figsize=(8, 4), dpi=80)
     ax.set_title(title)
-    ax.set_xlabel("simulated time (s)")
+    ax.set_xlabel(f"{clock} time (s)")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     return fig, ax
@@ -48,43 +48,49 @@ def _keyed(samples: Sequence[Sample], pick: str, scale: float = 1.0) -> dict[str
 
 
 def write_plots(
-    samples: Sequence[Sample], latencies: Sequence[float], outcomes: dict[str, int], folder: Path
+    samples: Sequence[Sample],
+    latencies: Sequence[float],
+    outcomes: dict[str, int],
+    folder: Path,
+    *,
+    clock: str = "simulated",
 ) -> list[Path]:
-    """Write every plot into ``folder``; returns the paths."""
+    """Write every plot into ``folder``; returns the paths. ``clock`` names the time axis:
+    ``simulated`` seconds, or ``wall`` seconds of a ``--processes`` run."""
     folder.mkdir(parents=True, exist_ok=True)
     t = [s.t for s in samples]
     token = 10**18
     written = []
 
-    fig, ax = _figure("Jobs by state", "jobs")
+    fig, ax = _figure("Jobs by state", "jobs", clock)
     _lines(ax, t, {state: [s.jobs[state] for s in samples] for state in STATES})
     written.append(_save(fig, folder / "jobs.png"))
 
-    fig, ax = _figure("Bus frames sent per second, by message type", "frames/s")
+    fig, ax = _figure("Bus frames sent per second, by message type", "frames/s", clock)
     _lines(ax, t, _keyed(samples, "messages_per_s"))
     written.append(_save(fig, folder / "messages.png"))
 
-    fig, ax = _figure("Token balances per role", "AI")
+    fig, ax = _figure("Token balances per role", "AI", clock)
     _lines(ax, t, _keyed(samples, "balance", token))
     written.append(_save(fig, folder / "balances.png"))
 
-    fig, ax = _figure("Stake per role", "AI")
+    fig, ax = _figure("Stake per role", "AI", clock)
     _lines(ax, t, _keyed(samples, "stake", token))
     written.append(_save(fig, folder / "stake.png"))
 
-    fig, ax = _figure("Tokens burned (fees and slashes)", "AI")
+    fig, ax = _figure("Tokens burned (fees and slashes)", "AI", clock)
     ax.plot(t, [s.burned / token for s in samples])
     written.append(_save(fig, folder / "burned.png"))
 
-    fig, ax = _figure("Disputes", "disputes opened")
+    fig, ax = _figure("Disputes", "disputes opened", clock)
     ax.plot(t, [s.disputes for s in samples], label="opened (cumulative)")
-    ax.set_xlabel("simulated time (s); outcomes: " + (
+    ax.set_xlabel(f"{clock} time (s); outcomes: " + (
         ", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items())) or "none"
     ))  # fmt: skip
     written.append(_save(fig, folder / "disputes.png"))
 
-    fig, ax = _figure("Job latency: posted to settled, rejected or refunded", "jobs")
-    ax.set_xlabel("simulated seconds")
+    fig, ax = _figure("Job latency: posted to settled, rejected or refunded", "jobs", clock)
+    ax.set_xlabel(f"{clock} seconds")
     if latencies:
         ax.hist(list(latencies), bins=min(30, max(5, len(latencies) // 3)))
     written.append(_save(fig, folder / "latency.png"))

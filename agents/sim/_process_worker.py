@@ -1,8 +1,11 @@
-"""One worker OS process of ``axl swarm simulate --processes N`` (see :mod:`._processes`):
-hosts its share of the agents — library market roles, each with its own libp2p host and
-chain account — until SIGTERM, then writes its runtime counters next to its plan.
+"""One worker of ``axl swarm simulate --processes N`` (see :mod:`._processes`), on this
+machine or another: it joins the coordinator's hub over libp2p with the run's token, gets its
+share of the agents (:mod:`._process_roles`), hosts them — each with its own libp2p host
+(bootstrapped from the hub) and chain account — reports its counters every second (frames
+sent by message type, the runtime's counters, spam sent) and stops when the hub says so (or
+on SIGTERM / Ctrl-C, or when the hub has been unreachable for a minute).
 
-    python -m agents.sim._process_worker PLAN.json
+    axl swarm worker --join /ip4/…/tcp/…/p2p/… --token HEX [--chain-rpc URL] [--listen MA]
 """
 
 from __future__ import annotations
@@ -10,126 +13,239 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import sys
-from pathlib import Path
+import time
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import trio
 
-from axl import PeerId
-from compute import SGD, Cheat, MLPModel, TaskSpec
-from coordination import AddressBook, Chain, CoordinationError
-
-from .._agent import Agent
-from .._runtime import AgentRuntime
-from .._wiring import libp2p_transport
-from ..market import (
-    TOKEN,
-    Referee,
-    RefereeConfig,
-    Solver,
-    SolverConfig,
-    Submitter,
-    SubmitterConfig,
-    TimeoutPolicy,
-    Verifier,
-    VerifierConfig,
-    VerifyPolicy,
+from axl import (
+    Context,
+    Identity,
+    LinkProfile,
+    PeerId,
+    PeerUnreachable,
+    RemoteError,
+    RequestTimeout,
+    Transport,
 )
-from ._processes import Member
+from coordination import CoordinationError
+
+from .._agent import Agent, Status
+from .._decorators import every, on
+from .._runtime import AgentRuntime
+from .._wiring import TransportFactory, identity_for, libp2p_transport
+from ..market import Verifier
+from ._errors import InvalidScenario
+from ._netstats import CountingTransport, TrafficCounter
+from ._process_links import LinkStats, Partitions, shaped
+from ._process_messages import Assignment, Go, Join, Stop, WorkerReport
+from ._process_roles import ArrivingSubmitter, build
 from ._scenario import Scenario
+from ._spammer import BusSpammer
+
+JOIN_PATIENCE = 120.0  # seconds to reach the hub and get an assignment
+REPORT_INTERVAL = 1.0
+HUB_PATIENCE = 60.0  # seconds without a delivered report before the worker gives up
 
 
-class ArrivingSubmitter(Submitter):
-    """A submitter that posts the scenario's jobs as they arrive: a Poisson process of
-    ``jobs.rate_per_hour`` for ``duration`` wall seconds, sizes drawn from ``jobs.steps``,
-    all from its own seeded stream."""
+class _Counted(CountingTransport):
+    """A counted libp2p transport that still offers the inner one's extras (bulk streams)."""
 
-    def __init__(self, config: SubmitterConfig, name: str, scenario: Scenario) -> None:
-        super().__init__(config, name)
-        self.scenario = scenario
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not set yet (or private): no recursion through _inner
+            raise AttributeError(name)
+        return getattr(self._inner, name)  # the inner transport's extras (bulk streams)
+
+
+class _Wiring:
+    """The worker's transports: libp2p for every agent; for the agents of its share, with
+    the scenario's link profile on inbound frames and counted outbound (for spammers,
+    signatures broken)."""
+
+    def __init__(self, listen: str, join: str) -> None:
+        self.traffic = TrafficCounter()
+        self.links = LinkStats()
+        self.profile = LinkProfile()
+        self.partitions: Partitions | None = None
+        self.seed = 0
+        self.counted: set[PeerId] = set()
+        self.mangled: set[PeerId] = set()
+        self._base = libp2p_transport(listen=[listen], bootstrap=[join])
+
+    def factory(self) -> TransportFactory:
+        def open_transport(identity: Identity) -> AbstractAsyncContextManager[Transport]:
+            return self._open(identity)
+
+        return open_transport
+
+    @asynccontextmanager
+    async def _open(self, identity: Identity) -> AsyncIterator[Transport]:
+        async with self._base(identity) as inner:
+            peer = identity.peer_id
+            if peer not in self.counted:
+                yield inner
+                return
+            digest = hashlib.sha256(f"axl-processes/{self.seed}/links/{peer}".encode()).digest()
+            rng = random.Random(digest)
+            cut = self.partitions.cut_for(peer) if self.partitions is not None else None
+            async with shaped(inner, self.profile, rng, self.links, cut) as linked:
+                yield _Counted(linked, self.traffic, mangle=peer in self.mangled)
+
+
+class WorkerLink(Agent):
+    """The worker's control agent (not counted as a swarm agent): see the module doc."""
+
+    def __init__(
+        self, hub: PeerId, token: str, wiring: _Wiring, rpc: str | None, host: str
+    ) -> None:
+        super().__init__("worker-link")
+        self.hub, self.token, self.wiring, self.rpc, self.host = hub, token, wiring, rpc, host
+        self.index: int | None = None
+        self.hosted: list[Agent] = []
+        self.failure: str | None = None
+        self._reported = time.monotonic()
+        self.host_runtime: AgentRuntime  # set by run_worker: the runtime that hosts the share
 
     async def on_start(self) -> None:
-        await super().on_start()
-        self.start_soon(self._arrivals)
+        self.start_soon(self._join)
 
-    async def _arrivals(self) -> None:
-        jobs = self.scenario.jobs
-        rng = random.Random(f"axl-processes/{self.scenario.seed}/{self.name}")
-        rate = jobs.rate_per_hour / 3600
-        start, t = trio.current_time(), 0.0
-        while rate > 0:
-            t += rng.expovariate(rate)
-            if t >= self.scenario.duration:
-                return
-            await trio.sleep_until(start + t)
-            model = MLPModel(in_dim=4, hidden=(jobs.hidden,), classes=2)
-            steps, seed = rng.randint(*jobs.steps), rng.randrange(2**31)
-            spec = TaskSpec(model=model, optimizer=SGD(), steps=steps, batch_size=2, seed=seed,
-                            checkpoint_interval=1)  # fmt: skip
+    async def _join(self) -> None:
+        deadline = trio.current_time() + JOIN_PATIENCE
+        while True:
             try:
-                await self.submit([spec])
-            except CoordinationError as exc:
-                self.log.warning("posting a job failed: %s", exc)
+                reply = await self.request(
+                    self.hub, Join(token=self.token, host=self.host), reply=Assignment, timeout=10
+                )
+                break
+            except RemoteError as exc:
+                return self._fail(f"the hub refused: {exc.detail}")
+            except (RequestTimeout, PeerUnreachable) as exc:
+                if trio.current_time() > deadline:
+                    return self._fail(f"no answer from the hub in {JOIN_PATIENCE:.0f} s: {exc}")
+                await trio.sleep(1.0)
+        self.index = reply.index
+        try:
+            self._host(json.loads(reply.plan))
+        except (InvalidScenario, CoordinationError, KeyError, ValueError, TypeError) as exc:
+            self._fail(f"a bad assignment: {exc}")
+
+    def _host(self, plan: dict[str, Any]) -> None:
+        from eth_account import Account
+
+        from coordination import AddressBook, Chain
+
+        scenario = Scenario.parse(plan["scenario"])
+        net = scenario.network
+        self.wiring.profile = LinkProfile(latency=net.latency, jitter=net.jitter, loss=net.loss)
+        self.wiring.seed = scenario.seed
+        peers = [PeerId.from_string(p) for p in plan["peers"]]
+        if net.partitions:
+            windows = [(p.start, p.duration, p.share) for p in net.partitions]
+            self.wiring.partitions = Partitions(windows, peers, scenario.seed)
+        book = AddressBook.model_validate_json(plan["book"])
+        rpc = self.rpc or plan["rpc"]
+        seed = f"axl-sim-{scenario.seed}".encode()
+        for member in plan["members"]:
+            identity = identity_for(member["name"], None, seed)
+            agent = build(
+                member["name"], member["role"], member["behaviour"], scenario,
+                referee=plan["referee"], partner=member.get("partner", ""),
+                peers=[p for p in peers if p != identity.peer_id],
+            )  # fmt: skip
+            self.wiring.counted.add(identity.peer_id)
+            chain = None
+            if member["role"] == "spammer":
+                self.wiring.mangled.add(identity.peer_id)
+            else:
+                account = Account.from_key(member["key"])
+                chain = Chain.connect(rpc, account).with_address_book(book)
+            self.host_runtime.add(agent, identity=identity, chain=chain)
+            self.hosted.append(agent)
+
+    def _fail(self, why: str) -> None:
+        self.failure = why
+        self.log.error("%s", why)
+        self.runtime.stop()
+
+    def report(self, *, final: bool = False) -> WorkerReport:
+        """This worker's counters now (see :class:`WorkerReport`)."""
+        hosted = self.hosted
+        body: dict[str, Any] = {
+            "frames": self.wiring.traffic.snapshot(),
+            "counters": {
+                **_totals(hosted),
+                "delivered": self.wiring.links.delivered,
+                "lost": self.wiring.links.lost,
+                "partitioned": self.wiring.links.partitioned,
+            },
+            "spam_sent": sum(a.sent for a in hosted if isinstance(a, BusSpammer)),
+            "ready": bool(hosted) and all(a.status is Status.RUNNING for a in hosted),
+            "failed": sorted(a.name for a in hosted if a.status is Status.STOPPED),
+        }
+        if final:
+            body["checked"] = {
+                a.name: {str(job): ok for job, ok in a.checked.items()}
+                for a in hosted
+                if isinstance(a, Verifier)
+            }
+        return WorkerReport(index=self.index or 0, final=final, body=json.dumps(body))
+
+    @every(REPORT_INTERVAL)
+    async def _report(self) -> None:
+        if self.index is None:
+            return
+        try:
+            await self.send(self.hub, self.report())
+            self._reported = time.monotonic()
+        except PeerUnreachable:
+            if time.monotonic() - self._reported > HUB_PATIENCE:
+                self._fail(f"the hub was unreachable for {HUB_PATIENCE:.0f} s")
+
+    @on(Go)
+    async def go(self, message: Go, ctx: Context) -> None:
+        if ctx.sender != self.hub:
+            return
+        if self.wiring.partitions is not None:
+            self.wiring.partitions.start()
+        for agent in self.hosted:
+            if isinstance(agent, ArrivingSubmitter):
+                agent.go.set()
+
+    @on(Stop)
+    async def stop_run(self, message: Stop, ctx: Context) -> WorkerReport | None:
+        if ctx.sender != self.hub:
+            return None
+        final = self.report(final=True)
+        self.start_soon(self._stop_soon)
+        return final
+
+    async def _stop_soon(self) -> None:
+        await trio.sleep(0.5)  # the reply goes out first
+        self.runtime.stop()
 
 
-def build(member: Member, scenario: Scenario, referee: str) -> Agent:
-    """The library role of ``member`` with the scenario's settings."""
-    jobs, market = scenario.jobs, scenario.market
-    payment = jobs.payment * TOKEN
-    sample_bps = round(jobs.verify_rate * 10_000)
-    if member.role == "submitter":
-        timeouts = TimeoutPolicy(commit_timeout=max(1, int(jobs.deadline)))
-        config = SubmitterConfig(
-            payment=payment, timeouts=timeouts, sample_bps=sample_bps, settle_grace=5
-        )
-        return ArrivingSubmitter(config, member.name, scenario)
-    if member.role == "solver":
-        kind = member.behaviour.removeprefix("cheat:")
-        return Solver(
-            SolverConfig(
-                stake=2 * max(100 * TOKEN, payment),  # one lock per job it may hold
-                offer_interval=5.0,
-                cheat=Cheat(kind) if member.behaviour.startswith("cheat:") else None,  # type: ignore[arg-type]
-                vanish=member.behaviour == "vanishing",
-            ),
-            member.name,
-        )
-    if member.role == "verifier":
-        salt = hashlib.sha256(f"{scenario.seed}/{member.name}".encode()).digest()
-        return Verifier(
-            VerifierConfig(
-                policy=VerifyPolicy(sample_bps, salt),
-                stake=2_000 * TOKEN,  # one lock per attested job in its window
-                referee=PeerId.from_string(referee),
-                false_alarm=member.behaviour == "false_accuser",
-            ),
-            member.name,
-        )
-    return Referee(
-        RefereeConfig(query_timeout=market.query_timeout, game_timeout=market.game_patience),
-        member.name,
-    )
+def _totals(agents: list[Agent]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for agent in agents:
+        for key, value in agent.counters().items():
+            totals[key] = totals.get(key, 0) + value
+    return totals
 
 
-def main(path: Path) -> None:
-    from eth_account import Account
-
-    plan: dict[str, Any] = json.loads(path.read_text())
-    scenario = Scenario.parse(plan["scenario"])
-    book = AddressBook.load(plan["book"])
-    runtime = AgentRuntime(
-        transport=libp2p_transport(listen=["/ip4/127.0.0.1/tcp/0"], bootstrap=[plan["bootstrap"]]),
-        seed=f"axl-sim-{scenario.seed}".encode(),
-    )
-    for raw in plan["members"]:
-        member = Member(**raw)
-        chain = Chain.connect(plan["rpc"], Account.from_key(member.key)).with_address_book(book)
-        runtime.add(build(member, scenario, plan["referee"]), chain=chain)
-    runtime.serve(ready=lambda: print("ready", flush=True))
-    counters = path.with_suffix(".counters.json")
-    counters.write_text(json.dumps(runtime.totals()))
-
-
-if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+def run_worker(
+    join: str, token: str, *, rpc: str | None = None, listen: str = "/ip4/127.0.0.1/tcp/0"
+) -> None:
+    """Join the hub at multiaddr ``join`` (ending in ``/p2p/<peer id>``) and host the share it
+    assigns until it says stop (blocking; SIGTERM and Ctrl-C stop it too). ``rpc``: the chain's
+    URL as this machine reaches it (default: the coordinator's). Raises
+    :class:`InvalidScenario` when the hub cannot be reached, refuses, or the plan is bad."""
+    hub = PeerId.from_string(join.rsplit("/p2p/", 1)[-1])
+    wiring = _Wiring(listen, join)
+    link = WorkerLink(hub, token, wiring, rpc, host=listen)
+    runtime = AgentRuntime([link], transport=wiring.factory(), flush_interval=None)
+    link.host_runtime = runtime
+    runtime.serve()
+    if link.failure is not None:
+        raise InvalidScenario(f"worker: {link.failure}")

@@ -28,7 +28,9 @@ def write_report(report: Report, folder: Path) -> list[Path]:
     series = [dataclasses.asdict(sample) for sample in report.samples]
     files[1].write_text(dumps({"samples": series, "latencies_s": report.latencies}))
     files[2].write_text(markdown(summary))
-    files += write_plots(report.samples, report.latencies, summary["disputes"], folder / "plots")
+    clock = "wall" if summary.get("mode") else "simulated"
+    plots = folder / "plots"
+    files += write_plots(report.samples, report.latencies, summary["disputes"], plots, clock=clock)
     return files
 
 
