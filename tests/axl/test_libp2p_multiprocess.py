@@ -113,16 +113,30 @@ async def run_node(index: int, count: int, bootstrap: list[str]) -> None:
 
         assert transport._pubsub is not None
         mesh = transport._pubsub.router.mesh  # type: ignore[attr-defined]
-        await wait_for(
-            lambda: (
-                set(others) <= transport.topic_peers(TOPIC)
-                # a mesh of D_low peers or more (GossipSub grafts no further)
-                and len(mesh.get(TOPIC, ())) >= min(len(others), config.gossip_degree_low)
-            ),
-            "topic mesh",
-        )
+        try:
+            await wait_for(
+                lambda: (
+                    set(others) <= transport.topic_peers(TOPIC)
+                    # a mesh of D_low peers or more (GossipSub grafts no further)
+                    and len(mesh.get(TOPIC, ())) >= min(len(others), config.gossip_degree_low)
+                ),
+                "topic mesh",
+            )
+        except TimeoutError:
+            topic = {others.get(p, str(p)) for p in transport.topic_peers(TOPIC)}
+            stats = transport.stats.snapshot()
+            print(f"topic {topic} mesh {len(mesh.get(TOPIC, ()))} {stats}", file=sys.stderr)
+            raise
         await bus.publish(TOPIC, Shout(origin=index))
-        await wait_for(lambda: len(shouts) == len(others), "shouts")
+        try:
+            await wait_for(lambda: len(shouts) == len(others), "shouts")
+        except TimeoutError:
+            heard = sorted(shouts)
+            topic = {others.get(p, str(p)) for p in transport.topic_peers(TOPIC)}
+            grafted = {others.get(p, str(p)) for p in mesh.get(TOPIC, ())}
+            stats = transport.stats.snapshot()
+            print(f"heard {heard} topic {topic} mesh {grafted} {stats}", file=sys.stderr)
+            raise
         emit("shouts_done", shouts=sorted(shouts), duplicates=sum(shouts.values()) - len(shouts))
 
         # Stay up (serving the others) until the parent closes our stdin.
