@@ -8,7 +8,7 @@ from types import TracebackType
 
 import msgpack
 
-from axl import Identity, InboundFrame, MemoryNetwork, MemoryTransport, PeerId
+from axl import Identity, InboundFrame, MemoryNetwork, MemoryTransport, PeerId, VerifiedFrames
 
 from .._wiring import TransportFactory
 
@@ -48,6 +48,11 @@ class CountingTransport:
     @property
     def local_peer(self) -> PeerId:
         return self._inner.local_peer
+
+    @property
+    def verified_frames(self) -> VerifiedFrames | None:
+        """The network's shared record of verified frames (see ``axl.MemoryNetwork``)."""
+        return self._inner.verified_frames
 
     def _count(self, frame: bytes) -> bytes:
         if self._mangle and frame:
