@@ -48,6 +48,7 @@ class _Connection:
     kind: str  # "eth-tester", "anvil" or "rpc"
     tester: Any = None
     embedded_gas: int = 0
+    call_from: str = ""  # embedded: the sender of reads (see _embedded_call)
     timeout: float = 30.0
     nonces: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -165,6 +166,8 @@ class ChainBase:
     def _call(self, fn: Any) -> Any:
         """A contract read; a deployment without code (fresh chain) raises NotDeployed."""
         try:
+            if self._conn.tester is not None:
+                return _embedded_call(self._conn, fn, None, "latest")
             return retry_read(lambda: fn.call())
         except CoordinationError:
             raise
@@ -198,7 +201,7 @@ class ChainBase:
                 # eth-tester estimates gas by a binary search (~14 EVM runs); one dry run
                 # against the pending block finds reverts, and the tx (alone in its block)
                 # may use the block's gas limit: unused gas is never charged.
-                fn.call({"from": account.address}, "pending")
+                _embedded_call(self._conn, fn, account.address, "pending")
                 gas = self._conn.embedded_gas
             else:
                 gas = int(fn.estimate_gas({"from": account.address})) * 5 // 4 + 20_000
@@ -321,6 +324,53 @@ def _tester_header(tester: Any, number: int | None) -> Any:
     elif not 0 <= number <= latest:
         raise CoordinationError(f"no mined block {number} (latest {latest})")
     return chain.get_canonical_block_header_by_number(number)
+
+
+def _embedded_call(conn: _Connection, fn: Any, sender: str | None, block: str) -> Any:
+    """``fn.call({"from": sender}, block)`` on the embedded chain, run on py-evm directly:
+    the same encoding, EVM execution, decoding and revert errors as web3's request path
+    (``eth_call`` through web3 and eth-tester), without its formatting layers (a swarm in one
+    process makes thousands of reads and dry runs). ``sender`` None: the sender web3 fills in
+    for a call without one (eth-tester's first account)."""
+    from eth_tester.exceptions import TransactionFailed
+    from eth_utils.abi import get_abi_output_types
+    from web3._utils.abi import map_abi_data
+    from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
+
+    if sender is None:
+        if not conn.call_from:
+            conn.call_from = str(conn.tester.get_accounts()[0])
+        sender = conn.call_from
+    transaction = {
+        "from": bytes.fromhex(sender[2:]),
+        "to": bytes.fromhex(str(fn.address)[2:]),
+        "data": bytes.fromhex(fn._encode_transaction_data()[2:]),
+    }
+    try:
+        output = bytes(conn.tester.backend.call(transaction, block))
+    except TransactionFailed as exc:
+        raise _embedded_revert(exc) from exc
+    types = get_abi_output_types(fn.abi)
+    values = map_abi_data(
+        (*BASE_RETURN_NORMALIZERS, *(fn._return_data_normalizers or ())),
+        types,
+        conn.w3.codec.decode(types, output),
+    )
+    return values[0] if len(values) == 1 else values
+
+
+def _embedded_revert(exc: Exception) -> CoordinationError:
+    """The typed error of a failed embedded call: the reason as web3's eth-tester provider
+    words it (``execution reverted: ...``), through :func:`translate`."""
+    from eth_abi.exceptions import DecodingError
+
+    first = exc.args[0] if exc.args else ""
+    raw = first.args[0] if isinstance(first, Exception) and first.args else first
+    try:
+        reason = abi_decode(["string"], raw[4:])[0] if isinstance(raw, bytes) else raw
+    except DecodingError:
+        reason = first
+    return translate(Exception(f"execution reverted: {reason}"))
 
 
 def retry_read(fn: Callable[[], T]) -> T:
