@@ -11,7 +11,7 @@ import ast
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -260,9 +260,12 @@ class ChainBase:
                 raise translate(exc) from exc
             self._conn.nonces[account.address] = nonce + 1
         try:
-            raw = w3.eth.wait_for_transaction_receipt(
-                tx_hash, timeout=self._conn.timeout, poll_latency=0.02
-            )
+            if self._conn.tester is not None:  # mined as it was sent
+                raw = tester_receipt(self._conn.tester, bytes(tx_hash))
+            else:
+                raw = w3.eth.wait_for_transaction_receipt(
+                    tx_hash, timeout=self._conn.timeout, poll_latency=0.02
+                )
         except Exception as exc:
             self._conn.nonces.pop(account.address, None)
             raise TransactionError(f"no receipt for 0x{bytes(tx_hash).hex()}: {exc}") from exc
@@ -371,6 +374,39 @@ def _embedded_revert(exc: Exception) -> CoordinationError:
     except DecodingError:
         reason = first
     return translate(Exception(f"execution reverted: {reason}"))
+
+
+def tester_receipt(tester: Any, tx_hash: bytes) -> dict[str, Any]:
+    """The receipt of a mined transaction of an embedded chain, read from eth-tester directly
+    and shaped as web3 returns it (the fields ``_send`` and :meth:`decode_log` use)."""
+    raw = tester.get_transaction_receipt("0x" + tx_hash.hex())
+    return {
+        "status": raw["status"],
+        "blockNumber": raw["block_number"],
+        "transactionHash": _hex(raw["transaction_hash"]),
+        "gasUsed": raw["gas_used"],
+        "contractAddress": raw["contract_address"],
+        "logs": [tester_log(log) for log in raw["logs"]],
+    }
+
+
+def tester_log(log: Mapping[str, Any]) -> dict[str, Any]:
+    """An eth-tester log shaped as web3 returns it (what ``process_log`` reads)."""
+    return {
+        "type": log["type"],
+        "logIndex": log["log_index"],
+        "transactionIndex": log["transaction_index"],
+        "transactionHash": _hex(log["transaction_hash"]),
+        "blockHash": _hex(log["block_hash"]),
+        "blockNumber": log["block_number"],
+        "address": log["address"],
+        "data": _hex(log["data"]),
+        "topics": [_hex(topic) for topic in log["topics"]],
+    }
+
+
+def _hex(value: str | bytes) -> bytes:
+    return value if isinstance(value, bytes) else bytes.fromhex(value[2:])
 
 
 def retry_read(fn: Callable[[], T]) -> T:

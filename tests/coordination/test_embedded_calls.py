@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from coordination import ContractRevert, CoordinationError, InsufficientTokens, Role
+from coordination._artifacts import CONTRACTS
 from coordination._base import _embedded_call, translate
 
 from .conftest import AI, Env
@@ -87,3 +88,27 @@ def test_a_reverting_transaction_is_refused_before_it_is_sent(embedded_env: Env)
     with pytest.raises(ContractRevert):
         env.submitter.post_job(h(1), 0, env.now() + 100)
     assert env.admin.block_number() == height
+
+
+def test_receipts_and_events_read_what_web3_reads(embedded_env: Env) -> None:
+    env = embedded_env
+    start = env.admin.block_number() + 1
+    env.solver.stake(Role.SOLVER, 200 * AI)
+    receipt = env.submitter.post_job(h(1), PAY, env.now() + 100, env.solver.address)
+    env.solver.commit_result(receipt.value, h(2))
+    raw = env.admin.w3.eth.get_transaction_receipt(receipt.tx_hash)
+    assert receipt.block_number == raw["blockNumber"] and receipt.gas_used == raw["gasUsed"]
+    assert receipt.events == tuple(
+        e for e in (env.admin.decode_log(log) for log in raw["logs"]) if e is not None
+    )
+    assert {e.name for e in receipt.events} >= {"JobsPosted", "Transfer"}
+    fast = env.admin.events(start)
+    query = {
+        "fromBlock": start,
+        "toBlock": "latest",
+        "address": [env.admin.contract(n).address for n in CONTRACTS],
+    }
+    logs = env.admin.w3.eth.get_logs(query)
+    slow = [e for e in (env.admin.decode_log(log) for log in logs) if e is not None]
+    assert fast == slow and len(fast) >= 4
+    assert env.admin.events(start, start) == [e for e in slow if e.block_number == start]
