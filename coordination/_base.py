@@ -1,36 +1,27 @@
 """The connection and transaction core of ``Chain``: one node, one account, typed failures.
 
-Every transaction is dry-run first, so a revert raises its decoded :class:`ContractRevert` and
-nothing is sent. Reads retry refused connections (idempotent) but never a timeout; sends are
-never retried. Every failure is a :class:`CoordinationError`.
+Every transaction is dry-run first (on the embedded chain, folded into the transaction itself),
+so a revert raises its decoded :class:`ContractRevert` and nothing is sent. Reads retry refused
+connections (idempotent) but never a timeout; sends are never retried. Every failure is a
+:class:`CoordinationError` (``_translate``).
 """
 
 from __future__ import annotations
 
-import ast
-import json
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
-from ._artifacts import CONTRACTS, artifact, error_table, event_topics
-from ._errors import (
-    REVERT_CLASSES,
-    ChainUnavailable,
-    ContractRevert,
-    CoordinationError,
-    InsufficientFunds,
-    NonceConflict,
-    NotDeployed,
-    TransactionError,
-)
+from ._artifacts import CONTRACTS, artifact, event_topics
+from ._embedded import NoCode, embedded_call, embedded_send, tester_receipt
+from ._errors import ChainUnavailable, CoordinationError, NotDeployed, TransactionError
 from ._events import ChainEvent
+from ._translate import translate
 from ._types import AddressBook, Receipt, with_value
 
 T = TypeVar("T")
@@ -167,13 +158,22 @@ class ChainBase:
         """A contract read; a deployment without code (fresh chain) raises NotDeployed."""
         try:
             if self._conn.tester is not None:
-                return _embedded_call(self._conn, fn, None, "latest")
+                return embedded_call(
+                    self._conn.tester, self._conn.w3.codec, fn, self._call_from(), "latest"
+                )
             return retry_read(lambda: fn.call())
         except CoordinationError:
             raise
         except Exception as exc:
             self._check_code(str(fn.address))
             raise translate(exc) from exc
+
+    def _call_from(self) -> str:
+        """The sender of an embedded read: the one web3 fills in for a call without one
+        (eth-tester's first account)."""
+        if not self._conn.call_from:
+            self._conn.call_from = str(self._conn.tester.get_accounts()[0])
+        return self._conn.call_from
 
     def _check_code(self, address: str) -> None:
         code = self._read(lambda: self._conn.w3.eth.get_code(to_checksum_address(address)))
@@ -194,14 +194,18 @@ class ChainBase:
     def transact(self, fn: Any, *, deploying: bool = False) -> Receipt[Any]:
         """Send any web3 contract call ``fn`` from this account (the typed methods use this):
         dry-run first, so a revert raises its decoded :class:`ContractRevert` and nothing is
-        sent; mined receipts carry decoded events. Never retried."""
+        sent; mined receipts carry decoded events. Never retried.
+
+        On the embedded chain the dry run and the transaction are one EVM execution: the
+        signed transaction is applied to the pending block and, if it fails (or calls an
+        address without code), taken out again before anything is mined (see
+        ``_embedded.embedded_send``)."""
         account = self._require_account()
+        embedded = self._conn.tester is not None and not deploying
         try:
-            if self._conn.tester is not None and not deploying:
-                # eth-tester estimates gas by a binary search (~14 EVM runs); one dry run
-                # against the pending block finds reverts, and the tx (alone in its block)
-                # may use the block's gas limit: unused gas is never charged.
-                _embedded_call(self._conn, fn, account.address, "pending")
+            if embedded:
+                # eth-tester estimates gas by a binary search (~14 EVM runs); the tx (alone
+                # in its block) may use the block's gas limit: unused gas is never charged.
                 gas = self._conn.embedded_gas
             else:
                 gas = int(fn.estimate_gas({"from": account.address})) * 5 // 4 + 20_000
@@ -221,7 +225,7 @@ class ChainBase:
                 "maxPriorityFeePerGas": 0,
             }
         )
-        receipt = self._send(account, tx)
+        receipt = self._send(account, tx, checked=embedded)
         if deploying:
             if not receipt.value:
                 raise TransactionError("deployment receipt has no contract address")
@@ -237,7 +241,11 @@ class ChainBase:
         w3 = self._conn.w3
         return int(self._read(lambda: w3.eth.get_transaction_count(account.address, "pending")))
 
-    def _send(self, account: LocalAccount, tx: dict[str, Any]) -> Receipt[Any]:
+    def _send(
+        self, account: LocalAccount, tx: dict[str, Any], *, checked: bool = False
+    ) -> Receipt[Any]:
+        """Sign, send and await ``tx``. ``checked`` (embedded chain): a transaction that
+        would fail is refused, typed, and nothing is mined (``_embedded.embedded_send``)."""
         w3 = self._conn.w3
         if self._conn.tester is not None:
             base_fee = int(_tester_header(self._conn.tester, None).base_fee_per_gas or 0)
@@ -254,7 +262,15 @@ class ChainBase:
             tx["nonce"] = nonce
             signed = account.sign_transaction(tx)
             try:
-                tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+                if checked:
+                    tx_hash = embedded_send(self._conn.tester, bytes(signed.raw_transaction))
+                else:
+                    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+            except NoCode:
+                self._check_code(str(tx["to"]))  # raises NotDeployed
+                raise TransactionError(f"no contract code at {tx['to']}") from None
+            except CoordinationError:  # refused before it was applied: the nonce is unused
+                raise
             except Exception as exc:
                 self._conn.nonces.pop(account.address, None)
                 raise translate(exc) from exc
@@ -329,86 +345,6 @@ def _tester_header(tester: Any, number: int | None) -> Any:
     return chain.get_canonical_block_header_by_number(number)
 
 
-def _embedded_call(conn: _Connection, fn: Any, sender: str | None, block: str) -> Any:
-    """``fn.call({"from": sender}, block)`` on the embedded chain, run on py-evm directly:
-    the same encoding, EVM execution, decoding and revert errors as web3's request path
-    (``eth_call`` through web3 and eth-tester), without its formatting layers (a swarm in one
-    process makes thousands of reads and dry runs). ``sender`` None: the sender web3 fills in
-    for a call without one (eth-tester's first account)."""
-    from eth_tester.exceptions import TransactionFailed
-    from eth_utils.abi import get_abi_output_types
-    from web3._utils.abi import map_abi_data
-    from web3._utils.normalizers import BASE_RETURN_NORMALIZERS
-
-    if sender is None:
-        if not conn.call_from:
-            conn.call_from = str(conn.tester.get_accounts()[0])
-        sender = conn.call_from
-    transaction = {
-        "from": bytes.fromhex(sender[2:]),
-        "to": bytes.fromhex(str(fn.address)[2:]),
-        "data": bytes.fromhex(fn._encode_transaction_data()[2:]),
-    }
-    try:
-        output = bytes(conn.tester.backend.call(transaction, block))
-    except TransactionFailed as exc:
-        raise _embedded_revert(exc) from exc
-    types = get_abi_output_types(fn.abi)
-    values = map_abi_data(
-        (*BASE_RETURN_NORMALIZERS, *(fn._return_data_normalizers or ())),
-        types,
-        conn.w3.codec.decode(types, output),
-    )
-    return values[0] if len(values) == 1 else values
-
-
-def _embedded_revert(exc: Exception) -> CoordinationError:
-    """The typed error of a failed embedded call: the reason as web3's eth-tester provider
-    words it (``execution reverted: ...``), through :func:`translate`."""
-    from eth_abi.exceptions import DecodingError
-
-    first = exc.args[0] if exc.args else ""
-    raw = first.args[0] if isinstance(first, Exception) and first.args else first
-    try:
-        reason = abi_decode(["string"], raw[4:])[0] if isinstance(raw, bytes) else raw
-    except DecodingError:
-        reason = first
-    return translate(Exception(f"execution reverted: {reason}"))
-
-
-def tester_receipt(tester: Any, tx_hash: bytes) -> dict[str, Any]:
-    """The receipt of a mined transaction of an embedded chain, read from eth-tester directly
-    and shaped as web3 returns it (the fields ``_send`` and :meth:`decode_log` use)."""
-    raw = tester.get_transaction_receipt("0x" + tx_hash.hex())
-    return {
-        "status": raw["status"],
-        "blockNumber": raw["block_number"],
-        "transactionHash": _hex(raw["transaction_hash"]),
-        "gasUsed": raw["gas_used"],
-        "contractAddress": raw["contract_address"],
-        "logs": [tester_log(log) for log in raw["logs"]],
-    }
-
-
-def tester_log(log: Mapping[str, Any]) -> dict[str, Any]:
-    """An eth-tester log shaped as web3 returns it (what ``process_log`` reads)."""
-    return {
-        "type": log["type"],
-        "logIndex": log["log_index"],
-        "transactionIndex": log["transaction_index"],
-        "transactionHash": _hex(log["transaction_hash"]),
-        "blockHash": _hex(log["block_hash"]),
-        "blockNumber": log["block_number"],
-        "address": log["address"],
-        "data": _hex(log["data"]),
-        "topics": [_hex(topic) for topic in log["topics"]],
-    }
-
-
-def _hex(value: str | bytes) -> bytes:
-    return value if isinstance(value, bytes) else bytes.fromhex(value[2:])
-
-
 def retry_read(fn: Callable[[], T]) -> T:
     """Run a read, retrying refused connections (reads are idempotent; sends never retry).
     A timeout is not retried: a node that accepts and never answers fails after one timeout."""
@@ -426,66 +362,3 @@ def retry_read(fn: Callable[[], T]) -> T:
             time.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")
-
-
-def decode_revert_data(data: bytes, detail: str = "") -> ContractRevert:
-    """The typed error of revert ``data`` (a 4-byte selector and ABI-encoded arguments)."""
-    entry = error_table().get(bytes(data[:4]))
-    if entry is None:
-        return ContractRevert("unknown", (bytes(data),), detail or "selector not in any ABI")
-    try:
-        args = tuple(
-            to_checksum_address(v) if t == "address" else v
-            for t, v in zip(
-                entry.types, abi_decode(list(entry.types), bytes(data[4:])), strict=True
-            )
-        )
-    except Exception:
-        return ContractRevert(entry.name, (bytes(data),), "arguments did not decode")
-    cls = REVERT_CLASSES.get(entry.name, ContractRevert)
-    return cls(entry.name, args, detail)
-
-
-def _revert_bytes(text: str) -> bytes | None:
-    if text.startswith(("b'", 'b"')):
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            return None
-        return value if isinstance(value, bytes) else None
-    if text.startswith("0x"):
-        try:
-            return bytes.fromhex(text[2:])
-        except ValueError:
-            return None
-    return None
-
-
-def translate(exc: Exception) -> CoordinationError:
-    """Map a web3 / eth-tester / JSON-RPC failure onto the typed hierarchy."""
-    import requests
-
-    if isinstance(exc, CoordinationError):
-        return exc
-    if isinstance(exc, requests.Timeout):
-        return ChainUnavailable(f"JSON-RPC node did not answer in time: {exc}")
-    if isinstance(exc, requests.ConnectionError):
-        return ChainUnavailable(f"JSON-RPC node unreachable: {exc}")
-    data = getattr(exc, "data", None)
-    if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
-        return decode_revert_data(bytes.fromhex(data[2:]))
-    text = str(exc.args[0]) if exc.args else str(exc)
-    if isinstance(exc.args[0] if exc.args else None, dict):
-        text = json.dumps(exc.args[0])
-    if "execution reverted" in text:
-        tail = text.split("execution reverted", 1)[1].lstrip(": ")
-        raw = _revert_bytes(tail)
-        if raw is not None and len(raw) >= 4:
-            return decode_revert_data(raw)
-        return ContractRevert("Error", (tail,)) if tail else ContractRevert("revert", ())
-    lowered = text.lower()
-    if "cannot afford" in lowered or "insufficient funds" in lowered:
-        return InsufficientFunds(f"not enough ETH for gas and value: {text}")
-    if "nonce" in lowered:
-        return NonceConflict(f"nonce rejected, local nonce resynchronised: {text}")
-    return TransactionError(f"{type(exc).__name__}: {text}")

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import trio
 
 from ._artifacts import CONTRACTS
-from ._base import ChainBase, tester_log
+from ._base import ChainBase
+from ._embedded import tester_log
 from ._errors import CoordinationError
 from ._events import ChainEvent
 

@@ -1,6 +1,7 @@
-"""The embedded chain runs reads and dry runs on py-evm directly (``_embedded_call``), not
-through web3's request path: the same values and the same typed errors as web3's path, and a
-transaction that would revert is still refused before anything is sent."""
+"""The embedded chain reads, sends, and reads receipts and logs on eth-tester's backend
+directly (``coordination._embedded``), not through web3's request path: the same values and the
+same typed errors as web3's path. A transaction is applied once, its dry run folded in: one
+that would fail is still refused, typed, with nothing mined and its nonce unused."""
 
 from __future__ import annotations
 
@@ -8,14 +9,22 @@ from typing import Any
 
 import pytest
 
-from coordination import ContractRevert, CoordinationError, InsufficientTokens, Role
+from coordination import (
+    ContractRevert,
+    CoordinationError,
+    InsufficientTokens,
+    NotDeployed,
+    Role,
+)
 from coordination._artifacts import CONTRACTS
-from coordination._base import _embedded_call, translate
+from coordination._embedded import embedded_call
+from coordination._translate import translate
 
 from .conftest import AI, Env
 from .helpers import h
 
 PAY = 10 * AI
+ZERO = "0x" + "00" * 20
 
 
 def web3_call(fn: Any, sender: str | None = None, block: str = "latest") -> Any:
@@ -28,7 +37,10 @@ def web3_call(fn: Any, sender: str | None = None, block: str = "latest") -> Any:
 
 def fast_call(env: Env, fn: Any, sender: str | None = None, block: str = "latest") -> Any:
     try:
-        return _embedded_call(env.admin._conn, fn, sender, block)
+        conn = env.admin._conn
+        return embedded_call(
+            conn.tester, conn.w3.codec, fn, sender or env.admin._call_from(), block
+        )
     except CoordinationError as exc:
         return exc
 
@@ -82,11 +94,40 @@ def test_reverts_raise_the_typed_errors_web3_raises(embedded_env: Env) -> None:
         env.outsider.transfer(env.admin.address, 10**30)
 
 
-def test_a_reverting_transaction_is_refused_before_it_is_sent(embedded_env: Env) -> None:
+def test_a_failing_transaction_is_refused_typed_and_nothing_is_mined(embedded_env: Env) -> None:
+    env = embedded_env
+    market = env.admin.contract("JobMarket").functions
+    token = env.admin.contract("AIToken").functions
+    failing = [
+        (env.submitter, market.postJob(h(1), 0, env.now() + 100, ZERO)),  # custom error
+        (env.outsider, token.transfer(env.admin.address, 10**30)),  # InsufficientTokens
+        (env.submitter, market.assign(12345, env.solver.address)),
+    ]
+    height, state = env.admin.block_number(), env.admin.w3.eth.get_block("pending")["stateRoot"]
+    nonce = env.submitter.w3.eth.get_transaction_count(env.submitter.address)
+    for client, fn in failing:
+        expected = web3_call(fn, client.address, "pending")  # what the dry run raised before
+        assert isinstance(expected, ContractRevert), expected
+        with pytest.raises(type(expected)) as raised:
+            client.transact(fn)
+        assert str(raised.value) == str(expected)
+    assert env.admin.block_number() == height
+    assert env.admin.w3.eth.get_block("pending")["stateRoot"] == state
+    assert env.submitter.w3.eth.get_transaction_count(env.submitter.address) == nonce
+    receipt = env.submitter.post_job(h(1), PAY, env.now() + 100)  # the next nonce still fits
+    assert receipt.block_number == height + 1 and receipt.value is not None
+
+
+def test_a_call_to_an_address_without_code_is_refused_before_it_is_mined(
+    embedded_env: Env,
+) -> None:
     env = embedded_env
     height = env.admin.block_number()
-    with pytest.raises(ContractRevert):
-        env.submitter.post_job(h(1), 0, env.now() + 100)
+    nowhere = env.admin.w3.eth.contract(
+        address=env.outsider.address, abi=env.admin.contract("AIToken").abi
+    )
+    with pytest.raises(NotDeployed):
+        env.submitter.transact(nowhere.functions.approve(env.admin.address, 1))
     assert env.admin.block_number() == height
 
 
