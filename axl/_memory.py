@@ -82,7 +82,10 @@ class MemoryNetwork:
         self._random = random.Random(seed)
         self._links: dict[tuple[PeerId, PeerId], LinkProfile] = {}
         self._transports: dict[PeerId, MemoryTransport] = {}
-        self._topics: dict[str, set[PeerId]] = {}
+        # topic -> subscribers in subscription order (a dict, not a set: a set's order follows
+        # the peer ids' hashes, which change with the process's hash seed, and the order in
+        # which a topic frame's receivers draw their jitter must not)
+        self._topics: dict[str, dict[PeerId, None]] = {}
         self._group_of: dict[PeerId, int] = {}
         self._connections: set[MemoryConnection] = set()
         self._trusted: set[PeerId] = set()
@@ -215,7 +218,7 @@ class MemoryNetwork:
         self._transports.pop(peer, None)
         self._trusted.discard(peer)
         for members in self._topics.values():
-            members.discard(peer)
+            members.pop(peer, None)
 
 
 _YIELD_EVERY = 64
@@ -351,13 +354,13 @@ class MemoryTransport:
         await trio.lowlevel.checkpoint()  # first: a cancelled subscribe has no effect
         self._check_open()
         self._topics.add(topic)
-        self._network._topics.setdefault(topic, set()).add(self._peer)
+        self._network._topics.setdefault(topic, {})[self._peer] = None
 
     async def unsubscribe(self, topic: str) -> None:
         self._topics.discard(topic)
         members = self._network._topics.get(topic)
         if members is not None:
-            members.discard(self._peer)
+            members.pop(self._peer, None)
         await trio.lowlevel.checkpoint()
 
     def trusted_route(self, peer: PeerId) -> bool:
