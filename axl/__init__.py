@@ -56,6 +56,7 @@ from ._merkle import (
 from ._messages import ErrorReply, Message, MessageRegistry, default_registry
 from ._stats import Counters
 from ._transport import BulkStream, BulkTransport, InboundFrame, Transport
+from ._verified import VerifiedFrames
 from ._wire import Envelope, Kind
 
 __all__ = [
@@ -119,6 +120,7 @@ __all__ = [
     "Transport",
     "TransportClosed",
     "UnknownMessageType",
+    "VerifiedFrames",
     "blob_id_of",
     "default_registry",
     "merkle_depth",

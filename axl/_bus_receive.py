@@ -1,7 +1,11 @@
 """The bus's receive pipeline: batches of frames from the transport → the guard's checks
 (signatures verified per batch, on worker threads when the batch is large) → routing to
 pending requests, topic subscriptions and handlers. Rejections are counted per frame (and a
-rejected request's authenticated sender is told why); one bad frame never costs its batch."""
+rejected request's authenticated sender is told why); one bad frame never costs its batch.
+
+On a transport that shares a record of verified frames (``verified_frames``: the in-process
+memory network's), a frame whose exact bytes another receiver verified skips the Ed25519 check
+(counted ``verify.cached``), and each frame this receiver verifies is added to it."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from ._bus_subscription import Delivery
 from ._errors import RejectedFrame, TransportClosed
 from ._guard import Accepted, Prechecked, verify_signatures
 from ._transport import InboundFrame
+from ._verified import VerifiedFrames
 from ._wire import Envelope, Kind
 
 logger = logging.getLogger("axl.bus")
@@ -35,6 +40,8 @@ class ReceiveMixin(HandlersMixin):
         max_frames = self.config.receive_batch
         receive_batch = self.transport.receive_batch
         self._threads = self._offload_threads()
+        shared = getattr(self.transport, "verified_frames", None)
+        verified = shared if isinstance(shared, VerifiedFrames) else None
         while True:
             try:
                 batch = await receive_batch(max_frames)
@@ -44,13 +51,20 @@ class ReceiveMixin(HandlersMixin):
             for inbound in batch:
                 try:
                     via = inbound.via if inbound.trusted else None
-                    checked.append((inbound, guard.precheck(inbound.frame, trusted_via=via)))
+                    item = guard.precheck(inbound.frame, trusted_via=via)
                 except RejectedFrame as exc:
                     self._rejected(exc, inbound)
+                    continue
+                if verified is not None and item.verify and verified.check(inbound.frame):
+                    item = Prechecked(item.envelope, item.cls, verify=False)
+                    self.stats.inc("verify.cached")
+                checked.append((inbound, item))
             if checked:
                 verdicts = await self._verify([item for _, item in checked])
                 now_ms = int(clock() * 1000)
                 for (inbound, item), signature_ok in zip(checked, verdicts, strict=True):
+                    if verified is not None and item.verify and signature_ok:
+                        verified.add(inbound.frame)
                     try:
                         accepted = guard.finish(item, signature_ok, now_ms)
                     except RejectedFrame as exc:

@@ -9,6 +9,11 @@ Trusted-local mode (opt-in per endpoint, ``connect(peer, trusted_local=True)``):
 trusted endpoints the network marks frames ``trusted`` and the buses skip signing and
 verifying direct envelopes; frames from any other endpoint are checked in full. See
 ``docs/wire.md`` ("Trusted-local mode").
+
+Verified frames: a published frame reaches its subscribers as the same bytes, so the network
+keeps one bounded :class:`~axl.VerifiedFrames` record of the frames whose signature a
+receiver verified, and the other receivers of those exact bytes skip the Ed25519 check (the
+rest of the checks stay theirs). ``MemoryNetwork(verified_frames=0)`` turns it off.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from ._errors import PeerUnreachable, TransportClosed
 from ._identity import PeerId
 from ._memory_bulk import MemoryBulkStream, MemoryConnection
 from ._transport import InboundFrame
+from ._verified import DEFAULT_MAX_FRAMES, VerifiedFrames
 
 BULK_BACKLOG = 64
 
@@ -64,19 +70,26 @@ class MemoryNetwork:
         seed: int = 0,
         default_link: LinkProfile | None = None,
         queue_capacity: int = 1024,
+        verified_frames: int = DEFAULT_MAX_FRAMES,
     ) -> None:
-        if queue_capacity < 1:
-            raise ValueError("queue_capacity must be >= 1")
+        """``verified_frames``: how many verified frames its receivers share (0: none; see
+        the module docs)."""
+        if queue_capacity < 1 or verified_frames < 0:
+            raise ValueError("queue_capacity must be >= 1 and verified_frames >= 0")
         self.default_link = default_link or LinkProfile()
         self.queue_capacity = queue_capacity
         self.stats = NetworkStats()
         self._random = random.Random(seed)
         self._links: dict[tuple[PeerId, PeerId], LinkProfile] = {}
         self._transports: dict[PeerId, MemoryTransport] = {}
-        self._topics: dict[str, set[PeerId]] = {}
+        # topic -> subscribers in subscription order (a dict, not a set: a set's order follows
+        # the peer ids' hashes, which change with the process's hash seed, and the order in
+        # which a topic frame's receivers draw their jitter must not)
+        self._topics: dict[str, dict[PeerId, None]] = {}
         self._group_of: dict[PeerId, int] = {}
         self._connections: set[MemoryConnection] = set()
         self._trusted: set[PeerId] = set()
+        self.verified_frames = VerifiedFrames(verified_frames) if verified_frames else None
 
     # -- topology ------------------------------------------------------------------------------
 
@@ -205,7 +218,7 @@ class MemoryNetwork:
         self._transports.pop(peer, None)
         self._trusted.discard(peer)
         for members in self._topics.values():
-            members.discard(peer)
+            members.pop(peer, None)
 
 
 _YIELD_EVERY = 64
@@ -318,6 +331,12 @@ class MemoryTransport:
         """Frames waiting in this transport's inbound queue."""
         return len(self._inbox)
 
+    @property
+    def verified_frames(self) -> VerifiedFrames | None:
+        """The network's record of verified frames, shared by its receivers (the bus uses it;
+        see the module docs), or None when the network keeps none."""
+        return self._network.verified_frames
+
     def _check_open(self) -> None:
         if self._inbox.closed:
             raise TransportClosed(f"transport of {self._peer.short()} is closed")
@@ -335,13 +354,13 @@ class MemoryTransport:
         await trio.lowlevel.checkpoint()  # first: a cancelled subscribe has no effect
         self._check_open()
         self._topics.add(topic)
-        self._network._topics.setdefault(topic, set()).add(self._peer)
+        self._network._topics.setdefault(topic, {})[self._peer] = None
 
     async def unsubscribe(self, topic: str) -> None:
         self._topics.discard(topic)
         members = self._network._topics.get(topic)
         if members is not None:
-            members.discard(self._peer)
+            members.pop(self._peer, None)
         await trio.lowlevel.checkpoint()
 
     def trusted_route(self, peer: PeerId) -> bool:

@@ -9,7 +9,6 @@ Settlement arithmetic (``Economics``), batch Merkle trees (``ResultTree``) and t
 
 from ._anvil import anvil_node, find_anvil
 from ._artifacts import CONTRACTS, Artifact, artifact
-from ._base import decode_revert_data
 from ._chain import Chain
 from ._economics import (
     Action,
@@ -42,6 +41,7 @@ from ._errors import (
 from ._eventlog import EventCursor
 from ._events import ChainEvent
 from ._merkle import ResultTree, result_leaf, verify_result
+from ._translate import decode_revert_data
 from ._types import (
     PARAMETERS,
     AddressBook,

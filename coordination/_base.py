@@ -1,36 +1,27 @@
 """The connection and transaction core of ``Chain``: one node, one account, typed failures.
 
-Every transaction is dry-run first, so a revert raises its decoded :class:`ContractRevert` and
-nothing is sent. Reads retry refused connections (idempotent) but never a timeout; sends are
-never retried. Every failure is a :class:`CoordinationError`.
+Every transaction is dry-run first (on the embedded chain, folded into the transaction itself),
+so a revert raises its decoded :class:`ContractRevert` and nothing is sent. Reads retry refused
+connections (idempotent) but never a timeout; sends are never retried. Every failure is a
+:class:`CoordinationError` (``_translate``).
 """
 
 from __future__ import annotations
 
-import ast
-import json
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from eth_abi.abi import decode as abi_decode
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
-from ._artifacts import CONTRACTS, artifact, error_table, event_topics
-from ._errors import (
-    REVERT_CLASSES,
-    ChainUnavailable,
-    ContractRevert,
-    CoordinationError,
-    InsufficientFunds,
-    NonceConflict,
-    NotDeployed,
-    TransactionError,
-)
+from ._artifacts import CONTRACTS, artifact, event_topics
+from ._embedded import NoCode, embedded_call, embedded_send, tester_receipt
+from ._errors import ChainUnavailable, CoordinationError, NotDeployed, TransactionError
 from ._events import ChainEvent
+from ._translate import translate
 from ._types import AddressBook, Receipt, with_value
 
 T = TypeVar("T")
@@ -48,6 +39,7 @@ class _Connection:
     kind: str  # "eth-tester", "anvil" or "rpc"
     tester: Any = None
     embedded_gas: int = 0
+    call_from: str = ""  # embedded: the sender of reads (see _embedded_call)
     timeout: float = 30.0
     nonces: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -165,12 +157,23 @@ class ChainBase:
     def _call(self, fn: Any) -> Any:
         """A contract read; a deployment without code (fresh chain) raises NotDeployed."""
         try:
+            if self._conn.tester is not None:
+                return embedded_call(
+                    self._conn.tester, self._conn.w3.codec, fn, self._call_from(), "latest"
+                )
             return retry_read(lambda: fn.call())
         except CoordinationError:
             raise
         except Exception as exc:
             self._check_code(str(fn.address))
             raise translate(exc) from exc
+
+    def _call_from(self) -> str:
+        """The sender of an embedded read: the one web3 fills in for a call without one
+        (eth-tester's first account)."""
+        if not self._conn.call_from:
+            self._conn.call_from = str(self._conn.tester.get_accounts()[0])
+        return self._conn.call_from
 
     def _check_code(self, address: str) -> None:
         code = self._read(lambda: self._conn.w3.eth.get_code(to_checksum_address(address)))
@@ -191,14 +194,18 @@ class ChainBase:
     def transact(self, fn: Any, *, deploying: bool = False) -> Receipt[Any]:
         """Send any web3 contract call ``fn`` from this account (the typed methods use this):
         dry-run first, so a revert raises its decoded :class:`ContractRevert` and nothing is
-        sent; mined receipts carry decoded events. Never retried."""
+        sent; mined receipts carry decoded events. Never retried.
+
+        On the embedded chain the dry run and the transaction are one EVM execution: the
+        signed transaction is applied to the pending block and, if it fails (or calls an
+        address without code), taken out again before anything is mined (see
+        ``_embedded.embedded_send``)."""
         account = self._require_account()
+        embedded = self._conn.tester is not None and not deploying
         try:
-            if self._conn.tester is not None and not deploying:
-                # eth-tester estimates gas by a binary search (~14 EVM runs); one dry run
-                # against the pending block finds reverts, and the tx (alone in its block)
-                # may use the block's gas limit: unused gas is never charged.
-                fn.call({"from": account.address}, "pending")
+            if embedded:
+                # eth-tester estimates gas by a binary search (~14 EVM runs); the tx (alone
+                # in its block) may use the block's gas limit: unused gas is never charged.
                 gas = self._conn.embedded_gas
             else:
                 gas = int(fn.estimate_gas({"from": account.address})) * 5 // 4 + 20_000
@@ -218,7 +225,7 @@ class ChainBase:
                 "maxPriorityFeePerGas": 0,
             }
         )
-        receipt = self._send(account, tx)
+        receipt = self._send(account, tx, checked=embedded)
         if deploying:
             if not receipt.value:
                 raise TransactionError("deployment receipt has no contract address")
@@ -234,7 +241,11 @@ class ChainBase:
         w3 = self._conn.w3
         return int(self._read(lambda: w3.eth.get_transaction_count(account.address, "pending")))
 
-    def _send(self, account: LocalAccount, tx: dict[str, Any]) -> Receipt[Any]:
+    def _send(
+        self, account: LocalAccount, tx: dict[str, Any], *, checked: bool = False
+    ) -> Receipt[Any]:
+        """Sign, send and await ``tx``. ``checked`` (embedded chain): a transaction that
+        would fail is refused, typed, and nothing is mined (``_embedded.embedded_send``)."""
         w3 = self._conn.w3
         if self._conn.tester is not None:
             base_fee = int(_tester_header(self._conn.tester, None).base_fee_per_gas or 0)
@@ -251,15 +262,26 @@ class ChainBase:
             tx["nonce"] = nonce
             signed = account.sign_transaction(tx)
             try:
-                tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+                if checked:
+                    tx_hash = embedded_send(self._conn.tester, bytes(signed.raw_transaction))
+                else:
+                    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+            except NoCode:
+                self._check_code(str(tx["to"]))  # raises NotDeployed
+                raise TransactionError(f"no contract code at {tx['to']}") from None
+            except CoordinationError:  # refused before it was applied: the nonce is unused
+                raise
             except Exception as exc:
                 self._conn.nonces.pop(account.address, None)
                 raise translate(exc) from exc
             self._conn.nonces[account.address] = nonce + 1
         try:
-            raw = w3.eth.wait_for_transaction_receipt(
-                tx_hash, timeout=self._conn.timeout, poll_latency=0.02
-            )
+            if self._conn.tester is not None:  # mined as it was sent
+                raw = tester_receipt(self._conn.tester, bytes(tx_hash))
+            else:
+                raw = w3.eth.wait_for_transaction_receipt(
+                    tx_hash, timeout=self._conn.timeout, poll_latency=0.02
+                )
         except Exception as exc:
             self._conn.nonces.pop(account.address, None)
             raise TransactionError(f"no receipt for 0x{bytes(tx_hash).hex()}: {exc}") from exc
@@ -340,66 +362,3 @@ def retry_read(fn: Callable[[], T]) -> T:
             time.sleep(delay)
             delay *= 2
     raise AssertionError("unreachable")
-
-
-def decode_revert_data(data: bytes, detail: str = "") -> ContractRevert:
-    """The typed error of revert ``data`` (a 4-byte selector and ABI-encoded arguments)."""
-    entry = error_table().get(bytes(data[:4]))
-    if entry is None:
-        return ContractRevert("unknown", (bytes(data),), detail or "selector not in any ABI")
-    try:
-        args = tuple(
-            to_checksum_address(v) if t == "address" else v
-            for t, v in zip(
-                entry.types, abi_decode(list(entry.types), bytes(data[4:])), strict=True
-            )
-        )
-    except Exception:
-        return ContractRevert(entry.name, (bytes(data),), "arguments did not decode")
-    cls = REVERT_CLASSES.get(entry.name, ContractRevert)
-    return cls(entry.name, args, detail)
-
-
-def _revert_bytes(text: str) -> bytes | None:
-    if text.startswith(("b'", 'b"')):
-        try:
-            value = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            return None
-        return value if isinstance(value, bytes) else None
-    if text.startswith("0x"):
-        try:
-            return bytes.fromhex(text[2:])
-        except ValueError:
-            return None
-    return None
-
-
-def translate(exc: Exception) -> CoordinationError:
-    """Map a web3 / eth-tester / JSON-RPC failure onto the typed hierarchy."""
-    import requests
-
-    if isinstance(exc, CoordinationError):
-        return exc
-    if isinstance(exc, requests.Timeout):
-        return ChainUnavailable(f"JSON-RPC node did not answer in time: {exc}")
-    if isinstance(exc, requests.ConnectionError):
-        return ChainUnavailable(f"JSON-RPC node unreachable: {exc}")
-    data = getattr(exc, "data", None)
-    if isinstance(data, str) and data.startswith("0x") and len(data) >= 10:
-        return decode_revert_data(bytes.fromhex(data[2:]))
-    text = str(exc.args[0]) if exc.args else str(exc)
-    if isinstance(exc.args[0] if exc.args else None, dict):
-        text = json.dumps(exc.args[0])
-    if "execution reverted" in text:
-        tail = text.split("execution reverted", 1)[1].lstrip(": ")
-        raw = _revert_bytes(tail)
-        if raw is not None and len(raw) >= 4:
-            return decode_revert_data(raw)
-        return ContractRevert("Error", (tail,)) if tail else ContractRevert("revert", ())
-    lowered = text.lower()
-    if "cannot afford" in lowered or "insufficient funds" in lowered:
-        return InsufficientFunds(f"not enough ETH for gas and value: {text}")
-    if "nonce" in lowered:
-        return NonceConflict(f"nonce rejected, local nonce resynchronised: {text}")
-    return TransactionError(f"{type(exc).__name__}: {text}")

@@ -8,6 +8,7 @@ import trio
 
 from ._artifacts import CONTRACTS
 from ._base import ChainBase
+from ._embedded import tester_log
 from ._errors import CoordinationError
 from ._events import ChainEvent
 
@@ -31,7 +32,13 @@ class EventsMixin(ChainBase):
             "address": [self._contracts[n].address for n in CONTRACTS],
         }
         try:
-            logs = self._read(lambda: self._conn.w3.eth.get_logs(query))
+            tester = self._conn.tester
+            if tester is not None:  # eth-tester directly, without web3's request path
+                last = self.block_number() if to_block is None else to_block
+                found = self._read(lambda: tester.get_logs(start, last, query["address"]))
+                logs = [tester_log(log) for log in found]
+            else:
+                logs = self._read(lambda: self._conn.w3.eth.get_logs(query))
         except CoordinationError:
             self.check_deployment()  # NotDeployed when the node lost the contracts
             raise

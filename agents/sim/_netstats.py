@@ -8,7 +8,7 @@ from types import TracebackType
 
 import msgpack
 
-from axl import Identity, InboundFrame, MemoryNetwork, PeerId, Transport
+from axl import Identity, InboundFrame, MemoryNetwork, PeerId, Transport, VerifiedFrames
 
 from .._wiring import TransportFactory
 
@@ -49,6 +49,13 @@ class CountingTransport:
     @property
     def local_peer(self) -> PeerId:
         return self._inner.local_peer
+
+    @property
+    def verified_frames(self) -> VerifiedFrames | None:
+        """The inner memory network's shared record of verified frames (see
+        ``axl.MemoryNetwork``); None over libp2p, which has none."""
+        shared = getattr(self._inner, "verified_frames", None)
+        return shared if isinstance(shared, VerifiedFrames) else None
 
     def _count(self, frame: bytes) -> bytes:
         if self._mangle and frame:

@@ -64,6 +64,7 @@ EXPECTED = {
     "Transport",
     "TransportClosed",
     "UnknownMessageType",
+    "VerifiedFrames",
     "default_registry",
     "merkle_depth",
     "merkle_leaf",
