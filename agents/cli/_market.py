@@ -198,6 +198,7 @@ def _referee(table: dict[str, Any], stake: int | None) -> Agent:
         challenge_timeout=t.number("challenge_timeout", default.challenge_timeout, minimum=0.01),
         poll_interval=t.number("poll_interval", default.poll_interval, minimum=0.01),
         stake=stake if stake is not None else default.stake,
+        query_patience=t.number("query_patience", default.query_patience, minimum=0.0),
     )
     t.finish()
     return StatusReferee(config, "referee")

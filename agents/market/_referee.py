@@ -10,7 +10,7 @@ from typing import Literal
 
 import trio
 
-from axl import BlobId, Context, Message, PeerId, RemoteError
+from axl import BlobId, Context, Message, PeerId, RemoteError, RequestTimeout
 from compute import ChallengeOpened, Dataset, Deadline, GameError, TaskSpec, handle, open_game
 from compute import Verdict as GameVerdict
 from coordination import CoordinationError, JobStatus, Role
@@ -42,7 +42,10 @@ class RefereeConfig:
     :class:`Challenge` within it has made no case (it loses once the window closes) [120 s];
     ``poll_interval`` between looks at the chain [0.5 s]; ``stake``: referee stake topped up
     at start [100 AI] (each vote locks the chain's minimum referee stake);
-    ``data_timeout`` bounds the fetch of a disputed job's dataset blob [120 s]."""
+    ``data_timeout`` bounds the fetch of a disputed job's dataset blob [120 s];
+    ``query_patience``: how long to keep asking a side that lets a query time out, each wait
+    twice the last (at most a quarter of the patience), so one lost frame or a short partition
+    does not make an honest party lose its game [0: ask once]."""
 
     query_timeout: float = 30.0
     game_timeout: float = 600.0
@@ -50,6 +53,7 @@ class RefereeConfig:
     poll_interval: float = 0.5
     stake: int = 100 * TOKEN
     data_timeout: float = DATA_TIMEOUT
+    query_patience: float = 0.0
 
 
 def outcome_of(verdict: GameVerdict) -> CaseOutcome:
@@ -332,9 +336,20 @@ class Referee(MarketAgent):
 
     async def ask(self, peer: PeerId, query: Message) -> Message:
         """One Verde query to a side of a game; raises when it goes unanswered
-        (``RemoteError``, ``TimeoutError``, ...: the side then owes the reply). Asks once,
-        waiting ``query_timeout``; override to ask again on a lossy network."""
-        return await self.request(peer, query, timeout=self.config.query_timeout)
+        (``RemoteError``, ``TimeoutError``, ...: the side then owes the reply). Waits
+        ``query_timeout``, and after a timeout asks again, backing off, until
+        ``query_patience`` has passed (0: asks once)."""
+        wait = self.config.query_timeout
+        patience = self.config.query_patience
+        give_up = trio.current_time() + patience
+        while True:
+            try:
+                return await self.request(peer, query, timeout=wait)
+            except RequestTimeout:
+                if patience <= 0 or trio.current_time() >= give_up:
+                    raise
+                self.stats.inc("market.queries_repeated")
+                wait = min(wait * 2, patience / 4)
 
     async def _cast(self, job_id: int, d: _Dispute, solver_wins: bool) -> None:
         d.voted = True

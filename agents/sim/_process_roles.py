@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import trio
 
-from axl import Message, PeerId, RequestTimeout
+from axl import PeerId
 from compute import SGD, Cheat, MLPModel, Party, TaskSpec
 from coordination import CoordinationError
 
@@ -109,27 +109,6 @@ class ColludingVerifier(Verifier):
         return super().agrees(job_id, party, root)
 
 
-class PatientReferee(Referee):
-    """Asks a silent side again, backing off, until ``patience`` seconds passed (as the
-    in-process ``SimReferee``): a frame lost to the link profile, a short partition or a
-    loaded machine does not make an honest party lose its game."""
-
-    def __init__(self, config: RefereeConfig, name: str, patience: float) -> None:
-        super().__init__(config, name)
-        self.patience = patience
-
-    async def ask(self, peer: PeerId, query: Message) -> Message:
-        give_up = trio.current_time() + self.patience
-        wait = self.config.query_timeout
-        while True:
-            try:
-                return await self.request(peer, query, timeout=wait)
-            except RequestTimeout:
-                if trio.current_time() >= give_up:
-                    raise
-                wait = min(wait * 2, self.patience / 4)
-
-
 class PeerSpammer(BusSpammer):
     """Floods the run's other agents (their peer ids, known from the plan)."""
 
@@ -188,12 +167,15 @@ def build(
         if behaviour == "colluding":
             return ColludingVerifier(verifier_config, name, partner)
         return Verifier(verifier_config, name)
-    return PatientReferee(
+    # Asks a silent side again until the game's patience runs out (as the in-process
+    # simulator's referee): a frame lost to the link profile, a short partition or a loaded
+    # machine does not make an honest party lose its game.
+    return Referee(
         RefereeConfig(
             query_timeout=market.query_timeout,
             game_timeout=market.game_patience,
             stake=REFEREE_STAKE,
+            query_patience=market.game_patience,
         ),
         name,
-        market.game_patience,
     )
