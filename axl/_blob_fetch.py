@@ -205,7 +205,7 @@ class BlobFetcher:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_read_frames, stream, reader, send)
             try:
-                await self._process(fetch, holder, stream, receive, want)
+                await self._process(fetch, holder, stream, reader, receive, want)
             except Exception as exc:  # raised below, outside the nursery: not in a group
                 error = exc
             finally:
@@ -218,6 +218,7 @@ class BlobFetcher:
         fetch: _Fetch,
         holder: PeerId,
         stream: BulkStream,
+        reader: FrameReader,
         frames: trio.MemoryReceiveChannel[Frame | Exception | None],
         want: bytes,
     ) -> None:
@@ -286,6 +287,7 @@ class BlobFetcher:
                     raise self._ban(fetch, holder, "wrong_chunk")
                 assert leaf is not None
                 fetch.partial.record(chunk.index, leaf)
+                reader.recycle(chunk.data)  # written: its buffer takes the next frame
                 self.stats.inc("blob.chunks_fetched")
             if plan.done:
                 fetch.signal()
