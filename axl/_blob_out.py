@@ -8,21 +8,31 @@ buffer, which is written again only after that write returned.
 
 from __future__ import annotations
 
+from ._blob_buffers import BufferPool
 from ._blob_protocol import Frame, chunk_header, encode
 
 
 class OutFrames:
     """Frames for one stream write; :meth:`view` is valid until the next :meth:`clear`."""
 
-    def __init__(self) -> None:
-        self._buffer = bytearray()
+    def __init__(self, pool: BufferPool, size_hint: int) -> None:
+        self._pool = pool
+        self._buffer = pool.take(size_hint)
         self.size = 0
         self.chunks = 0
 
+    def close(self) -> None:
+        """Give the buffer back to the pool (the stream is done)."""
+        self._pool.give(self._buffer)
+        self._buffer = bytearray()
+
     def _reserve(self, length: int) -> memoryview:
         end = self.size + length
-        if len(self._buffer) < end:  # no view of the buffer is alive between calls
-            self._buffer.extend(bytes(end - len(self._buffer)))
+        if len(self._buffer) < end:
+            try:
+                self._buffer.extend(bytes(end - len(self._buffer)))
+            except BufferError:  # a view of it is still alive somewhere: start a new one
+                self._buffer = self._buffer[: self.size] + bytes(end - self.size)
         view = memoryview(self._buffer)[self.size : end]
         self.size = end
         return view

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Generic, TypeVar
 
+from ._blob_buffers import BufferPool
 from ._blob_id import WIRE_LENGTH, BlobId, checked_leaf
 from ._errors import BlobProtocolError, InvalidBlobId
 
@@ -173,17 +174,19 @@ class FrameReader:
     costs the kernel its page faults (~0.4 ms per MiB measured here), a reused one nothing.
     """
 
-    def __init__(self, max_frame: int, preallocate: int = PREALLOCATE) -> None:
+    def __init__(
+        self, max_frame: int, preallocate: int = PREALLOCATE, pool: BufferPool | None = None
+    ) -> None:
         self.max_frame = max_frame
         self.preallocate = preallocate
+        self.pool = pool if pool is not None else BufferPool(_SPARE_BUFFERS)
         self._buffer = bytearray()  # bytes not yet in a frame being filled
-        self._frame: bytearray | None = None  # a large CHUNK frame being filled in place
+        self._frame: memoryview | None = None  # a large CHUNK frame being filled in place
         self._filled = 0
-        self._spare: list[bytearray] = []  # buffers given back by :meth:`recycle`
 
     def recycle(self, data: bytes | memoryview) -> None:
-        """Give back the buffer behind a chunk's ``data`` that this reader handed over; the
-        caller keeps no reference to it (its bytes are overwritten by the next frame)."""
+        """Give back the buffer behind a chunk's ``data`` that this reader handed over, for a
+        later frame; the caller keeps no reference to it (its bytes will be overwritten)."""
         if not isinstance(data, memoryview):
             return
         buffer = data.obj
@@ -191,16 +194,8 @@ class FrameReader:
             data.release()
         except BufferError:  # still exported somewhere: not ours to reuse
             return
-        if isinstance(buffer, bytearray) and len(self._spare) < _SPARE_BUFFERS:
-            self._spare.append(buffer)
-
-    def _new_frame(self, size: int) -> bytearray:
-        spare = self._spare
-        while spare:
-            buffer = spare.pop()
-            if len(buffer) == size:
-                return buffer
-        return bytearray(size)
+        if isinstance(buffer, bytearray):
+            self.pool.give(buffer)
 
     @property
     def buffered(self) -> int:
@@ -230,7 +225,7 @@ class FrameReader:
             return
         if len(buffer) >= 4 + length:
             return
-        frame = self._frame = self._new_frame(4 + length)
+        frame = self._frame = memoryview(self.pool.take(4 + length))[: 4 + length]
         frame[: len(buffer)] = buffer
         self._filled = len(buffer)
         self._buffer = bytearray()
@@ -243,7 +238,7 @@ class FrameReader:
                 return None
             self._frame = None
             self._start_frame()  # the bytes after it may begin the next one
-            return _decode(FrameType.CHUNK, memoryview(frame)[_HEADER.size :], owned=True)
+            return _decode(FrameType.CHUNK, frame[_HEADER.size :], owned=True)
         buffer = self._buffer
         if len(buffer) < _HEADER.size:
             return None

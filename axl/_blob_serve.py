@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from ._blob_buffers import BufferPool
 from ._blob_id import BlobId
 from ._blob_io import close_quietly, read_frame, send_bytes, write_frame
 from ._blob_out import OutFrames
@@ -39,6 +40,7 @@ from ._transport import BulkStream, BulkTransport
 logger = logging.getLogger("axl.blobs")
 
 MAX_WRITE = 1 << 20
+SPARE_BUFFERS = 4  # outgoing frame buffers a holder keeps between streams (~1 MiB each)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class BlobServer:
     budget: UploadBudget = field(init=False)
     _unmetered: bool = field(init=False)
     streams: dict[PeerId, int] = field(default_factory=dict)
+    _buffers: BufferPool = field(default_factory=lambda: BufferPool(SPARE_BUFFERS))
 
     def __post_init__(self) -> None:
         c = self.config
@@ -167,13 +170,16 @@ class BlobServer:
             return
         # READY goes out with the first answers when requests came with the WANT (as a
         # fetcher sends them): one stream write less per fetch
-        out = OutFrames()
-        if reader.has_frame:
-            out.add(Ready())
-        else:
-            await write_frame(stream, Ready())
-        while await self._answer_batch(peer, stream, reader, blob_id, out):
-            pass
+        out = OutFrames(self._buffers, min(blob_id.chunk_size, MAX_WRITE) + (1 << 12))
+        try:
+            if reader.has_frame:
+                out.add(Ready())
+            else:
+                await write_frame(stream, Ready())
+            while await self._answer_batch(peer, stream, reader, blob_id, out):
+                pass
+        finally:
+            out.close()
 
     async def _answer_batch(
         self, peer: PeerId, stream: BulkStream, reader: FrameReader, blob_id: BlobId, out: OutFrames
