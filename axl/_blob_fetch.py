@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from ._blob_buffers import BufferPool
 from ._blob_id import BlobId, checked_leaf
 from ._blob_io import close_quietly, read_frame, send_bytes
 from ._blob_partial import PartialBlob
@@ -35,7 +36,7 @@ from ._blob_protocol import (
     chunk_frame_limit,
     encode,
 )
-from ._blob_serve import BlobConfig
+from ._blob_serve import SPARE_BUFFERS, BlobConfig
 from ._blobs import BlobStore
 from ._errors import BlobProtocolError, BlobUnavailable, PeerUnreachable
 from ._identity import PeerId
@@ -75,6 +76,8 @@ class BlobFetcher:
     stats: Counters
     banned: OrderedDict[BlobId, set[PeerId]] = field(default_factory=OrderedDict)
     _running: dict[BlobId, trio.Event] = field(default_factory=dict)
+    # written chunks' frame buffers, for the next frames of this fetch and of later ones
+    _buffers: BufferPool = field(default_factory=lambda: BufferPool(SPARE_BUFFERS))
 
     async def fetch(
         self, blob_id: BlobId, from_peers: Iterable[PeerId], *, timeout: float | None = None
@@ -176,7 +179,7 @@ class BlobFetcher:
         with trio.fail_after(config.open_timeout):
             stream = await self.transport.open_bulk(holder)
         try:
-            reader = FrameReader(chunk_frame_limit(fetch.blob_id))
+            reader = FrameReader(chunk_frame_limit(fetch.blob_id), pool=self._buffers)
             # WANT and the first GETs go out together; READY (or a refusal) comes first back
             await self._pump(fetch, holder, stream, reader, encode(Want(fetch.blob_id)))
         finally:
@@ -205,7 +208,7 @@ class BlobFetcher:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_read_frames, stream, reader, send)
             try:
-                await self._process(fetch, holder, stream, receive, want)
+                await self._process(fetch, holder, stream, reader, receive, want)
             except Exception as exc:  # raised below, outside the nursery: not in a group
                 error = exc
             finally:
@@ -218,6 +221,7 @@ class BlobFetcher:
         fetch: _Fetch,
         holder: PeerId,
         stream: BulkStream,
+        reader: FrameReader,
         frames: trio.MemoryReceiveChannel[Frame | Exception | None],
         want: bytes,
     ) -> None:
@@ -286,6 +290,7 @@ class BlobFetcher:
                     raise self._ban(fetch, holder, "wrong_chunk")
                 assert leaf is not None
                 fetch.partial.record(chunk.index, leaf)
+                reader.recycle(chunk.data)  # written: its buffer takes the next frame
                 self.stats.inc("blob.chunks_fetched")
             if plan.done:
                 fetch.signal()

@@ -43,7 +43,7 @@ async def write_frame(stream: BulkStream, frame: Frame) -> None:
     await send_bytes(stream, encode(frame))
 
 
-async def send_bytes(stream: BulkStream, data: bytes) -> None:
+async def send_bytes(stream: BulkStream, data: bytes | memoryview) -> None:
     """Send encoded frames; raises :class:`PeerUnreachable` when the stream broke."""
     try:
         await stream.send_all(data)

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 
 import trio
 
+from ._blob_buffers import BufferPool
 from ._blob_id import BlobId
 from ._blob_io import close_quietly, read_frame, send_bytes, write_frame
+from ._blob_out import OutFrames
 from ._blob_protocol import (
     REQUEST_FRAME_LIMIT,
-    Chunk,
     FrameReader,
     Get,
     Ready,
@@ -29,7 +30,6 @@ from ._blob_protocol import (
     Refuse,
     UploadBudget,
     Want,
-    encode_all,
 )
 from ._blobs import BlobStore
 from ._errors import BlobNotHeld, BlobProtocolError, CorruptBlob, PeerUnreachable, TransportClosed
@@ -40,6 +40,7 @@ from ._transport import BulkStream, BulkTransport
 logger = logging.getLogger("axl.blobs")
 
 MAX_WRITE = 1 << 20
+SPARE_BUFFERS = 4  # outgoing frame buffers a holder keeps between streams (~1 MiB each)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,7 @@ class BlobServer:
     budget: UploadBudget = field(init=False)
     _unmetered: bool = field(init=False)
     streams: dict[PeerId, int] = field(default_factory=dict)
+    _buffers: BufferPool = field(default_factory=lambda: BufferPool(SPARE_BUFFERS))
 
     def __post_init__(self) -> None:
         c = self.config
@@ -168,53 +170,53 @@ class BlobServer:
             return
         # READY goes out with the first answers when requests came with the WANT (as a
         # fetcher sends them): one stream write less per fetch
-        ready: list[Ready] = [Ready()]
-        if not reader.has_frame:
-            await write_frame(stream, Ready())
-            ready = []
-        while await self._answer_batch(peer, stream, reader, blob_id, ready):
-            ready = []
+        out = OutFrames(self._buffers, min(blob_id.chunk_size, MAX_WRITE) + (1 << 12))
+        try:
+            if reader.has_frame:
+                out.add(Ready())
+            else:
+                await write_frame(stream, Ready())
+            while await self._answer_batch(peer, stream, reader, blob_id, out):
+                pass
+        finally:
+            out.close()
 
     async def _answer_batch(
-        self,
-        peer: PeerId,
-        stream: BulkStream,
-        reader: FrameReader,
-        blob_id: BlobId,
-        ready: list[Ready],
+        self, peer: PeerId, stream: BulkStream, reader: FrameReader, blob_id: BlobId, out: OutFrames
     ) -> bool:
         """Answer the next request and every further one already received, up to
-        ``MAX_WRITE`` bytes, in one stream write after ``ready`` (each write costs the
-        transport a frame with its own small tail); False when the stream is done. A request
-        that breaks the protocol ends the stream without the answers gathered before it."""
-        answers: list[Chunk | Refuse | Ready] = [*ready]
+        ``MAX_WRITE`` bytes, in one stream write after what ``out`` holds (each write costs
+        the transport a frame with its own small tail); False when the stream is done. A
+        request that breaks the protocol ends the stream without the answers gathered before
+        it."""
         size = 0
         # with an upload budget, one chunk per write: a chunk never waits on the next's budget
         limit = MAX_WRITE if self._unmetered else 0
+        more = True
         while True:
-            answer = await self._answer_one(peer, stream, reader, blob_id)
-            if answer is None:
+            length = await self._answer_one(peer, stream, reader, blob_id, out)
+            if length is None:
+                more = False
                 break
-            answers.append(answer)
-            if isinstance(answer, Refuse):
-                break
-            size += len(answer.data)
+            size += length
             if size >= limit or not reader.has_frame:
                 break
-        if answers:
+        if out.size:
             try:
                 with trio.fail_after(self.config.idle_timeout):  # a fetcher that stops
-                    await send_bytes(stream, encode_all(answers))  # reading holds no slot
+                    await send_bytes(stream, out.view())  # reading holds no slot
             except trio.TooSlowError:
                 self.stats.inc("blob.serve.write_timeout")
                 return False
-            chunks = sum(isinstance(a, Chunk) for a in answers)
-            self.stats.inc("blob.chunks_served", chunks)
-        return answer is not None and not isinstance(answer, Refuse)
+            self.stats.inc("blob.chunks_served", out.chunks)
+            out.clear()
+        return more
 
     async def _answer_one(
-        self, peer: PeerId, stream: BulkStream, reader: FrameReader, blob_id: BlobId
-    ) -> Chunk | Refuse | None:
+        self, peer: PeerId, stream: BulkStream, reader: FrameReader, blob_id: BlobId, out: OutFrames
+    ) -> int | None:
+        """Read one request and add its answer to ``out``: the chunk's length, or None when the
+        stream is done (it ended, or a refusal was added)."""
         frame = None
         with trio.move_on_after(self.config.idle_timeout):
             frame = await read_frame(stream, reader)
@@ -222,26 +224,35 @@ class BlobServer:
             return None
         if not isinstance(frame, Get) or frame.index >= blob_id.n_chunks:
             self.stats.inc("blob.refused.bad_request")
-            return Refuse(Refusal.BAD_REQUEST)
+            out.add(Refuse(Refusal.BAD_REQUEST))
+            return None
         length = blob_id.chunk_length(frame.index)
         wait = self.budget.reserve(peer, length, trio.current_time())
         if wait is None:
             self.stats.inc("blob.refused.over_budget")
-            return Refuse(Refusal.OVER_BUDGET)
+            out.add(Refuse(Refusal.OVER_BUDGET))
+            return None
         if wait > 0:
             await trio.sleep(wait)
         if not self._offered_to(blob_id, peer):
-            return Refuse(Refusal.NOT_HELD)
+            out.add(Refuse(Refusal.NOT_HELD))
+            return None
         try:
-            if self.config.worker_threads:
-                data, proof = await self.store.read_chunk_async(blob_id, frame.index)
-            else:
-                data, proof = self.store.read_chunk(blob_id, frame.index)
+            proof = self.store.chunk_proof(blob_id, frame.index)
+            with out.chunk(frame.index, proof, length) as data:
+                try:
+                    await self.store.read_chunk_into(
+                        blob_id, frame.index, data, in_thread=self.config.worker_threads
+                    )
+                except BaseException:
+                    out.drop_last_chunk(length, proof)
+                    raise
         except (BlobNotHeld, CorruptBlob) as exc:
             self.stats.inc("blob.refused.not_held")
             logger.warning("cannot serve %s: %s", blob_id, exc)
-            return Refuse(Refusal.NOT_HELD)
-        return Chunk(frame.index, proof, data)
+            out.add(Refuse(Refusal.NOT_HELD))
+            return None
+        return length
 
 
 async def refuse_all(transport: BulkTransport) -> None:

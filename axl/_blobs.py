@@ -338,6 +338,23 @@ class BlobStore:
         data, ok = _read_checked(path, blob_id, index, leaf)
         return self._checked(blob_id, index, data, ok), proof
 
+    def chunk_proof(self, blob_id: BlobId, index: int) -> bytes:
+        """Chunk ``index``'s proof; raises as :meth:`read_chunk`."""
+        return self._locate(blob_id, index)[2]
+
+    async def read_chunk_into(
+        self, blob_id: BlobId, index: int, out: memoryview, *, in_thread: bool = False
+    ) -> None:
+        """:meth:`read_chunk`'s data into ``out`` (exactly the chunk's length), no new buffer:
+        a holder reuses one per stream. ``in_thread``: read and hash in a worker thread.
+        Raises as :meth:`read_chunk`."""
+        path, leaf, _ = self._locate(blob_id, index)
+        if in_thread:
+            ok = await trio.to_thread.run_sync(_read_checked_into, path, blob_id, index, leaf, out)
+        else:
+            ok = _read_checked_into(path, blob_id, index, leaf, out)
+        self._checked(blob_id, index, None if ok is None else b"", bool(ok))
+
     async def read_chunk_async(self, blob_id: BlobId, index: int) -> tuple[bytes, bytes]:
         """:meth:`read_chunk` with the disk read and the hash in a worker thread."""
         path, leaf, proof = self._locate(blob_id, index)
@@ -470,3 +487,22 @@ def _read_checked(
     except FileNotFoundError:
         return None, False
     return data, len(data) == length and (leaf is None or leaf_hash(data) == leaf)
+
+
+def _read_checked_into(
+    path: Path, blob_id: BlobId, index: int, leaf: bytes | None, out: memoryview
+) -> bool | None:
+    """:func:`_read_checked` into ``out``: None when the file is gone, else whether the chunk
+    is whole and matches ``leaf``."""
+    length = blob_id.chunk_length(index)
+    if len(out) != length:
+        raise ValueError(f"a buffer of {len(out)} bytes for a chunk of {length}")
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        got = os.preadv(fd, [out], index << blob_id.chunk_shift)
+    finally:
+        os.close(fd)
+    return got == length and (leaf is None or leaf_hash(out) == leaf)

@@ -32,9 +32,9 @@ class Libp2pBulkStream:
     def __init__(self, stream: INetStream) -> None:
         self._stream = stream
 
-    async def send_all(self, data: bytes) -> None:
+    async def send_all(self, data: bytes | memoryview) -> None:
         try:
-            await self._stream.write(data)
+            await self._stream.write(data)  # type: ignore[arg-type]  # sliced, then copied
         except Exception as exc:  # StreamReset, StreamClosed, StreamError, connection lost
             raise PeerUnreachable(f"bulk stream broke: {exc!r}") from None
 

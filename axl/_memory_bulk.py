@@ -54,7 +54,7 @@ class MemoryBulkStream:
         if self._closed:
             raise trio.ClosedResourceError("this end of the bulk stream is closed")
 
-    async def send_all(self, data: bytes) -> None:
+    async def send_all(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
         for start in range(0, len(data), PIECE):
             while True:

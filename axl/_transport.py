@@ -79,9 +79,10 @@ class BulkStream(Protocol):
 
     ``send_all`` waits while the peer's window is full; ``receive_some`` returns ``b""`` at the
     end of the stream. Both raise :class:`PeerUnreachable` when the connection broke.
+    ``send_all`` is done with ``data`` when it returns (the caller may then reuse its buffer).
     """
 
-    async def send_all(self, data: bytes) -> None: ...
+    async def send_all(self, data: bytes | memoryview) -> None: ...
 
     async def receive_some(self, max_bytes: int) -> bytes: ...
 

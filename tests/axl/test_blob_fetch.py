@@ -405,11 +405,13 @@ class CuttingStore(BlobStore):
     network: MemoryNetwork
     cut_at: set[int]
 
-    def read_chunk(self, blob_id: BlobId, index: int) -> tuple[bytes, bytes]:
+    async def read_chunk_into(
+        self, blob_id: BlobId, index: int, out: memoryview, *, in_thread: bool = False
+    ) -> None:
         self.served = getattr(self, "served", 0) + 1
         if self.served in self.cut_at:
             self.network.cut_streams()
-        return super().read_chunk(blob_id, index)
+        await super().read_chunk_into(blob_id, index, out, in_thread=in_thread)
 
 
 @settings(max_examples=12, deadline=None)

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from axl import BlobProtocolError, blob_id_of
+from axl._blob_buffers import BufferPool
 from axl._blob_protocol import (
     Chunk,
     FetchPlan,
@@ -241,3 +242,58 @@ def test_a_chunk_is_handed_over_without_a_copy(preallocate: int, split: int) -> 
     assert reader.next() == Chunk(2, PAIRS[2][1], PAIRS[2][0])
     assert reader.next() == Get(7)
     assert got == Chunk(1, proof, chunk) and bytes(got.data) == chunk
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.binary(min_size=1, max_size=300), min_size=1, max_size=6),
+    st.lists(st.integers(1, 7), min_size=1, max_size=8),
+    st.lists(st.booleans(), min_size=1, max_size=4),
+)
+def test_recycled_frame_buffers_never_change_a_chunk_before_it_is_given_back(
+    datas: list[bytes], cuts: list[int], recycling: list[bool]
+) -> None:
+    """Chunks handed over stay intact while held, whatever later frames reuse; a recycled
+    buffer is taken again for a later frame (with ``preallocate`` 1 and reads shorter than a
+    frame, every chunk is assembled in a buffer of its own)."""
+    wire = b"".join(encode(Chunk(i, b"", d)) for i, d in enumerate(datas))
+    pool = BufferPool(2)
+    reader = FrameReader(LIMIT, 1, pool=pool)
+    held: list[Chunk] = []
+    seen_buffers: set[int] = set()
+    reused = False
+    pos = 0
+    while pos < len(wire):
+        cut = cuts[pos % len(cuts)]
+        reader.feed(wire[pos : pos + cut])
+        pos += cut
+        while (frame := reader.next()) is not None:
+            assert isinstance(frame, Chunk)
+            assert isinstance(frame.data, memoryview)
+            owner = id(frame.data.obj)
+            reused |= owner in seen_buffers
+            seen_buffers.add(owner)
+            assert bytes(frame.data) == datas[frame.index]
+            for chunk in held:  # nothing held was overwritten by this frame
+                assert bytes(chunk.data) == datas[chunk.index]
+            if recycling[frame.index % len(recycling)]:
+                reader.recycle(frame.data)
+            else:
+                held.append(frame)
+    assert not reader.buffered
+    if all(recycling) and len(datas) > 1 and len({len(d) for d in datas}) == 1:
+        assert reused  # same-size frames come back in the same buffer
+    if not any(recycling):
+        assert len(seen_buffers) == len(datas)
+
+
+def test_buffer_pool_is_bounded_and_fits_sizes() -> None:
+    pool = BufferPool(2)
+    a, b, c = bytearray(100), bytearray(1 << 20), bytearray(50)
+    for buffer in (a, b, c):
+        pool.give(buffer)
+    assert pool.take(1 << 20) is b  # the third was not kept
+    assert pool.take(90) is a
+    assert len(pool.take(90)) == 90  # none left: a new one
+    pool.give(bytearray(1 << 20))
+    assert len(pool.take(100)) == 100  # far too large a spare is not handed out
