@@ -4,6 +4,7 @@ every agent's memory transport is wrapped in a :class:`CountingTransport`."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from types import TracebackType
 
 import msgpack
@@ -56,6 +57,13 @@ class CountingTransport:
         ``axl.MemoryNetwork``); None over libp2p, which has none."""
         shared = getattr(self._inner, "verified_frames", None)
         return shared if isinstance(shared, VerifiedFrames) else None
+
+    def set_interest(self, interest: Callable[..., bool] | None) -> None:
+        """Forwarded to the inner memory transport (see ``axl.MemoryNetwork``); over libp2p,
+        which cannot filter, every frame arrives."""
+        set_interest = getattr(self._inner, "set_interest", None)
+        if callable(set_interest):
+            set_interest(interest)
 
     def _count(self, frame: bytes) -> bytes:
         if self._mangle and frame:
