@@ -276,6 +276,9 @@ class _DelayedInbox:
         self._order = itertools.count()
         self._has_items = trio.lowlevel.ParkingLot()
         self._has_space = trio.lowlevel.ParkingLot()
+        # the deadlines of the receivers waiting for an item that is not due yet (or for any
+        # item: deadline +inf); a push moves them to its due time instead of waking them
+        self._waiting: list[trio.CancelScope] = []
         self.closed = False
         self._fast_puts = 0
         self._fast_gets = 0
@@ -286,8 +289,13 @@ class _DelayedInbox:
     def _push(self, item: InboundFrame, delay: float) -> None:
         due = trio.current_time() + delay if delay else -math.inf
         heapq.heappush(self._heap, (due, next(self._order), item))
-        if self._has_items:
-            self._has_items.unpark_all()
+        if not delay:
+            if self._has_items:
+                self._has_items.unpark_all()
+            return
+        for scope in self._waiting:  # woken at the item's due time, not now and again then
+            if due < scope.deadline:
+                scope.deadline = due
 
     def put_nowait(self, item: InboundFrame, delay: float) -> bool:
         if self.closed or len(self._heap) >= self._capacity:
@@ -316,10 +324,19 @@ class _DelayedInbox:
                         self._has_space.unpark()
                     await _cheap_checkpoint(self, "_fast_gets")
                     return item
-                with trio.move_on_after(wait):
-                    await self._has_items.park()
+                await self._wait(due)
             else:
+                await self._wait(math.inf)
+
+    async def _wait(self, deadline: float) -> None:
+        """Park until an undelayed item or :meth:`close` wakes this receiver, or until
+        ``deadline`` (which a delayed item due earlier moves up)."""
+        with trio.CancelScope(deadline=deadline) as scope:
+            self._waiting.append(scope)
+            try:
                 await self._has_items.park()
+            finally:
+                self._waiting.remove(scope)
 
     async def get_batch(self, max_items: int) -> list[InboundFrame]:
         """The next due item and the items due behind it, ``max_items`` at most."""
