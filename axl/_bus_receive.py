@@ -5,7 +5,10 @@ rejected request's authenticated sender is told why); one bad frame never costs 
 
 On a transport that shares a record of verified frames (``verified_frames``: the in-process
 memory network's), a frame whose exact bytes another receiver verified skips the Ed25519 check
-(counted ``verify.cached``), and each frame this receiver verifies is added to it."""
+(counted ``verify.cached``), and each frame this receiver verifies is added to it. On a
+transport that can filter published frames (``set_interest``: the memory network's), the bus
+installs :meth:`ReceiveMixin._wants_published`: only the plain messages it would drop as
+unhandled are left out."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import trio
 
 from ._bus_handlers import HandlersMixin
 from ._bus_subscription import Delivery
-from ._errors import RejectedFrame, TransportClosed
+from ._errors import RejectedFrame, TransportClosed, UnknownMessageType
 from ._guard import Accepted, Prechecked, verify_signatures
 from ._transport import InboundFrame
 from ._verified import VerifiedFrames
@@ -42,6 +45,9 @@ class ReceiveMixin(HandlersMixin):
         self._threads = self._offload_threads()
         shared = getattr(self.transport, "verified_frames", None)
         verified = shared if isinstance(shared, VerifiedFrames) else None
+        set_interest = getattr(self.transport, "set_interest", None)
+        if callable(set_interest):
+            set_interest(self._wants_published)
         while True:
             try:
                 batch = await receive_batch(max_frames)
@@ -73,6 +79,19 @@ class ReceiveMixin(HandlersMixin):
                     self.stats.inc("received")
                     self._dispatch(accepted, now_ms)
             await trio.lowlevel.checkpoint_if_cancelled()
+
+    def _wants_published(self, topic: str, envelope: Envelope) -> bool:
+        """False only for a frame :meth:`_dispatch` would drop as unhandled: a plain message
+        (not a request or response), on a topic without subscription streams, of a known type
+        without a handler. Unknown types and anything else still arrive (and are rejected or
+        routed, counted, as before)."""
+        if envelope.kind is not Kind.MESSAGE or topic in self._subscriptions:
+            return True
+        try:
+            cls = self._guard.registry.lookup(envelope.type, envelope.version)
+        except UnknownMessageType:
+            return True
+        return cls in self._handlers
 
     async def _verify(self, batch: list[Prechecked]) -> list[bool]:
         """The batch's signature verdicts: on the event loop for a small batch, else split

@@ -14,6 +14,14 @@ Verified frames: a published frame reaches its subscribers as the same bytes, so
 keeps one bounded :class:`~axl.VerifiedFrames` record of the frames whose signature a
 receiver verified, and the other receivers of those exact bytes skip the Ed25519 check (the
 rest of the checks stay theirs). ``MemoryNetwork(verified_frames=0)`` turns it off.
+
+Interest: a receiving bus may tell its transport which published frames it would act on
+(:meth:`MemoryTransport.set_interest`; the bus installs its own: a plain message of a type it
+has no handler for, on a topic it has no subscription stream for, is one it would count as
+unhandled and drop). The network then reads a published frame's envelope once and leaves it
+out of the inboxes of the subscribers not interested in it (counted
+``NetworkStats.uninterested``): no wake-up, decoding or checks for a frame each would drop.
+A frame that does not decode goes to every subscriber (each rejects it, counted, as before).
 """
 
 from __future__ import annotations
@@ -22,17 +30,21 @@ import heapq
 import itertools
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 
 import trio
 
-from ._errors import PeerUnreachable, TransportClosed
+from ._errors import DecodeError, PeerUnreachable, TransportClosed
 from ._identity import PeerId
 from ._memory_bulk import MemoryBulkStream, MemoryConnection
 from ._transport import InboundFrame
 from ._verified import DEFAULT_MAX_FRAMES, VerifiedFrames
+from ._wire import Envelope, decode_frame
+
+Interest = Callable[[str, Envelope], bool]
+"""Whether a receiver wants a frame published to a topic: ``(topic, envelope) -> bool``."""
 
 BULK_BACKLOG = 64
 
@@ -58,6 +70,7 @@ class NetworkStats:
     lost: int = 0
     partitioned: int = 0
     dropped_full: int = 0
+    uninterested: int = 0
     by_topic: dict[str, int] = field(default_factory=dict)
 
 
@@ -185,9 +198,18 @@ class MemoryNetwork:
         self.stats.delivered += 1
 
     def _publish(self, sender: PeerId, topic: str, frame: bytes) -> None:
+        envelope: Envelope | None = None
+        peeked = False
         for peer in self._topics.get(topic, ()):
             if peer == sender:
                 continue
+            wants = self._transports[peer]._interest
+            if wants is not None:
+                if not peeked:
+                    envelope, peeked = _peek(frame), True
+                if envelope is not None and not wants(topic, envelope):
+                    self.stats.uninterested += 1
+                    continue
             delay = self._route(sender, peer)
             if delay is None:
                 continue
@@ -221,6 +243,14 @@ class MemoryNetwork:
             members.pop(peer, None)
 
 
+def _peek(frame: bytes) -> Envelope | None:
+    """A published frame's envelope (not verified), or None if it does not decode."""
+    try:
+        return decode_frame(frame)
+    except DecodeError:  # it goes to every receiver, and each rejects it
+        return None
+
+
 _YIELD_EVERY = 64
 
 
@@ -246,6 +276,9 @@ class _DelayedInbox:
         self._order = itertools.count()
         self._has_items = trio.lowlevel.ParkingLot()
         self._has_space = trio.lowlevel.ParkingLot()
+        # the deadlines of the receivers waiting for an item that is not due yet (or for any
+        # item: deadline +inf); a push moves them to its due time instead of waking them
+        self._waiting: list[trio.CancelScope] = []
         self.closed = False
         self._fast_puts = 0
         self._fast_gets = 0
@@ -256,8 +289,13 @@ class _DelayedInbox:
     def _push(self, item: InboundFrame, delay: float) -> None:
         due = trio.current_time() + delay if delay else -math.inf
         heapq.heappush(self._heap, (due, next(self._order), item))
-        if self._has_items:
-            self._has_items.unpark_all()
+        if not delay:
+            if self._has_items:
+                self._has_items.unpark_all()
+            return
+        for scope in self._waiting:  # woken at the item's due time, not now and again then
+            if due < scope.deadline:
+                scope.deadline = due
 
     def put_nowait(self, item: InboundFrame, delay: float) -> bool:
         if self.closed or len(self._heap) >= self._capacity:
@@ -286,10 +324,19 @@ class _DelayedInbox:
                         self._has_space.unpark()
                     await _cheap_checkpoint(self, "_fast_gets")
                     return item
-                with trio.move_on_after(wait):
-                    await self._has_items.park()
+                await self._wait(due)
             else:
+                await self._wait(math.inf)
+
+    async def _wait(self, deadline: float) -> None:
+        """Park until an undelayed item or :meth:`close` wakes this receiver, or until
+        ``deadline`` (which a delayed item due earlier moves up)."""
+        with trio.CancelScope(deadline=deadline) as scope:
+            self._waiting.append(scope)
+            try:
                 await self._has_items.park()
+            finally:
+                self._waiting.remove(scope)
 
     async def get_batch(self, max_items: int) -> list[InboundFrame]:
         """The next due item and the items due behind it, ``max_items`` at most."""
@@ -318,6 +365,7 @@ class MemoryTransport:
         self._peer = peer
         self._inbox = _DelayedInbox(capacity)
         self._topics: set[str] = set()
+        self._interest: Interest | None = None
         self._bulk_send, self._bulk_receive = trio.open_memory_channel[
             tuple[PeerId, MemoryBulkStream]
         ](BULK_BACKLOG)
@@ -336,6 +384,11 @@ class MemoryTransport:
         """The network's record of verified frames, shared by its receivers (the bus uses it;
         see the module docs), or None when the network keeps none."""
         return self._network.verified_frames
+
+    def set_interest(self, interest: Interest | None) -> None:
+        """Which published frames this transport's receiver wants (None: all; see the module
+        docs). It must answer False only for frames the receiver would drop unread."""
+        self._interest = interest
 
     def _check_open(self) -> None:
         if self._inbox.closed:

@@ -18,7 +18,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
 from ._artifacts import CONTRACTS, artifact, event_topics
-from ._embedded import NoCode, embedded_call, embedded_send, tester_receipt
+from ._embedded import NoCode, embedded_call, embedded_send, tester_receipt, tester_send_raw
 from ._errors import ChainUnavailable, CoordinationError, NotDeployed, TransactionError
 from ._events import ChainEvent
 from ._translate import translate
@@ -264,6 +264,8 @@ class ChainBase:
             try:
                 if checked:
                     tx_hash = embedded_send(self._conn.tester, bytes(signed.raw_transaction))
+                elif self._conn.tester is not None:
+                    tx_hash = tester_send_raw(self._conn.tester, bytes(signed.raw_transaction))
                 else:
                     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
             except NoCode:

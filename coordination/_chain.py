@@ -164,10 +164,14 @@ class Chain(GovernanceMixin, EventsMixin):
 
     def advance_time(self, seconds: int) -> None:
         """Move chain time forward by ``seconds`` and mine a block (dev nodes)."""
-        if self._conn.tester is not None:
-            now = self.block_timestamp()
-            self._dev_request("testing_timeTravel", [now + seconds])
-            self._dev_request("evm_mine", [1])
+        tester = self._conn.tester
+        if tester is not None:  # on eth-tester directly: what web3's request path calls
+            target = self.block_timestamp() + seconds
+            try:
+                tester.time_travel(target)
+                tester.mine_blocks(1)
+            except Exception as exc:
+                raise DevOnly(f"time travel to {target} failed on eth-tester: {exc}") from exc
         else:
             self._dev_request("evm_setNextBlockTimestamp", [self.block_timestamp() + seconds])
             self._dev_request("evm_mine", [])

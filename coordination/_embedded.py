@@ -91,15 +91,31 @@ def _failure_message(backend: Any, computation: Any) -> str:
 def embedded_revert(exc: Exception) -> CoordinationError:
     """The typed error of a failed embedded call: the reason as web3's eth-tester provider
     words it (``execution reverted: ...``), through :func:`translate`."""
+    return translate(Exception(f"execution reverted: {_reason(exc)}"))
+
+
+def _reason(exc: Exception) -> object:
     from eth_abi.exceptions import DecodingError
 
     first = exc.args[0] if exc.args else ""
     raw = first.args[0] if isinstance(first, Exception) and first.args else first
     try:
-        reason = abi_decode(["string"], raw[4:])[0] if isinstance(raw, bytes) else raw
+        return abi_decode(["string"], raw[4:])[0] if isinstance(raw, bytes) else raw
     except DecodingError:
-        reason = first
-    return translate(Exception(f"execution reverted: {reason}"))
+        return first
+
+
+def tester_send_raw(tester: Any, raw: bytes) -> bytes:
+    """eth-tester's ``send_raw_transaction`` (applied and mined), called as web3's eth-tester
+    provider calls it (a failure re-raised as ``execution reverted: <reason>``), without
+    web3's request path: the embedded chain's unchecked sends (deployments, gas money)."""
+    from eth_tester.exceptions import TransactionFailed
+
+    try:
+        tx_hash = tester.send_raw_transaction("0x" + raw.hex())
+    except TransactionFailed as exc:
+        raise TransactionFailed(f"execution reverted: {_reason(exc)}") from exc
+    return _hex(tx_hash)
 
 
 def tester_receipt(tester: Any, tx_hash: bytes) -> dict[str, Any]:

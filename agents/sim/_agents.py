@@ -18,6 +18,7 @@ from agents.market import (
     BatchPolicy,
     Challenge,
     JobPosted,
+    JobTaken,
     MarketAgent,
     Referee,
     RefereeConfig,
@@ -32,14 +33,17 @@ from agents.market import (
     VerifierConfig,
     VerifyPolicy,
 )
-from axl import Message, PeerId, RequestTimeout
+from axl import Envelope, Message, PeerId, RequestTimeout
 from compute import SGD, MLPModel, Party, TaskSpec
 from coordination import Role
 
 from ._bank import TOKEN
+from ._netstats import CountingTransport
 from ._world import Member, World
 
 T = TypeVar("T")
+
+_ANNOUNCEMENTS = {JobPosted.axl_tag, JobTaken.axl_tag}
 
 
 def job_spec(world: World, seed: int, steps: int) -> TaskSpec:
@@ -170,10 +174,28 @@ class SimSolver(SwarmRole, Solver):
         self.join_world(world)
         self.rng = world.rng(name)
 
+    async def on_start(self) -> None:
+        transport = self.bus.transport
+        if isinstance(transport, CountingTransport):
+            transport.narrow = self._wants_published
+        await super().on_start()
+
     def accepts(self, job: JobPosted) -> bool:
         return super().accepts(job) and self.name in self.world.candidates(
             job.job_id, self.member.shard
         )
+
+    def _wants_published(self, topic: str, envelope: Envelope) -> bool:
+        """False only for a job announcement (``JobPosted``, ``JobTaken``) of a job whose
+        seeded draw of candidates leaves this solver out: its handlers ignore those (it
+        never bids on the job, so it has no bid or backlog entry to drop). Anything that
+        does not decode still arrives, to be rejected by the bus."""
+        if envelope.type not in _ANNOUNCEMENTS:
+            return True
+        message = self.world.peek(envelope)
+        if not isinstance(message, JobPosted | JobTaken):
+            return True
+        return self.name in self.world.candidates(message.job_id, self.member.shard)
 
     async def job_posted(self, message: JobPosted, ctx: Context) -> None:
         if not self.active:

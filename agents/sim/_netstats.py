@@ -4,7 +4,9 @@ every agent's memory transport is wrapped in a :class:`CountingTransport`."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 import msgpack
 
@@ -45,6 +47,10 @@ class CountingTransport:
         self._inner = inner
         self._counter = counter
         self._mangle = mangle
+        self._interest: Callable[..., bool] | None = None
+        self.narrow: Callable[[str, Any], bool] | None = None
+        """A role's own filter of the published frames its bus wants (``SimSolver``'s): it
+        must answer False only for frames the role's handlers would ignore."""
 
     @property
     def local_peer(self) -> PeerId:
@@ -56,6 +62,20 @@ class CountingTransport:
         ``axl.MemoryNetwork``); None over libp2p, which has none."""
         shared = getattr(self._inner, "verified_frames", None)
         return shared if isinstance(shared, VerifiedFrames) else None
+
+    def set_interest(self, interest: Callable[..., bool] | None) -> None:
+        """Forwarded to the inner memory transport (see ``axl.MemoryNetwork``), narrowed by
+        :attr:`narrow`; over libp2p, which cannot filter, every frame arrives."""
+        self._interest = interest
+        set_interest = getattr(self._inner, "set_interest", None)
+        if callable(set_interest):
+            set_interest(None if interest is None else self._wants)
+
+    def _wants(self, topic: str, envelope: Any) -> bool:
+        interest, narrow = self._interest, self.narrow
+        if interest is not None and not interest(topic, envelope):
+            return False
+        return narrow is None or narrow(topic, envelope)
 
     def _count(self, frame: bytes) -> bytes:
         if self._mangle and frame:

@@ -9,7 +9,8 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from axl import PeerId
+from agents.market import JobPosted, JobTaken
+from axl import DecodeError, Envelope, Message, PeerId
 
 from ._bank import Bank
 from ._scenario import Scenario
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
 
 HONEST = "honest"
 MARKET_TOPIC = "market.jobs"  # agents.market's topic; shard n > 0 publishes on "<topic>/<n>"
+
+
+_PEEKABLE: dict[tuple[str, int], type[Message]] = {
+    (cls.axl_tag, cls.axl_version): cls for cls in (JobPosted, JobTaken)
+}
 
 
 @dataclass(slots=True)
@@ -64,6 +70,7 @@ class World:
     agents: dict[str, Agent] = field(default_factory=dict)
     shards: int = 1
     _draws: dict[tuple[str, int, int], list[str]] = field(default_factory=dict)
+    _peeked: tuple[Envelope, Message | None] | None = None
 
     def rng(self, name: str) -> random.Random:
         """A random stream of its own for ``name``, derived from the scenario seed."""
@@ -107,6 +114,23 @@ class World:
             drawn = rng.sample(pool, min(count, len(pool))) if rng.random() < rate else []
             self._draws[key] = drawn
         return drawn
+
+    def peek(self, envelope: Envelope) -> Message | None:
+        """The message a published envelope carries, decoded once for all its receivers'
+        filters (the network asks each receiver about the same envelope in turn), or None
+        for an unknown type or a payload that does not decode (the bus rejects those)."""
+        last = self._peeked
+        if last is not None and last[0] is envelope:
+            return last[1]
+        message: Message | None = None
+        cls = _PEEKABLE.get((envelope.type, envelope.version))
+        if cls is not None:
+            try:
+                message = cls.decode_payload(envelope.payload)
+            except DecodeError:
+                message = None
+        self._peeked = (envelope, message)
+        return message
 
     def name_of(self, address: str | None) -> str | None:
         """The member whose wallet ``address`` is (wallets exist once used: lazily)."""
