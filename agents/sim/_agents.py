@@ -33,7 +33,7 @@ from agents.market import (
     VerifierConfig,
     VerifyPolicy,
 )
-from axl import Envelope, Message, PeerId, RequestTimeout
+from axl import Envelope, Message
 from compute import SGD, MLPModel, Party, TaskSpec
 from coordination import Role
 
@@ -275,6 +275,7 @@ class SimReferee(SwarmRole, Referee):
                 challenge_timeout=market.game_patience,
                 poll_interval=market.settle_interval,
                 stake=world.bank.stake_amount[Role.REFEREE],
+                query_patience=market.game_patience,
             ),
             name,
         )
@@ -283,18 +284,6 @@ class SimReferee(SwarmRole, Referee):
     async def on_start(self) -> None:
         await super().on_start()
         await self.activate()  # the one referee watches the chain from the start, lazy or not
-
-    async def ask(self, peer: PeerId, query: Message) -> Message:
-        market = self.world.scenario.market
-        give_up = trio.current_time() + market.game_patience
-        wait = market.query_timeout
-        while True:
-            try:
-                return await self.request(peer, query, timeout=wait)
-            except RequestTimeout:
-                if trio.current_time() >= give_up:
-                    raise
-                wait = min(wait * 2, market.game_patience / 4)
 
     async def publish(self, topic: str, message: Message) -> None:
         if topic == MARKET_TOPIC and isinstance(message, Verdict):
