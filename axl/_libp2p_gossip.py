@@ -30,10 +30,11 @@ that made a swarm of a few dozen processes collapse (see docs/libp2p.md, "A real
 
 from __future__ import annotations
 
+import math
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -62,18 +63,19 @@ _GOSSIPSUB: type[Any] | None = None
 
 def _build_class() -> type[Any]:
     from libp2p.peer.id import ID
+    from libp2p.pubsub import floodsub
     from libp2p.pubsub.gossipsub import GossipSub
     from libp2p.pubsub.mcache import CacheEntry, MessageCache
     from libp2p.pubsub.pb import rpc_pb2
 
-    from ._libp2p_announce import message_id
+    from ._libp2p_announce import memo_message_id
 
     class AxlMessageCache(MessageCache):
         """The message cache keyed by the content-bound message id (py-libp2p keys it by
         ``from ‖ seqno`` whatever id the pubsub uses)."""
 
         def put(self, msg: rpc_pb2.Message) -> None:
-            mid = message_id(msg)
+            mid = memo_message_id(msg)
             if mid not in self.msgs:
                 self.msgs[mid] = msg
                 self.history[0].append(CacheEntry(mid, msg.topicIDs))
@@ -121,6 +123,8 @@ def _build_class() -> type[Any]:
                 await self._emit_idontwant_for_message(msg_id, topics)
             await self._notify_observers(topics, msg_id)
             scorer = self.scorer
+            if scorer is not None and _always_passes(scorer.params.publish_threshold) and topics:
+                scorer = None  # allow_publish is True for every score
             connected = pubsub.peers
             for peer_id in peers:
                 if peer_id not in connected:
@@ -131,6 +135,45 @@ def _build_class() -> type[Any]:
             now = int(time.time())
             for topic in topics:
                 self.time_since_last_publish[topic] = now
+
+        def _get_peers_to_send(
+            self,
+            topic_ids: Iterable[str],
+            msg_forwarder: ID,
+            origin: ID,
+            msg_id: bytes | None = None,
+        ) -> Iterable[ID]:
+            """py-libp2p's selection (direct, floodsub and mesh peers of each topic, minus the
+            forwarder, the origin and peers that sent IDONTWANT for the message), without its
+            per-message walk over every topic peer and score gates that cannot refuse."""
+            pubsub = self.pubsub
+            scorer = self.scorer
+            topics = list(topic_ids)
+            if (
+                pubsub is None
+                or any(topic not in self.mesh for topic in topics)  # fanout: py-libp2p's path
+                or floodsub.PROTOCOL_ID in self.peer_protocol.values()
+                or (
+                    scorer is not None
+                    and not (
+                        _always_passes(scorer.params.gossip_threshold)
+                        and _never_refuses(scorer.params.graylist_threshold)
+                    )
+                )
+            ):
+                return super()._get_peers_to_send(topics, msg_forwarder, origin, msg_id)
+            send_to: set[ID] = set()
+            for topic in topics:
+                if topic not in pubsub.peer_topics:
+                    continue
+                send_to.update(self.direct_peers)
+                send_to.update(self.mesh[topic])
+            send_to.discard(msg_forwarder)
+            send_to.discard(origin)
+            dont_send = self.dont_send_message_ids
+            if msg_id is not None and dont_send:
+                return [peer for peer in send_to if msg_id not in dont_send.get(peer, ())]
+            return send_to
 
         def send_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, priority: bool = False) -> None:
             # The common case, a forwarded message: queue the RPC itself (shared by every
@@ -160,6 +203,16 @@ def _build_class() -> type[Any]:
             super()._handle_dropped_rpc(peer_id, rpc, reason)
 
     return AxlGossipSub
+
+
+def _always_passes(threshold: float) -> bool:
+    """A ``score >= threshold`` gate that every score passes."""
+    return threshold == -math.inf
+
+
+def _never_refuses(threshold: float) -> bool:
+    """A ``score < threshold`` (graylist) gate that no score trips."""
+    return threshold == -math.inf
 
 
 def _install_record_caches() -> None:
