@@ -34,7 +34,7 @@ import math
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -63,7 +63,6 @@ _GOSSIPSUB: type[Any] | None = None
 
 def _build_class() -> type[Any]:
     from libp2p.peer.id import ID
-    from libp2p.pubsub import floodsub
     from libp2p.pubsub.gossipsub import GossipSub
     from libp2p.pubsub.mcache import CacheEntry, MessageCache
     from libp2p.pubsub.pb import rpc_pb2
@@ -136,45 +135,6 @@ def _build_class() -> type[Any]:
             for topic in topics:
                 self.time_since_last_publish[topic] = now
 
-        def _get_peers_to_send(
-            self,
-            topic_ids: Iterable[str],
-            msg_forwarder: ID,
-            origin: ID,
-            msg_id: bytes | None = None,
-        ) -> Iterable[ID]:
-            """py-libp2p's selection (direct, floodsub and mesh peers of each topic, minus the
-            forwarder, the origin and peers that sent IDONTWANT for the message), without its
-            per-message walk over every topic peer and score gates that cannot refuse."""
-            pubsub = self.pubsub
-            scorer = self.scorer
-            topics = list(topic_ids)
-            if (
-                pubsub is None
-                or any(topic not in self.mesh for topic in topics)  # fanout: py-libp2p's path
-                or floodsub.PROTOCOL_ID in self.peer_protocol.values()
-                or (
-                    scorer is not None
-                    and not (
-                        _always_passes(scorer.params.gossip_threshold)
-                        and _never_refuses(scorer.params.graylist_threshold)
-                    )
-                )
-            ):
-                return super()._get_peers_to_send(topics, msg_forwarder, origin, msg_id)
-            send_to: set[ID] = set()
-            for topic in topics:
-                if topic not in pubsub.peer_topics:
-                    continue
-                send_to.update(self.direct_peers)
-                send_to.update(self.mesh[topic])
-            send_to.discard(msg_forwarder)
-            send_to.discard(origin)
-            dont_send = self.dont_send_message_ids
-            if msg_id is not None and dont_send:
-                return [peer for peer in send_to if msg_id not in dont_send.get(peer, ())]
-            return send_to
-
         def send_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, priority: bool = False) -> None:
             # The common case, a forwarded message: queue the RPC itself (shared by every
             # peer it goes to; nothing mutates a queued RPC). Anything that needs a copy (a
@@ -207,11 +167,6 @@ def _build_class() -> type[Any]:
 
 def _always_passes(threshold: float) -> bool:
     """A ``score >= threshold`` gate that every score passes."""
-    return threshold == -math.inf
-
-
-def _never_refuses(threshold: float) -> bool:
-    """A ``score < threshold`` (graylist) gate that no score trips."""
     return threshold == -math.inf
 
 

@@ -315,65 +315,7 @@ async def test_a_registered_topic_validator_still_runs() -> None:
         assert sorted(got) == [("guarded", b"accepted"), ("open", b"refused")]
 
 
-# -- peer selection per forwarded message --------------------------------------------------------
-
-
-def _router(threshold: float | None = None) -> Any:
-    """A transport router with a fake pubsub: peers p0..p7 subscribed to "t", p0..p3 its mesh."""
-    from types import SimpleNamespace
-
-    from libp2p.peer.id import ID
-    from libp2p.pubsub.score import ScoreParams
-
-    from axl._libp2p_gossip import gossipsub_class
-
-    params = ScoreParams()
-    if threshold is not None:
-        params = ScoreParams(gossip_threshold=threshold, p5_behavior_penalty_weight=1.0)
-    router = gossipsub_class()(["/meshsub/1.1.0"], 4, 3, 6, score_params=params)
-    peers = [ID(bytes([0, 4, n, n, n, n])) for n in range(8)]
-    router.pubsub = SimpleNamespace(peer_topics={"t": set(peers)}, peers=dict.fromkeys(peers))
-    for peer in peers:
-        router.add_peer(peer, "/meshsub/1.1.0")
-    router.mesh["t"] = set(peers[:4])
-    return router, peers
-
-
-def _both(router: Any, *args: Any) -> tuple[set[Any], set[Any]]:
-    from libp2p.pubsub.gossipsub import GossipSub
-
-    return set(router._get_peers_to_send(*args)), set(GossipSub._get_peers_to_send(router, *args))
-
-
-def test_lean_peer_selection_matches_py_libp2p() -> None:
-    """The selection without the per-message walk and open score gates picks exactly the peers
-    py-libp2p's does: the mesh and direct peers, minus forwarder, origin and IDONTWANT."""
-    router, peers = _router()
-    ours, theirs = _both(router, ["t"], peers[0], peers[1], b"mid")
-    assert ours == theirs == set(peers[2:4])
-    router.direct_peers[peers[6]] = None  # peer id -> peer info
-    router.dont_send_message_ids[peers[2]].add(b"mid")
-    ours, theirs = _both(router, ["t"], peers[7], peers[5], b"mid")
-    assert ours == theirs == {peers[0], peers[1], peers[3], peers[6]}
-    ours, theirs = _both(router, ["other"], peers[7], peers[5], b"mid")  # nobody on the topic
-    assert ours == theirs == set()
-
-
-def test_lean_peer_selection_keeps_floodsub_peers_and_score_gates_that_can_refuse() -> None:
-    """A floodsub peer gets every message; a finite gossip threshold still refuses a peer whose
-    score falls below it (the lean path steps aside for both)."""
-    from libp2p.pubsub import floodsub
-
-    router, peers = _router()
-    router.add_peer(peers[7], floodsub.PROTOCOL_ID)
-    ours, theirs = _both(router, ["t"], peers[0], peers[1], None)
-    assert ours == theirs == {peers[2], peers[3], peers[7]}
-
-    router, peers = _router(threshold=-1.0)
-    router.scorer.penalize_behavior(peers[2], 10.0)  # behaviour penalty: score far below -1
-    assert not router.scorer.allow_gossip(peers[2], ["t"])
-    ours, theirs = _both(router, ["t"], peers[0], peers[1], None)
-    assert ours == theirs == {peers[3]}
+# -- message ids --------------------------------------------------------------------------------
 
 
 def test_memoised_message_id_follows_the_message_object() -> None:
