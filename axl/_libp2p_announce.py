@@ -39,6 +39,22 @@ def message_id(msg: Any) -> bytes:
     return digest.digest()
 
 
+_last: list[Any] = [None, b""]
+
+
+def memo_message_id(msg: Any) -> bytes:
+    """:func:`message_id`, remembered for the last message object asked about: py-libp2p asks
+    for one message's id four times (seen check, seen mark, forward, cache) in a row. The
+    memo holds that object, so its identity cannot be reused by another one meanwhile; the
+    id's inputs (``from``, ``seqno``, ``data``) are set before a message is handed on and
+    never changed afterwards."""
+    if msg is _last[0]:
+        return _last[1]  # type: ignore[no-any-return]
+    mid = message_id(msg)
+    _last[0], _last[1] = msg, mid
+    return mid
+
+
 def sign_announcement(identity: Identity, addrs: Sequence[str], now: float | None = None) -> bytes:
     """The announcement payload: signature, then ``<unix ms>`` and one address per line."""
     stamp = int((time.time() if now is None else now) * 1000)

@@ -30,6 +30,7 @@ that made a swarm of a few dozen processes collapse (see docs/libp2p.md, "A real
 
 from __future__ import annotations
 
+import math
 import time
 import weakref
 from collections import OrderedDict
@@ -66,14 +67,14 @@ def _build_class() -> type[Any]:
     from libp2p.pubsub.mcache import CacheEntry, MessageCache
     from libp2p.pubsub.pb import rpc_pb2
 
-    from ._libp2p_announce import message_id
+    from ._libp2p_announce import memo_message_id
 
     class AxlMessageCache(MessageCache):
         """The message cache keyed by the content-bound message id (py-libp2p keys it by
         ``from ‖ seqno`` whatever id the pubsub uses)."""
 
         def put(self, msg: rpc_pb2.Message) -> None:
-            mid = message_id(msg)
+            mid = memo_message_id(msg)
             if mid not in self.msgs:
                 self.msgs[mid] = msg
                 self.history[0].append(CacheEntry(mid, msg.topicIDs))
@@ -121,6 +122,8 @@ def _build_class() -> type[Any]:
                 await self._emit_idontwant_for_message(msg_id, topics)
             await self._notify_observers(topics, msg_id)
             scorer = self.scorer
+            if scorer is not None and _always_passes(scorer.params.publish_threshold) and topics:
+                scorer = None  # allow_publish is True for every score
             connected = pubsub.peers
             for peer_id in peers:
                 if peer_id not in connected:
@@ -160,6 +163,11 @@ def _build_class() -> type[Any]:
             super()._handle_dropped_rpc(peer_id, rpc, reason)
 
     return AxlGossipSub
+
+
+def _always_passes(threshold: float) -> bool:
+    """A ``score >= threshold`` gate that every score passes."""
+    return threshold == -math.inf
 
 
 def _install_record_caches() -> None:

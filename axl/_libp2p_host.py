@@ -37,7 +37,7 @@ def build_host(
     from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
     from libp2p.security.noise.transport import Transport as NoiseTransport
 
-    from ._libp2p_announce import message_id
+    from ._libp2p_announce import memo_message_id
     from ._libp2p_gossip import gossipsub_class
     from ._libp2p_pubsub import pubsub_class
     from ._libp2p_tcp import install_read_ahead
@@ -87,7 +87,7 @@ def build_host(
         host,
         router,
         strict_signing=config.sign_gossip,
-        msg_id_constructor=message_id,
+        msg_id_constructor=memo_message_id,
         max_inbound_rpc_size=config.max_frame_size + 4096,
         stats=stats,
     )

@@ -13,7 +13,10 @@ for per RPC (see docs/libp2p.md, "Topics: GossipSub", "Cost per message").
   task tree to find the parent). Here one read takes up to 64 KiB and yields every RPC it
   completes (:class:`axl._libp2p_rpc.RpcDecoder`), and messages are handled in the reader.
   Messages on topics without validators (all of the transport's) skip py-libp2p's
-  validation cache, whose every insert scanned a 1,000-entry list.
+  validation cache, whose every insert scanned a 1,000-entry list. A copy of a message
+  already seen (most copies: a mesh of degree D sends each message ~D times) is counted
+  (``gossip.duplicates``) and dropped before ``push_msg``, which would only have rebuilt the
+  origin's peer id and checked two blacklists first.
 * **Typed, counted refusals.** An RPC over the size cap (checked on its length prefix), a
   malformed prefix or protobuf, or a bad peer record ends in a counted outcome
   (``gossip.refused_<reason>``) and, for the first two, a reset stream; one message of an RPC
@@ -130,8 +133,12 @@ def _build_class() -> type[Any]:
             if not consume(rpc, self.host, peer_id):
                 stats.inc("gossip.refused_peer_record")
                 return
+            seen = self.seen_messages
             for msg in rpc.publish:
                 if not self._is_subscribed_to_msg(msg):
+                    continue
+                if seen.has(self._msg_id_constructor(msg)):
+                    stats.inc("gossip.duplicates")  # push_msg would return at its seen check
                     continue
                 try:
                     await self.push_msg(peer_id, msg)

@@ -108,7 +108,10 @@ class SwarmNode(Agent):
         stats = getattr(self.bus.transport, "stats", None)
         transport = stats.snapshot() if stats is not None else {}
         gossip = {k: v for k, v in transport.items() if k.startswith(("gossip.", "topic."))}
-        self._event(ev="stop", t=time.time(), counters=self.counters(), gossip=gossip)
+        rest = {k: v for k, v in transport.items() if k.startswith(("peers.", "links.", "dht."))}
+        self._event(
+            ev="stop", t=time.time(), counters=self.counters(), gossip=gossip, transport=rest
+        )
         if self._profiler is not None:
             self._profiler.disable()
             self._profiler.dump_stats(os.environ[PROFILE_ENV])

@@ -181,6 +181,28 @@ async def test_unknown_peer_is_unreachable_and_backoff_fails_fast() -> None:
             await transports[0].subscribe(PEER_EXCHANGE_TOPIC)
 
 
+async def test_a_restarted_peer_that_dials_back_is_not_refused_by_the_dial_backoff() -> None:
+    """Sends to a peer that was down build a dial backoff (up to reconnect_max); once the
+    restarted peer connects to us again, sends to it go through at once instead of failing
+    with "next dial in ..." until the backoff runs out."""
+    patient = Libp2pConfig(
+        gossip_heartbeat=0.2, dial_timeout=3.0, reconnect_base=60.0, reconnect_max=60.0
+    )
+    restarted = Identity.from_seed(b"\x5a" * 32)
+    async with Libp2pTransport.open(Identity.from_seed(b"\x59" * 32), config=patient) as a:
+        with pytest.raises(PeerUnreachable):  # down: the dial fails and the backoff starts
+            await a.send(restarted.peer_id, b"hello")
+        with pytest.raises(PeerUnreachable, match="next dial"):
+            await a.send(restarted.peer_id, b"hello")
+        async with Libp2pTransport.open(restarted, config=CONFIG) as b:
+            await b.connect(a.listen_addrs[0])
+            await eventually(lambda: b.local_peer in a.connected_peers())
+            await a.send(restarted.peer_id, b"back")
+            with trio.fail_after(10):
+                assert (await b.receive()).frame == b"back"
+        assert a.stats["peers.backoff_cleared"] == 1
+
+
 async def test_killed_peer_mid_stream_fails_typed_and_live_peers_keep_flowing() -> None:
     async with star(3) as (transports, (a, b, c)):
         received: dict[PeerId, int] = {b.peer_id: 0, c.peer_id: 0}

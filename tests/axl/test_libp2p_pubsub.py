@@ -313,3 +313,21 @@ async def test_a_registered_topic_validator_still_runs() -> None:
                 frame = await subscriber.receive()
             got.append((frame.topic, frame.frame))
         assert sorted(got) == [("guarded", b"accepted"), ("open", b"refused")]
+
+
+# -- message ids --------------------------------------------------------------------------------
+
+
+def test_memoised_message_id_follows_the_message_object() -> None:
+    """The id memo answers for the very object it computed, so two messages claiming the same
+    origin and seqno (a forger's and the victim's) keep distinct, content-bound ids."""
+    from libp2p.pubsub.pb import rpc_pb2
+
+    from axl._libp2p_announce import memo_message_id, message_id
+
+    real = rpc_pb2.Message(from_id=b"victim", seqno=b"\x00" * 8, data=b"real", topicIDs=["t"])
+    forged = rpc_pb2.Message(from_id=b"victim", seqno=b"\x00" * 8, data=b"fake", topicIDs=["t"])
+    first = memo_message_id(forged)
+    assert memo_message_id(forged) == first == message_id(forged)
+    assert memo_message_id(real) == message_id(real) != first
+    assert memo_message_id(forged) == first
