@@ -47,6 +47,7 @@ TOKEN = 10**18
 ALLOCATION = 10_000 * TOKEN  # tokens each agent's account gets at deployment
 SETTLE = 2.0  # wall seconds between every worker ready and the go
 COMMIT_PATIENCE = 30.0  # wall seconds the drain waits for an assigned job's commit
+SETTLE_POLLS = 60  # seconds (polls) the end of the drain waits for the last settlements
 READY_TIMEOUT = 300.0  # seconds for every worker to join and start (each imports torch)
 
 Observer = Callable[[Sample, Scenario], None]
@@ -267,7 +268,13 @@ class _Run:
                 await trio.to_thread.run_sync(chain.advance_time, step)
                 advanced += step
                 await sample(trio.current_time() - t0)
-            await trio.sleep(2.0)  # the last settlements
+            # The last settlements and refunds run on the wall clock: on a loaded machine the
+            # roles may still be acting on the last clock step, so wait for them (bounded).
+            for _ in range(SETTLE_POLLS):  # polls the chain (through the watcher), 1 s apart
+                if not await open_jobs():
+                    break
+                await trio.sleep(1.0)
+            await trio.sleep(2.0)
             await hub.stop_workers()
             await sample(trio.current_time() - t0)
             timings["run_s"] = time.perf_counter() - wall0 - timings["setup_s"]

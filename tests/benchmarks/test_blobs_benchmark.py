@@ -11,7 +11,7 @@ def test_blobs_benchmark_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
     blobs.main(["--quick"])
     output = capsys.readouterr().out
     assert "ratio AXL 1 holder / raw" in output
-    assert "ratio AXL 3 holders / 1 holder" in output
+    assert "AXL 3 holders / 1 holder (median)" in output
     assert "peak RSS growth" in output
     assert "CPU ratio raw / AXL 1 holder" in output and "load average" in output
 
