@@ -43,9 +43,6 @@ from ._world import Member, World
 
 T = TypeVar("T")
 
-_ANNOUNCEMENTS = {JobPosted.axl_tag, JobTaken.axl_tag}
-
-
 def job_spec(world: World, seed: int, steps: int) -> TaskSpec:
     """The scenario's job: a tiny MLP trained ``steps`` SGD steps, a checkpoint every step."""
     model = MLPModel(in_dim=4, hidden=(world.scenario.jobs.hidden,), classes=2)
@@ -190,9 +187,7 @@ class SimSolver(SwarmRole, Solver):
         seeded draw of candidates leaves this solver out: its handlers ignore those (it
         never bids on the job, so it has no bid or backlog entry to drop). Anything that
         does not decode still arrives, to be rejected by the bus."""
-        if envelope.type not in _ANNOUNCEMENTS:
-            return True
-        message = self.world.peek(envelope)
+        message = self.world.peek(envelope)  # None but for job announcements
         if not isinstance(message, JobPosted | JobTaken):
             return True
         return self.name in self.world.candidates(message.job_id, self.member.shard)
