@@ -99,9 +99,7 @@ def encode_all(frames: Iterable[Frame]) -> bytes:
     parts: list[bytes | memoryview] = []
     for frame in frames:
         if isinstance(frame, Chunk):
-            head = _CHUNK_HEAD.pack(frame.index, len(frame.proof))
-            length = 1 + len(head) + len(frame.proof) + len(frame.data)
-            parts += (_HEADER.pack(length, FrameType.CHUNK), head, frame.proof, frame.data)
+            parts += (chunk_header(frame.index, frame.proof, len(frame.data)), frame.data)
         else:
             parts.append(_encode_small(frame))
     return b"".join(parts)
