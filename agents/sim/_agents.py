@@ -43,6 +43,7 @@ from ._world import Member, World
 
 T = TypeVar("T")
 
+
 def job_spec(world: World, seed: int, steps: int) -> TaskSpec:
     """The scenario's job: a tiny MLP trained ``steps`` SGD steps, a checkpoint every step."""
     model = MLPModel(in_dim=4, hidden=(world.scenario.jobs.hidden,), classes=2)

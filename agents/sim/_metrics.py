@@ -189,15 +189,7 @@ class Collector:
                 cheats["open_at_end"] += 1
                 continue
             checked = any(world.members[v].honest for v in world.journal.checks.get(job_id, []))
-            cheats["checked_by_honest"] += checked
-            if status is JobStatus.REJECTED:
-                cheats["caught"] += 1
-                cheats["caught_when_checked"] += checked
-            elif status is JobStatus.SETTLED:
-                cheats["missed"] += 1
-                cheats["missed_when_checked"] += checked
-            else:
-                cheats["unresolved"] += 1
+            judge_cheat(cheats, status.name, checked)
         honest_lost = sum(
             amount
             for address, amount in self.slashed.items()
@@ -234,6 +226,20 @@ class Collector:
                 if address != ZERO
             ),
         }
+
+
+def judge_cheat(cheats: dict[str, int], status: str, checked: bool) -> None:
+    """Count a cheating solver's closed job in ``cheats``: caught (rejected), missed (settled)
+    or unresolved, and ``..._when_checked`` too when an honest verifier re-ran it."""
+    cheats["checked_by_honest"] += checked
+    if status == "REJECTED":
+        cheats["caught"] += 1
+        cheats["caught_when_checked"] += checked
+    elif status == "SETTLED":
+        cheats["missed"] += 1
+        cheats["missed_when_checked"] += checked
+    else:
+        cheats["unresolved"] += 1
 
 
 def latency_stats(values: list[float]) -> dict[str, float]:

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._metrics import STATES, Sample, latency_stats, token_flows
+from ._metrics import STATES, Sample, judge_cheat, latency_stats, token_flows
 from ._scenario import Scenario
 
 _CLOSED = ("SETTLED", "REFUNDED", "REJECTED")
@@ -180,16 +180,7 @@ class Watcher:
             if status in _OPEN:
                 cheats["open_at_end"] += 1
                 continue
-            seen = bool(verdicts)
-            cheats["checked_by_honest"] += seen
-            if status == "REJECTED":
-                cheats["caught"] += 1
-                cheats["caught_when_checked"] += seen
-            elif status == "SETTLED":
-                cheats["missed"] += 1
-                cheats["missed_when_checked"] += seen
-            else:
-                cheats["unresolved"] += 1
+            judge_cheat(cheats, status, bool(verdicts))
         return cheats
 
     def summary(self, scenario: Scenario, processes: int, facts: WorkerFacts) -> dict[str, Any]:
