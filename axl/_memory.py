@@ -61,6 +61,15 @@ class LinkProfile:
         if self.latency < 0 or self.jitter < 0 or not 0.0 <= self.loss <= 1.0:
             raise ValueError("latency and jitter are >= 0 and loss is in [0, 1]")
 
+    def draw(self, rng: random.Random) -> float | None:
+        """One frame's fate on this link: its delay in seconds, or None when it is lost
+        (``loss`` then ``jitter`` drawn from ``rng``, in that order)."""
+        if self.loss and rng.random() < self.loss:
+            return None
+        if self.jitter:
+            return self.latency + rng.uniform(0.0, self.jitter)
+        return self.latency
+
 
 @dataclass
 class NetworkStats:
@@ -178,12 +187,9 @@ class MemoryNetwork:
             if self._links
             else self.default_link
         )
-        if link.loss and self._random.random() < link.loss:
+        delay = link.draw(self._random)
+        if delay is None:
             self.stats.lost += 1
-            return None
-        delay = link.latency
-        if link.jitter:
-            delay += self._random.uniform(0.0, link.jitter)
         return delay
 
     async def _send(self, sender: PeerId, peer: PeerId, frame: bytes) -> None:

@@ -123,12 +123,10 @@ class ShapedTransport:
                     if self._cut is not None and self._cut(frame):
                         self._stats.partitioned += 1
                         continue
-                    if profile.loss and self._rng.random() < profile.loss:
+                    delay = profile.draw(self._rng)
+                    if delay is None:
                         self._stats.lost += 1
                         continue
-                    delay = profile.latency
-                    if profile.jitter:
-                        delay += self._rng.uniform(0.0, profile.jitter)
                     if delay > 0:
                         self._nursery.start_soon(self._later, frame, delay)
                     else:
