@@ -14,6 +14,7 @@ class BufferPool:
     def __init__(self, max_buffers: int) -> None:
         self.max_buffers = max_buffers
         self._spare: list[bytearray] = []
+        self.created = 0  # buffers :meth:`take` had to allocate (none spare was large enough)
 
     def take(self, size: int) -> bytearray:
         """A buffer of at least ``size`` bytes (contents undefined: overwrite before use)."""
@@ -21,6 +22,7 @@ class BufferPool:
         for i in range(len(spare) - 1, -1, -1):
             if size <= len(spare[i]) <= 2 * size + (1 << 16):
                 return spare.pop(i)
+        self.created += 1
         return bytearray(size)
 
     def give(self, buffer: bytearray) -> None:

@@ -30,6 +30,7 @@ from ._blob_protocol import (
     Refuse,
     UploadBudget,
     Want,
+    chunk_header,
 )
 from ._blobs import BlobStore
 from ._errors import BlobNotHeld, BlobProtocolError, CorruptBlob, PeerUnreachable, TransportClosed
@@ -170,7 +171,7 @@ class BlobServer:
             return
         # READY goes out with the first answers when requests came with the WANT (as a
         # fetcher sends them): one stream write less per fetch
-        out = OutFrames(self._buffers, min(blob_id.chunk_size, MAX_WRITE) + (1 << 12))
+        out = OutFrames(self._buffers, answer_bytes(blob_id, metered=not self._unmetered))
         try:
             if reader.has_frame:
                 out.add(Ready())
@@ -253,6 +254,18 @@ class BlobServer:
             out.add(Refuse(Refusal.NOT_HELD))
             return None
         return length
+
+
+def answer_bytes(blob_id: BlobId, *, metered: bool) -> int:
+    """The most one stream write of answers to ``blob_id`` holds: chunks (one when
+    ``metered``) until ``MAX_WRITE`` bytes of data are reached, each with its header and
+    proof, and one small frame. A holder's frame buffer is this large from the start, so that
+    it is reused by the next stream instead of grown anew (``BufferPool`` only hands out a
+    buffer of about the size asked for)."""
+    proof = bytes(32 * (blob_id.n_chunks - 1).bit_length())
+    frame = len(chunk_header(0, proof, 0)) + blob_id.chunk_size
+    chunks = 1 if metered else -(-MAX_WRITE // blob_id.chunk_size)
+    return min(chunks, blob_id.n_chunks) * frame + 64
 
 
 async def refuse_all(transport: BulkTransport) -> None:

@@ -2,9 +2,10 @@
 
 Every node is a py-libp2p 0.8 host in this process (TCP on 127.0.0.1, Noise, yamux):
 
-* **raw**: the holder reads the blob's file and writes it on one plain ``/bench/blob-raw``
-  stream in 1 MiB writes (as an AXL holder writes the chunks requested together); the
-  fetcher reads it into a file. No hashing, no protocol.
+* **raw**: the holder reads the blob's file (its stored copy: the very file the AXL holder
+  reads) and writes it on one plain ``/bench/blob-raw`` stream in 1 MiB writes (as an AXL
+  holder writes the chunks requested together); the fetcher reads it into a file. No hashing,
+  no protocol.
 * **AXL, 1 holder**: ``bus.fetch`` from one holder: chunk requests with a window, every chunk
   checked against its leaf by the holder on its first read, checked against the root with its
   proof by the fetcher, written to the partial file, committed atomically.
@@ -20,6 +21,15 @@ large write's kernel time depends on which memory the page cache gets, not on wh
 Each size runs ``--repeats`` rounds, raw copy and 1-holder fetch alternating which goes
 first, then the 3-holder fetch; the figures are medians, the ratios medians of the rounds'
 ratios. The load average is printed with the figures.
+
+Both sides start every timed transfer alike: the files it will read are read through first
+(untimed), so neither pays for disk reads the other did not (a VM may page out page cache
+that went unread for a minute, e.g. DAMON's proactive reclaim; the storage reads during the
+timed transfers are printed, and are 0 when nothing was paged out mid-transfer), and each
+transfer's output is deleted at once. A holder hashes each chunk on its first read since its
+store opened (an integrity check paid once per blob, not per fetch): the first fetch from
+holder 0 is timed and printed on its own, then the other holders check their copies and one
+raw copy runs, untimed, before the rounds, so that no round pays a one-time cost.
 
     python -m benchmarks.blobs [--quick] [--sizes 1 64] [--huge] [--repeats 5] [--chunk-shift 20]
         [--window 8] [--window-bytes 2097152]
@@ -198,6 +208,31 @@ async def raw_copy(
     return elapsed, cpu
 
 
+def disk_read_bytes() -> int:
+    """Bytes this process read from storage so far (``/proc/self/io``; 0 where absent)."""
+    try:
+        with open("/proc/self/io") as io:
+            for row in io:
+                if row.startswith("read_bytes:"):
+                    return int(row.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def read_through(paths: list[Path]) -> None:
+    """Read ``paths`` once, so that their pages are in the page cache."""
+    block = bytearray(4 * MIB)
+    for path in paths:
+        with open(path, "rb", buffering=0) as file:
+            while file.readinto(block):
+                pass
+
+
+async def warm(paths: list[Path]) -> None:
+    await trio.to_thread.run_sync(read_through, paths)
+
+
 async def sampled(copy: Awaitable[tuple[float, Cpu]]) -> tuple[float, Cpu]:
     """``copy`` while RSS is sampled as during a fetch, so both pay the sampler's cost."""
     async with trio.open_nursery() as nursery:
@@ -251,8 +286,9 @@ async def measure(
     repeats: int,
     chunk_shift: int,
 ) -> dict[str, float]:
-    """``repeats`` rounds on one blob: a raw copy and a 1-holder fetch (alternating which goes
-    first), then a 3-holder fetch."""
+    """The first fetch from holder 0, untimed warm-up, then ``repeats`` rounds on one blob: a
+    raw copy and a 1-holder fetch (alternating which goes first), then a 3-holder fetch. The
+    files a transfer reads are read through before it (see the module docs)."""
     fetcher, holders = buses[3], buses[:3]
     source = root / "source"
     await trio.to_thread.run_sync(make_source, source, size)
@@ -260,41 +296,64 @@ async def measure(
         assert holder.blobs is not None
         blob_id = await holder.blobs.store.put_file_async(source, chunk_shift=chunk_shift)
         holder.offer(blob_id)
+    source.unlink()
+    held = [h.blobs.store.file_path(blob_id) for h in holders if h.blobs is not None]
     raw_s: list[float] = []
     raw_cpu: list[Cpu] = []
     one_s: list[float] = []
     one_cpu: list[Cpu] = []
     three_s: list[float] = []
     rss = {"one": 0, "three": 0}
+    disk = {"raw": 0, "axl": 0}
 
-    async def raw() -> None:
+    async def raw(record: bool = True) -> None:
         target = root / "raw-target"
-        seconds, cpu = await sampled(raw_copy(transports[3], transports[0], source, target, size))
-        raw_s.append(seconds)
-        raw_cpu.append(cpu)
+        await warm(held[:1])
+        read_before = disk_read_bytes()
+        seconds, cpu = await sampled(raw_copy(transports[3], transports[0], held[0], target, size))
         target.unlink()
+        if record:
+            disk["raw"] += disk_read_bytes() - read_before
+            raw_s.append(seconds)
+            raw_cpu.append(cpu)
+
+    async def fetch(count: int) -> tuple[float, int, Cpu]:
+        await warm(held[:count])
+        read_before = disk_read_bytes()
+        result = await axl_fetch(fetcher, holders[:count], blob_id)
+        disk["axl"] += disk_read_bytes() - read_before
+        return result
 
     async def one() -> None:
-        seconds, growth, cpu = await axl_fetch(fetcher, holders[:1], blob_id)
+        seconds, growth, cpu = await fetch(1)
         one_s.append(seconds)
         one_cpu.append(cpu)
         rss["one"] = max(rss["one"], growth)
 
+    first_s, _, first_cpu = await fetch(1)  # holder 0 checks every chunk on its first read
+    for holder in holders[1:]:  # untimed: the other holders' first-read checks, a raw copy
+        assert holder.blobs is not None
+        for _ in holder.blobs.store.iter_chunks(blob_id):
+            await trio.lowlevel.checkpoint()
+    await raw(record=False)
     for round_ in range(repeats):
         for step in (raw, one) if round_ % 2 == 0 else (one, raw):
             await step()
-        seconds, growth, _ = await axl_fetch(fetcher, holders, blob_id)
+        seconds, growth, _ = await fetch(3)
         three_s.append(seconds)
         rss["three"] = max(rss["three"], growth)
     for bus in buses:
         assert bus.blobs is not None
         bus.blobs.store.delete(blob_id)
-    source.unlink()
     mib = size / MIB
     return {
         "raw": mib / statistics.median(raw_s),
         "one": mib / statistics.median(one_s),
         "three": mib / statistics.median(three_s),
+        "first": mib / first_s,
+        "cpu_first": 1000 * first_cpu.total / mib,
+        "disk_raw": disk["raw"] / MIB,
+        "disk_axl": disk["axl"] / MIB,
         "rss_one": rss["one"] / MIB,
         "rss_three": rss["three"] / MIB,
         "cpu_raw": 1000 * statistics.median(c.total for c in raw_cpu) / mib,
@@ -427,6 +486,10 @@ def main(argv: list[str] | None = None) -> None:
         print(line("  of which in the kernel, AXL 1 holder", r["sys_one"], "ms"))
         print(ratio_line("user CPU ratio raw / AXL 1 holder (median)", r["paired_user"]))
         print(ratio_line("AXL 3 holders / 1 holder (median)", r["paired_three"]))
+        print(line("AXL first fetch (holder's first-read check)", r["first"], "MB/s"))
+        print(line("  its process CPU per MiB", r["cpu_first"], "ms"))
+        print(line("storage reads in timed transfers, raw", r["disk_raw"], "MiB"))
+        print(line("storage reads in timed transfers, AXL", r["disk_axl"], "MiB"))
         print(line("peak RSS growth, 1 holder", r["rss_one"], "MiB"))
         print(line("peak RSS growth, 3 holders", r["rss_three"], "MiB"))
     print(line("window budget (chunks in flight, all holders)", budget, "MiB"))

@@ -14,6 +14,8 @@ def test_blobs_benchmark_quick_run(capsys: pytest.CaptureFixture[str]) -> None:
     assert "AXL 3 holders / 1 holder (median)" in output
     assert "peak RSS growth" in output
     assert "CPU ratio raw / AXL 1 holder" in output and "load average" in output
+    assert "AXL first fetch (holder's first-read check)" in output
+    assert "storage reads in timed transfers, raw" in output
 
 
 def test_blobs_benchmark_threads_ab_runs(capsys: pytest.CaptureFixture[str]) -> None:
