@@ -23,9 +23,9 @@ from ._blob_buffers import BufferPool
 from ._blob_id import BlobId, checked_leaf
 from ._blob_io import close_quietly, read_frame, send_bytes
 from ._blob_partial import PartialBlob
+from ._blob_plan import FetchPlan
 from ._blob_protocol import (
     Chunk,
-    FetchPlan,
     Frame,
     FrameReader,
     Get,

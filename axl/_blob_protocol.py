@@ -1,27 +1,24 @@
-"""The chunk protocol of bulk streams, sans-IO: frames, the fetch plan and upload budgets.
+"""The chunk protocol of bulk streams, sans-IO: its frames and their reader.
 
 A fetcher opens a bulk stream to a holder and sends ``WANT(blob id)``; the holder answers
 ``READY`` or ``REFUSE(code)`` at once. Then the fetcher pipelines ``GET(index)`` frames (at most
 its window ahead) and the holder answers each with ``CHUNK(index, proof, data)`` or ``REFUSE``.
 Every frame is ``length:u32be type:u8 body`` with the length capped by the reader.
 
-:class:`FetchPlan` decides which chunk to ask which holder for and checks every chunk on
-arrival against the blob root; :class:`UploadBudget` holds per-peer and global token buckets.
-Nothing here does I/O, so it is tested directly with hypothesis.
+:class:`~axl._blob_plan.FetchPlan` decides which chunk to ask which holder for and checks
+every chunk on arrival against the blob root; :class:`~axl._blob_budget.UploadBudget` holds
+the holder's token buckets. Nothing here does I/O, so it is tested directly with hypothesis.
 """
 
 from __future__ import annotations
 
-import heapq
-import math
 import struct
-from collections.abc import Hashable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import IntEnum
-from typing import Generic, TypeVar
 
 from ._blob_buffers import BufferPool
-from ._blob_id import WIRE_LENGTH, BlobId, checked_leaf
+from ._blob_id import WIRE_LENGTH, BlobId
 from ._errors import BlobProtocolError, InvalidBlobId
 
 MAX_PROOF = 64 * 32
@@ -276,156 +273,3 @@ class FrameReader:
             return _HEADER.size - len(self._buffer)
         length: int = _HEADER.unpack_from(self._buffer)[0]
         return max(1, 4 + length - len(self._buffer))
-
-
-# --- the fetch plan -------------------------------------------------------------------------
-
-H = TypeVar("H", bound=Hashable)
-
-
-class FetchPlan(Generic[H]):
-    """Which chunks are missing, who is fetching which, who is banned; checks each chunk.
-
-    ``claim(holder)`` hands out the lowest missing chunk no one is fetching; ``deliver``
-    verifies a chunk against the root: a chunk that fails, or that the holder was not asked
-    for, bans the holder for this blob and returns its outstanding chunks to the pool, as does
-    ``release`` (a dropped or stalled stream) without the ban.
-    """
-
-    def __init__(self, blob_id: BlobId, have: Iterable[int] = ()) -> None:
-        self.blob_id = blob_id
-        held = set(have)
-        self._missing = [i for i in range(blob_id.n_chunks) if i not in held]
-        heapq.heapify(self._missing)
-        self._in_flight: dict[int, H] = {}
-        self._by_holder: dict[H, set[int]] = {}
-        self.received = len(held)
-        self.banned: dict[H, str] = {}
-
-    @property
-    def done(self) -> bool:
-        return self.received == self.blob_id.n_chunks
-
-    @property
-    def remaining(self) -> int:
-        return self.blob_id.n_chunks - self.received
-
-    def outstanding(self, holder: H) -> int:
-        return len(self._by_holder.get(holder, ()))
-
-    def claim(self, holder: H) -> int | None:
-        """The next chunk for ``holder`` to send, or None (nothing unclaimed, or banned)."""
-        if holder in self.banned or not self._missing:
-            return None
-        index = heapq.heappop(self._missing)
-        self._in_flight[index] = holder
-        self._by_holder.setdefault(holder, set()).add(index)
-        return index
-
-    def expects(self, holder: H, index: int) -> bool:
-        """Whether ``holder`` was asked for chunk ``index`` and has not delivered it."""
-        return self._in_flight.get(index) == holder
-
-    def deliver(self, holder: H, index: int, data: bytes | memoryview, proof: bytes) -> bool:
-        """Check a chunk from ``holder``; True when it is accepted (write it), False when the
-        holder is now banned."""
-        if not self.expects(holder, index):
-            self.ban(holder, "unrequested_chunk")
-            return False
-        return self.settle(holder, index, checked_leaf(self.blob_id, index, data, proof))
-
-    def settle(self, holder: H, index: int, leaf: bytes | None) -> bool:
-        """Conclude an expected chunk whose check gave ``leaf`` (None: it failed, and the
-        holder is banned). For callers that check chunks off the event loop."""
-        if not self.expects(holder, index):
-            self.ban(holder, "unrequested_chunk")
-            return False
-        if leaf is None:
-            self.ban(holder, "wrong_chunk")
-            return False
-        del self._in_flight[index]
-        self._by_holder[holder].discard(index)
-        self.received += 1
-        return True
-
-    def release(self, holder: H) -> None:
-        """Return the holder's outstanding chunks to the pool."""
-        for index in self._by_holder.pop(holder, ()):
-            del self._in_flight[index]
-            heapq.heappush(self._missing, index)
-
-    def ban(self, holder: H, reason: str) -> None:
-        """Give up on ``holder`` for this blob."""
-        self.release(holder)
-        self.banned.setdefault(holder, reason)
-
-
-# --- upload budgets -------------------------------------------------------------------------
-
-
-@dataclass
-class TokenBucket:
-    """Bytes per second with a burst; may go into debt, which later reservations wait off."""
-
-    rate: float
-    burst: float
-    tokens: float = math.nan
-    stamp: float = -math.inf
-
-    def refill(self, now: float) -> None:
-        if math.isnan(self.tokens):
-            self.tokens = self.burst
-        elif now > self.stamp:
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = max(self.stamp, now)
-
-    def delay(self, amount: int, now: float) -> float:
-        if math.isinf(self.rate):
-            return 0.0
-        self.refill(now)
-        return 0.0 if self.tokens >= amount else (amount - self.tokens) / self.rate
-
-    def take(self, amount: int) -> None:
-        if not math.isinf(self.rate):
-            self.tokens -= amount
-
-
-@dataclass
-class UploadBudget:
-    """Per-peer and global upload rate limits (bytes/s, with bursts).
-
-    ``reserve(peer, n, now)`` returns how long to wait before sending ``n`` bytes, or None when
-    that would exceed ``max_wait`` (refuse with ``OVER_BUDGET`` instead of queueing).
-    """
-
-    per_peer_rate: float = math.inf
-    per_peer_burst: float = 8 << 20
-    global_rate: float = math.inf
-    global_burst: float = 32 << 20
-    max_wait: float = 2.0
-    max_peers: int = 4096
-    _peers: dict[Hashable, TokenBucket] = field(default_factory=dict)
-    _global: TokenBucket | None = None
-
-    def reserve(self, peer: Hashable, amount: int, now: float) -> float | None:
-        if self._global is None:
-            self._global = TokenBucket(self.global_rate, self.global_burst)
-        bucket = self._peers.get(peer)
-        if bucket is None:
-            if len(self._peers) >= self.max_peers:
-                self._prune(now)
-            bucket = self._peers[peer] = TokenBucket(self.per_peer_rate, self.per_peer_burst)
-        wait = max(bucket.delay(amount, now), self._global.delay(amount, now))
-        if wait > self.max_wait:
-            return None
-        bucket.take(amount)
-        self._global.take(amount)
-        return wait
-
-    def _prune(self, now: float) -> None:
-        for key, bucket in list(self._peers.items()):
-            bucket.refill(now)
-            if bucket.tokens >= bucket.burst:
-                del self._peers[key]
-        while len(self._peers) >= self.max_peers:  # all in debt: forget the oldest
-            del self._peers[next(iter(self._peers))]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from ._blob_budget import UploadBudget
 from ._blob_buffers import BufferPool
 from ._blob_id import BlobId
 from ._blob_io import close_quietly, read_frame, send_bytes, write_frame
@@ -28,7 +29,6 @@ from ._blob_protocol import (
     Ready,
     Refusal,
     Refuse,
-    UploadBudget,
     Want,
     chunk_header,
 )

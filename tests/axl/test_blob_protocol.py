@@ -1,4 +1,4 @@
-"""The sans-IO chunk protocol: frame codec, fetch plan and upload budgets."""
+"""The sans-IO chunk protocol: frame codec and reader."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from axl import BlobProtocolError, blob_id_of
 from axl._blob_buffers import BufferPool
 from axl._blob_protocol import (
     Chunk,
-    FetchPlan,
     FrameReader,
     Get,
     Ready,
     Refusal,
     Refuse,
-    UploadBudget,
     Want,
     chunk_frame_limit,
     encode,
@@ -27,6 +25,7 @@ from tests.axl.test_blob_id import chunks_and_proofs
 SHIFT = 10
 BLOB = blob_id_of(bytes(range(256)) * 20, SHIFT)  # 5120 bytes: 5 chunks
 LIMIT = chunk_frame_limit(BLOB)
+PAIRS = chunks_and_proofs(bytes(i * 7 % 251 for i in range(7 * 1024 + 100)), SHIFT)
 
 frames = st.one_of(
     st.builds(Want, st.just(BLOB)),
@@ -117,113 +116,6 @@ def test_chunk_with_bad_proof_length_is_refused() -> None:
     reader.feed((1 + len(body)).to_bytes(4, "big") + b"\x04" + body)
     with pytest.raises(BlobProtocolError):
         reader.next()
-
-
-# --- fetch plan -------------------------------------------------------------------------------
-
-DATA = bytes(i * 7 % 251 for i in range(7 * 1024 + 100))
-BIG = blob_id_of(DATA, SHIFT)
-PAIRS = chunks_and_proofs(DATA, SHIFT)
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(
-        st.tuples(st.sampled_from("abc"), st.sampled_from(["claim", "deliver", "bad", "release"])),
-        max_size=60,
-    )
-)
-def test_plan_hands_each_chunk_to_one_holder_and_bans_liars(
-    script: list[tuple[str, str]],
-) -> None:
-    plan: FetchPlan[str] = FetchPlan(BIG)
-    claimed: dict[str, list[int]] = {}
-    got: set[int] = set()
-    for holder, action in script:
-        mine = claimed.setdefault(holder, [])
-        if action == "claim":
-            index = plan.claim(holder)
-            if index is not None:
-                assert index not in got
-                assert all(index not in c for c in claimed.values())
-                mine.append(index)
-        elif action == "deliver" and mine:
-            index = mine.pop(0)
-            assert plan.deliver(holder, index, *PAIRS[index])
-            got.add(index)
-        elif action == "bad" and mine:
-            index = mine.pop(0)
-            chunk, proof = PAIRS[index]
-            assert not plan.deliver(holder, index, chunk[::-1] + b"!", proof)
-            assert holder in plan.banned
-            mine.clear()
-        elif action == "release":
-            plan.release(holder)
-            mine.clear()
-        assert plan.received == len(got)
-    # whatever happened, once the others drop out a fresh holder can finish the job
-    for holder in "abc":
-        plan.release(holder)
-    helper = "z"
-    while not plan.done:
-        index = plan.claim(helper)
-        assert index is not None
-        assert plan.deliver(helper, index, *PAIRS[index])
-    assert plan.claim(helper) is None
-
-
-def test_unrequested_chunk_bans() -> None:
-    plan: FetchPlan[str] = FetchPlan(BIG)
-    chunk, proof = PAIRS[3]
-    assert not plan.deliver("a", 3, chunk, proof)
-    assert plan.banned == {"a": "unrequested_chunk"}
-    assert plan.claim("a") is None
-
-
-def test_resume_skips_held_chunks() -> None:
-    plan: FetchPlan[str] = FetchPlan(BIG, have={0, 2})
-    claims = []
-    while (index := plan.claim("a")) is not None:
-        claims.append(index)
-    assert claims == [i for i in range(BIG.n_chunks) if i not in {0, 2}]
-
-
-# --- upload budgets ---------------------------------------------------------------------------
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    st.lists(st.tuples(st.sampled_from("pq"), st.integers(1, 5000), st.floats(0, 0.5)), max_size=40)
-)
-def test_budget_never_lets_more_than_rate_times_time_plus_burst(
-    calls: list[tuple[str, int, float]],
-) -> None:
-    budget = UploadBudget(
-        per_peer_rate=1000, per_peer_burst=2000, global_rate=1500, global_burst=3000, max_wait=1.0
-    )
-    now = 0.0
-    granted: dict[str, list[tuple[float, int]]] = {"p": [], "q": []}
-    for peer, amount, gap in calls:
-        now += gap
-        wait = budget.reserve(peer, amount, now)
-        if wait is not None:
-            assert 0 <= wait <= 1.0
-            granted[peer].append((now + wait, amount))
-    for sends in granted.values():
-        sent = sum(a for _, a in sends)
-        last = max((t for t, _ in sends), default=0.0)
-        assert sent <= 2000 + 1000 * last + 1e-6
-    total = sum(a for s in granted.values() for _, a in s)
-    last = max((t for s in granted.values() for t, _ in s), default=0.0)
-    assert total <= 3000 + 1500 * last + 1e-6
-
-
-def test_budget_refuses_beyond_max_wait() -> None:
-    budget = UploadBudget(per_peer_rate=100, per_peer_burst=100, max_wait=1.0)
-    assert budget.reserve("p", 100, 0.0) == 0.0
-    assert budget.reserve("p", 100, 0.0) == pytest.approx(1.0)
-    assert budget.reserve("p", 100, 0.0) is None  # would wait 2 s
-    assert budget.reserve("q", 100, 0.0) == 0.0  # another peer has its own bucket
 
 
 @pytest.mark.parametrize("preallocate", [1 << 16, 1])
