@@ -1,4 +1,5 @@
-"""A fetch in progress: verified chunks written at their offsets, resumable after a restart."""
+"""A fetch in progress: verified chunks written at their offsets, resumable after a restart;
+and the store's side of it (reserving room, parking, committing)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ._blob_id import BlobId, blob_id_from_leaves, leaf_hash
-from ._errors import BlobError, CorruptBlob
+from ._errors import BlobError, CorruptBlob, StoreFull
 
 
 class PartialOwner(Protocol):
@@ -117,3 +118,74 @@ class PartialBlob:
             self._leaves_file.flush()
         self._close_files()
         self.store._park(self.blob_id)
+
+
+class _Store(PartialOwner, Protocol):
+    """What :class:`PartialFetches` needs from the rest of ``BlobStore``."""
+
+    _partial: Path
+    _reserved: dict[BlobId, int]
+    _parked: dict[BlobId, int]
+
+    def make_room(self, needed: int, *, keep: BlobId | None = None) -> None: ...
+
+    def _install(
+        self,
+        blob_id: BlobId,
+        data_tmp: Path,
+        leaves: list[bytes] | Path,
+        pin: bool,
+        durable: bool = True,
+    ) -> None: ...
+
+
+class PartialFetches:
+    """``BlobStore``'s fetches in progress: each reserves the blob's full size while it runs,
+    and its partial files are parked (kept, counted against the budget) when it stops."""
+
+    def begin(self: _Store, blob_id: BlobId) -> PartialBlob:
+        """Reserve room for ``blob_id`` and open (or resume) its partial file.
+
+        Raises :class:`StoreFull`, or :class:`BlobError` if a fetch of it is already open.
+        """
+        if blob_id in self._reserved:
+            raise BlobError(f"a fetch of {blob_id} is already in progress")
+        parked = self._parked.pop(blob_id, None)  # resumed: its reservation counts it
+        try:
+            self.make_room(blob_id.size)
+        except StoreFull:
+            if parked is not None:
+                self._parked[blob_id] = parked
+            raise
+        self._reserved[blob_id] = blob_id.size
+        try:
+            return PartialBlob(self, blob_id)
+        except BaseException:
+            self._reserved.pop(blob_id, None)
+            raise
+
+    def _partial_paths(self: _Store, blob_id: BlobId) -> tuple[Path, Path]:
+        name = str(blob_id)
+        return self._partial / name, self._partial / (name + ".leaves")
+
+    def _finish_partial(self: _Store, blob_id: BlobId, leaves: list[bytes]) -> None:
+        data, leaves_file = self._partial_paths(blob_id)
+        self._reserved.pop(blob_id, None)
+        # Not fsynced: a fetched blob can be fetched again, and one torn by a crash fails the
+        # size check when the store opens or the hash on its first read, and is dropped. The
+        # partial leaves file already holds every chunk's checked leaf (``leaves``): it is
+        # renamed, not rewritten (and checked against the root on the blob's first read).
+        self._install(blob_id, data, leaves_file if leaves_file.exists() else leaves, False, False)
+
+    def _park(self: _Store, blob_id: BlobId) -> None:
+        if (
+            self._reserved.pop(blob_id, None) is not None
+            and self._partial_paths(blob_id)[0].exists()
+        ):
+            self._parked[blob_id] = blob_id.size
+
+    def discard_partial(self: _Store, blob_id: BlobId) -> None:
+        """Delete a partial fetch's files (it cannot be resumed then)."""
+        self._parked.pop(blob_id, None)
+        for file in self._partial_paths(blob_id):
+            file.unlink(missing_ok=True)

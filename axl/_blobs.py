@@ -22,57 +22,28 @@ The store is synchronous and not thread-safe: use it from one trio thread.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import trio
 
+from ._blob_files import Entry, copy_hashed, fsync_dir, read_checked, read_checked_into
 from ._blob_id import (
     DEFAULT_CHUNK_SHIFT,
     BlobHasher,
     BlobId,
     blob_id_from_leaves,
-    leaf_hash,
     make_proof,
     merkle_levels,
 )
-from ._blob_partial import PartialBlob
+from ._blob_partial import PartialFetches
 from ._errors import BlobError, BlobNotHeld, CorruptBlob, InvalidBlobId, StoreFull
 
-_COPY_BLOCK = 1 << 20
 
-
-@dataclass
-class _Entry:
-    blob_id: BlobId
-    pinned: bool
-    used: float
-    checked: bytearray | None = None  # one bit per chunk: hashed and found good since opened
-
-    def is_checked(self, index: int) -> bool:
-        return self.checked is not None and bool(self.checked[index >> 3] >> (index & 7) & 1)
-
-    def mark_checked(self, index: int) -> None:
-        if self.checked is None:
-            self.checked = bytearray((self.blob_id.n_chunks + 7) >> 3)
-        self.checked[index >> 3] |= 1 << (index & 7)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-class BlobStore:
+class BlobStore(PartialFetches):
     """Blobs on disk under ``path``, at most ``max_bytes`` of them (see the module docs)."""
 
     def __init__(self, path: str | os.PathLike[str], *, max_bytes: int) -> None:
@@ -88,7 +59,7 @@ class BlobStore:
             d.mkdir(parents=True, exist_ok=True)
         for leftover in self._tmp.iterdir():
             leftover.unlink(missing_ok=True)
-        self._entries: dict[BlobId, _Entry] = {}
+        self._entries: dict[BlobId, Entry] = {}
         self._levels: dict[BlobId, list[list[bytes]]] = {}
         self._reserved: dict[BlobId, int] = {}
         self._parked: dict[BlobId, int] = {}  # partial files of fetches not running now
@@ -113,7 +84,7 @@ class BlobStore:
                 self.dropped_corrupt += 1
                 continue
             pinned = (self._pins / file.name).exists()
-            self._entries[blob_id] = _Entry(blob_id, pinned, file.stat().st_mtime)
+            self._entries[blob_id] = Entry(blob_id, pinned, file.stat().st_mtime)
         for file in self._partial.iterdir():
             if file.name.endswith(".leaves"):
                 continue
@@ -145,7 +116,7 @@ class BlobStore:
         entry = self._entries.get(blob_id)
         return entry is not None and entry.pinned
 
-    def _entry(self, blob_id: BlobId) -> _Entry:
+    def _entry(self, blob_id: BlobId) -> Entry:
         entry = self._entries.get(blob_id)
         if entry is None:
             raise BlobNotHeld(f"{blob_id} is not in the store")
@@ -227,8 +198,8 @@ class BlobStore:
         os.replace(leaves_tmp, self._data / (name + ".leaves"))
         os.replace(data_tmp, self._data / name)
         if durable:
-            _fsync_dir(self._data)
-        self._entries[blob_id] = _Entry(blob_id, False, time.monotonic())
+            fsync_dir(self._data)
+        self._entries[blob_id] = Entry(blob_id, False, time.monotonic())
         if pin:
             self.pin(blob_id)
 
@@ -268,7 +239,7 @@ class BlobStore:
         self.make_room(size)
         fd, tmp = self._tmp_file()
         try:
-            hasher = _copy_hashed(source, fd, chunk_shift)
+            hasher = copy_hashed(source, fd, chunk_shift)
             return self._adopt(hasher, tmp, pin)
         finally:
             tmp.unlink(missing_ok=True)
@@ -285,7 +256,7 @@ class BlobStore:
         self.make_room(size)
         fd, tmp = self._tmp_file()
         try:
-            hasher = await trio.to_thread.run_sync(_copy_hashed, source, fd, chunk_shift)
+            hasher = await trio.to_thread.run_sync(copy_hashed, source, fd, chunk_shift)
             return self._adopt(hasher, tmp, pin)
         finally:
             tmp.unlink(missing_ok=True)
@@ -335,7 +306,7 @@ class BlobStore:
         Raises :class:`BlobNotHeld`, :class:`CorruptBlob` (the blob is dropped) or IndexError.
         """
         path, leaf, proof = self._locate(blob_id, index)
-        data, ok = _read_checked(path, blob_id, index, leaf)
+        data, ok = read_checked(path, blob_id, index, leaf)
         return self._checked(blob_id, index, data, ok), proof
 
     def chunk_proof(self, blob_id: BlobId, index: int) -> bytes:
@@ -350,15 +321,15 @@ class BlobStore:
         Raises as :meth:`read_chunk`."""
         path, leaf, _ = self._locate(blob_id, index)
         if in_thread:
-            ok = await trio.to_thread.run_sync(_read_checked_into, path, blob_id, index, leaf, out)
+            ok = await trio.to_thread.run_sync(read_checked_into, path, blob_id, index, leaf, out)
         else:
-            ok = _read_checked_into(path, blob_id, index, leaf, out)
+            ok = read_checked_into(path, blob_id, index, leaf, out)
         self._checked(blob_id, index, None if ok is None else b"", bool(ok))
 
     async def read_chunk_async(self, blob_id: BlobId, index: int) -> tuple[bytes, bytes]:
         """:meth:`read_chunk` with the disk read and the hash in a worker thread."""
         path, leaf, proof = self._locate(blob_id, index)
-        data, ok = await trio.to_thread.run_sync(_read_checked, path, blob_id, index, leaf)
+        data, ok = await trio.to_thread.run_sync(read_checked, path, blob_id, index, leaf)
         return self._checked(blob_id, index, data, ok), proof
 
     def _locate(self, blob_id: BlobId, index: int) -> tuple[Path, bytes | None, bytes]:
@@ -411,98 +382,3 @@ class BlobStore:
         """Where the blob's bytes live (read them with :meth:`read_chunk` to have them checked)."""
         self._entry(blob_id)
         return self._data / str(blob_id)
-
-    # -- fetches in progress ---------------------------------------------------------------------
-
-    def begin(self, blob_id: BlobId) -> PartialBlob:
-        """Reserve room for ``blob_id`` and open (or resume) its partial file.
-
-        Raises :class:`StoreFull`, or :class:`BlobError` if a fetch of it is already open.
-        """
-        if blob_id in self._reserved:
-            raise BlobError(f"a fetch of {blob_id} is already in progress")
-        parked = self._parked.pop(blob_id, None)  # resumed: its reservation counts it
-        try:
-            self.make_room(blob_id.size)
-        except StoreFull:
-            if parked is not None:
-                self._parked[blob_id] = parked
-            raise
-        self._reserved[blob_id] = blob_id.size
-        try:
-            return PartialBlob(self, blob_id)
-        except BaseException:
-            self._reserved.pop(blob_id, None)
-            raise
-
-    def _partial_paths(self, blob_id: BlobId) -> tuple[Path, Path]:
-        name = str(blob_id)
-        return self._partial / name, self._partial / (name + ".leaves")
-
-    def _finish_partial(self, blob_id: BlobId, leaves: list[bytes]) -> None:
-        data, leaves_file = self._partial_paths(blob_id)
-        self._reserved.pop(blob_id, None)
-        # Not fsynced: a fetched blob can be fetched again, and one torn by a crash fails the
-        # size check when the store opens or the hash on its first read, and is dropped. The
-        # partial leaves file already holds every chunk's checked leaf (``leaves``): it is
-        # renamed, not rewritten (and checked against the root on the blob's first read).
-        self._install(blob_id, data, leaves_file if leaves_file.exists() else leaves, False, False)
-
-    def _park(self, blob_id: BlobId) -> None:
-        if (
-            self._reserved.pop(blob_id, None) is not None
-            and self._partial_paths(blob_id)[0].exists()
-        ):
-            self._parked[blob_id] = blob_id.size
-
-    def discard_partial(self, blob_id: BlobId) -> None:
-        """Delete a partial fetch's files (it cannot be resumed then)."""
-        self._parked.pop(blob_id, None)
-        for file in self._partial_paths(blob_id):
-            file.unlink(missing_ok=True)
-
-
-def _copy_hashed(source: str | os.PathLike[str], fd: int, chunk_shift: int) -> BlobHasher:
-    """Copy ``source`` into the open file ``fd`` (closing it, fsynced) while hashing it."""
-    hasher = BlobHasher(chunk_shift)
-    with open(source, "rb") as src, os.fdopen(fd, "wb") as out:
-        while block := src.read(_COPY_BLOCK):
-            hasher.update(block)
-            out.write(block)
-        out.flush()
-        os.fsync(out.fileno())
-    return hasher
-
-
-def _read_checked(
-    path: Path, blob_id: BlobId, index: int, leaf: bytes | None
-) -> tuple[bytes | None, bool]:
-    """Read one chunk and compare its hash with ``leaf`` (None: no check); pure file work,
-    thread-safe."""
-    length = blob_id.chunk_length(index)
-    try:
-        with open(path, "rb") as file:
-            file.seek(index << blob_id.chunk_shift)
-            data = file.read(length)
-    except FileNotFoundError:
-        return None, False
-    return data, len(data) == length and (leaf is None or leaf_hash(data) == leaf)
-
-
-def _read_checked_into(
-    path: Path, blob_id: BlobId, index: int, leaf: bytes | None, out: memoryview
-) -> bool | None:
-    """:func:`_read_checked` into ``out``: None when the file is gone, else whether the chunk
-    is whole and matches ``leaf``."""
-    length = blob_id.chunk_length(index)
-    if len(out) != length:
-        raise ValueError(f"a buffer of {len(out)} bytes for a chunk of {length}")
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        got = os.preadv(fd, [out], index << blob_id.chunk_shift)
-    finally:
-        os.close(fd)
-    return got == length and (leaf is None or leaf_hash(out) == leaf)
