@@ -36,7 +36,8 @@ from ._progress import MarketProgress
 from ._referee import CaseOutcome, Referee, RefereeConfig, outcome_of, vote_of
 from ._solver import Solver
 from ._solver_state import SolverConfig, SolverJob
-from ._submitter import Submitter, SubmitterConfig, Ticket
+from ._submitter import Submitter
+from ._submitter_state import SubmitterConfig, Ticket
 from ._verifier import Verifier, VerifierConfig
 
 __all__ = [
