@@ -61,7 +61,8 @@ from ._messages import (
 )
 from ._party import Cheat, CheatKind, GameRecord, Party, play
 from ._program import Program, build_program
-from ._referee import RefereeState, handle, open_game
+from ._referee import handle, open_game
+from ._referee_state import RefereeState
 from ._spec import (
     SGD,
     Adam,
