@@ -12,7 +12,8 @@ import typer
 
 from ._errors import InvalidScenario
 from ._progress import Progress
-from ._runner import Report, simulate
+from ._report import Report
+from ._runner import simulate
 from ._scenario import Scenario
 from ._sweep import sweep as run_sweep
 

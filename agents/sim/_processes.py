@@ -39,7 +39,7 @@ from ._metrics import Sample
 from ._process_hub import Hub
 from ._process_roles import REFEREE_STAKE
 from ._process_watch import Member, Watcher, WorkerFacts
-from ._runner import Report
+from ._report import Report
 from ._scenario import Scenario
 
 __all__ = ["Member", "check", "plan", "simulate_processes"]
