@@ -43,7 +43,8 @@ from ._errors import (
 from ._identity import Identity, PeerId, verify_signature
 from ._libp2p import Libp2pConfig, Libp2pTransport
 from ._libp2p_budget import Refusal
-from ._memory import LinkProfile, MemoryNetwork, MemoryTransport, NetworkStats
+from ._link_profile import LinkProfile
+from ._memory import MemoryNetwork, MemoryTransport, NetworkStats
 from ._merkle import (
     MerkleError,
     MerkleTree,

@@ -22,13 +22,13 @@ unhandled and drop). The network then reads a published frame's envelope once an
 out of the inboxes of the subscribers not interested in it (counted
 ``NetworkStats.uninterested``): no wake-up, decoding or checks for a frame each would drop.
 A frame that does not decode goes to every subscriber (each rejects it, counted, as before).
+
+This module holds the network object and its endpoints; the delayed inbox is
+:mod:`._memory_inbox`'s, a link's profile :mod:`._link_profile`'s.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import math
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -38,7 +38,9 @@ import trio
 
 from ._errors import DecodeError, PeerUnreachable, TransportClosed
 from ._identity import PeerId
+from ._link_profile import LinkProfile
 from ._memory_bulk import MemoryBulkStream, MemoryConnection
+from ._memory_inbox import _DelayedInbox
 from ._transport import InboundFrame
 from ._verified import DEFAULT_MAX_FRAMES, VerifiedFrames
 from ._wire import Envelope, decode_frame
@@ -47,28 +49,6 @@ Interest = Callable[[str, Envelope], bool]
 """Whether a receiver wants a frame published to a topic: ``(topic, envelope) -> bool``."""
 
 BULK_BACKLOG = 64
-
-
-@dataclass
-class LinkProfile:
-    """Delivery characteristics of a link: base latency and jitter in seconds, loss in [0, 1]."""
-
-    latency: float = 0.0
-    jitter: float = 0.0
-    loss: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.latency < 0 or self.jitter < 0 or not 0.0 <= self.loss <= 1.0:
-            raise ValueError("latency and jitter are >= 0 and loss is in [0, 1]")
-
-    def draw(self, rng: random.Random) -> float | None:
-        """One frame's fate on this link: its delay in seconds, or None when it is lost
-        (``loss`` then ``jitter`` drawn from ``rng``, in that order)."""
-        if self.loss and rng.random() < self.loss:
-            return None
-        if self.jitter:
-            return self.latency + rng.uniform(0.0, self.jitter)
-        return self.latency
 
 
 @dataclass
@@ -255,112 +235,6 @@ def _peek(frame: bytes) -> Envelope | None:
         return decode_frame(frame)
     except DecodeError:  # it goes to every receiver, and each rejects it
         return None
-
-
-_YIELD_EVERY = 64
-
-
-async def _cheap_checkpoint(owner: object, counter: str) -> None:
-    """A cancellation point on every call, but a scheduling point only every
-    ``_YIELD_EVERY`` calls: a hot queue then moves frames in batches instead of paying a task
-    switch per frame, and other tasks still run regularly."""
-    count = getattr(owner, counter) + 1
-    if count >= _YIELD_EVERY:
-        setattr(owner, counter, 0)
-        await trio.lowlevel.checkpoint()
-    else:
-        setattr(owner, counter, count)
-        await trio.lowlevel.checkpoint_if_cancelled()
-
-
-class _DelayedInbox:
-    """A bounded queue whose items become available at a due time on trio's clock."""
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._heap: list[tuple[float, int, InboundFrame]] = []
-        self._order = itertools.count()
-        self._has_items = trio.lowlevel.ParkingLot()
-        self._has_space = trio.lowlevel.ParkingLot()
-        # the deadlines of the receivers waiting for an item that is not due yet (or for any
-        # item: deadline +inf); a push moves them to its due time instead of waking them
-        self._waiting: list[trio.CancelScope] = []
-        self.closed = False
-        self._fast_puts = 0
-        self._fast_gets = 0
-
-    def __len__(self) -> int:
-        return len(self._heap)
-
-    def _push(self, item: InboundFrame, delay: float) -> None:
-        due = trio.current_time() + delay if delay else -math.inf
-        heapq.heappush(self._heap, (due, next(self._order), item))
-        if not delay:
-            if self._has_items:
-                self._has_items.unpark_all()
-            return
-        for scope in self._waiting:  # woken at the item's due time, not now and again then
-            if due < scope.deadline:
-                scope.deadline = due
-
-    def put_nowait(self, item: InboundFrame, delay: float) -> bool:
-        if self.closed or len(self._heap) >= self._capacity:
-            return False
-        self._push(item, delay)
-        return True
-
-    async def put(self, item: InboundFrame, delay: float) -> None:
-        while len(self._heap) >= self._capacity and not self.closed:
-            await self._has_space.park()
-        if self.closed:
-            raise PeerUnreachable("the peer closed its transport")
-        self._push(item, delay)
-        await _cheap_checkpoint(self, "_fast_puts")
-
-    async def get(self) -> InboundFrame:
-        while True:
-            if self.closed:
-                raise TransportClosed("transport closed")
-            if self._heap:
-                due = self._heap[0][0]
-                wait = due - trio.current_time() if due != -math.inf else 0.0
-                if wait <= 0:
-                    item = heapq.heappop(self._heap)[2]
-                    if self._has_space:
-                        self._has_space.unpark()
-                    await _cheap_checkpoint(self, "_fast_gets")
-                    return item
-                await self._wait(due)
-            else:
-                await self._wait(math.inf)
-
-    async def _wait(self, deadline: float) -> None:
-        """Park until an undelayed item or :meth:`close` wakes this receiver, or until
-        ``deadline`` (which a delayed item due earlier moves up)."""
-        with trio.CancelScope(deadline=deadline) as scope:
-            self._waiting.append(scope)
-            try:
-                await self._has_items.park()
-            finally:
-                self._waiting.remove(scope)
-
-    async def get_batch(self, max_items: int) -> list[InboundFrame]:
-        """The next due item and the items due behind it, ``max_items`` at most."""
-        batch = [await self.get()]
-        heap = self._heap
-        if heap and len(batch) < max_items:
-            now = trio.current_time()
-            while heap and len(batch) < max_items and heap[0][0] <= now:
-                batch.append(heapq.heappop(heap)[2])
-            if self._has_space:
-                self._has_space.unpark_all()
-        return batch
-
-    def close(self) -> None:
-        self.closed = True
-        self._heap.clear()
-        self._has_items.unpark_all()
-        self._has_space.unpark_all()
 
 
 class MemoryTransport:

@@ -53,7 +53,7 @@ class Run:
 
 def setup(chain: Chain) -> tuple[Chain, Chain]:
     accounts = chain.dev_accounts()
-    allocations = {accounts[1].address: 10**9 * AI, accounts[2].address: 10**6 * AI}
+    allocations: dict[str, int] = {accounts[1].address: 10**9 * AI, accounts[2].address: 10**6 * AI}
     admin = chain.deploy(PARAMS, allocations)
     submitter, solver = admin.with_account(accounts[1]), admin.with_account(accounts[2])
     submitter.approve("JobMarket")

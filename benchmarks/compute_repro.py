@@ -24,6 +24,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,7 @@ from compute import (
     TaskSpec,
     TransformerModel,
     _native,
+    _native_mm,
     build_program,
     init_state,
     play,
@@ -88,7 +90,8 @@ class _Block(nn.Module):
         )
         o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         h = h + self.proj(o.transpose(1, 2).reshape(b, t, d))
-        return h + self.fc2(F.relu(self.fc1(self.ln2(h))))
+        out: torch.Tensor = h + self.fc2(F.relu(self.fc1(self.ln2(h))))
+        return out
 
 
 class _Transformer(nn.Module):
@@ -102,7 +105,8 @@ class _Transformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.blocks(self.emb(x) + self.pos)
-        return self.head(self.lnf(h)).reshape(-1, self.vocab)
+        logits: torch.Tensor = self.head(self.lnf(h)).reshape(-1, self.vocab)
+        return logits
 
 
 def plain_model(spec: TaskSpec) -> nn.Module:
@@ -160,7 +164,7 @@ def _plain_run(spec: TaskSpec, batches: list[Batch], device: str = "cpu") -> tup
     for x, y in batches:
         loss = F.cross_entropy(net(x), y)
         opt.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
         opt.step()
     _sync(device)
     elapsed = (now() - start) / len(batches)
@@ -237,11 +241,11 @@ def best_pair(spec: TaskSpec, steps: int, repeats: int, device: str = "cpu") -> 
     return plain, repro
 
 
-class _GemmShapes(TorchDispatchMode):
+class _GemmShapes(TorchDispatchMode):  # type: ignore[no-untyped-call]  # torch: unannotated
     """Records the operand shapes of every float64 GEMM torch runs inside the block."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # unannotated in torch
         self.shapes: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
@@ -253,7 +257,8 @@ class _GemmShapes(TorchDispatchMode):
 
 def _gemm_shapes(spec: TaskSpec) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
     prog = build_program(spec)
-    with _GemmShapes() as rec:
+    rec = _GemmShapes()
+    with rec:
         run_step(prog, init_state(spec))
     return rec.shapes
 
@@ -280,14 +285,11 @@ def gemm_seconds(spec: TaskSpec, repeats: int) -> tuple[float, float, float]:
         qa = torch.randint(-(2**bits), 2**bits + 1, a).to(torch.float64)
         qb = torch.randint(-(2**bits), 2**bits + 1, b).to(torch.float64)
         fn = getattr(torch, name)
-        t64 = _best(lambda fn=fn, qa=qa, qb=qb: fn(qa, qb), repeats)
+        t64 = _best(partial(fn, qa, qb), repeats)
         tl = t64
         if name == "mm" and lib is not None:
             out = torch.empty((a[0], b[1]), dtype=torch.float64)
-            tl = _best(
-                lambda qa=qa, qb=qb, out=out, bits=bits: _native._limb_mm(lib, qa, qb, bits, out),
-                repeats,
-            )
+            tl = _best(partial(_native_mm._limb_mm, lib, qa, qb, bits, out), repeats)
         f64, limb, mixed = f64 + t64, limb + tl, mixed + min(t64, tl)
     return f64, limb, mixed
 

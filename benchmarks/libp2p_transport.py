@@ -20,6 +20,9 @@ rates it prints frames per stream write, bytes on the wire per message (bytes th
 carried: Noise, yamux and framing included) and CPU seconds per 1,000 messages on each side
 (in one process, both sides together), and AXL one-way with signatures verified on the event
 loop, on one worker thread and on two (``BusConfig.verify_threads``).
+
+The plumbing (nodes, measuring) is in ``benchmarks._libp2p_bench``, the two-process variant in
+``benchmarks._libp2p_two``.
 """
 
 from __future__ import annotations
@@ -28,180 +31,27 @@ import argparse
 import math
 import os
 import struct
-import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import trio
 
-from axl import (
-    Bus,
-    BusConfig,
-    Context,
-    Identity,
-    Libp2pConfig,
-    Libp2pTransport,
-    Message,
-    open_bus,
-)
+from axl import BusConfig, Context
 
+from ._libp2p_bench import (
+    BATCH,
+    RAW_PROTOCOL,
+    Blob,
+    Phase,
+    Stamp,
+    Wire,
+    read_exactly,
+)
+from ._libp2p_bench import CONFIG as CONFIG  # re-exported: benchmarks.gossip_cost uses it
+from ._libp2p_bench import nodes as nodes  # re-exported: benchmarks.gossip_cost uses it
+from ._libp2p_two import serve_two_process, two_process
 from ._report import line, now, percentile
 
-RAW_PROTOCOL = "/bench/raw/1.0.0"
-# Nodes are connected explicitly, so the peer-exchange topic's start-up chatter is left out.
-CONFIG = Libp2pConfig(send_queue=4096, inbox_capacity=8192, peer_exchange=False)
-
-
-class Blob(Message, tag="bench.libp2p_blob"):
-    data: bytes
-
-
-class Stamp(Message, tag="bench.libp2p_stamp"):
-    sent_at: float
-    data: bytes
-
-
-def identity(index: int) -> Identity:
-    return Identity.from_seed(bytes([0x90 + index]) * 32)
-
-
-@asynccontextmanager
-async def nodes(
-    count: int, bus_config: BusConfig | None = None, config: Libp2pConfig = CONFIG
-) -> AsyncIterator[tuple[list[Libp2pTransport], list[Bus]]]:
-    """``count`` transports with buses, fully connected."""
-    async with AsyncExitStack() as stack:
-        transports = [
-            await stack.enter_async_context(Libp2pTransport.open(identity(i), config=config))
-            for i in range(count)
-        ]
-        async with trio.open_nursery() as nursery:
-            for i, node in enumerate(transports):
-                for other in transports[i + 1 :]:
-                    nursery.start_soon(node.connect, other.listen_addrs[0])
-        buses = [
-            await stack.enter_async_context(open_bus(identity(i), transport, config=bus_config))
-            for i, transport in enumerate(transports)
-        ]
-        yield transports, buses
-
-
-# -- measuring --------------------------------------------------------------------------------
-
-
-class Wire:
-    """Bytes written to this process's TCP sockets (py-libp2p's ``TrioTCPStream``): what the
-    wire carries above TCP, Noise and yamux included."""
-
-    written = 0
-    _installed = False
-
-    @classmethod
-    def install(cls) -> None:
-        if cls._installed:
-            return
-        from libp2p.io.trio import TrioTCPStream
-
-        original = TrioTCPStream.write
-
-        async def write(self: Any, data: bytes) -> None:
-            cls.written += len(data)
-            await original(self, data)
-
-        TrioTCPStream.write = write  # type: ignore[method-assign]
-        cls._installed = True
-
-
-def process_cpu(pid: int | None = None, *, main_thread: bool = False) -> float:
-    """CPU seconds (user + system) of this process, or of ``pid`` (Linux ``/proc``); with
-    ``main_thread``, of that process's main thread only (its event loop)."""
-    if pid is None:
-        return time.thread_time() if main_thread else time.process_time()
-    try:
-        path = f"/proc/{pid}/task/{pid}/stat" if main_thread else f"/proc/{pid}/stat"
-        with open(path) as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return math.nan
-
-
-class Phase:
-    """One measured phase: messages, wall seconds, wire bytes, CPU seconds here and in the
-    server process (if any), frames and stream writes of the AXL client transport."""
-
-    def __init__(
-        self,
-        transport: Libp2pTransport | None = None,
-        server_pid: int | None = None,
-    ) -> None:
-        self._transport = transport
-        self._server_pid = server_pid
-        self.messages = 0
-        self.seconds = self.cpu_here = self.cpu_server = 0.0
-        self.cpu_loop = self.cpu_server_loop = 0.0
-        self.wire_bytes = self.frames = self.writes = 0
-        self.latencies: list[float] = []
-
-    def _frames_writes(self) -> tuple[int, int]:
-        if self._transport is None:
-            return 0, 0
-        stats = self._transport.stats
-        return stats["frames.sent"], stats["writes"]
-
-    def __enter__(self) -> Phase:
-        self._loop_start = (
-            process_cpu(main_thread=True),
-            process_cpu(self._server_pid, main_thread=True) if self._server_pid else 0.0,
-        )
-        self._start = (
-            now(),
-            process_cpu(),
-            process_cpu(self._server_pid) if self._server_pid else 0.0,
-            Wire.written,
-            *self._frames_writes(),
-        )
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        wall, cpu, server, wire, frames, writes = self._start
-        self.seconds = now() - wall
-        self.cpu_loop = process_cpu(main_thread=True) - self._loop_start[0]
-        if self._server_pid:
-            self.cpu_server_loop = (
-                process_cpu(self._server_pid, main_thread=True) - self._loop_start[1]
-            )
-        self.cpu_here = process_cpu() - cpu
-        self.cpu_server = process_cpu(self._server_pid) - server if self._server_pid else 0.0
-        self.wire_bytes = Wire.written - wire
-        end_frames, end_writes = self._frames_writes()
-        self.frames, self.writes = end_frames - frames, end_writes - writes
-
-    @property
-    def rate(self) -> float:
-        return self.messages / self.seconds
-
-    @property
-    def rts(self) -> float:
-        """Round trips per second from the latencies (excludes the loop's own overhead)."""
-        return len(self.latencies) / sum(self.latencies)
-
-    def per_message(self, value: float) -> float:
-        return value / self.messages
-
-
 # -- raw py-libp2p ---------------------------------------------------------------------------
-
-
-async def read_exactly(stream: Any, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = await stream.read(size - len(data))
-        if not chunk:
-            raise EOFError("stream closed")
-        data += chunk
-    return data
 
 
 async def raw(size: int, round_trips: int, messages: int) -> tuple[Phase, Phase]:
@@ -250,10 +100,6 @@ async def raw(size: int, round_trips: int, messages: int) -> tuple[Phase, Phase]
 
 
 # -- AXL over libp2p -------------------------------------------------------------------------
-
-
-BATCH = 64
-"""Messages per ``send_many`` call in the batched one-way variant."""
 
 
 async def axl(
@@ -357,129 +203,6 @@ async def gossip(
                     await trio.sleep(0.05)
             nursery.cancel_scope.cancel()
         return axl_latencies, raw_latencies
-
-
-# -- two processes ---------------------------------------------------------------------------
-
-
-async def serve_two_process(size: int, threads: int) -> None:
-    """The server side in its own process: AXL echo (``Blob``) and a raw echo/count stream
-    handler; prints its address and runs until killed."""
-    from libp2p.custom_types import TProtocol
-
-    me = identity(1)
-    async with (
-        Libp2pTransport.open(me, config=CONFIG) as transport,
-        open_bus(me, transport, config=BusConfig(verify_threads=threads)) as bus,
-    ):
-
-        async def on_blob(message: Blob, ctx: Context) -> Blob | None:
-            return message if ctx.is_request else None
-
-        bus.on(Blob, on_blob)
-
-        async def echo(stream: Any) -> None:
-            mode = await read_exactly(stream, 1)
-            if mode == b"E":
-                while True:
-                    await stream.write(await read_exactly(stream, size))
-            else:  # one-way: an 8-byte count of payloads, the payloads, then a 1-byte ack
-                (count,) = struct.unpack("!Q", await read_exactly(stream, 8))
-                got = 0
-                while got < count * size:
-                    got += len(await stream.read(1 << 16))
-                await stream.write(b"A")
-
-        assert transport._host is not None
-        transport._host.set_stream_handler(TProtocol(RAW_PROTOCOL), echo)
-        print("ADDR", transport.listen_addrs[0], flush=True)
-        await trio.sleep_forever()
-
-
-async def two_process(
-    size: int, round_trips: int, messages: int, threads: int, with_raw: bool = True
-) -> dict[str, Phase]:
-    """Client here, server in a child process (its bus with ``verify_threads=threads``): raw
-    and AXL round trips and one-way phases."""
-    import subprocess
-    import sys
-
-    from libp2p.custom_types import TProtocol
-    from libp2p.peer.id import ID
-
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    command = [
-        sys.executable, "-m", "benchmarks.libp2p_transport", "--serve", str(size),
-        "--serve-threads", str(threads),
-    ]  # fmt: skip
-    server = await trio.lowlevel.open_process(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
-    )
-    phases: dict[str, Phase] = {}
-    try:
-        assert server.stdout is not None
-        text = b""
-        with trio.fail_after(60):
-            while b"\n" not in text:
-                text += await server.stdout.receive_some()
-        addr = text.decode().split("\n")[0].removeprefix("ADDR ")
-        me = identity(0)
-        async with (
-            Libp2pTransport.open(me, config=CONFIG) as transport,
-            open_bus(me, transport) as bus,
-        ):
-            peer = await transport.connect(addr)
-            assert transport._host is not None
-            host, server_id = transport._host, ID(peer.raw)
-            payload = os.urandom(size)
-            if with_raw:
-                stream = await host.new_stream(server_id, [TProtocol(RAW_PROTOCOL)])
-                await stream.write(b"E")
-                with Phase(server_pid=server.pid) as rt:
-                    for _ in range(round_trips):
-                        start = now()
-                        await stream.write(payload)
-                        await read_exactly(stream, size)
-                        rt.latencies.append(now() - start)
-                rt.messages = round_trips
-                phases["raw rt"] = rt
-                one_way = await host.new_stream(server_id, [TProtocol(RAW_PROTOCOL)])
-                await one_way.write(b"O" + struct.pack("!Q", messages))
-                with Phase(server_pid=server.pid) as ow:
-                    for _ in range(messages):
-                        await one_way.write(payload)
-                    await read_exactly(one_way, 1)
-                ow.messages = messages
-                phases["raw one-way"] = ow
-
-            message = Blob(data=payload)
-            await bus.request(peer, message)  # open the link first
-            with Phase(transport, server.pid) as rt:
-                for _ in range(round_trips):
-                    start = now()
-                    await bus.request(peer, message)
-                    rt.latencies.append(now() - start)
-            rt.messages = round_trips
-            phases["AXL rt"] = rt
-            with Phase(transport, server.pid) as ow:
-                for _ in range(messages):
-                    await bus.send(peer, message)
-                await bus.request(peer, message, timeout=60)  # in order behind every send
-            ow.messages = messages
-            phases["AXL one-way"] = ow
-            if with_raw:
-                with Phase(transport, server.pid) as ow_many:
-                    for _ in range(messages // BATCH):
-                        await bus.send_many(peer, [message] * BATCH)
-                    await bus.send_many(peer, [message] * (messages % BATCH))
-                    await bus.request(peer, message, timeout=60)
-                ow_many.messages = messages
-                phases["AXL one-way many"] = ow_many
-    finally:
-        server.kill()
-        with trio.CancelScope(shield=True), trio.move_on_after(10):
-            await server.wait()
-    return phases
 
 
 # -- report ----------------------------------------------------------------------------------

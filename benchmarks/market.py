@@ -40,7 +40,7 @@ from agents.market import (
     VerifierConfig,
     VerifyPolicy,
 )
-from compute import SGD, MLPModel, Party, TaskSpec
+from compute import SGD, Dataset, MLPModel, Party, TaskSpec
 
 from ._report import line, now
 
@@ -68,10 +68,10 @@ class LoopBusy(trio.abc.Instrument):
 class TimedSolver(Solver):
     trained = 0.0
 
-    def train(self, spec: TaskSpec) -> Party:
+    def train(self, spec: TaskSpec, dataset: Dataset | None = None) -> Party:
         start = time.perf_counter()
         try:
-            return super().train(spec)
+            return super().train(spec, dataset)
         finally:
             TimedSolver.trained += time.perf_counter() - start
 
@@ -79,10 +79,10 @@ class TimedSolver(Solver):
 class TimedVerifier(Verifier):
     rerun_s = 0.0
 
-    def rerun(self, spec: TaskSpec) -> Party:
+    def rerun(self, spec: TaskSpec, dataset: Dataset | None = None) -> Party:
         start = time.perf_counter()
         try:
-            return super().rerun(spec)
+            return super().rerun(spec, dataset)
         finally:
             TimedVerifier.rerun_s += time.perf_counter() - start
 
@@ -107,10 +107,10 @@ async def market_run(jobs: int, instrument: LoopBusy) -> Result:
     config = SubmitterConfig(payment=TOKEN, timeouts=fast, sample_bps=0, poll_interval=0.2)
     submitter = market.add(Submitter(config, "submitter"), tokens=(jobs + 10) * TOKEN)
     for i in range(4):
-        config = SolverConfig(
+        solver_config = SolverConfig(
             capacity=4, commits=BatchPolicy(32, 0.2), poll_interval=0.2, stake=1_000 * TOKEN
         )
-        market.add(TimedSolver(config, f"solver{i}"), tokens=2_000 * TOKEN)
+        market.add(TimedSolver(solver_config, f"solver{i}"), tokens=2_000 * TOKEN)
     market.add(TimedVerifier(VerifierConfig(policy=VerifyPolicy(1_000, b"bench")), "verifier"))
     market.add(Referee())
     async with market.runtime:

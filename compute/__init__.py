@@ -61,15 +61,16 @@ from ._messages import (
 )
 from ._party import Cheat, CheatKind, GameRecord, Party, play
 from ._program import Program, build_program
-from ._referee import RefereeState, handle, open_game
-from ._spec import (
+from ._referee import handle, open_game
+from ._referee_state import RefereeState
+from ._spec import TaskSpec
+from ._spec_parts import (
     SGD,
     Adam,
     CNNModel,
     DatasetRef,
     DataSpec,
     MLPModel,
-    TaskSpec,
     TransformerModel,
 )
 from ._train import State, StepRun, TrainResult, init_state, run_step, state_at, train

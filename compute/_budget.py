@@ -24,10 +24,9 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from ._spec import TaskSpec
+from ._spec_parts import SGD, Adam, CNNModel, MLPModel, TransformerModel
 
 MAX_PARAMS = 2**24
 MAX_STEP = 2**26
@@ -44,14 +43,28 @@ class Cost:
     step: int
 
 
+class Budgeted(Protocol):
+    """What the cost model reads of a spec (a :class:`compute.TaskSpec` is one)."""
+
+    @property
+    def model(self) -> MLPModel | CNNModel | TransformerModel: ...
+
+    @property
+    def optimizer(self) -> SGD | Adam: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def steps(self) -> int: ...
+
+
 def _linear(fin: int, fout: int) -> int:
     return fout * fin + fout
 
 
-def cost(spec: TaskSpec) -> Cost:
+def cost(spec: Budgeted) -> Cost:
     """The cost model of ``spec`` (upper bounds; tested against built programs)."""
-    from ._spec import SGD, CNNModel, MLPModel
-
     m, n = spec.model, spec.batch_size
     if isinstance(m, MLPModel):
         dims = [m.in_dim, *m.hidden, m.classes]
@@ -88,7 +101,7 @@ def cost(spec: TaskSpec) -> Cost:
     return Cost(params=params, state=state, step=step)
 
 
-def budget_error(spec: TaskSpec) -> str | None:
+def budget_error(spec: Budgeted) -> str | None:
     """Why ``spec`` exceeds the budget (None: within it)."""
     c = cost(spec)
     if c.params > MAX_PARAMS:

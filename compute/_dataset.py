@@ -38,7 +38,8 @@ from ._errors import InvalidDataset, TraceError
 from ._hashing import state_hash_from, tensor_hash
 from ._merkle import leaf_hash, process_proof
 from ._program import build_program
-from ._spec import DatasetRef, TaskSpec
+from ._spec import TaskSpec
+from ._spec_parts import DatasetRef
 from ._train import State, TrainResult, train
 
 MAX_DATASET_BYTES = 256 << 20

@@ -14,7 +14,8 @@ import torch
 from torch import Tensor
 
 from ._prims import _prim
-from ._spec import CNNModel, MLPModel, TaskSpec, TransformerModel
+from ._spec import TaskSpec
+from ._spec_parts import CNNModel, MLPModel, TransformerModel
 
 X, Y = "data.x", "data.y"
 

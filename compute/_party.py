@@ -43,7 +43,8 @@ from ._messages import (
     Verdict,
 )
 from ._program import Program, build_program
-from ._referee import RefereeState, handle, open_game
+from ._referee import handle, open_game
+from ._referee_state import RefereeState
 from ._spec import TaskSpec
 from ._train import State, Tamper, TrainResult, op_hashes, run_step, state_at, train
 

@@ -28,7 +28,8 @@ from ._dataset_program import X as DATA_X
 from ._dataset_program import Y as DATA_Y
 from ._dataset_program import dataset_layout
 from ._prims import PRIMS
-from ._spec import SGD, Adam, CNNModel, MLPModel, TaskSpec, TransformerModel
+from ._spec import TaskSpec
+from ._spec_parts import SGD, Adam, CNNModel, MLPModel, TransformerModel
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,12 @@ A party that answers with something that does not verify, or the wrong message, 
 caller, who must read them from a trusted source (the chain), never from one party's claim.
 Nothing a party sends can make :func:`handle` raise: a reply for another game, from the
 wrong party, out of turn, of the wrong type or with absurd values counts against its sender.
+
+This module holds the game (its phases and the one-op recomputation); the state and the moves
+every phase shares (asking, finishing, agreed-subtree checks) are :mod:`._referee_state`'s.
 """
 
 from __future__ import annotations
-
-import dataclasses
-from dataclasses import dataclass, field
 
 from torch import Tensor
 
@@ -50,104 +50,27 @@ from ._messages import (
     IntervalReply,
     LeafQuery,
     LeafReply,
-    Opening,
     OpQuery,
     OpReply,
-    Outcome,
     Side,
     StepQuery,
     StepReply,
     Tree,
-    Verdict,
 )
 from ._prims import PRIMS
 from ._program import build_program
+from ._referee_state import (
+    SIDES,
+    Out,
+    RefereeState,
+    ask,
+    finish,
+    in_agreed,
+    replace,
+    side_index,
+)
 from ._spec import TaskSpec
 from ._train import init_state
-
-SIDES: tuple[Side, Side] = ("a", "b")
-_MAX_INDEX = 2**64  # no tree here has more leaves; larger indices are rejected before hashing
-
-
-@dataclass(frozen=True)
-class RefereeState:
-    """Everything the referee knows about one game. Treat as immutable."""
-
-    spec: TaskSpec
-    game_id: str
-    roots: tuple[bytes, bytes]
-    dataset: Dataset | None = None  # the task's dataset, for a task that names one
-    phase: str = "checkpoints"  # checkpoints | leaf | interval | step | ops | op | done
-    expect: type[Message] | None = None
-    pending: frozenset[Side] = frozenset()
-    replies: tuple[tuple[Side, Message], ...] = ()
-    rounds: int = 0
-    # bisection
-    tree: Tree = "checkpoints"
-    level: int = 0
-    index: int = 0
-    node: tuple[bytes, bytes] = (ZERO, ZERO)
-    agreed: tuple[tuple[int, int, bytes], ...] = ()  # (level, index, hash) of agreed subtrees
-    # what has been pinned down so far
-    checkpoint: int | None = None
-    prev_hash: bytes | None = None
-    claims: tuple[bytes, bytes] | None = None
-    step: int | None = None
-    op_index: int | None = None
-    referee_ops: int = 0
-    verdict: Verdict | None = field(default=None)
-
-    @property
-    def done(self) -> bool:
-        return self.verdict is not None
-
-
-def _side_index(side: Side) -> int:
-    return 0 if side == "a" else 1
-
-
-def _replace(s: RefereeState, **kw: object) -> RefereeState:
-    return dataclasses.replace(s, **kw)  # type: ignore[arg-type]
-
-
-def _finish(s: RefereeState, losers: list[Side], reason: str, op: str | None = None) -> Out:
-    losers = sorted(set(losers))
-    winner: Side | None = None
-    outcome: Outcome = "no_dispute" if not losers else "both_lost"
-    if len(losers) == 1:
-        winner = "b" if losers[0] == "a" else "a"
-        outcome = "decided"
-    verdict = Verdict(
-        game_id=s.game_id,
-        outcome=outcome,
-        winner=winner,
-        losers=losers,
-        reason=reason,
-        rounds=s.rounds,
-        checkpoint=s.checkpoint,
-        step=s.step,
-        op_index=s.op_index,
-        op=op,
-        referee_ops=s.referee_ops,
-    )
-    return _replace(s, phase="done", verdict=verdict, pending=frozenset(), expect=None), [verdict]
-
-
-Out = tuple[RefereeState, list[Message]]
-
-
-def _ask(s: RefereeState, phase: str, expect: type[Message], queries: list[Message]) -> Out:
-    return (
-        _replace(
-            s,
-            phase=phase,
-            expect=expect,
-            pending=frozenset(SIDES),
-            replies=(),
-            rounds=s.rounds + 1,
-        ),
-        queries,
-    )
 
 
 def open_game(spec: TaskSpec, opened: ChallengeOpened, *, dataset: Dataset | None = None) -> Out:
@@ -166,12 +89,12 @@ def open_game(spec: TaskSpec, opened: ChallengeOpened, *, dataset: Dataset | Non
         spec=spec, game_id=opened.game_id, roots=(opened.root_a, opened.root_b), dataset=dataset
     )
     if opened.root_a == opened.root_b:
-        return _finish(s, [], "no dispute: the trace roots agree")
+        return finish(s, [], "no dispute: the trace roots agree")
     return _descend_start(s, "checkpoints", spec.n_checkpoints, s.roots)
 
 
 def _descend_start(s: RefereeState, tree: Tree, n: int, roots: tuple[bytes, bytes]) -> Out:
-    s = _replace(s, tree=tree, level=depth_for(n), index=0, node=roots, agreed=())
+    s = replace(s, tree=tree, level=depth_for(n), index=0, node=roots, agreed=())
     return _query_children(s)
 
 
@@ -180,7 +103,7 @@ def _query_children(s: RefereeState) -> Out:
         BisectionQuery(game_id=s.game_id, to=side, tree=s.tree, level=s.level, index=s.index)
         for side in SIDES
     ]
-    return _ask(s, s.tree, BisectionReply, qs)
+    return ask(s, s.tree, BisectionReply, qs)
 
 
 _REPLIES = (BisectionReply, LeafReply, IntervalReply, StepReply, OpReply)
@@ -204,21 +127,21 @@ def handle(s: RefereeState, msg: Message, *, sender: Side | None = None) -> Out:
     if sender is None and isinstance(msg, Deadline):
         if msg.game_id != s.game_id:
             return s, []  # another game's timer
-        return _finish(s, sorted(s.pending), "timeout: no reply before the deadline")
+        return finish(s, sorted(s.pending), "timeout: no reply before the deadline")
     if side not in SIDES:
         return s, []  # not attributable to a party of this game
     who: Side = "a" if side == "a" else "b"
     if not isinstance(msg, _REPLIES):
-        return _finish(s, [who], f"party {who} sent {msg.axl_tag}, which is no reply")
+        return finish(s, [who], f"party {who} sent {msg.axl_tag}, which is no reply")
     if msg.game_id != s.game_id:
-        return _finish(s, [who], f"party {who} replied for another game {msg.game_id!r}")
+        return finish(s, [who], f"party {who} replied for another game {msg.game_id!r}")
     if claimed != who:
-        return _finish(s, [who], f"party {who} sent a reply in the name of {claimed!r}")
+        return finish(s, [who], f"party {who} sent a reply in the name of {claimed!r}")
     if who not in s.pending:
-        return _finish(s, [who], f"party {who} replied out of turn")
+        return finish(s, [who], f"party {who} replied out of turn")
     if s.expect is None or not isinstance(msg, s.expect):
-        return _finish(s, [who], f"party {who} answered {msg.axl_tag} out of turn")
-    s = _replace(s, pending=s.pending - {who}, replies=(*s.replies, (who, msg)))
+        return finish(s, [who], f"party {who} answered {msg.axl_tag} out of turn")
+    s = replace(s, pending=s.pending - {who}, replies=(*s.replies, (who, msg)))
     if s.pending:
         return s, []
     got = dict(s.replies)
@@ -240,88 +163,73 @@ def _on_bisection(s: RefereeState, ra: BisectionReply, rb: BisectionReply) -> Ou
     bad: list[Side] = [
         side
         for side, r in zip(SIDES, (ra, rb), strict=True)
-        if parent_hash(r.left, r.right) != s.node[_side_index(side)]
+        if parent_hash(r.left, r.right) != s.node[side_index(side)]
     ]
     if bad:
-        return _finish(s, bad, "bisection reply does not hash to the committed node")
+        return finish(s, bad, "bisection reply does not hash to the committed node")
     level = s.level - 1
     if ra.left != rb.left:
-        s = _replace(s, level=level, index=2 * s.index, node=(ra.left, rb.left))
+        s = replace(s, level=level, index=2 * s.index, node=(ra.left, rb.left))
     else:
         agreed = (*s.agreed, (level, 2 * s.index, ra.left))
-        s = _replace(
-            s, level=level, index=2 * s.index + 1, node=(ra.right, rb.right), agreed=agreed
-        )
+        s = replace(s, level=level, index=2 * s.index + 1, node=(ra.right, rb.right), agreed=agreed)
     if level > 0:
         return _query_children(s)
     return _at_leaf(s)
 
 
 def _padding_losers(s: RefereeState) -> list[Side]:
-    return [side for side in SIDES if s.node[_side_index(side)] != ZERO]
+    return [side for side in SIDES if s.node[side_index(side)] != ZERO]
 
 
 def _at_leaf(s: RefereeState) -> Out:
     pos = s.index
     if s.tree == "checkpoints":
-        s = _replace(s, checkpoint=pos)
+        s = replace(s, checkpoint=pos)
         if pos >= s.spec.n_checkpoints:
-            return _finish(s, _padding_losers(s), "committed a leaf beyond the last checkpoint")
+            return finish(s, _padding_losers(s), "committed a leaf beyond the last checkpoint")
         qs: list[Message] = [LeafQuery(game_id=s.game_id, to=x, index=pos) for x in SIDES]
-        return _ask(s, "leaf", LeafReply, qs)
-    s = _replace(s, op_index=pos)
+        return ask(s, "leaf", LeafReply, qs)
+    s = replace(s, op_index=pos)
     if pos > len(build_program(s.spec)):
-        return _finish(s, _padding_losers(s), "committed an op leaf beyond the last op")
+        return finish(s, _padding_losers(s), "committed an op leaf beyond the last op")
     qs = [OpQuery(game_id=s.game_id, to=x, op_index=pos) for x in SIDES]
-    return _ask(s, "op", OpReply, qs)
-
-
-def _in_agreed(s: RefereeState, op: Opening) -> bool:
-    """``op`` opens a leaf inside one of the subtrees both parties agreed on."""
-    if not 0 <= op.index < _MAX_INDEX:
-        return False
-    for level, index, h in s.agreed:
-        if op.index >> level == index:
-            return (
-                len(op.proof) == level
-                and process_proof(leaf_hash(op.index, op.value), op.proof) == h
-            )
-    return False
+    return ask(s, "op", OpReply, qs)
 
 
 def _on_leaf(s: RefereeState, ra: LeafReply, rb: LeafReply) -> Out:
     j = s.index
     bad: list[Side] = []
     for side, r in zip(SIDES, (ra, rb), strict=True):
-        ok = leaf_hash(j, r.state_hash) == s.node[_side_index(side)]
+        ok = leaf_hash(j, r.state_hash) == s.node[side_index(side)]
         if j > 0:
-            ok = ok and r.prev is not None and r.prev.index == j - 1 and _in_agreed(s, r.prev)
+            ok = ok and r.prev is not None and r.prev.index == j - 1 and in_agreed(s, r.prev)
         if not ok:
             bad.append(side)
     if bad:
-        return _finish(s, bad, "checkpoint opening does not match the commitment")
+        return finish(s, bad, "checkpoint opening does not match the commitment")
     if j == 0:
-        s = _replace(s, referee_ops=s.referee_ops + 1, step=0)
+        s = replace(s, referee_ops=s.referee_ops + 1, step=0)
         truth = state_hash(init_state(s.spec, dataset=s.dataset))
         losers: list[Side] = [
             x for x, r in zip(SIDES, (ra, rb), strict=True) if r.state_hash != truth
         ]
-        return _finish(s, losers, "initial state recomputed by the referee", op="init")
+        return finish(s, losers, "initial state recomputed by the referee", op="init")
     assert ra.prev is not None and rb.prev is not None
     if ra.prev.value != rb.prev.value:  # pragma: no cover - needs a hash collision
-        return _finish(s, ["a", "b"], "conflicting openings of an agreed subtree")
-    s = _replace(s, prev_hash=ra.prev.value, claims=(ra.state_hash, rb.state_hash))
+        return finish(s, ["a", "b"], "conflicting openings of an agreed subtree")
+    s = replace(s, prev_hash=ra.prev.value, claims=(ra.state_hash, rb.state_hash))
     c = s.spec.checkpoint_interval
     if c == 1:
         return _ask_step(s, j)
     qs: list[Message] = [IntervalQuery(game_id=s.game_id, to=x, checkpoint=j) for x in SIDES]
-    return _ask(s, "interval", IntervalReply, qs)
+    return ask(s, "interval", IntervalReply, qs)
 
 
 def _ask_step(s: RefereeState, step: int) -> Out:
-    s = _replace(s, step=step)
+    s = replace(s, step=step)
     qs: list[Message] = [StepQuery(game_id=s.game_id, to=x, step=step) for x in SIDES]
-    return _ask(s, "step", StepReply, qs)
+    return ask(s, "step", StepReply, qs)
 
 
 def _on_interval(s: RefereeState, ra: IntervalReply, rb: IntervalReply) -> Out:
@@ -330,14 +238,14 @@ def _on_interval(s: RefereeState, ra: IntervalReply, rb: IntervalReply) -> Out:
     bad: list[Side] = [
         side
         for side, r in zip(SIDES, (ra, rb), strict=True)
-        if len(r.step_hashes) != c or r.step_hashes[-1] != s.claims[_side_index(side)]
+        if len(r.step_hashes) != c or r.step_hashes[-1] != s.claims[side_index(side)]
     ]
     if bad:
-        return _finish(s, bad, "interval hashes do not end at the committed checkpoint")
+        return finish(s, bad, "interval hashes do not end at the committed checkpoint")
     q = next(i for i in range(c) if ra.step_hashes[i] != rb.step_hashes[i])
     prev = s.prev_hash if q == 0 else ra.step_hashes[q - 1]
     j = s.checkpoint
-    s = _replace(s, prev_hash=prev, claims=(ra.step_hashes[q], rb.step_hashes[q]))
+    s = replace(s, prev_hash=prev, claims=(ra.step_hashes[q], rb.step_hashes[q]))
     return _ask_step(s, (j - 1) * c + q + 1)
 
 
@@ -351,14 +259,14 @@ def _on_step(s: RefereeState, ra: StepReply, rb: StepReply) -> Out:
         # Index and proof length are checked before anything is hashed (a hostile index such
         # as 2**300 is no leaf position; a proof of the wrong length proves nothing).
         well_formed = (
-            op.index == m and len(op.proof) == depth and op.value == s.claims[_side_index(side)]
+            op.index == m and len(op.proof) == depth and op.value == s.claims[side_index(side)]
         )
         if not well_formed or process_proof(leaf_hash(m, op.value), op.proof) != r.op_root:
             bad.append(side)
     if bad:
-        return _finish(s, bad, "op trace does not end at the claimed state")
+        return finish(s, bad, "op trace does not end at the claimed state")
     if ra.op_root == rb.op_root:  # pragma: no cover - needs a hash collision
-        return _finish(s, ["a", "b"], "identical op traces for different states")
+        return finish(s, ["a", "b"], "identical op traces for different states")
     return _descend_start(s, "ops", m + 1, (ra.op_root, rb.op_root))
 
 
@@ -369,7 +277,7 @@ def _on_op(s: RefereeState, ra: OpReply, rb: OpReply) -> Out:
     bad: list[Side] = [
         side
         for side, r in zip(SIDES, (ra, rb), strict=True)
-        if leaf_hash(p, r.output) != s.node[_side_index(side)]
+        if leaf_hash(p, r.output) != s.node[side_index(side)]
     ]
     truth: bytes | None = None
     op_name = "state" if p == m else prog.nodes[p].prim
@@ -383,12 +291,12 @@ def _on_op(s: RefereeState, ra: OpReply, rb: OpReply) -> Out:
             continue
         truth = value
         if op_name not in ("state", "load"):
-            s = _replace(s, referee_ops=s.referee_ops + 1)
+            s = replace(s, referee_ops=s.referee_ops + 1)
         break
     if truth is None:
-        return _finish(s, bad, "no party could support its op output", op=op_name)
+        return finish(s, bad, "no party could support its op output", op=op_name)
     losers = bad + [x for x, r in zip(SIDES, (ra, rb), strict=True) if r.output != truth]
-    return _finish(s, losers, f"referee recomputed op {p} ({op_name})", op=op_name)
+    return finish(s, losers, f"referee recomputed op {p} ({op_name})", op=op_name)
 
 
 def _truth_from(s: RefereeState, r: OpReply, p: int) -> bytes | None:
@@ -418,7 +326,7 @@ def _recompute(s: RefereeState, r: OpReply, p: int) -> bytes | None:
         if len(r.inputs) != len(names):
             return None
         for name, op in zip(names, r.inputs, strict=True):
-            if op.index != prog.outputs[name] or not _in_agreed(s, op):
+            if op.index != prog.outputs[name] or not in_agreed(s, op):
                 return None
         return state_hash_from({n: op.value for n, op in zip(names, r.inputs, strict=True)})
     node = prog.nodes[p]
@@ -433,7 +341,7 @@ def _recompute(s: RefereeState, r: OpReply, p: int) -> bytes | None:
     for j, op, blob in zip(node.inputs, r.inputs, r.tensors, strict=True):
         own = _dataset_input(s, prog.load_index.get(j))
         t = own if own is not None else blob.tensor()
-        if op.index != j or tensor_hash(t) != op.value or not _in_agreed(s, op):
+        if op.index != j or tensor_hash(t) != op.value or not in_agreed(s, op):
             return None
         tensors.append(t)
     return tensor_hash(PRIMS[node.prim](*tensors, **node.kwargs))

@@ -15,7 +15,8 @@ from ._dataset_program import X as DATA_X
 from ._errors import InvalidDataset, TraceError
 from ._hashing import state_hash, state_hash_from, tensor_hash
 from ._merkle import MerkleTree
-from ._prims import PRIMS, random_uniform
+from ._prims import PRIMS
+from ._prims_data import random_uniform
 from ._program import Program, build_program
 from ._spec import TaskSpec
 

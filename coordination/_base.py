@@ -12,14 +12,20 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
 from ._artifacts import CONTRACTS, artifact, event_topics
 from ._embedded import NoCode, embedded_call, embedded_send, tester_receipt, tester_send_raw
-from ._errors import ChainUnavailable, CoordinationError, NotDeployed, TransactionError
+from ._errors import (
+    ChainUnavailable,
+    CoordinationError,
+    NotDeployed,
+    TransactionError,
+    WrongChain,
+)
 from ._events import ChainEvent
 from ._translate import translate
 from ._types import AddressBook, Receipt, with_value
@@ -108,6 +114,17 @@ class ChainBase:
         if self._book is None:
             raise NotDeployed("no deployment bound: call deploy() or with_address_book()")
         return self._contracts[name]
+
+    def with_address_book(self, book: AddressBook, *, check: bool = True) -> Self:
+        """The same connection and account, bound to the deployment ``book``. Raises
+        :class:`WrongChain` when the book is for another chain and (``check``) NotDeployed
+        when a contract of the book has no code on this chain (a reset node)."""
+        if book.chain_id != self._conn.chain_id:
+            raise WrongChain(book.chain_id, self._conn.chain_id)
+        bound = type(self)(self._conn, self._account, book)
+        if check:
+            bound.check_deployment()
+        return bound
 
     def _require_account(self) -> LocalAccount:
         if self._account is None:

@@ -7,7 +7,8 @@ decoded, typed error before anything is sent.
 
 The client is assembled from one module per seam: ``_base`` (connection, sending, errors),
 ``_reads``, ``_market`` (token, staking, jobs, disputes), ``_governance`` (identity,
-proposals), ``_eventlog`` and ``_deploy``; this module adds construction and dev-node helpers.
+proposals), ``_eventlog`` and ``_deploy`` (the contract set, deployed through a client's
+generic methods); this module adds construction and dev-node helpers.
 
 web3.py is synchronous. On the embedded chain a call is an in-process function call (a few ms);
 from trio, call the client directly there. Against a remote node, run calls in a worker thread
@@ -29,7 +30,7 @@ from ._deploy import deploy
 from ._errors import ChainUnavailable, CoordinationError, DevOnly, WrongChain
 from ._eventlog import EventsMixin
 from ._governance import GovernanceMixin
-from ._types import AddressBook, DeployParams
+from ._types import DeployParams
 
 ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
 
@@ -98,17 +99,6 @@ class Chain(GovernanceMixin, EventsMixin):
         other = copy.copy(self)  # shares the contract tables, read-only once built
         other._account = account
         return other
-
-    def with_address_book(self, book: AddressBook, *, check: bool = True) -> Chain:
-        """The same connection and account, bound to the deployment ``book``. Raises
-        :class:`WrongChain` when the book is for another chain and (``check``) NotDeployed
-        when a contract of the book has no code on this chain (a reset node)."""
-        if book.chain_id != self._conn.chain_id:
-            raise WrongChain(book.chain_id, self._conn.chain_id)
-        bound = Chain(self._conn, self._account, book)
-        if check:
-            bound.check_deployment()
-        return bound
 
     def deploy(
         self, params: DeployParams | None = None, allocations: Mapping[str, int] | None = None

@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from eth_utils.address import to_checksum_address
 
 from ._artifacts import artifact
+from ._base import ChainBase
+from ._market import MarketMixin
 from ._types import AddressBook, DeployParams
 
-if TYPE_CHECKING:
-    from ._chain import Chain
+C = TypeVar("C", bound=MarketMixin)
 
 
-def deploy_contract(chain: Chain, name: str, *args: Any) -> str:
+def deploy_contract(chain: ChainBase, name: str, *args: Any) -> str:
     """Deploy contract ``name`` from ``chain``'s account; returns its address."""
     art = artifact(name)
     factory = chain.w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
     return str(chain.transact(factory.constructor(*args), deploying=True).value)
 
 
-def deploy(
-    chain: Chain, params: DeployParams, allocations: Mapping[str, int] | None = None
-) -> Chain:
+def deploy(chain: C, params: DeployParams, allocations: Mapping[str, int] | None = None) -> C:
     """Deploy and wire the contracts from ``chain``'s account, mint ``allocations`` (address ->
     AI wei, the genesis supply), then hand the token's admin and minter roles to the timelock
     and renounce every role the deployer held. Returns a client bound to the new book."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import trio
 
-from axl import Context, Identity, MemoryNetwork, Message, open_bus
+from axl import Context, Identity, MemoryNetwork, Message, PeerId, open_bus
 
 
 class Offer(Message, tag="demo.offer"):
@@ -39,20 +39,20 @@ async def main() -> None:
             for index, solver in enumerate(solvers):
                 nursery.start_soon(run_solver, network, solver, index)
             await trio.sleep(0.05)  # solvers come up and publish
-            seen = []
+            seen: list[tuple[PeerId, Offer]] = []
             with trio.move_on_after(0.5):
                 while len(seen) < len(solvers):
                     delivery = await offers.receive()
-                    assert isinstance(delivery.message, Offer)
-                    seen.append(delivery)
                     offer = delivery.message
+                    assert isinstance(offer, Offer)
+                    seen.append((delivery.sender, offer))
                     print(f"offer   {offer.solver:<8} {offer.gflops:6.1f} GFLOP/s")
             quotes = []
-            for delivery in seen:
-                reply = await bus.request(delivery.sender, QuoteRequest(steps=1000), timeout=2)
+            for sender, offer in seen:
+                reply = await bus.request(sender, QuoteRequest(steps=1000), timeout=2)
                 assert isinstance(reply, Quote)
-                quotes.append((reply.price_wei, delivery.message.solver))
-                print(f"quote   {delivery.message.solver:<8} {reply.price_wei:>22,} wei")
+                quotes.append((reply.price_wei, offer.solver))
+                print(f"quote   {offer.solver:<8} {reply.price_wei:>22,} wei")
             price, winner = min(quotes)
             print(f"chosen  {winner} at {price:,} wei")
             print(f"submitter counters: {bus.stats.snapshot()}")

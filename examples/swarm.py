@@ -96,7 +96,8 @@ async def run(*, quiet: bool = False, live: bool = False) -> tuple[Report, dict[
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="AXL compute market, end to end")
-    live = parser.add_argument("--live", action="store_true") and parser.parse_args(argv).live
+    parser.add_argument("--live", action="store_true")
+    live: bool = parser.parse_args(argv).live
     trio.run(lambda: run(live=live))
 
 

@@ -34,8 +34,10 @@ from ._policies import (
 )
 from ._progress import MarketProgress
 from ._referee import CaseOutcome, Referee, RefereeConfig, outcome_of, vote_of
-from ._solver import Solver, SolverConfig, SolverJob
-from ._submitter import Submitter, SubmitterConfig, Ticket
+from ._solver import Solver
+from ._solver_state import SolverConfig, SolverJob
+from ._submitter import Submitter
+from ._submitter_state import SubmitterConfig, Ticket
 from ._verifier import Verifier, VerifierConfig
 
 __all__ = [

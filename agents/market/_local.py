@@ -18,7 +18,7 @@ from coordination import Chain, DeployParams, MarketLedger, Role
 
 from .._runtime import AgentRuntime
 from ._base import TOKEN, MarketAgent
-from ._submitter import Ticket
+from ._submitter_state import Ticket
 
 A = TypeVar("A", bound=MarketAgent)
 

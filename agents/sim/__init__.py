@@ -10,7 +10,8 @@ See docs/simulation.md. :data:`app` is the ``swarm`` command line (typer):
 
 from ._cli import app
 from ._errors import InvalidScenario, SimulationError
-from ._runner import Report, simulate
+from ._report import Report
+from ._runner import simulate
 from ._scenario import (
     CHEAT_KINDS,
     Adversaries,

@@ -12,7 +12,8 @@ import typer
 
 from ._errors import InvalidScenario
 from ._progress import Progress
-from ._runner import Report, simulate
+from ._report import Report
+from ._runner import simulate
 from ._scenario import Scenario
 from ._sweep import sweep as run_sweep
 
@@ -133,6 +134,9 @@ def simulate_command(
         raise typer.Exit(1)
 
 
+WORKER_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 def _announce(join: str, token: str) -> None:
     typer.echo(
         f"waiting for workers: AXL_SWARM_TOKEN={token} axl swarm worker --join {join} "
@@ -159,10 +163,22 @@ def worker_command(
     listen: Annotated[
         str, typer.Option(help="Where this worker's agents listen (port 0: one each).")
     ] = "/ip4/127.0.0.1/tcp/0",
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    ] = "INFO",
+    json_logs: Annotated[bool, typer.Option("--json-logs", help="Log JSON lines.")] = False,
 ) -> None:
-    """Host a share of a `simulate --processes` run's agents (until the run ends)."""
+    """Host a share of a `simulate --processes` run's agents (until the run ends); logs what
+    it joined, hosts and reports to stderr."""
+    from .._logging import configure_logging
     from ._process_worker import run_worker
 
+    level = log_level.upper()
+    if level not in WORKER_LOG_LEVELS:
+        raise typer.BadParameter(
+            f"{log_level!r}: use one of {', '.join(WORKER_LOG_LEVELS)}", param_hint="--log-level"
+        )
+    configure_logging(level, json_lines=json_logs)
     try:
         run_worker(join, token, rpc=chain_rpc, listen=listen)
     except InvalidScenario as exc:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -129,7 +130,13 @@ class WorkerLink(Agent):
         try:
             self._host(json.loads(reply.plan))
         except (InvalidScenario, CoordinationError, KeyError, ValueError, TypeError) as exc:
-            self._fail(f"a bad assignment: {exc}")
+            return self._fail(f"a bad assignment: {exc}")
+        roles = Counter(type(agent).__name__ for agent in self.hosted)
+        self.log.info(
+            "joined hub %s as worker %d: hosting %d agents (%s)",
+            self.hub.short(), self.index, len(self.hosted),
+            ", ".join(f"{n} {role}" for role, n in sorted(roles.items())),
+        )  # fmt: skip
 
     def _host(self, plan: dict[str, Any]) -> None:
         from eth_account import Account
@@ -207,6 +214,7 @@ class WorkerLink(Agent):
     async def go(self, message: Go, ctx: Context) -> None:
         if ctx.sender != self.hub:
             return
+        self.log.info("the run started")
         if self.wiring.partitions is not None:
             self.wiring.partitions.start()
         for agent in self.hosted:
@@ -218,6 +226,7 @@ class WorkerLink(Agent):
         if ctx.sender != self.hub:
             return None
         final = self.report(final=True)
+        self.log.info("the hub said stop: final report sent, stopping %d agents", len(self.hosted))
         self.start_soon(self._stop_soon)
         return final
 

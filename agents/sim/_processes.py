@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from ._metrics import Sample
 from ._process_hub import Hub
 from ._process_roles import REFEREE_STAKE
 from ._process_watch import Member, Watcher, WorkerFacts
-from ._runner import Report
+from ._report import Report
 from ._scenario import Scenario
 
 __all__ = ["Member", "check", "plan", "simulate_processes"]
@@ -121,10 +122,22 @@ def simulate_processes(
                 report = run.run(observer, on_join)
         except ChainUnavailable as exc:
             raise InvalidScenario(f"--processes needs anvil (npm ci): {exc}") from None
+        finally:
+            if out_dir is not None:
+                _keep_worker_logs(Path(folder), Path(out_dir) / "workers")
     report.wall_seconds = time.perf_counter() - wall
     if out_dir is not None:
         report.write(out_dir)
     return report
+
+
+def _keep_worker_logs(folder: Path, into: Path) -> None:
+    """Copy the local workers' stderr logs (``worker<i>.err``) into the report directory."""
+    logs = sorted(folder.glob("worker*.err"))
+    if logs:
+        into.mkdir(parents=True, exist_ok=True)
+        for log in logs:
+            shutil.copyfile(log, into / log.name)
 
 
 def _peer_of(name: str, seed: int) -> str:

@@ -1,17 +1,44 @@
-"""The report directory: ``summary.json`` (deterministic), ``series.json`` (every sample),
-``report.md`` (tables) and ``plots/*.png``."""
+"""A run's :class:`Report` and its directory: ``summary.json`` (deterministic),
+``series.json`` (every sample), ``report.md`` (tables) and ``plots/*.png``."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ._metrics import Sample
 from ._plots import write_plots
+from ._scenario import Scenario
 
-if TYPE_CHECKING:
-    from ._runner import Report
+
+@dataclass
+class Report:
+    """The outcome of :func:`simulate`: ``summary`` (JSON-ready, deterministic: the same seed
+    gives the same summary), the sampled series, every job's latency, and the wall times
+    (kept out of the summary): ``timings`` has ``setup_s`` (chain, wallets, agents built),
+    ``start_s`` (agents started), ``run_s`` (the simulated duration and drain) and
+    ``total_s``."""
+
+    scenario: Scenario
+    summary: dict[str, Any]
+    samples: list[Sample]
+    latencies: list[float]
+    wall_seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every check of the run held (see ``summary["checks"]``)."""
+        return all(self.summary["checks"].values())
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write ``summary.json``, ``series.json``, ``report.md`` and the PNG plots."""
+        self.files = write_report(self, Path(out_dir))
+        return self.files
 
 
 def dumps(data: Any) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,39 +21,11 @@ from ._bank import CLOCK_STEP, EAGER_LIMIT, TOKEN, Bank
 from ._market import build_agents, cast, roster
 from ._metrics import Collector, Sample, latency_stats, token_flows
 from ._netstats import TrafficCounter, counting_factory
+from ._report import Report
 from ._scenario import Scenario
 from ._world import World
 
 Observer = Callable[[Sample, Scenario], None]
-
-
-@dataclass
-class Report:
-    """The outcome of :func:`simulate`: ``summary`` (JSON-ready, deterministic: the same seed
-    gives the same summary), the sampled series, every job's latency, and the wall times
-    (kept out of the summary): ``timings`` has ``setup_s`` (chain, wallets, agents built),
-    ``start_s`` (agents started), ``run_s`` (the simulated duration and drain) and
-    ``total_s``."""
-
-    scenario: Scenario
-    summary: dict[str, Any]
-    samples: list[Sample]
-    latencies: list[float]
-    wall_seconds: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)
-    files: list[Path] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Every check of the run held (see ``summary["checks"]``)."""
-        return all(self.summary["checks"].values())
-
-    def write(self, out_dir: str | Path) -> list[Path]:
-        """Write ``summary.json``, ``series.json``, ``report.md`` and the PNG plots."""
-        from ._report import write_report
-
-        self.files = write_report(self, Path(out_dir))
-        return self.files
 
 
 def simulate(

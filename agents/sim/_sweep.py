@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._report import dumps
-from ._runner import Report, simulate
+from ._report import Report, dumps
+from ._runner import simulate
 from ._scenario import Scenario
 
 COLUMNS = (

@@ -16,8 +16,8 @@ def test_sync_handler_is_rejected_at_class_creation() -> None:
     with pytest.raises(AgentDefinitionError, match=r"hello\(\) must be declared with async def"):
 
         class Bad(Agent):
-            @on(Hello)
-            def hello(self, msg: Hello, ctx: Context) -> None:  # type: ignore[arg-type]
+            @on(Hello)  # type: ignore[arg-type]  # a sync handler: the mistake under test
+            def hello(self, msg: Hello, ctx: Context) -> None:
                 pass
 
 

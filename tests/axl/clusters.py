@@ -67,7 +67,7 @@ class Libp2pCluster(Cluster):
         live = [t for t in self.transports if isinstance(t, Libp2pTransport) and not t.closed]
         for node in live:
             assert node._pubsub is not None
-            mesh = node._pubsub.router.mesh  # type: ignore[attr-defined]
+            mesh = node._pubsub.router.mesh
             for other in live:
                 if other is node:
                     continue

@@ -8,7 +8,7 @@ import trio
 import trio.testing
 
 from axl import Identity, InboundFrame
-from axl._memory import _DelayedInbox
+from axl._memory_inbox import _DelayedInbox
 
 PEER = Identity.from_seed(b"\x91" * 32).peer_id
 

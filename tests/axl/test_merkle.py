@@ -3,6 +3,8 @@ a MerkleError (property tests)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -46,12 +48,21 @@ def test_parents_are_the_sorted_pair_hash(items: list[bytes]) -> None:
 
 def test_malformed_input_is_a_merkle_error() -> None:
     assert issubclass(MerkleError, AxlError) and issubclass(MerkleError, ValueError)
-    for bad in (lambda: merkle_leaf(0, b"short"), lambda: merkle_leaf(2**256, bytes(32))):
+    bad_leaves: list[Callable[[], object]] = [
+        lambda: merkle_leaf(0, b"short"),
+        lambda: merkle_leaf(2**256, bytes(32)),
+    ]
+    for bad in bad_leaves:
         with pytest.raises(MerkleError):
             bad()
     with pytest.raises(MerkleError):
         MerkleTree([])
     tree = MerkleTree([bytes(32)] * 3)
-    for bad in (lambda: tree.proof(3), lambda: tree.node(3, 0), lambda: tree.children(0, 0)):
+    bad_reads: list[Callable[[], object]] = [
+        lambda: tree.proof(3),
+        lambda: tree.node(3, 0),
+        lambda: tree.children(0, 0),
+    ]
+    for bad in bad_reads:
         with pytest.raises(MerkleError):
             bad()

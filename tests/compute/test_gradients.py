@@ -44,12 +44,15 @@ def _ref_cnn(p: dict[str, Tensor], x: Tensor, y: Tensor, m: CNNModel) -> Tensor:
 def _ref_transformer(p: dict[str, Tensor], x: Tensor, y: Tensor, m: TransformerModel) -> Tensor:
     b, t = x.shape
     d, nh = m.d_model, m.heads
-    ln = lambda h, n: F.layer_norm(h, (d,), p[n + ".g"], p[n + ".b"], 1e-5)  # noqa: E731
+
+    def ln(h: Tensor, n: str) -> Tensor:
+        return F.layer_norm(h, (d,), p[n + ".g"], p[n + ".b"], 1e-5)
+
     h = p["emb"][x] + p["pos"]
     mask = torch.ones(t, t, dtype=torch.bool).triu(1)
     for i in range(m.layers):
         qkv = ln(h, f"b{i}.ln1") @ p[f"b{i}.qkv.w"].T + p[f"b{i}.qkv.b"]
-        q, k, v = (z.reshape(b, t, nh, d // nh).transpose(1, 2) for z in qkv.split(d, -1))
+        q, k, v = (z.reshape(b, t, nh, d // nh).transpose(1, 2) for z in torch.split(qkv, d, -1))
         s = (q @ k.transpose(-1, -2)) / math.sqrt(d // nh)
         o = torch.softmax(s.masked_fill(mask, float("-inf")), -1) @ v
         o = o.transpose(1, 2).reshape(b, t, d)
@@ -83,10 +86,15 @@ def test_gradients_match_autograd(spec: TaskSpec) -> None:
     params = {
         k[2:]: v.double().requires_grad_(True) for k, v in state.items() if k.startswith("p.")
     }
-    ref = {"mlp": _ref_mlp, "cnn": _ref_cnn, "transformer": _ref_transformer}[spec.model.kind]
     xin = x if x.dtype == torch.int64 else x.double()
-    loss = ref(params, xin, y, spec.model)  # type: ignore[arg-type]
-    loss.backward()
+    m = spec.model
+    if isinstance(m, MLPModel):
+        loss = _ref_mlp(params, xin, y, m)
+    elif isinstance(m, CNNModel):
+        loss = _ref_cnn(params, xin, y, m)
+    else:
+        loss = _ref_transformer(params, xin, y, m)
+    loss.backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward unannotated
     assert float(run.values[prog.loss]) == pytest.approx(loss.item(), rel=1e-5)
     assert set(prog.grads) == set(params)
     for name, node in prog.grads.items():

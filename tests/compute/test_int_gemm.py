@@ -22,7 +22,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compute import _native, train
+from compute import _native, _native_mm, train
 from compute._repops import mm_bits, rmm
 
 from .test_reproducibility import _flags
@@ -66,7 +66,7 @@ def _limb_product(qa: torch.Tensor, qb: torch.Tensor, bits: int) -> torch.Tensor
     lib = _native._load()
     assert lib is not None
     out = torch.full((qa.shape[0], qb.shape[1]), float("nan"), dtype=torch.float64)
-    assert _native._limb_mm(lib, qa, qb, bits, out)
+    assert _native_mm._limb_mm(lib, qa, qb, bits, out)
     return out
 
 
@@ -131,9 +131,9 @@ def test_reductions_too_long_for_int32_sums_are_refused() -> None:
     qa = torch.zeros((1, k), dtype=torch.float64)
     qb = torch.zeros((k, 1), dtype=torch.float64)
     out = torch.full((1, 1), 7.0, dtype=torch.float64)
-    assert not _native._limb_mm(lib, qa, qb, 24, out)
+    assert not _native_mm._limb_mm(lib, qa, qb, 24, out)
     assert out.item() == 7.0
-    assert _native._limb_mm(lib, qa[:, : k - 1], qb[: k - 1], 24, out) and out.item() == 0.0
+    assert _native_mm._limb_mm(lib, qa[:, : k - 1], qb[: k - 1], 24, out) and out.item() == 0.0
 
 
 @contextmanager
@@ -264,7 +264,8 @@ def test_limb_gemm_same_bits_on_every_cpu_code_path() -> None:
     # Where oneDNN is capped at AVX2 (no VNNI), full-range int8 saturates: the danger is real
     # on this machine's code paths, and the 7-bit limbs above stayed exact through it.
     capped = [r for env, r in zip(envs, results, strict=True) if "MAX_CPU_ISA" in str(env)]
-    if torch.backends.mkldnn.is_available() and " avx2" in _flags():
+    mkldnn = torch.backends.mkldnn.is_available()  # type: ignore[no-untyped-call]  # unannotated in torch
+    if mkldnn and " avx2" in _flags():
         assert any(not r["full_range_exact"] for r in capped), results
     # The same bits in this process (no caps), from the float64 GEMM's integers.
     with _limb_path(False):
@@ -282,7 +283,7 @@ def test_limb_gemm_same_bits_on_every_cpu_code_path() -> None:
 
 TRAIN_CHILD = """
 import json, torch
-from compute import _native, train
+from compute import _native, _native_mm, train
 from tests.compute.primfuzz import primitive_hashes
 from tests.compute.tasks import REPRO_SPECS
 # every product through the limb path (batched ones stay float64): SMALL_PRODUCT 0 skips the

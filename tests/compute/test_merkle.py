@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from eth_abi import encode
+from eth_abi.abi import encode
 from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -59,7 +59,7 @@ def test_a_diverging_run_is_a_defined_agreed_outcome() -> None:
     spec = TaskSpec(
         model=MLPModel(in_dim=8, hidden=(64, 64), classes=3),
         optimizer=SGD(lr=10.0, momentum=0.99),
-        data={"noise": 10.0},  # type: ignore[arg-type]
+        data={"noise": 10.0},
         steps=16,
         batch_size=8,
     )

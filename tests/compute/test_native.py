@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 needs_native = pytest.mark.skipif(not _native.available(), reason=f"kernels: {_native.status}")
 
 
-def _hashes(fn: object, *args: torch.Tensor, **kw: object) -> tuple[str, str]:
+def _hashes(fn: object, *args: object, **kw: object) -> tuple[str, str]:
     assert callable(fn)
     fused = tensor_hash(fn(*args, **kw)).hex()
     with _native.disabled():
@@ -79,7 +79,7 @@ def test_products_and_tree_sums_on_many_shapes(special: bool) -> None:
 
 @needs_native
 def test_data_rng_and_convolution_moves() -> None:
-    from compute._prims import random_bits
+    from compute._prims_data import random_bits
 
     for key, stream, count in [(0, 0, 1), (0xFFFFFFFF, 0x7FFFFFF1, 1000), (12345, 2**40, 77)]:
         k = torch.tensor(key, dtype=torch.int64)

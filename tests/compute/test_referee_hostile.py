@@ -126,7 +126,7 @@ def test_equal_roots_are_a_distinct_no_dispute_outcome() -> None:
 
 
 def _liars(cheat: Cheat) -> dict[str, Party]:
-    return {side: Party(side, SPEC, cheat=cheat) for side in ("a", "b")}  # type: ignore[misc]
+    return {side: Party(side, SPEC, cheat=cheat) for side in ("a", "b")}
 
 
 LIARS = [

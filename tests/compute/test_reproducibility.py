@@ -60,7 +60,8 @@ def _axes() -> tuple[list[str], list[str | None], list[str | None]]:
     avx2 = " avx2" in flags
     avx512 = " avx512f" in flags and " avx512bw" in flags
     caps = ["default"] + (["avx2"] if avx2 else []) + (["avx512"] if avx512 else [])
-    isa: list[str | None] = ["SSE4_2"] + (["AVX2"] if avx2 else [])
+    isa: list[str | None] = ["SSE4_2"]
+    isa += ["AVX2"] if avx2 else []
     isa += ["AVX512"] if avx512 else []
     cbwr: list[str | None] = [None, "COMPATIBLE"] + (["AVX2"] if avx2 else [])
     cbwr += ["AVX512"] if avx512 else []

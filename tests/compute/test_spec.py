@@ -59,7 +59,7 @@ def test_invalid_specs_fail_with_typed_error(data: dict[str, object], field: str
 
 
 def test_parse_accepts_json() -> None:
-    spec = TaskSpec(model=TransformerModel(), data={"kind": "shift"})  # type: ignore[arg-type]
+    spec = TaskSpec(model=TransformerModel(), data={"kind": "shift"})
     assert TaskSpec.parse(spec.canonical_bytes()) == spec
     with pytest.raises(InvalidTaskSpec):
         TaskSpec.parse(b"{not json")

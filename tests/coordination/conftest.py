@@ -72,7 +72,7 @@ def _deploy(chain: Chain) -> Env:
         chain.w3.manager.request_blocking("anvil_setBlockTimestampInterval", [1])
     chain.advance_time(24 * 3600)
     accounts = chain.dev_accounts()
-    allocations = {a.address: INITIAL_BALANCE for a in accounts[1:9]}
+    allocations: dict[str, int] = {a.address: INITIAL_BALANCE for a in accounts[1:9]}
     allocations[accounts[0].address] = ADMIN_BALANCE
     admin = chain.deploy(TEST_PARAMS, allocations)
     clients = [admin.with_account(a) for a in accounts[1:9]]

@@ -47,14 +47,14 @@ def test_post_assign_commit_settle_burns_the_fee(env: Env) -> None:
         env.outsider.settle(job_id)
     env.admin.advance_time(3600)
     before = env.solver.balance_of()
-    receipt = env.outsider.settle(job_id)
+    settle = env.outsider.settle(job_id)
     payout = Economics(fee_bps=50).payout(PAY)
     assert payout.fee == PAY // 200
     assert env.solver.balance_of() - before == payout.paid
     assert env.admin.total_supply() == supply - payout.fee
-    (settled,) = receipt.named("JobSettled")
+    (settled,) = settle.named("JobSettled")
     assert (settled["paid"], settled["fee"]) == (payout.paid, payout.fee)
-    assert receipt.named("FeeBurned")[0]["amount"] == payout.fee
+    assert settle.named("FeeBurned")[0]["amount"] == payout.fee
     assert env.admin.job(job_id).status == JobStatus.SETTLED
     assert env.solver.stake_of(Role.SOLVER).locked == 0
     with reverts("WrongStatus"):

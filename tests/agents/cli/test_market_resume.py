@@ -87,21 +87,23 @@ async def test_a_restarted_solver_resumes_its_assigned_job(tmp_path: Path) -> No
         )
     )
     wallet = market.wallet("solver0")
-    fast = {"poll_interval": 0.1, "commits": BatchPolicy(4, 0.2)}
+
+    def fast(*, vanish: bool = False) -> SolverConfig:
+        return SolverConfig(poll_interval=0.1, commits=BatchPolicy(4, 0.2), vanish=vanish)
 
     def solver_runtime(config: SolverConfig) -> tuple[AgentRuntime, ResumingSolver]:
         runtime = AgentRuntime(network=market.runtime.network, data_dir=tmp_path)
         return runtime, runtime.add(ResumingSolver(config, "solver0"), chain=wallet)
 
     async with market.runtime:
-        first, taker = solver_runtime(SolverConfig(vanish=True, **fast))  # takes, never trains
+        first, taker = solver_runtime(fast(vanish=True))  # takes, never trains
         async with first:
             (ticket,) = await submitter.submit([spec])
             with trio.fail_after(30):
                 while not taker.jobs:
                     await trio.sleep(0.05)
         # the solver process is gone with the job assigned to it on chain
-        second, resumed = solver_runtime(SolverConfig(**fast))
+        second, resumed = solver_runtime(fast())
         async with second:
             with trio.fail_after(60):
                 while not resumed.stats.snapshot().get("market.committed"):

@@ -12,7 +12,7 @@ import pytest
 
 from agents import Agent
 from agents.cli import _cmd_run
-from agents.cli._roles import RoleSpec
+from agents.cli._rolespec import RoleSpec
 from coordination import Chain, DeployParams, Role, anvil_node, find_anvil
 
 from .conftest import Axl, one_line

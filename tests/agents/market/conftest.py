@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from hypothesis import strategies as st
 
 from agents.market import Bid, ComputeOffer
@@ -30,7 +32,14 @@ st.register_type_strategy(
     ),
 )
 
-FAST = {"poll_interval": 0.25}
+
+class Fast(TypedDict):
+    """Keyword arguments every role config takes: fast chain polling for the tests."""
+
+    poll_interval: float
+
+
+FAST: Fast = {"poll_interval": 0.25}
 
 
 def tiny_spec(seed: int) -> TaskSpec:

@@ -38,6 +38,12 @@ def _tasks(task: trio.lowlevel.Task) -> int:
     return 1 + sum(_tasks(c) for n in task.child_nurseries for c in n.child_tasks)
 
 
+def _root() -> trio.lowlevel.Task:
+    root = trio.lowlevel.current_root_task()
+    assert root is not None  # inside trio.run
+    return root
+
+
 def _market(cheats: dict[str, Cheat], *, honest: int = 3, verifiers: int = 2) -> LocalMarket:
     market = LocalMarket.create(seed=b"e2e")
     market.add(
@@ -96,14 +102,14 @@ async def test_twenty_jobs_every_cheat_caught_every_honest_job_paid_once() -> No
     cheats = cheats_for_run()
     market = _market(cheats)
     supply_before = market.snapshot_supply()
-    tasks_before = _tasks(trio.lowlevel.current_root_task())
+    tasks_before = _tasks(_root())
     submitter = market.runtime["submitter"]
     assert isinstance(submitter, Submitter)
     async with market.runtime:
         tickets = await submitter.submit([tiny_spec(seed) for seed in range(20)])
         with trio.fail_after(600):
             await market.drive(tickets)
-    assert _tasks(trio.lowlevel.current_root_task()) == tasks_before  # nothing leaked
+    assert _tasks(_root()) == tasks_before  # nothing leaked
 
     ledger = market.ledger()  # from the chain's events alone
     address = {name: w.address for name, w in market.wallets.items()}

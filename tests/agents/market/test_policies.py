@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.market import BatchPolicy, Candidate, SelectionPolicy, TimeoutPolicy, VerifyPolicy
+from agents.market import (
+    Batcher,
+    BatchPolicy,
+    Candidate,
+    SelectionPolicy,
+    TimeoutPolicy,
+    VerifyPolicy,
+)
 from axl import Identity
 
 PEERS = [Identity.from_seed(bytes([i]) * 32).peer_id for i in range(8)]
@@ -104,8 +111,10 @@ def test_batcher_keeps_order_size_and_age(
     max_size: int, interval: float, script: list[tuple[bool, float]]
 ) -> None:
     """Drive a batcher through adds and time steps, taking whenever it says a batch is due."""
-    batcher = BatchPolicy(max_size, interval).batcher()
-    now, added, taken, counter = 0.0, [], [], 0
+    batcher: Batcher[int] = BatchPolicy(max_size, interval).batcher()
+    added: list[int] = []
+    taken: list[int] = []
+    now, counter = 0.0, 0
     arrived: dict[int, float] = {}
     for add, step in script:
         now += step
@@ -127,7 +136,7 @@ def test_batcher_keeps_order_size_and_age(
 
 
 def test_batcher_put_back_goes_first() -> None:
-    batcher = BatchPolicy(2, 1.0).batcher()
+    batcher: Batcher[str] = BatchPolicy(2, 1.0).batcher()
     batcher.add("c", 0.0)
     batcher.put_back(["a", "b"], 0.0)
     assert batcher.take() == ["a", "b"]

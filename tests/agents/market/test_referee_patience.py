@@ -32,7 +32,8 @@ class LossyParty(Agent):
 
 async def _ask(drop: int, patience: float) -> tuple[Echo | BaseException, LossyParty, Referee]:
     market = LocalMarket.create(seed=f"patience-{drop}-{patience}".encode())
-    party = market.add(LossyParty(drop))
+    # no market role (what LocalMarket.add takes): added the way add adds one, with a wallet
+    party = market.runtime.add(LossyParty(drop), chain=market.wallet("party"))
     referee = market.add(Referee(RefereeConfig(query_timeout=0.2, query_patience=patience)))
     async with market.runtime:
         try:

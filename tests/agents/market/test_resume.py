@@ -4,6 +4,7 @@ commits a committed one again; :meth:`Submitter.resume` escrows each spec once."
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypedDict
 
 import trio
 
@@ -20,7 +21,13 @@ from agents.market import (
 )
 from compute import SGD, MLPModel, TaskSpec
 
-FAST = {"poll_interval": 0.1, "commits": BatchPolicy(4, 0.2)}
+
+class _Fast(TypedDict):
+    poll_interval: float
+    commits: BatchPolicy
+
+
+FAST: _Fast = {"poll_interval": 0.1, "commits": BatchPolicy(4, 0.2)}
 TIMEOUTS = TimeoutPolicy(bid_window=0.1, commit_timeout=3_600)
 
 
@@ -37,7 +44,7 @@ async def test_solver_resume_rebuilds_a_committed_job_and_skips_foreign_ones(
     wallet = market.wallet("solver0")
     async with market.runtime:
         first = AgentRuntime(network=market.runtime.network, data_dir=tmp_path)
-        solver = first.add(Solver(SolverConfig(**FAST), "solver0"), chain=wallet)  # type: ignore[arg-type]
+        solver = first.add(Solver(SolverConfig(**FAST), "solver0"), chain=wallet)
         async with first:
             (ticket,) = await submitter.submit([spec(1)])
             with trio.fail_after(60):
@@ -46,7 +53,7 @@ async def test_solver_resume_rebuilds_a_committed_job_and_skips_foreign_ones(
         (foreign,) = await submitter.submit([spec(2)])  # posted, nobody's
         # a restart: a new solver on the same account, told about both jobs
         second = AgentRuntime(network=market.runtime.network, data_dir=tmp_path)
-        again = second.add(Solver(SolverConfig(**FAST), "solver0"), chain=wallet)  # type: ignore[arg-type]
+        again = second.add(Solver(SolverConfig(**FAST), "solver0"), chain=wallet)
         async with second:
             live = await again.resume({ticket.job_id: spec(1), foreign.job_id: spec(2)})
             assert live == [ticket.job_id]

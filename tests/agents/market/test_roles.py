@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import threading
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from agents import Context
 from agents.market import (
     CaseOutcome,
     Challenge,
@@ -20,7 +21,7 @@ from agents.market import (
     outcome_of,
     vote_of,
 )
-from axl import Identity
+from axl import Identity, PeerId
 from compute import Verdict as GameVerdict
 
 from .conftest import tiny_spec
@@ -71,6 +72,11 @@ def _referee(market: FakeMarket) -> tuple[Referee, list[Any]]:
     return referee, started
 
 
+def _ctx(sender: PeerId) -> Context:
+    """The one field of a handler's context that ``Referee.challenge`` reads."""
+    return cast(Context, SimpleNamespace(sender=sender))
+
+
 def _challenge(spec: str) -> Challenge:
     return Challenge(job_id=5, challenger_root=b"\x01" * 32, spec=spec)
 
@@ -78,18 +84,18 @@ def _challenge(spec: str) -> Challenge:
 async def test_a_challenge_from_anyone_but_a_chain_challenger_is_ignored() -> None:
     referee, started = _referee(FakeMarket(_record(bytes.fromhex(SPEC.task_id))))
     for sender in (STRANGER, SOLVER):
-        await referee.challenge(_challenge(SPEC.model_dump_json()), SimpleNamespace(sender=sender))
+        await referee.challenge(_challenge(SPEC.model_dump_json()), _ctx(sender))
     assert started == []
     assert referee.stats.snapshot()["market.challenges_ignored"] == 2
-    await referee.challenge(_challenge(SPEC.model_dump_json()), SimpleNamespace(sender=CHALLENGER))
+    await referee.challenge(_challenge(SPEC.model_dump_json()), _ctx(CHALLENGER))
     assert len(started) == 1  # the chain's challenger is heard, once
-    await referee.challenge(_challenge(SPEC.model_dump_json()), SimpleNamespace(sender=CHALLENGER))
+    await referee.challenge(_challenge(SPEC.model_dump_json()), _ctx(CHALLENGER))
     assert len(started) == 1
 
 
 async def test_a_challenge_of_a_job_not_disputed_on_chain_is_ignored() -> None:
     referee, started = _referee(FakeMarket(None))
-    await referee.challenge(_challenge(SPEC.model_dump_json()), SimpleNamespace(sender=CHALLENGER))
+    await referee.challenge(_challenge(SPEC.model_dump_json()), _ctx(CHALLENGER))
     assert started == [] and referee.stats.snapshot()["market.challenges_ignored"] == 1
 
 

@@ -49,8 +49,9 @@ async def test_a_solver_reveals_its_challenged_leaf_after_the_chain_comes_back()
             while any(t.status != "committed" for t in tickets):
                 await trio.sleep(0.05)
         job_id = tickets[0].job_id
-        assert solver.jobs[job_id].commitment is not None
-        assert solver.jobs[job_id].commitment.batch_id  # batched: the leaf must be revealed
+        commitment = solver.jobs[job_id].commitment
+        assert commitment is not None
+        assert commitment.batch_id  # batched: the leaf must be revealed
         # the node goes away: the next polls fail, and so does the first reveal
         solver.market.poll = failing(solver.market.poll, 3, polls)  # type: ignore[method-assign]
         solver.market.reveal = failing(solver.market.reveal, 1, reveals)  # type: ignore[method-assign]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -80,6 +81,13 @@ def test_a_worker_with_nobody_to_join_fails_in_one_line(
     assert "--token" in err
 
 
+def test_a_worker_refuses_an_unknown_log_level(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = axl(capsys, "swarm", "worker", "--join", "/ip4/127.0.0.1/tcp/1/p2p/x",
+                       "--token", "ab", "--log-level", "chatty")  # fmt: skip
+    assert code == 2
+    assert "--log-level" in err and "'chatty'" in err
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(find_anvil() is None, reason="anvil not installed (npm ci)")
 def test_adversaries_in_two_processes_one_joined_by_hand(tmp_path: Path) -> None:
@@ -101,7 +109,8 @@ def test_adversaries_in_two_processes_one_joined_by_hand(tmp_path: Path) -> None
     def start_worker(join: str, token: str) -> None:
         args = [sys.executable, "-m", "agents", "swarm", "worker", "--join", join]
         env = {**os.environ, "AXL_SWARM_TOKEN": token}
-        by_hand.append(subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL))
+        with (tmp_path / "worker.err").open("wb") as err:
+            by_hand.append(subprocess.Popen(args, env=env, stderr=err))
 
     out_dir = tmp_path / "report"
     try:
@@ -111,6 +120,11 @@ def test_adversaries_in_two_processes_one_joined_by_hand(tmp_path: Path) -> None
         for process in by_hand:
             process.kill()
             process.wait()
+    log = (tmp_path / "worker.err").read_text()  # the worker by hand says what it does
+    assert re.search(r"joined hub \S+ as worker [01]: hosting \d+ agents \(", log), log
+    assert "the run started" in log and "the hub said stop" in log, log
+    kept = (out_dir / "workers" / "worker0.err").read_text()  # the local worker's log, kept
+    assert re.search(r"as worker [01]: hosting", kept) and "the hub said stop" in kept, kept
     summary = json.loads((out_dir / "summary.json").read_text())
     assert summary == report.summary
     assert summary["mode"] == {"processes": 2, "clock": "wall", "byte_identical": False}
