@@ -54,6 +54,10 @@ TOPIC = "bench.swarm.ticks"
 LOG_DIR_ENV = "AXL_SWARM_LOG_DIR"
 PROFILE_ENV = "AXL_SWARM_PROFILE"
 """A file name: the node profiles its own CPU time (cProfile) from 15 s after its start."""
+OFF_ENV = "AXL_SWARM_OFF"
+"""Comma-separated activities a node leaves out (``publish``, ``ask``, ``lookup``): measuring
+the fixed cost of a process, activity by activity (``--off``)."""
+ACTIVITIES = ("publish", "ask", "lookup")
 MODULE = "benchmarks.swarm_processes"
 
 
@@ -87,6 +91,15 @@ class SwarmNode(Agent):
         self._out: IO[str] | None = None
         self._random = random.Random()
         self._profiler: cProfile.Profile | None = None
+        self._off = set(filter(None, os.environ.get(OFF_ENV, "").split(",")))
+
+    def _live(self, now: float) -> list[PeerId]:
+        """Peers heard on the topic in the last 5 s (with publishing off: the topic's peers
+        as GossipSub knows them)."""
+        if "publish" in self._off:
+            transport: Any = self.bus.transport
+            return sorted(transport.topic_peers(TOPIC), key=str)
+        return [peer for peer, heard in self._heard.items() if now - heard < 5.0]
 
     def _event(self, **event: Any) -> None:
         if self._out is None:
@@ -131,6 +144,8 @@ class SwarmNode(Agent):
 
     @every(1.0)
     async def publish_tick(self) -> None:
+        if "publish" in self._off:
+            return
         self._seq += 1
         now = time.time()
         await self.publish(TOPIC, Tick(origin=self.name, seq=self._seq, sent=now))
@@ -154,9 +169,12 @@ class SwarmNode(Agent):
         peer heard on the topic: latency and success are logged."""
         transport: Any = self.bus.transport
         find = getattr(transport, "find_peer", None)
-        if find is None or not self._heard:
+        candidates = (
+            self._live(time.time()) if "publish" in self._off else sorted(self._heard, key=str)
+        )
+        if find is None or not candidates or "lookup" in self._off:
             return
-        peer = self._random.choice(sorted(self._heard, key=str))
+        peer = self._random.choice(candidates)
         stats = transport.stats
         found, rounds = stats["dht.found"], stats["dht.rounds"]
         now = time.time()
@@ -169,8 +187,8 @@ class SwarmNode(Agent):
     @every(2.0)
     async def ask(self) -> None:
         now = time.time()
-        live = [peer for peer, heard in self._heard.items() if now - heard < 5.0]
-        if not live:
+        live = self._live(now)
+        if not live or "ask" in self._off:
             return
         peer = self._random.choice(live)
         try:
@@ -219,8 +237,11 @@ def rss_mib(pid: int) -> float:
 
 
 class Swarm:
-    def __init__(self, root: Path, bootstrap_port: int, profile: str | None = None) -> None:
+    def __init__(
+        self, root: Path, bootstrap_port: int, profile: str | None = None, off: str = ""
+    ) -> None:
         self.profile = profile
+        self.off = off
         self.root = root
         self.logs = root / "logs"
         self.logs.mkdir()
@@ -238,6 +259,8 @@ class Swarm:
         else:
             command += ["--bootstrap", self.bootstrap]
         env = {**os.environ, LOG_DIR_ENV: str(self.logs), "PYTHONUNBUFFERED": "1"}
+        if self.off:
+            env[OFF_ENV] = self.off
         if name == self.profile:
             env[PROFILE_ENV] = str(self.logs / f"{name}.prof")
         err = (self.logs / f"{name}.stderr").open("ab")
@@ -410,24 +433,39 @@ def wait_for_membership(swarm: Swarm, count: int, deadline: float) -> float | No
     """Poll the logs until every live node's last sample knows an address for every other
     node and sees at least ``min(count - 1, MESH_PEERS)`` peers on the topic. (A node
     connects to ``target_peers`` others, not to all: past that, topic peers are its
-    neighbours and the rest are reached through the mesh.)"""
+    neighbours and the rest are reached through the mesh.) On time-out, prints which nodes
+    fell short. Reads only each log's tail (the parent must not load the swarm it measures)."""
     need = min(count - 1, MESH_PEERS)
+    latest: dict[str, tuple[float, int, int]] = {}
     while time.time() < deadline:
         time.sleep(1.0)
-        latest: dict[str, tuple[float, int, int]] = {}
+        latest = {}
         for path in swarm.logs.glob("*.jsonl"):
             name = path.name.rsplit("-", 1)[0]
-            for text in path.read_text().splitlines()[-400:]:
+            for text in _tail(path).splitlines():
                 if '"ev":"m"' in text:
-                    sample = json.loads(text)
-                    if sample["t"] >= latest.get(name, (0.0, 0, 0))[0]:
-                        latest[name] = (sample["t"], sample["topic"], sample["known"])
+                    with suppress(ValueError):  # a line cut short
+                        sample = json.loads(text)
+                        if sample["t"] >= latest.get(name, (0.0, 0, 0))[0]:
+                            latest[name] = (sample["t"], sample["topic"], sample["known"])
         live = set(swarm.procs)
         if live <= set(latest) and all(
             latest[n][1] >= need and latest[n][2] >= count - 1 for n in live
         ):
             return time.time()
+    short = {
+        name: latest.get(name, (0.0, 0, 0))[1:]
+        for name in sorted(swarm.procs)
+        if latest.get(name, (0.0, 0, 0))[1] < need or latest.get(name, (0.0, 0, 0))[2] < count - 1
+    }
+    print(f"  membership: {len(short)} nodes short (name: topic peers, known peers): {short}")
     return None
+
+
+def _tail(path: Path, size: int = 32 * 1024) -> str:
+    with path.open("rb") as file:
+        file.seek(max(0, path.stat().st_size - size))
+        return file.read().decode("utf-8", "replace")
 
 
 def report_window(title: str, window: Window) -> None:
@@ -458,6 +496,7 @@ class Run:
     codes: dict[str, int | None]
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
+    last_start: float = 0.0
 
 
 def run_swarm(
@@ -468,13 +507,17 @@ def run_swarm(
     churn: bool,
     recovery: float,
     profile: str | None = None,
+    warmup: float = 3.0,
+    off: str = "",
 ) -> Run:
     """Start ``count`` node processes, measure ``seconds`` of steady state, optionally kill a
     quarter (SIGKILL) and restart them 10 s later (every second one with a new identity),
-    run ``recovery`` s more, stop everything with SIGTERM and read the logs. The caller
-    removes ``Run.root``."""
+    run ``recovery`` s more, stop everything with SIGTERM and read the logs. The steady-state
+    window starts ``warmup`` s after membership is complete (or after ``settle`` s without
+    it), so that it measures the swarm, not the tail of its start-up storm. ``off`` names
+    activities the nodes leave out (see :data:`OFF_ENV`). The caller removes ``Run.root``."""
     root = Path(tempfile.mkdtemp(prefix="axl-swarm-"))
-    swarm = Swarm(root, free_port(), profile)
+    swarm = Swarm(root, free_port(), profile, off)
     load_before = os.getloadavg()
     try:
         swarm.start("n0")
@@ -485,7 +528,7 @@ def run_swarm(
         last_start = time.time()
         joined = wait_for_membership(swarm, count, last_start + settle)
         membership = None if joined is None else joined - last_start
-        time.sleep(3.0)
+        time.sleep(warmup)
         begin = time.time()
         swarm.mark_cpu("begin")
         time.sleep(seconds)
@@ -529,6 +572,7 @@ def run_swarm(
         codes,
         load_before,
         load_after,
+        last_start,
     )
 
 
@@ -539,6 +583,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=60.0, help="most to wait for membership")
     parser.add_argument("--churn", action="store_true", help="kill -9 a quarter, restart later")
     parser.add_argument("--recovery", type=float, default=40.0, help="churn phase after restart")
+    parser.add_argument(
+        "--warmup", type=float, default=10.0, help="s from membership to the steady-state window"
+    )
+    parser.add_argument(
+        "--off",
+        default="",
+        help=f"comma-separated activities the nodes leave out ({', '.join(ACTIVITIES)}): "
+        "the fixed cost of a process, activity by activity",
+    )
     parser.add_argument("--quick", action="store_true", help="8 nodes, 15 s, churn")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the logs (path printed)")
@@ -547,6 +600,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.nodes, args.seconds, args.churn, args.recovery = 8, 15.0, True, 30.0
     count = max(4, args.nodes)
+    unknown = set(filter(None, args.off.split(","))) - set(ACTIVITIES)
+    if unknown:
+        parser.error(f"--off: unknown activities {sorted(unknown)}")
 
     ident = Identity.generate()
     floor = sign_verify_seconds(
@@ -560,6 +616,8 @@ def main(argv: list[str] | None = None) -> int:
         churn=args.churn,
         recovery=args.recovery,
         profile=args.profile,
+        warmup=args.warmup,
+        off=args.off,
     )
     events, spans, membership = run.events, run.spans, run.membership
     churned, restarted_at, codes = run.churned, run.restarted_at, run.codes
@@ -571,14 +629,19 @@ def main(argv: list[str] | None = None) -> int:
     delivered = steady.delivered
     cpu_per_msg = 1000 * run.cpu / delivered if delivered else float("nan")
 
-    print(f"swarm of {count} processes on loopback ({os.cpu_count()} cores)")
+    off = f", {args.off} off" if args.off else ""
+    print(f"swarm of {count} processes on loopback ({os.cpu_count()} cores{off})")
     print(f"  load average before {figures['load_before'][0]:.2f}, after {load_after[0]:.2f}")
     if membership is None:
         print(f"  membership NOT complete within {args.settle:.0f} s of the last start")
     else:
         print(line("membership complete after last start", membership, "s"))
+    print(line("steady-state window from last start + ", run.begin - run.last_start, "s"))
     report_window(f"steady state ({args.seconds:.0f} s)", steady)
     print(line("CPU per delivered topic message", cpu_per_msg, "ms"))
+    per_process = 1000 * run.cpu / (run.finish - run.begin) / count
+    print(line("CPU per process (all activities)", per_process, "ms/s"))
+    figures["cpu_ms_per_s_per_process"] = per_process
     gossip = events.gossip
     handled = sum(len(got) for got in events.receipts.values())
     if gossip.get("gossip.rpcs_sent") and handled:
