@@ -75,6 +75,10 @@ class Pong(Message, tag="bench.swarm.pong"):
     seq: int
 
 
+PREFIXES = ("peers.", "links.", "dht.", "peer_exchange.", "peer_list.")
+"""Transport counters (besides gossip's) each node logs when it stops."""
+
+
 # -- the node (one per process, run by ``python -m agents``) -----------------------------------
 
 
@@ -121,7 +125,7 @@ class SwarmNode(Agent):
         stats = getattr(self.bus.transport, "stats", None)
         transport = stats.snapshot() if stats is not None else {}
         gossip = {k: v for k, v in transport.items() if k.startswith(("gossip.", "topic."))}
-        rest = {k: v for k, v in transport.items() if k.startswith(("peers.", "links.", "dht."))}
+        rest = {k: v for k, v in transport.items() if k.startswith(PREFIXES)}
         self._event(
             ev="stop", t=time.time(), counters=self.counters(), gossip=gossip, transport=rest
         )
@@ -316,6 +320,8 @@ class Events:
     lookups: list[tuple[str, float, bool, float, int]] = field(default_factory=list)
     starts: dict[str, list[float]] = field(default_factory=dict)  # name -> start times
     gossip: dict[str, int] = field(default_factory=dict)  # transport counters, summed at stop
+    transport: dict[str, int] = field(default_factory=dict)  # the other counters, summed
+    stopped: int = 0  # nodes that logged their counters (SIGKILLed ones did not)
 
     @classmethod
     def read(cls, folder: Path) -> Events:
@@ -343,8 +349,11 @@ class Events:
                 elif kind == "start":
                     events.starts.setdefault(name, []).append(event["t"])
                 elif kind == "stop":
+                    events.stopped += 1
                     for key, value in event.get("gossip", {}).items():
                         events.gossip[key] = events.gossip.get(key, 0) + value
+                    for key, value in event.get("transport", {}).items():
+                        events.transport[key] = events.transport.get(key, 0) + value
         return events
 
 
@@ -651,6 +660,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'gossip copies received per delivered tick':<44} {copies:>12.2f}")
         print(f"  {'gossip RPCs queued per RPC written':<44} {coalesced:>12.2f}")
         figures.update(gossip_copies=copies, gossip_coalesced=coalesced)
+    if events.stopped:
+        # Over each process's whole life, per node that stopped cleanly.
+        for key, label in (
+            ("peer_exchange.announced", "address announcements sent per node"),
+            ("peer_exchange.learned", "announcements accepted per node"),
+            ("peer_list.served", "peer lists served per node"),
+        ):
+            per_node = events.transport.get(key, 0) / events.stopped
+            print(f"  {label:<44} {per_node:>12.1f}")
+            figures[key] = per_node
     lookups = [d for d in events.lookups if run.begin <= d[1] < run.finish]
     found = [lat for _, _, ok, lat, _ in lookups if ok]
     hops = [h for _, _, ok, _, h in lookups if ok]
