@@ -89,3 +89,25 @@ async def test_a_newcomer_is_learned_without_the_settled_swarm_re_announcing() -
                 )
                 assert [n.stats["peer_exchange.announced"] for n in settled] == before
                 assert new.stats["peer_exchange.announced"] >= 1
+
+
+async def test_other_peers_disconnecting_do_not_make_a_node_re_ask_its_bootstrap_peer() -> None:
+    """A node re-asks its bootstrap peer for the peer list on a doubling pause; every
+    disconnection anywhere used to wake it into asking again at once (in a churning swarm,
+    once per disconnection per node, all at the bootstrap peer)."""
+    config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0)
+    async with Libp2pTransport.open(identity(10), config=config) as boot:
+        async with Libp2pTransport.open(
+            identity(11), bootstrap=boot.listen_addrs, config=config
+        ) as a:
+            await eventually(lambda: boot.stats["peer_list.served"] >= 1)
+            before = boot.stats["peer_list.served"]
+            signals = 10
+            for _ in range(signals):
+                # What the network notifee does when one of a's connections (not the one to
+                # its bootstrap peer) closes.
+                closed, a._disconnected = a._disconnected, trio.Event()
+                closed.set()
+                await trio.sleep(0.2)
+            # Scheduled asks only: pauses of 1, 2, 4 s … in these 2 s (one per signal before).
+            assert boot.stats["peer_list.served"] - before < signals // 2, boot.stats
