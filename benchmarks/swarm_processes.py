@@ -199,7 +199,7 @@ class SwarmNode(Agent):
             await self.request(peer, Ping(seq=self._seq), reply=Pong, timeout=5.0)
             self._event(ev="q", ok=1, t=now, l=round(time.time() - now, 4))
         except Exception as exc:
-            self._event(ev="q", ok=0, t=now, err=type(exc).__name__)
+            self._event(ev="q", ok=0, t=now, err=type(exc).__name__, why=str(exc)[:120])
 
 
 # -- the parent --------------------------------------------------------------------------------
@@ -316,6 +316,7 @@ class Events:
     publishes: list[tuple[str, int, float]] = field(default_factory=list)  # origin, seq, t
     receipts: dict[tuple[str, int], list[tuple[str, float, float]]] = field(default_factory=dict)
     requests: list[tuple[str, float, bool, float]] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)  # failed requests by kind, whole run
     membership: list[tuple[str, float, int]] = field(default_factory=list)
     lookups: list[tuple[str, float, bool, float, int]] = field(default_factory=list)
     starts: dict[str, list[float]] = field(default_factory=dict)  # name -> start times
@@ -341,6 +342,9 @@ class Events:
                     events.receipts.setdefault(key, []).append((name, event["t"], event["l"]))
                 elif kind == "q":
                     events.requests.append((name, event["t"], bool(event["ok"]), event.get("l", 0)))
+                    if not event["ok"]:
+                        kind = _failure_kind(event.get("err", "?"), event.get("why", ""))
+                        events.failures[kind] = events.failures.get(kind, 0) + 1
                 elif kind == "d":
                     lookup = (name, event["t"], bool(event["ok"]), event["l"], event["h"])
                     events.lookups.append(lookup)
@@ -355,6 +359,22 @@ class Events:
                     for key, value in event.get("transport", {}).items():
                         events.transport[key] = events.transport.get(key, 0) + value
         return events
+
+
+def _failure_kind(err: str, why: str) -> str:
+    """A failed request's kind: the exception, and for PeerUnreachable what refused it."""
+    if err != "PeerUnreachable":
+        return err
+    for marker, kind in (
+        ("next dial in", "dial backoff"),
+        ("timed out", "dial timed out"),
+        ("no known address", "no address"),
+        ("lost", "connection lost"),
+        ("closed", "connection closed"),
+    ):
+        if marker in why:
+            return f"{err} ({kind})"
+    return err
 
 
 @dataclass
@@ -670,6 +690,9 @@ def main(argv: list[str] | None = None) -> int:
             per_node = events.transport.get(key, 0) / events.stopped
             print(f"  {label:<44} {per_node:>12.1f}")
             figures[key] = per_node
+    if events.failures:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(events.failures.items()))
+        print(f"  failed requests over the whole run: {kinds}")
     lookups = [d for d in events.lookups if run.begin <= d[1] < run.finish]
     found = [lat for _, _, ok, lat, _ in lookups if ok]
     hops = [h for _, _, ok, _, h in lookups if ok]
