@@ -369,6 +369,7 @@ def _failure_kind(err: str, why: str) -> str:
         ("next dial in", "dial backoff"),
         ("timed out", "dial timed out"),
         ("no known address", "no address"),
+        ("unable to connect", "dial failed"),
         ("lost", "connection lost"),
         ("closed", "connection closed"),
     ):
