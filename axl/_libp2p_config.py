@@ -84,7 +84,12 @@ class Libp2pConfig:
     """Announce our addresses on :data:`PEER_EXCHANGE_TOPIC`, learn the others', and serve and
     ask bootstrap peers for peer lists (:data:`PEER_LIST_PROTOCOL`)."""
     announce_interval: float = 15.0
-    """Longest pause between two announcements (they start fast and back off to this)."""
+    """Longest pause between two announcements while a node starts (they start at 0.5 s and
+    back off to this; meeting a new peer meanwhile brings the next one forward)."""
+    announce_settled: float = 120.0
+    """Pause between announcements after the start phase (at most half the 600 s that
+    peerstores keep an announced address); meeting new peers then causes none. Also the
+    longest pause between two peer-list requests to a bootstrap peer."""
     target_peers: int = 12
     """Connections the transport keeps open by dialling known peers at random when it has
     fewer (py-libp2p's own auto-connector, which dials every known peer, is stopped); more
@@ -101,6 +106,8 @@ class Libp2pConfig:
             raise ValueError("rate_limit, rate_burst and max_inbound_streams must be positive")
         if min(self.max_connections, self.max_connections_per_ip, self.max_buffered_bytes) < 1:
             raise ValueError("connection and buffer budgets must be >= 1")
+        if not 0 < self.announce_interval <= self.announce_settled <= _ADDR_TTL / 2:
+            raise ValueError("need 0 < announce_interval <= announce_settled <= 300 s")
         if self.partial_frame_timeout <= 0:
             raise ValueError("partial_frame_timeout must be positive")
         if "sec_opt" in self.extra:

@@ -14,7 +14,7 @@ import trio
 
 from ._errors import PeerUnreachable
 from ._identity import PeerId
-from ._libp2p_announce import open_announcement, sign_announcement
+from ._libp2p_announce import AnnounceSchedule, open_announcement, sign_announcement
 from ._libp2p_base import TransportBase, peer_id_of, reset_stream, unblock_dial
 from ._libp2p_config import (
     _ADDR_TTL,
@@ -96,13 +96,20 @@ class DiscoveryMixin(TransportBase):
             backoff.succeeded(addr)
             self.stats.inc("bootstrap.connected")
             pause = 1.0
-            while host.get_network().connections.get(ID(peer.raw)):
+            pid = ID(peer.raw)
+            network = host.get_network()
+            while network.connections.get(pid):
                 if self.config.peer_exchange:
                     await self._ask_peer_list(peer)
-                # ask again later (newcomers keep arriving), or re-dial once disconnected
-                with trio.move_on_after(pause):
-                    await self._disconnected.wait()
-                pause = min(pause * 2, self.config.announce_interval)
+                # Ask again later (newcomers keep arriving), or re-dial once disconnected from
+                # this peer. Other peers' disconnections wake us too (one event for all): that
+                # is no reason to ask again, or a churning swarm asks its bootstrap peer once
+                # per disconnection per node.
+                deadline = trio.current_time() + pause
+                while network.connections.get(pid) and trio.current_time() < deadline:
+                    with trio.move_on_at(deadline):
+                        await self._disconnected.wait()
+                pause = min(pause * 2, self.config.announce_settled)
 
     # -- peer exchange -----------------------------------------------------------------------
 
@@ -226,16 +233,22 @@ class DiscoveryMixin(TransportBase):
         nursery.start_soon(self._announce_loop, pubsub)
 
     async def _announce_loop(self, pubsub: Pubsub) -> None:
-        """Announce our addresses on a schedule that backs off from 0.5 s to
-        ``announce_interval``, and soon after meeting a new peer (at most once a second, so a
-        swarm forming does not flood itself: every announcement reaches every node)."""
-        pause = 0.5
+        """Announce our addresses on an :class:`AnnounceSchedule`: often while we start (and
+        soon after meeting a new peer then, at most once a second, so a forming swarm does not
+        flood itself: every announcement reaches every node), then every
+        ``announce_settled`` s."""
+        schedule = AnnounceSchedule(self.config.announce_interval, self.config.announce_settled)
         last = -math.inf
         while True:
-            with trio.move_on_after(pause):
-                await self._announce_wanted.wait()
-                # let the new peer's subscriptions arrive, and coalesce bursts of new peers
-                await trio.sleep(max(0.2, last + 1.0 - trio.current_time()))
+            with trio.move_on_after(schedule.next_pause()):
+                while True:
+                    await self._announce_wanted.wait()
+                    self._announce_wanted = trio.Event()
+                    if schedule.starting:
+                        # let the new peer's subscriptions arrive, and coalesce bursts
+                        await trio.sleep(max(0.2, last + 1.0 - trio.current_time()))
+                        break
+                    self.stats.inc("peer_exchange.newcomer_quiet")  # settled: no announcement
             self._announce_wanted = trio.Event()
             assert self._host is not None
             addrs = [str(addr) for addr in self._host.get_transport_addrs()]
@@ -244,7 +257,6 @@ class DiscoveryMixin(TransportBase):
                 await pubsub.publish(PEER_EXCHANGE_TOPIC, payload)
                 self.stats.inc("peer_exchange.announced")
             last = trio.current_time()
-            pause = min(pause * 2, self.config.announce_interval)
 
     async def _read_announcements(self, subscription: Any) -> None:
         import multiaddr

@@ -54,6 +54,10 @@ TOPIC = "bench.swarm.ticks"
 LOG_DIR_ENV = "AXL_SWARM_LOG_DIR"
 PROFILE_ENV = "AXL_SWARM_PROFILE"
 """A file name: the node profiles its own CPU time (cProfile) from 15 s after its start."""
+OFF_ENV = "AXL_SWARM_OFF"
+"""Comma-separated activities a node leaves out (``publish``, ``ask``, ``lookup``): measuring
+the fixed cost of a process, activity by activity (``--off``)."""
+ACTIVITIES = ("publish", "ask", "lookup")
 MODULE = "benchmarks.swarm_processes"
 
 
@@ -69,6 +73,10 @@ class Ping(Message, tag="bench.swarm.ping"):
 
 class Pong(Message, tag="bench.swarm.pong"):
     seq: int
+
+
+PREFIXES = ("peers.", "links.", "dht.", "peer_exchange.", "peer_list.")
+"""Transport counters (besides gossip's) each node logs when it stops."""
 
 
 # -- the node (one per process, run by ``python -m agents``) -----------------------------------
@@ -87,6 +95,15 @@ class SwarmNode(Agent):
         self._out: IO[str] | None = None
         self._random = random.Random()
         self._profiler: cProfile.Profile | None = None
+        self._off = set(filter(None, os.environ.get(OFF_ENV, "").split(",")))
+
+    def _live(self, now: float) -> list[PeerId]:
+        """Peers heard on the topic in the last 5 s (with publishing off: the topic's peers
+        as GossipSub knows them)."""
+        if "publish" in self._off:
+            transport: Any = self.bus.transport
+            return sorted(transport.topic_peers(TOPIC), key=str)
+        return [peer for peer, heard in self._heard.items() if now - heard < 5.0]
 
     def _event(self, **event: Any) -> None:
         if self._out is None:
@@ -108,7 +125,7 @@ class SwarmNode(Agent):
         stats = getattr(self.bus.transport, "stats", None)
         transport = stats.snapshot() if stats is not None else {}
         gossip = {k: v for k, v in transport.items() if k.startswith(("gossip.", "topic."))}
-        rest = {k: v for k, v in transport.items() if k.startswith(("peers.", "links.", "dht."))}
+        rest = {k: v for k, v in transport.items() if k.startswith(PREFIXES)}
         self._event(
             ev="stop", t=time.time(), counters=self.counters(), gossip=gossip, transport=rest
         )
@@ -131,6 +148,8 @@ class SwarmNode(Agent):
 
     @every(1.0)
     async def publish_tick(self) -> None:
+        if "publish" in self._off:
+            return
         self._seq += 1
         now = time.time()
         await self.publish(TOPIC, Tick(origin=self.name, seq=self._seq, sent=now))
@@ -154,9 +173,12 @@ class SwarmNode(Agent):
         peer heard on the topic: latency and success are logged."""
         transport: Any = self.bus.transport
         find = getattr(transport, "find_peer", None)
-        if find is None or not self._heard:
+        candidates = (
+            self._live(time.time()) if "publish" in self._off else sorted(self._heard, key=str)
+        )
+        if find is None or not candidates or "lookup" in self._off:
             return
-        peer = self._random.choice(sorted(self._heard, key=str))
+        peer = self._random.choice(candidates)
         stats = transport.stats
         found, rounds = stats["dht.found"], stats["dht.rounds"]
         now = time.time()
@@ -169,15 +191,15 @@ class SwarmNode(Agent):
     @every(2.0)
     async def ask(self) -> None:
         now = time.time()
-        live = [peer for peer, heard in self._heard.items() if now - heard < 5.0]
-        if not live:
+        live = self._live(now)
+        if not live or "ask" in self._off:
             return
         peer = self._random.choice(live)
         try:
             await self.request(peer, Ping(seq=self._seq), reply=Pong, timeout=5.0)
             self._event(ev="q", ok=1, t=now, l=round(time.time() - now, 4))
         except Exception as exc:
-            self._event(ev="q", ok=0, t=now, err=type(exc).__name__)
+            self._event(ev="q", ok=0, t=now, err=type(exc).__name__, why=str(exc)[:120])
 
 
 # -- the parent --------------------------------------------------------------------------------
@@ -219,8 +241,11 @@ def rss_mib(pid: int) -> float:
 
 
 class Swarm:
-    def __init__(self, root: Path, bootstrap_port: int, profile: str | None = None) -> None:
+    def __init__(
+        self, root: Path, bootstrap_port: int, profile: str | None = None, off: str = ""
+    ) -> None:
         self.profile = profile
+        self.off = off
         self.root = root
         self.logs = root / "logs"
         self.logs.mkdir()
@@ -238,6 +263,8 @@ class Swarm:
         else:
             command += ["--bootstrap", self.bootstrap]
         env = {**os.environ, LOG_DIR_ENV: str(self.logs), "PYTHONUNBUFFERED": "1"}
+        if self.off:
+            env[OFF_ENV] = self.off
         if name == self.profile:
             env[PROFILE_ENV] = str(self.logs / f"{name}.prof")
         err = (self.logs / f"{name}.stderr").open("ab")
@@ -289,10 +316,13 @@ class Events:
     publishes: list[tuple[str, int, float]] = field(default_factory=list)  # origin, seq, t
     receipts: dict[tuple[str, int], list[tuple[str, float, float]]] = field(default_factory=dict)
     requests: list[tuple[str, float, bool, float]] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)  # failed requests by kind, whole run
     membership: list[tuple[str, float, int]] = field(default_factory=list)
     lookups: list[tuple[str, float, bool, float, int]] = field(default_factory=list)
     starts: dict[str, list[float]] = field(default_factory=dict)  # name -> start times
     gossip: dict[str, int] = field(default_factory=dict)  # transport counters, summed at stop
+    transport: dict[str, int] = field(default_factory=dict)  # the other counters, summed
+    stopped: int = 0  # nodes that logged their counters (SIGKILLed ones did not)
 
     @classmethod
     def read(cls, folder: Path) -> Events:
@@ -312,6 +342,9 @@ class Events:
                     events.receipts.setdefault(key, []).append((name, event["t"], event["l"]))
                 elif kind == "q":
                     events.requests.append((name, event["t"], bool(event["ok"]), event.get("l", 0)))
+                    if not event["ok"]:
+                        kind = _failure_kind(event.get("err", "?"), event.get("why", ""))
+                        events.failures[kind] = events.failures.get(kind, 0) + 1
                 elif kind == "d":
                     lookup = (name, event["t"], bool(event["ok"]), event["l"], event["h"])
                     events.lookups.append(lookup)
@@ -320,9 +353,29 @@ class Events:
                 elif kind == "start":
                     events.starts.setdefault(name, []).append(event["t"])
                 elif kind == "stop":
+                    events.stopped += 1
                     for key, value in event.get("gossip", {}).items():
                         events.gossip[key] = events.gossip.get(key, 0) + value
+                    for key, value in event.get("transport", {}).items():
+                        events.transport[key] = events.transport.get(key, 0) + value
         return events
+
+
+def _failure_kind(err: str, why: str) -> str:
+    """A failed request's kind: the exception, and for PeerUnreachable what refused it."""
+    if err != "PeerUnreachable":
+        return err
+    for marker, kind in (
+        ("next dial in", "dial backoff"),
+        ("timed out", "dial timed out"),
+        ("no known address", "no address"),
+        ("unable to connect", "dial failed"),
+        ("lost", "connection lost"),
+        ("closed", "connection closed"),
+    ):
+        if marker in why:
+            return f"{err} ({kind})"
+    return err
 
 
 @dataclass
@@ -410,24 +463,39 @@ def wait_for_membership(swarm: Swarm, count: int, deadline: float) -> float | No
     """Poll the logs until every live node's last sample knows an address for every other
     node and sees at least ``min(count - 1, MESH_PEERS)`` peers on the topic. (A node
     connects to ``target_peers`` others, not to all: past that, topic peers are its
-    neighbours and the rest are reached through the mesh.)"""
+    neighbours and the rest are reached through the mesh.) On time-out, prints which nodes
+    fell short. Reads only each log's tail (the parent must not load the swarm it measures)."""
     need = min(count - 1, MESH_PEERS)
+    latest: dict[str, tuple[float, int, int]] = {}
     while time.time() < deadline:
         time.sleep(1.0)
-        latest: dict[str, tuple[float, int, int]] = {}
+        latest = {}
         for path in swarm.logs.glob("*.jsonl"):
             name = path.name.rsplit("-", 1)[0]
-            for text in path.read_text().splitlines()[-400:]:
+            for text in _tail(path).splitlines():
                 if '"ev":"m"' in text:
-                    sample = json.loads(text)
-                    if sample["t"] >= latest.get(name, (0.0, 0, 0))[0]:
-                        latest[name] = (sample["t"], sample["topic"], sample["known"])
+                    with suppress(ValueError):  # a line cut short
+                        sample = json.loads(text)
+                        if sample["t"] >= latest.get(name, (0.0, 0, 0))[0]:
+                            latest[name] = (sample["t"], sample["topic"], sample["known"])
         live = set(swarm.procs)
         if live <= set(latest) and all(
             latest[n][1] >= need and latest[n][2] >= count - 1 for n in live
         ):
             return time.time()
+    short = {
+        name: latest.get(name, (0.0, 0, 0))[1:]
+        for name in sorted(swarm.procs)
+        if latest.get(name, (0.0, 0, 0))[1] < need or latest.get(name, (0.0, 0, 0))[2] < count - 1
+    }
+    print(f"  membership: {len(short)} nodes short (name: topic peers, known peers): {short}")
     return None
+
+
+def _tail(path: Path, size: int = 32 * 1024) -> str:
+    with path.open("rb") as file:
+        file.seek(max(0, path.stat().st_size - size))
+        return file.read().decode("utf-8", "replace")
 
 
 def report_window(title: str, window: Window) -> None:
@@ -458,6 +526,7 @@ class Run:
     codes: dict[str, int | None]
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
+    last_start: float = 0.0
 
 
 def run_swarm(
@@ -468,13 +537,17 @@ def run_swarm(
     churn: bool,
     recovery: float,
     profile: str | None = None,
+    warmup: float = 3.0,
+    off: str = "",
 ) -> Run:
     """Start ``count`` node processes, measure ``seconds`` of steady state, optionally kill a
     quarter (SIGKILL) and restart them 10 s later (every second one with a new identity),
-    run ``recovery`` s more, stop everything with SIGTERM and read the logs. The caller
-    removes ``Run.root``."""
+    run ``recovery`` s more, stop everything with SIGTERM and read the logs. The steady-state
+    window starts ``warmup`` s after membership is complete (or after ``settle`` s without
+    it), so that it measures the swarm, not the tail of its start-up storm. ``off`` names
+    activities the nodes leave out (see :data:`OFF_ENV`). The caller removes ``Run.root``."""
     root = Path(tempfile.mkdtemp(prefix="axl-swarm-"))
-    swarm = Swarm(root, free_port(), profile)
+    swarm = Swarm(root, free_port(), profile, off)
     load_before = os.getloadavg()
     try:
         swarm.start("n0")
@@ -485,7 +558,7 @@ def run_swarm(
         last_start = time.time()
         joined = wait_for_membership(swarm, count, last_start + settle)
         membership = None if joined is None else joined - last_start
-        time.sleep(3.0)
+        time.sleep(warmup)
         begin = time.time()
         swarm.mark_cpu("begin")
         time.sleep(seconds)
@@ -529,6 +602,7 @@ def run_swarm(
         codes,
         load_before,
         load_after,
+        last_start,
     )
 
 
@@ -539,6 +613,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=60.0, help="most to wait for membership")
     parser.add_argument("--churn", action="store_true", help="kill -9 a quarter, restart later")
     parser.add_argument("--recovery", type=float, default=40.0, help="churn phase after restart")
+    parser.add_argument(
+        "--warmup", type=float, default=10.0, help="s from membership to the steady-state window"
+    )
+    parser.add_argument(
+        "--off",
+        default="",
+        help=f"comma-separated activities the nodes leave out ({', '.join(ACTIVITIES)}): "
+        "the fixed cost of a process, activity by activity",
+    )
     parser.add_argument("--quick", action="store_true", help="8 nodes, 15 s, churn")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the logs (path printed)")
@@ -547,6 +630,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.nodes, args.seconds, args.churn, args.recovery = 8, 15.0, True, 30.0
     count = max(4, args.nodes)
+    unknown = set(filter(None, args.off.split(","))) - set(ACTIVITIES)
+    if unknown:
+        parser.error(f"--off: unknown activities {sorted(unknown)}")
 
     ident = Identity.generate()
     floor = sign_verify_seconds(
@@ -560,6 +646,8 @@ def main(argv: list[str] | None = None) -> int:
         churn=args.churn,
         recovery=args.recovery,
         profile=args.profile,
+        warmup=args.warmup,
+        off=args.off,
     )
     events, spans, membership = run.events, run.spans, run.membership
     churned, restarted_at, codes = run.churned, run.restarted_at, run.codes
@@ -571,14 +659,19 @@ def main(argv: list[str] | None = None) -> int:
     delivered = steady.delivered
     cpu_per_msg = 1000 * run.cpu / delivered if delivered else float("nan")
 
-    print(f"swarm of {count} processes on loopback ({os.cpu_count()} cores)")
+    off = f", {args.off} off" if args.off else ""
+    print(f"swarm of {count} processes on loopback ({os.cpu_count()} cores{off})")
     print(f"  load average before {figures['load_before'][0]:.2f}, after {load_after[0]:.2f}")
     if membership is None:
         print(f"  membership NOT complete within {args.settle:.0f} s of the last start")
     else:
         print(line("membership complete after last start", membership, "s"))
+    print(line("steady-state window from last start + ", run.begin - run.last_start, "s"))
     report_window(f"steady state ({args.seconds:.0f} s)", steady)
     print(line("CPU per delivered topic message", cpu_per_msg, "ms"))
+    per_process = 1000 * run.cpu / (run.finish - run.begin) / count
+    print(line("CPU per process (all activities)", per_process, "ms/s"))
+    figures["cpu_ms_per_s_per_process"] = per_process
     gossip = events.gossip
     handled = sum(len(got) for got in events.receipts.values())
     if gossip.get("gossip.rpcs_sent") and handled:
@@ -588,6 +681,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'gossip copies received per delivered tick':<44} {copies:>12.2f}")
         print(f"  {'gossip RPCs queued per RPC written':<44} {coalesced:>12.2f}")
         figures.update(gossip_copies=copies, gossip_coalesced=coalesced)
+    if events.stopped:
+        # Over each process's whole life, per node that stopped cleanly.
+        for key, label in (
+            ("peer_exchange.announced", "address announcements sent per node"),
+            ("peer_exchange.learned", "announcements accepted per node"),
+            ("peer_list.served", "peer lists served per node"),
+        ):
+            per_node = events.transport.get(key, 0) / events.stopped
+            print(f"  {label:<44} {per_node:>12.1f}")
+            figures[key] = per_node
+    if events.failures:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(events.failures.items()))
+        print(f"  failed requests over the whole run: {kinds}")
     lookups = [d for d in events.lookups if run.begin <= d[1] < run.finish]
     found = [lat for _, _, ok, lat, _ in lookups if ok]
     hops = [h for _, _, ok, _, h in lookups if ok]

@@ -18,7 +18,7 @@ from .._errors import AgentStartError
 from .._runtime import AgentRuntime
 from ._datadir import STATUS_URL_FILE
 from ._errors import FAILURE, CliError
-from ._observe import NodeStatus, connected_peers, metrics_registry, metrics_text
+from ._observe import NodeStatus, connected_peers
 from ._status import serve_http, status_app
 
 logger = logging.getLogger("agents.cli")
@@ -142,6 +142,8 @@ async def _main(
                 if data_dir is not None:
                     (data_dir / STATUS_URL_FILE).write_text(urls["status"] + "\n")
             if http.metrics_port is not None:
+                from ._prometheus import metrics_registry, metrics_text
+
                 registry = metrics_registry(status)
                 app = status_app(status.snapshot, lambda: metrics_text(registry))
                 base = await nursery.start(serve_http, app, http.host, http.metrics_port)

@@ -8,7 +8,8 @@ from typing import Any
 import trio
 
 from agents import Agent, AgentRuntime, Context, on
-from agents.cli._observe import Earnings, NodeStatus, metrics_registry, metrics_text
+from agents.cli._observe import Earnings, NodeStatus
+from agents.cli._prometheus import metrics_registry, metrics_text
 from axl import Message
 from coordination import ChainEvent
 
