@@ -160,9 +160,14 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
                         await self._close_requested.wait()
                         # Close connections explicitly while the host still runs: a host torn
                         # down by cancellation alone can leave its peers' connections half-open.
+                        # Shielded: this body is inside the nursery just cancelled, so an
+                        # unshielded close was cancelled at once and, being marked done, never
+                        # ran again: listeners kept accepting (and completing handshakes with
+                        # this identity) and peers saw no close until their own timeouts.
                         nursery.cancel_scope.cancel()
-                        with trio.move_on_after(5.0), suppress(Exception):
-                            await host.close()
+                        with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+                            with suppress(Exception):
+                                await host.close()
                 except* Exception as group:
                     if not self._close_requested.is_set():
                         raise

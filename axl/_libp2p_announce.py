@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ._identity import Identity, PeerId, verify_signature
 
@@ -97,10 +97,56 @@ def sign_announcement(identity: Identity, addrs: Sequence[str], now: float | Non
     return identity.sign(_DOMAIN + identity.peer_id.raw + body) + body
 
 
+class Announcement(NamedTuple):
+    """An announcement that verified: when it was signed (unix seconds) and the addresses."""
+
+    stamp: float
+    addrs: list[str]
+
+
+class AnnouncementLedger:
+    """The newest announcement stamp accepted per peer (sans-IO, bounded).
+
+    A receiver replaces a peer's addresses with those of its newest announcement (a node
+    restarted on a new port is then dialled there, not at the dead port first), so an older
+    announcement arriving later, a delayed gossip copy or a replay by anybody, must not roll
+    them back: :meth:`accept` says no to any stamp not newer than the last one accepted.
+    At most ``capacity`` peers are remembered (the least recently announced are forgotten:
+    a forgotten peer's next announcement is accepted, as on first sight)."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self._capacity = capacity
+        self._newest: dict[PeerId, float] = {}
+
+    def accept(self, peer: PeerId, stamp: float) -> bool:
+        """Record ``stamp`` for ``peer`` if it is newer than the last accepted one."""
+        last = self._newest.get(peer)
+        if last is not None and stamp <= last:
+            return False
+        self._newest.pop(peer, None)  # re-insert: the dict's order is the recency
+        self._newest[peer] = stamp
+        if len(self._newest) > self._capacity:
+            self._newest.pop(next(iter(self._newest)))
+        return True
+
+    def __len__(self) -> int:
+        return len(self._newest)
+
+
 def open_announcement(
     origin: PeerId, payload: bytes, now: float | None = None
 ) -> list[str] | Refused:
     """The addresses ``origin`` signed in ``payload``, or why it is refused."""
+    announced = read_announcement(origin, payload, now)
+    return announced if isinstance(announced, str) else announced.addrs
+
+
+def read_announcement(
+    origin: PeerId, payload: bytes, now: float | None = None
+) -> Announcement | Refused:
+    """What ``origin`` signed in ``payload`` (its stamp and addresses), or why it is refused."""
     if len(payload) <= _SIG_BYTES:
         return "malformed"
     signature, body = payload[:_SIG_BYTES], payload[_SIG_BYTES:]
@@ -114,4 +160,4 @@ def open_announcement(
     current = time.time() if now is None else now
     if abs(current - stamp) > MAX_AGE:
         return "stale"
-    return lines[1:]
+    return Announcement(stamp, lines[1:])

@@ -14,6 +14,7 @@ import trio
 
 from ._errors import FrameTooLarge, InvalidPeerId, TransportClosed
 from ._identity import Identity, PeerId
+from ._libp2p_announce import AnnouncementLedger
 from ._libp2p_budget import Budgets, Refusal
 from ._libp2p_config import Libp2pConfig
 from ._libp2p_framing import Backoff, TokenBucket
@@ -73,6 +74,7 @@ class TransportBase:
         )
         self._links: dict[PeerId, Link] = {}
         self._backoff = Backoff(self.config.reconnect_base, self.config.reconnect_max)
+        self._announcements = AnnouncementLedger()  # newest address announcement per peer
         self._banned: dict[PeerId, float] = {}
         self._inbound_streams: dict[PeerId, int] = {}
         self._buckets: dict[PeerId, TokenBucket] = {}

@@ -14,7 +14,7 @@ import trio
 
 from ._errors import PeerUnreachable
 from ._identity import PeerId
-from ._libp2p_announce import AnnounceSchedule, open_announcement, sign_announcement
+from ._libp2p_announce import AnnounceSchedule, read_announcement, sign_announcement
 from ._libp2p_base import TransportBase, peer_id_of, reset_stream, unblock_dial
 from ._libp2p_config import (
     _ADDR_TTL,
@@ -270,12 +270,15 @@ class DiscoveryMixin(TransportBase):
             if peer is None or origin == own or len(data) > _MAX_ANNOUNCE_BYTES:
                 continue
             # Signed by the origin itself: gossip carries no libp2p signature (docs/libp2p.md).
-            lines = open_announcement(peer, data)
-            if isinstance(lines, str):
-                self.stats.inc("peer_exchange.refused." + lines)
+            announced = read_announcement(peer, data)
+            if isinstance(announced, str):
+                self.stats.inc("peer_exchange.refused." + announced)
+                continue
+            if not self._announcements.accept(peer, announced.stamp):
+                self.stats.inc("peer_exchange.superseded")  # older than one already taken
                 continue
             addrs = []
-            for line in lines[:_MAX_ANNOUNCED_ADDRS]:
+            for line in announced.addrs[:_MAX_ANNOUNCED_ADDRS]:
                 try:
                     addr = multiaddr.Multiaddr(line)
                 except Exception:
@@ -283,6 +286,32 @@ class DiscoveryMixin(TransportBase):
                 if "p2p" not in [proto.name for proto in addr.protocols()]:
                     addrs.append(addr)
             if addrs and self._host is not None:
-                self._host.get_peerstore().add_addrs(ID(origin), addrs, int(_ADDR_TTL))
-                self.stats.inc("peer_exchange.learned")
-                self._note_peer(peer)
+                self._learn_announced(peer, ID(origin), addrs)
+
+    def _learn_announced(self, peer: PeerId, pid: Any, addrs: list[Any]) -> None:
+        """Take a peer's newest signed addresses. They replace what the peerstore held for it
+        (py-libp2p dials one TCP address per peer, the first it holds: a node restarted on a
+        new port was dialled at its dead port for as long as that stayed stored), unless one
+        is unspecified (``0.0.0.0``, ``::``: only dialable on the same machine), which adds.
+        New addresses also lift the peer's dial backoff, built up against the old ones."""
+        assert self._host is not None
+        store = self._host.get_peerstore()
+        try:
+            known = list(store.addrs(pid))
+        except Exception:  # PeerStoreError: unknown or expired
+            known = []
+        if all(_specific(addr) for addr in addrs):
+            store.clear_addrs(pid)
+        store.add_addrs(pid, addrs, int(_ADDR_TTL))
+        self.stats.inc("peer_exchange.learned")
+        if any(addr not in known for addr in addrs) and self._backoff.retry_at(peer):
+            self._backoff.succeeded(peer)
+            unblock_dial(self._host, pid)
+            self.stats.inc("peers.backoff_cleared")
+        self._note_peer(peer)
+
+
+def _specific(addr: Any) -> bool:
+    """Whether a multiaddr names a specific IP (not ``0.0.0.0`` or ``::``)."""
+    text = str(addr) + "/"
+    return "/ip4/0.0.0.0/" not in text and "/ip6/::/" not in text

@@ -3,13 +3,14 @@ newcomer does not make a settled swarm re-announce (every announcement reaches e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import trio
 
-from axl import Identity, Libp2pConfig, Libp2pTransport
-from axl._libp2p_announce import AnnounceSchedule
+from axl import Identity, Libp2pConfig, Libp2pTransport, PeerUnreachable
+from axl._libp2p_announce import AnnouncementLedger, AnnounceSchedule, sign_announcement
 
 
 async def eventually(predicate: Callable[[], object], timeout: float = 10.0) -> None:
@@ -111,3 +112,78 @@ async def test_other_peers_disconnecting_do_not_make_a_node_re_ask_its_bootstrap
                 await trio.sleep(0.2)
             # Scheduled asks only: pauses of 1, 2, 4 s … in these 2 s (one per signal before).
             assert boot.stats["peer_list.served"] - before < signals // 2, boot.stats
+
+
+def test_the_ledger_takes_only_newer_announcements_and_stays_bounded() -> None:
+    ledger = AnnouncementLedger(capacity=2)
+    a, b, c = (identity(20 + i).peer_id for i in range(3))
+    assert ledger.accept(a, 100.0)
+    assert not ledger.accept(a, 100.0)  # the same one again
+    assert not ledger.accept(a, 99.0)  # an older one, late or replayed
+    assert ledger.accept(a, 101.0)
+    assert ledger.accept(b, 5.0) and ledger.accept(c, 5.0)
+    assert len(ledger) == 2  # a, announced least recently, is forgotten
+    assert ledger.accept(a, 50.0)  # and taken as on first sight
+
+
+class _Message:
+    def __init__(self, origin: Identity, data: bytes) -> None:
+        self.from_id = origin.peer_id.raw
+        self.data = data
+
+
+async def _feed(messages: list[_Message]) -> AsyncIterator[_Message]:
+    for message in messages:
+        yield message
+
+
+async def test_an_older_announcement_cannot_roll_a_peers_addresses_back() -> None:
+    """Addresses from a peer's newest signed announcement replace the ones held for it; a
+    replay of its earlier announcement (valid signature, not yet expired) is superseded."""
+    from libp2p.peer.id import ID
+
+    victim = identity(30)
+    now = time.time()
+    old = sign_announcement(victim, ["/ip4/127.0.0.1/tcp/4001"], now=now - 60)
+    new = sign_announcement(victim, ["/ip4/127.0.0.1/tcp/4002"], now=now)
+    async with Libp2pTransport.open(identity(31)) as node:
+        await node._read_announcements(_feed([_Message(victim, old), _Message(victim, new)]))
+        store = node._host.get_peerstore()  # type: ignore[union-attr]
+        assert [str(a) for a in store.addrs(ID(victim.peer_id.raw))] == ["/ip4/127.0.0.1/tcp/4002"]
+        await node._read_announcements(_feed([_Message(victim, old)]))  # the replay
+        assert [str(a) for a in store.addrs(ID(victim.peer_id.raw))] == ["/ip4/127.0.0.1/tcp/4002"]
+        assert node.stats["peer_exchange.superseded"] == 1
+
+
+async def test_a_peer_restarted_on_a_new_port_is_reached_there() -> None:
+    """A node restarted with its identity on a new port, connected only to its bootstrap
+    peer: a peer that had sent to it at the old port reaches it at the new one. py-libp2p
+    dials a single TCP address per peer (the first stored), so while the dead port stayed
+    first in the peerstore, sends failed until it expired (seen at 40 processes after churn:
+    "no addresses established" for up to 30 s)."""
+    config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=2.0, announce_interval=1.0)
+    lonely = Libp2pConfig(
+        gossip_heartbeat=0.2, dial_timeout=2.0, announce_interval=1.0, target_peers=1
+    )
+    async with Libp2pTransport.open(identity(40), config=config) as boot:
+        boots = boot.listen_addrs
+        async with Libp2pTransport.open(identity(41), bootstrap=boots, config=config) as sender:
+            async with Libp2pTransport.open(identity(42), bootstrap=boots, config=lonely) as first:
+                await eventually(lambda: first.local_peer in sender.known_peers())
+                await sender.send(first.local_peer, b"before")
+                with trio.fail_after(10):
+                    assert (await first.receive()).frame == b"before"
+                old_addrs = first.listen_addrs
+            async with Libp2pTransport.open(identity(42), bootstrap=boots, config=lonely) as again:
+                assert again.listen_addrs != old_addrs
+                delivered = False
+                with trio.move_on_after(20):
+                    while not delivered:
+                        try:
+                            await sender.send(again.local_peer, b"after")
+                            delivered = True
+                        except PeerUnreachable:
+                            await trio.sleep(0.2)
+                assert delivered, sender.stats
+                with trio.fail_after(10):
+                    assert (await again.receive()).frame == b"after"
