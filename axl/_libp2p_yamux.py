@@ -15,7 +15,8 @@ unread, and reading half of it releases the sender.
 
 Per frame, py-libp2p also took four to six trio locks (each a trip through the scheduler even
 when free) and a timeout scope per received DATA body. :func:`install_fast_paths` swaps the
-muxer's and its streams' locks for :class:`axl._libp2p_locks.FastLock`; writes a stream's send
+muxer's, its streams' and their ``NetStream`` wrappers' locks for
+:class:`axl._libp2p_locks.FastLock`; writes a stream's send
 window covers, with nobody else writing or adjusting it, build their frame without the
 stream's write and window locks (no await between the check and the debit, so nothing can
 interleave); and a DATA body the Noise session already holds decrypted is taken without the
@@ -53,6 +54,7 @@ def install_fast_paths() -> None:
     """Fast locks, lock-free writes within the window, buffered DATA bodies (idempotent)."""
     import struct
 
+    from libp2p.network.stream.net_stream import NetStream
     from libp2p.stream_muxer.yamux import yamux
     from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
 
@@ -76,6 +78,13 @@ def install_fast_paths() -> None:
 
     Yamux.__init__ = init_muxer  # type: ignore[method-assign]
     YamuxStream.__init__ = init_stream  # type: ignore[method-assign]
+    net_stream_init = NetStream.__init__
+
+    def init_net_stream(self: Any, *args: Any, **kwargs: Any) -> None:
+        net_stream_init(self, *args, **kwargs)
+        self._state_lock = FastLock()  # taken by every read and write of the stream
+
+    NetStream.__init__ = init_net_stream  # type: ignore[method-assign]
     header = struct.Struct(yamux.YAMUX_HEADER_FORMAT)
     largest = yamux.MAX_MESSAGE_SIZE - yamux.HEADER_SIZE
     YamuxStream.write = _window_write(YamuxStream.write, header, yamux.TYPE_DATA, largest)  # type: ignore[method-assign,assignment]
