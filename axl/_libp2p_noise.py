@@ -161,15 +161,6 @@ def _build_session() -> type[Any]:
             self._plain = bytearray()
             self._served = 0  # reads served from the buffer since the last yield
 
-        def take_buffered(self, n: int) -> bytes | None:
-            """``n`` plaintext bytes if that many are buffered (no await), else None."""
-            plain = self._plain
-            if len(plain) < n:
-                return None
-            data = bytes(plain[:n])
-            del plain[:n]
-            return data
-
         async def _receive_more(self) -> None:
             data = await self.raw.read(READ_SIZE)
             if not data:
