@@ -161,6 +161,15 @@ def _build_session() -> type[Any]:
             self._plain = bytearray()
             self._served = 0  # reads served from the buffer since the last yield
 
+        def take_buffered(self, n: int) -> bytes | None:
+            """``n`` plaintext bytes if that many are buffered (no await), else None."""
+            plain = self._plain
+            if len(plain) < n:
+                return None
+            data = bytes(plain[:n])
+            del plain[:n]
+            return data
+
         async def _receive_more(self) -> None:
             data = await self.raw.read(READ_SIZE)
             if not data:
@@ -198,6 +207,10 @@ def _build_session() -> type[Any]:
             return data
 
         async def write(self, data: bytes) -> None:
+            # A cancelled writer must stop before sealing: a sealed message that is never sent
+            # leaves the nonces out of step and the peer drops the connection. From here to
+            # the socket send (whose own cancellation check sees the same state) nothing yields.
+            await trio.lowlevel.checkpoint_if_cancelled()
             await self.raw.write(self.send.seal(data))
 
         async def close(self) -> None:

@@ -157,3 +157,15 @@ async def test_a_tampered_message_on_the_wire_ends_the_session() -> None:
     await dialer.write(b"again")
     with pytest.raises(NoiseInvalidMessage):
         await listener.read(5)
+
+
+async def test_a_cancelled_write_consumes_no_nonce() -> None:
+    """A writer cancelled before its message leaves must not seal it: a sealed message never
+    sent puts the two sides' nonces out of step and the connection dies."""
+    dialer, listener = await handshake(True, True)
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await dialer.write(b"never sent")
+    assert scope.cancelled_caught
+    await dialer.write(b"sent")
+    assert await listener.read(4) == b"sent"
