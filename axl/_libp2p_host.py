@@ -35,10 +35,10 @@ def build_host(
     from libp2p.crypto.x25519 import create_new_key_pair as x25519_key_pair
     from libp2p.custom_types import TProtocol
     from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
-    from libp2p.security.noise.transport import Transport as NoiseTransport
 
     from ._libp2p_announce import memo_message_id
     from ._libp2p_gossip import gossipsub_class
+    from ._libp2p_noise import noise_transport_class
     from ._libp2p_pubsub import pubsub_class
     from ._libp2p_tcp import install_read_ahead
     from ._libp2p_yamux import install_batched_window_updates
@@ -60,7 +60,8 @@ def build_host(
     # Noise only. py-libp2p's default also offers TLS, secio and /plaintext/2.0.0; plaintext
     # lets anybody claim any peer id (it sends a public key, proves nothing). QUIC brings its
     # own TLS 1.3 handshake, which checks the peer id.
-    noise = NoiseTransport(key_pair, noise_privkey=x25519_key_pair().private_key)
+    # py-libp2p's handshake, then leaner sessions: same bytes (see _libp2p_noise).
+    noise = noise_transport_class()(key_pair, noise_privkey=x25519_key_pair().private_key)
     host = new_host(
         key_pair=key_pair,
         sec_opt={TProtocol(NOISE_PROTOCOL_ID): noise},

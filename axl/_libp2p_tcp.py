@@ -59,3 +59,26 @@ def read_ahead(
         return data[:n]
 
     return read
+
+
+_FAST_LOCKS = "_axl_fast_locks"
+
+
+def install_fast_locks() -> None:
+    """Give py-libp2p's ``TrioTCPStream`` :class:`axl._libp2p_locks.FastLock` read and write
+    locks: free, they no longer yield (the socket call they guard always does). Idempotent."""
+    from libp2p.io.trio import TrioTCPStream
+
+    from ._libp2p_locks import FastLock
+
+    if getattr(TrioTCPStream, _FAST_LOCKS, False):
+        return
+    original = TrioTCPStream.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.read_lock = FastLock()
+        self.write_lock = FastLock()
+
+    TrioTCPStream.__init__ = init  # type: ignore[method-assign]
+    setattr(TrioTCPStream, _FAST_LOCKS, True)

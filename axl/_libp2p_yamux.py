@@ -12,6 +12,15 @@ receive window has shrunk by what arrived); once half or more is owed, py-libp2p
 runs and sends one update for all of it (its grow-to path, window auto-tuning included).
 Flow control is unchanged: a sender stalls only when the reader has left a whole window
 unread, and reading half of it releases the sender.
+
+Per frame, py-libp2p also took four to six trio locks (each a trip through the scheduler even
+when free) and a timeout scope per received DATA body. :func:`install_fast_paths` swaps the
+muxer's, its streams' and their ``NetStream`` wrappers' locks for
+:class:`axl._libp2p_locks.FastLock`; writes a stream's send
+window covers, with nobody else writing or adjusting it, build their frame without the
+stream's write and window locks (no await between the check and the debit, so nothing can
+interleave); and a DATA body the Noise session already holds decrypted is taken without the
+read timeout (it cannot block). Anything else takes py-libp2p's path. Frames are unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 _INSTALLED = "_axl_batched_window_updates"
+_FAST = "_axl_fast_paths"
 
 
 def install_batched_window_updates() -> None:
@@ -36,7 +46,89 @@ def install_batched_window_updates() -> None:
     original = YamuxStream._auto_tune_and_send_window_update
     YamuxStream._auto_tune_and_send_window_update = _batched(original, divisor)  # type: ignore[method-assign,assignment]
     yamux.Yamux._write_frame = _lean_write_frame(yamux.Yamux._write_frame, yamux.logger)  # type: ignore[method-assign,assignment]
+    install_fast_paths()
     setattr(YamuxStream, _INSTALLED, True)
+
+
+def install_fast_paths() -> None:
+    """Fast locks, lock-free writes within the window, buffered DATA bodies (idempotent)."""
+    import struct
+
+    from libp2p.network.stream.net_stream import NetStream
+    from libp2p.stream_muxer.yamux import yamux
+    from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
+
+    from ._libp2p_locks import FastLock
+    from ._libp2p_tcp import install_fast_locks
+
+    if getattr(Yamux, _FAST, False):
+        return
+    install_fast_locks()
+    muxer_init, stream_init = Yamux.__init__, YamuxStream.__init__
+
+    def init_muxer(self: Any, *args: Any, **kwargs: Any) -> None:
+        muxer_init(self, *args, **kwargs)
+        self.streams_lock = FastLock()
+        self._write_lock = FastLock()
+
+    def init_stream(self: Any, *args: Any, **kwargs: Any) -> None:
+        stream_init(self, *args, **kwargs)
+        self.window_lock = FastLock()
+        self.close_lock = FastLock()
+
+    Yamux.__init__ = init_muxer  # type: ignore[method-assign]
+    YamuxStream.__init__ = init_stream  # type: ignore[method-assign]
+    net_stream_init = NetStream.__init__
+
+    def init_net_stream(self: Any, *args: Any, **kwargs: Any) -> None:
+        net_stream_init(self, *args, **kwargs)
+        self._state_lock = FastLock()  # taken by every read and write of the stream
+
+    NetStream.__init__ = init_net_stream  # type: ignore[method-assign]
+    header = struct.Struct(yamux.YAMUX_HEADER_FORMAT)
+    largest = yamux.MAX_MESSAGE_SIZE - yamux.HEADER_SIZE
+    YamuxStream.write = _window_write(YamuxStream.write, header, yamux.TYPE_DATA, largest)  # type: ignore[method-assign,assignment]
+    Yamux._read_data_body = _buffered_body(Yamux._read_data_body)  # type: ignore[method-assign,assignment]
+    setattr(Yamux, _FAST, True)
+
+
+def _window_write(
+    original: Callable[..., Awaitable[None]], header: Any, data_type: int, largest: int
+) -> Callable[..., Awaitable[None]]:
+    """``YamuxStream.write`` whose common case — one frame within the send window, no other
+    writer or window update in progress — takes no lock; the frame is py-libp2p's."""
+
+    async def write(self: Any, data: bytes) -> None:
+        size = len(data)
+        if (
+            0 < size <= largest
+            and size <= self.send_window
+            and not (self.send_closed or self.closed)
+            and not self.window_lock.locked()
+            and self.rw_lock._writer_lock.value
+        ):
+            self.send_window -= size
+            await self.conn._write_frame(header.pack(0, data_type, 0, self.stream_id, size) + data)
+            return
+        await original(self, data)
+
+    return write
+
+
+def _buffered_body(original: Callable[..., Awaitable[bytes]]) -> Callable[..., Awaitable[bytes]]:
+    """``Yamux._read_data_body`` that takes a body the session already holds without the read
+    timeout's cancel scope (the read cannot block)."""
+
+    async def read_data_body(self: Any, length: int) -> bytes:
+        take = getattr(self.secured_conn, "take_buffered", None)
+        if take is not None:
+            data: bytes | None = take(length)
+            if data is not None:
+                return data
+        body: bytes = await original(self, length)
+        return body
+
+    return read_data_body
 
 
 def _lean_write_frame(
@@ -44,16 +136,15 @@ def _lean_write_frame(
 ) -> Callable[..., Awaitable[None]]:
     """py-libp2p's ``Yamux._write_frame`` without the debug line it builds for every frame
     whether or not debug logging is on (a header unpack, a dict and an f-string: tens of µs a
-    frame on a loaded machine). With debug logging on, the original runs."""
-    import trio
+    frame on a loaded machine), nor its extra checkpoint after the send (the send is one).
+    With debug logging on, the original runs."""
 
     async def write_frame(self: Any, data: bytes) -> None:
         if logger.isEnabledFor(logging.DEBUG):
             await original(self, data)
             return
         async with self._write_lock:
-            await self.secured_conn.write(data)
-        await trio.lowlevel.checkpoint()
+            await self.secured_conn.write(data)  # a socket send: always a checkpoint
 
     return write_frame
 

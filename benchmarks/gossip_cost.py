@@ -147,7 +147,7 @@ def report(hosts: int, rate: float, got: dict[str, float]) -> None:
     print(line("delivered", share, "%") + f"  ({got['delivered']:,.0f} of {got['expected']:,.0f})")
     print(line("publish→handler p50", 1e3 * got["p50"], "ms"))
     print(line("publish→handler p99", 1e3 * got["p99"], "ms"))
-    print(line("CPU per delivered message", got["cpu_ms_per_delivered"], "ms"))
+    print(f"  {'CPU per delivered message':<44} {got['cpu_ms_per_delivered']:>12.3f} ms")
     print(line("CPU used / wall time", 100 * got["cpu_share"], "%"))
     print(f"  {'pubsub RPCs written per published message':<44} {got['rpcs_per_published']:>12.1f}")
     print(f"  {'published messages per RPC carrying any':<44} {got['messages_per_rpc']:>12.2f}")
