@@ -34,7 +34,7 @@ import math
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -63,6 +63,8 @@ _GOSSIPSUB: type[Any] | None = None
 
 def _build_class() -> type[Any]:
     from libp2p.peer.id import ID
+    from libp2p.pubsub.exceptions import NoPubsubAttached
+    from libp2p.pubsub.floodsub import PROTOCOL_ID as FLOODSUB
     from libp2p.pubsub.gossipsub import GossipSub
     from libp2p.pubsub.mcache import CacheEntry, MessageCache
     from libp2p.pubsub.pb import rpc_pb2
@@ -134,6 +136,69 @@ def _build_class() -> type[Any]:
             now = int(time.time())
             for topic in topics:
                 self.time_since_last_publish[topic] = now
+
+        def _get_peers_to_send(
+            self,
+            topic_ids: Iterable[str],
+            msg_forwarder: ID,
+            origin: ID,
+            msg_id: bytes | None = None,
+        ) -> Iterator[ID]:
+            """py-libp2p's choice of peers to forward to, the same peers, minus two walks
+            per message that decide nothing in an AXL swarm: the floodsub peers (a walk over
+            every peer on the topic, hashing each peer id twice) when no peer speaks floodsub,
+            and the score gate on mesh peers (two score computations per peer) when its
+            thresholds are -inf, which every score passes. Lazy, like the original: the
+            state is read as the caller iterates."""
+            pubsub = self.pubsub
+            if pubsub is None:
+                raise NoPubsubAttached
+            scorer = self.scorer
+            if (
+                scorer is not None
+                and _always_passes(scorer.params.gossip_threshold)
+                and _always_passes(scorer.params.graylist_threshold)
+            ):
+                scorer = None  # allow_gossip is True and is_graylisted False for every score
+            any_floodsub = FLOODSUB in self.peer_protocol.values()
+            send_to: set[ID] = set()
+            for topic in topic_ids:
+                if topic not in pubsub.peer_topics:
+                    continue
+                send_to.update(self.direct_peers)
+                if any_floodsub:
+                    send_to.update(
+                        peer
+                        for peer in pubsub.peer_topics[topic]
+                        if peer in self.peer_protocol and self.peer_protocol[peer] == FLOODSUB
+                    )
+                if topic in self.mesh:
+                    gossipsub_peers: set[ID] = self.mesh[topic]
+                else:  # publishing to a topic we did not join: fanout peers, as py-libp2p
+                    fanout_peers: set[ID] = self.fanout.get(topic, set())
+                    fanout_size = len(fanout_peers)
+                    if topic not in self.fanout or fanout_size < self.degree:
+                        fanout_peers.update(
+                            self._get_in_topic_gossipsub_peers_from_minus(
+                                topic, self.degree - fanout_size, fanout_peers
+                            )
+                        )
+                    self.fanout[topic] = fanout_peers
+                    gossipsub_peers = fanout_peers
+                if scorer is not None and gossipsub_peers:
+                    send_to.update(
+                        p
+                        for p in gossipsub_peers
+                        if scorer.allow_gossip(p, [topic]) and not scorer.is_graylisted(p, [topic])
+                    )
+                else:
+                    send_to.update(gossipsub_peers)
+            send_to.discard(msg_forwarder)
+            send_to.discard(origin)
+            dont_send = self.dont_send_message_ids
+            if msg_id is not None and dont_send:
+                send_to = {p for p in send_to if p not in dont_send or msg_id not in dont_send[p]}
+            yield from send_to
 
         def send_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, priority: bool = False) -> None:
             # The common case, a forwarded message: queue the RPC itself (shared by every
