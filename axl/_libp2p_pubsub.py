@@ -62,6 +62,8 @@ def _build_class() -> type[Any]:
     from libp2p.pubsub.pb import rpc_pb2
     from libp2p.pubsub.pubsub import Pubsub
 
+    SubOpts = rpc_pb2.RPC.SubOpts
+
     class AxlPubsub(Pubsub):
         """Pubsub with coalesced sends, buffered inline receives and counted refusals."""
 
@@ -94,6 +96,24 @@ def _build_class() -> type[Any]:
             except Exception as exc:
                 logger.debug("gossip writer for %s ended: %r", peer_id, exc)
                 self._handle_dead_peer(peer_id)
+
+        async def _handle_new_peer(self, peer_id: ID) -> None:
+            # py-libp2p builds the hello (our subscriptions) after opening the stream, writes
+            # it (an await) and registers the peer only then: a subscribe or unsubscribe in
+            # that window reached neither the hello nor the peer (announcements go to
+            # registered peers), which then never knew we were on the topic. Seen in the
+            # five-process test (one node never learned another's subscription, so it never
+            # grafted it and that node's shout missed the bootstrap node).
+            before = set(self.topic_ids)
+            await super()._handle_new_peer(peer_id)
+            now = set(self.topic_ids)
+            queue = self.peer_queues.get(peer_id)
+            if now == before or queue is None or peer_id not in self.peers:
+                return
+            subs = [SubOpts(subscribe=True, topicid=t) for t in sorted(now)]
+            subs += [SubOpts(subscribe=False, topicid=t) for t in sorted(before - now)]
+            if queue.push(rpc_pb2.RPC(subscriptions=subs)):
+                self.stats.inc("gossip.subscriptions_resent")
 
         async def validate_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
             if not any(topic in self.topic_validators for topic in msg.topicIDs):

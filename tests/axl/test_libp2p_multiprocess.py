@@ -136,6 +136,7 @@ async def run_node(index: int, count: int, bootstrap: list[str]) -> None:
             grafted = {others.get(p, str(p)) for p in mesh.get(TOPIC, ())}
             stats = transport.stats.snapshot()
             print(f"heard {heard} topic {topic} mesh {grafted} {stats}", file=sys.stderr)
+            print(f"bus {bus.stats.snapshot()}", file=sys.stderr)
             raise
         emit("shouts_done", shouts=sorted(shouts), duplicates=sum(shouts.values()) - len(shouts))
 

@@ -331,3 +331,42 @@ def test_memoised_message_id_follows_the_message_object() -> None:
     assert memo_message_id(forged) == first == message_id(forged)
     assert memo_message_id(real) == message_id(real) != first
     assert memo_message_id(forged) == first
+
+
+async def test_a_subscription_made_while_a_peer_is_being_added_still_reaches_it() -> None:
+    """py-libp2p builds the hello (our subscriptions), writes it, and only then registers
+    the peer; a subscription made during that write reached neither the hello nor the
+    announcement to registered peers, so the peer never learned it."""
+    async with (
+        Libp2pTransport.open(identity(20), config=CONFIG) as a,
+        Libp2pTransport.open(identity(21), config=CONFIG) as b,
+        trio.open_nursery() as nursery,
+    ):
+        pubsub: Any = a._pubsub
+        build_hello = pubsub.get_hello_packet
+
+        def hello_then_subscribe() -> Any:
+            packet = build_hello()  # without "late"
+            nursery.start_soon(pubsub.subscribe, "late")  # runs while the hello is written
+            return packet
+
+        host: Any = a._host
+        open_stream = host.new_stream
+
+        async def slow_gossip_stream(peer: Any, protocols: Any, *args: Any, **kw: Any) -> Any:
+            stream = await open_stream(peer, protocols, *args, **kw)
+            if any("meshsub" in str(protocol) for protocol in protocols):
+                write = stream.write
+
+                async def slow_write(data: bytes) -> None:
+                    await trio.sleep(0.2)  # the hello's write takes a while
+                    await write(data)
+
+                stream.write = slow_write
+            return stream
+
+        pubsub.get_hello_packet = hello_then_subscribe
+        host.new_stream = slow_gossip_stream
+        await b.connect(a.listen_addrs[0])
+        await eventually(lambda: a.local_peer in b.topic_peers("late"))
+        assert a.stats["gossip.subscriptions_resent"] >= 1
