@@ -24,10 +24,11 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check axl agents compute coordination tests benchmarks examples
-	$(BIN)/ruff format --check axl agents compute coordination
+	$(BIN)/ruff format --check axl agents compute coordination tests benchmarks examples
 
 typecheck: setup
 	$(BIN)/mypy axl agents compute coordination
+	$(BIN)/mypy tests benchmarks examples
 
 pytest: setup
 	$(BIN)/pytest -q

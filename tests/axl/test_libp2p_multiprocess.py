@@ -28,10 +28,12 @@ from axl import (
     Libp2pConfig,
     Libp2pTransport,
     Message,
+    PeerId,
     PeerUnreachable,
     RequestTimeout,
     open_bus,
 )
+from axl._libp2p_base import peer_id_of
 
 NODES = 5
 TOPIC = "swarm"
@@ -55,6 +57,12 @@ def identity_of(index: int) -> Identity:
 
 
 # -- the node (child process) ------------------------------------------------------------------
+
+
+def _index(others: dict[PeerId, int], pid: Any) -> int | str:
+    """A libp2p peer id as the test's node index (its base58 text if not a node)."""
+    peer = peer_id_of(pid.to_bytes())
+    return others.get(peer, str(pid)) if peer is not None else str(pid)
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -112,7 +120,7 @@ async def run_node(index: int, count: int, bootstrap: list[str]) -> None:
         emit("requests_done", answers=answers)
 
         assert transport._pubsub is not None
-        mesh = transport._pubsub.router.mesh  # type: ignore[attr-defined]
+        mesh: dict[str, set[Any]] = transport._pubsub.router.mesh
         try:
             await wait_for(
                 lambda: (
@@ -133,7 +141,7 @@ async def run_node(index: int, count: int, bootstrap: list[str]) -> None:
         except TimeoutError:
             heard = sorted(shouts)
             topic = {others.get(p, str(p)) for p in transport.topic_peers(TOPIC)}
-            grafted = {others.get(p, str(p)) for p in mesh.get(TOPIC, ())}
+            grafted = {_index(others, p) for p in mesh.get(TOPIC, ())}
             stats = transport.stats.snapshot()
             print(f"heard {heard} topic {topic} mesh {grafted} {stats}", file=sys.stderr)
             print(f"bus {bus.stats.snapshot()}", file=sys.stderr)

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 import trio
-from noise.exceptions import NoiseInvalidMessage
+from noise.exceptions import NoiseInvalidMessage  # type: ignore[import-untyped]
 
 from axl._libp2p_noise import MAX_PLAINTEXT, TransportCipher, lean_session_class
 
 
 def stock_cipher(key: bytes) -> Any:
     """The noiseprotocol package's CipherState, as py-libp2p's Noise session uses it."""
-    from noise.connection import NoiseConnection
-    from noise.state import CipherState
+    from noise.connection import NoiseConnection  # type: ignore[import-untyped]
+    from noise.state import CipherState  # type: ignore[import-untyped]
 
     protocol = NoiseConnection.from_name(b"Noise_XX_25519_ChaChaPoly_SHA256").noise_protocol
     state = CipherState(protocol)

@@ -59,8 +59,9 @@ async def test_a_late_subscriber_is_sent_no_message_published_before_it_subscrib
         await early.subscribe("ticks")
         await eventually(lambda: early.local_peer in publisher.topic_peers("ticks"))
         await eventually(lambda: late.local_peer in publisher.connected_peers())
-        assert publisher._pubsub is not None
-        await eventually(lambda: len(publisher._pubsub.peers) == 2)  # both speak pubsub
+        pubsub = publisher._pubsub
+        assert pubsub is not None
+        await eventually(lambda: len(pubsub.peers) == 2)  # both speak pubsub
 
         for n in range(20):
             await publisher.publish("ticks", b"old %d" % n)
@@ -272,7 +273,11 @@ async def test_gossip_without_libp2p_signatures_still_delivers_only_signed_envel
         await rogue.subscribe("notes")
         everyone = {victim_id.peer_id, receiver_id.peer_id, rogue.local_peer}
         for node in (victim_t, receiver_t, rogue):
-            await eventually(lambda n=node: everyone - {n.local_peer} <= n.topic_peers("notes"))
+
+            def sees_everyone(n: Libp2pTransport = node) -> bool:
+                return everyone - {n.local_peer} <= n.topic_peers("notes")
+
+            await eventually(sees_everyone)
         await victim.publish("notes", Note(n=1))
         with trio.fail_after(10):
             genuine = (await rogue.receive()).frame
@@ -339,8 +344,12 @@ async def test_a_dht_lookup_finds_a_peer_that_is_no_neighbour() -> None:
         root, target = nodes[0], nodes[7]
         assert target.local_peer not in root.known_peers()
         for node in nodes:
-            assert node._dht is not None
-            await eventually(lambda n=node: n._dht.table_size() >= 1)
+
+            def has_contacts(n: Libp2pTransport = node) -> bool:
+                assert n._dht is not None
+                return n._dht.table_size() >= 1
+
+            await eventually(has_contacts)
         addrs = await root.find_peer(target.local_peer, timeout=20.0)
         bare = {a.rsplit("/p2p/", 1)[0] for a in target.listen_addrs}
         assert {a.rsplit("/p2p/", 1)[0] for a in addrs} & bare
