@@ -20,6 +20,15 @@ def percentile(samples: Sequence[float], fraction: float) -> float:
     return ordered[index]
 
 
+def rss_bytes() -> int:
+    """This process's resident set size (``VmRSS``), 0 where ``/proc`` has none."""
+    with open("/proc/self/status") as status:
+        for row in status:
+            if row.startswith("VmRSS:"):
+                return int(row.split()[1]) * 1024
+    return 0
+
+
 def now() -> float:
     return time.perf_counter()
 

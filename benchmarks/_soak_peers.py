@@ -24,6 +24,8 @@ from axl import (
     open_bus,
 )
 
+from ._report import rss_bytes
+
 NODE = Identity.from_seed(b"\xa0" * 32)
 HONEST_SEED = 0xB0
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
@@ -49,14 +51,6 @@ class Pong(Message, tag="bench.soak_pong"):
 
 
 # -- the node (child process) -------------------------------------------------------------
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for row in status:
-            if row.startswith("VmRSS:"):
-                return int(row.split()[1]) * 1024
-    return 0
 
 
 async def serve() -> None:

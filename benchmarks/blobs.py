@@ -69,7 +69,7 @@ from axl import (
 )
 from axl._blob_id import DEFAULT_CHUNK_SHIFT
 
-from ._report import line, now
+from ._report import line, now, rss_bytes
 
 RAW_PROTOCOL = "/bench/blob-raw/1.0.0"
 CONFIG = Libp2pConfig(peer_exchange=False)
@@ -103,14 +103,6 @@ def ratio_line(label: str, value: float) -> str:
 
 def identity(index: int) -> Identity:
     return Identity.from_seed(bytes([0xB0 + index]) * 32)
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/status") as status:
-        for row in status:
-            if row.startswith("VmRSS:"):
-                return int(row.split()[1]) * 1024
-    return 0
 
 
 class RssPeak:
