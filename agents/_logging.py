@@ -14,6 +14,9 @@ from typing import Any, TextIO
 
 logger = logging.getLogger("agents")
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""The level names the ``axl`` commands accept for ``--log-level``."""
+
 # (message id hex, message type tag) of the message the current task is handling, if any.
 current_message: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
     "axl_current_message", default=None

@@ -17,10 +17,10 @@ from axl import AxlError, Identity, InvalidPeerId, PeerId
 
 from .._agent import Agent
 from .._errors import AgentDefinitionError, StateError
+from .._logging import LOG_LEVELS
 from .._state import State
 from ._errors import CliError
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 

@@ -134,9 +134,6 @@ def simulate_command(
         raise typer.Exit(1)
 
 
-WORKER_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
 def _announce(join: str, token: str) -> None:
     typer.echo(
         f"waiting for workers: AXL_SWARM_TOKEN={token} axl swarm worker --join {join} "
@@ -170,13 +167,13 @@ def worker_command(
 ) -> None:
     """Host a share of a `simulate --processes` run's agents (until the run ends); logs what
     it joined, hosts and reports to stderr."""
-    from .._logging import configure_logging
+    from .._logging import LOG_LEVELS, configure_logging
     from ._process_worker import run_worker
 
     level = log_level.upper()
-    if level not in WORKER_LOG_LEVELS:
+    if level not in LOG_LEVELS:
         raise typer.BadParameter(
-            f"{log_level!r}: use one of {', '.join(WORKER_LOG_LEVELS)}", param_hint="--log-level"
+            f"{log_level!r}: use one of {', '.join(LOG_LEVELS)}", param_hint="--log-level"
         )
     configure_logging(level, json_lines=json_logs)
     try:
