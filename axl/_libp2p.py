@@ -205,9 +205,8 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
         # up by failed sends while it was down (up to reconnect_max), must not keep refusing
         # sends over the connection it just opened. Noise proved the peer id.
         peer = peer_id_of(pid.to_bytes())
-        if peer is not None and self._backoff.retry_at(peer):
-            self._backoff.succeeded(peer)
-            self.stats.inc("peers.backoff_cleared")
+        if peer is not None:
+            self._lift_backoff(peer)
         if self._nursery is not None and self._dht is not None:
             self._nursery.start_soon(self._dht.add, pid)
 

@@ -135,14 +135,6 @@ class AnnouncementLedger:
         return len(self._newest)
 
 
-def open_announcement(
-    origin: PeerId, payload: bytes, now: float | None = None
-) -> list[str] | Refused:
-    """The addresses ``origin`` signed in ``payload``, or why it is refused."""
-    announced = read_announcement(origin, payload, now)
-    return announced if isinstance(announced, str) else announced.addrs
-
-
 def read_announcement(
     origin: PeerId, payload: bytes, now: float | None = None
 ) -> Announcement | Refused:

@@ -115,6 +115,15 @@ class TransportBase:
             raise TransportClosed(f"transport of {self._peer.short()} is closed")
         return self._host
 
+    def _lift_backoff(self, peer: PeerId) -> bool:
+        """Forget ``peer``'s dial failures (it is reachable again, or at new addresses): its
+        backoff must not keep refusing sends. Returns whether there was one, counted."""
+        if not self._backoff.retry_at(peer):
+            return False
+        self._backoff.succeeded(peer)
+        self.stats.inc("peers.backoff_cleared")
+        return True
+
     def _note_peer(self, peer: PeerId) -> None:
         if peer not in self._known and peer != self._peer:
             if len(self._known) >= 100_000:  # bounded; forgetting only costs an announcement

@@ -304,10 +304,8 @@ class DiscoveryMixin(TransportBase):
             store.clear_addrs(pid)
         store.add_addrs(pid, addrs, int(_ADDR_TTL))
         self.stats.inc("peer_exchange.learned")
-        if any(addr not in known for addr in addrs) and self._backoff.retry_at(peer):
-            self._backoff.succeeded(peer)
+        if any(addr not in known for addr in addrs) and self._lift_backoff(peer):
             unblock_dial(self._host, pid)
-            self.stats.inc("peers.backoff_cleared")
         self._note_peer(peer)
 
 

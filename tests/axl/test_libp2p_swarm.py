@@ -29,7 +29,12 @@ from axl import (
     PeerUnreachable,
     open_bus,
 )
-from axl._libp2p_announce import message_id, open_announcement, sign_announcement
+from axl._libp2p_announce import (
+    Announcement,
+    message_id,
+    read_announcement,
+    sign_announcement,
+)
 from axl._libp2p_gossip import gossipsub_class
 
 CONFIG = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, peer_exchange=False)
@@ -311,18 +316,18 @@ def test_address_announcements_are_signed_by_their_origin() -> None:
     addrs = ["/ip4/127.0.0.1/tcp/4001"]
     now = 1_000_000.0
     payload = sign_announcement(alice, addrs, now=now)
-    assert open_announcement(alice.peer_id, payload, now=now + 5) == addrs
+    assert read_announcement(alice.peer_id, payload, now=now + 5) == Announcement(now, addrs)
     # claimed by somebody else, forged, tampered, stale, cut short
-    assert open_announcement(mallory.peer_id, payload, now=now) == "bad_signature"
+    assert read_announcement(mallory.peer_id, payload, now=now) == "bad_signature"
     forged = sign_announcement(mallory, ["/ip4/6.6.6.6/tcp/1"], now=now)
-    assert open_announcement(alice.peer_id, forged, now=now) == "bad_signature"
+    assert read_announcement(alice.peer_id, forged, now=now) == "bad_signature"
     tampered = payload[:-1] + b"2"
-    assert open_announcement(alice.peer_id, tampered, now=now) == "bad_signature"
-    assert open_announcement(alice.peer_id, payload, now=now + 3600) == "stale"
-    assert open_announcement(alice.peer_id, payload[:64], now=now) == "malformed"
-    assert open_announcement(alice.peer_id, b"/ip4/1.2.3.4/tcp/1", now=now) == "malformed"
+    assert read_announcement(alice.peer_id, tampered, now=now) == "bad_signature"
+    assert read_announcement(alice.peer_id, payload, now=now + 3600) == "stale"
+    assert read_announcement(alice.peer_id, payload[:64], now=now) == "malformed"
+    assert read_announcement(alice.peer_id, b"/ip4/1.2.3.4/tcp/1", now=now) == "malformed"
     unstamped = alice.sign(b"axl/peer-announce/1\x00" + alice.peer_id.raw + b"x\n/ip4/1")
-    assert open_announcement(alice.peer_id, unstamped + b"x\n/ip4/1", now=now) == "malformed"
+    assert read_announcement(alice.peer_id, unstamped + b"x\n/ip4/1", now=now) == "malformed"
 
 
 async def test_a_dht_lookup_finds_a_peer_that_is_no_neighbour() -> None:
