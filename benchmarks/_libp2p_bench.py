@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -43,20 +43,28 @@ def identity(index: int) -> Identity:
     return Identity.from_seed(bytes([0x90 + index]) * 32)
 
 
+async def open_connected(
+    stack: AsyncExitStack, identities: Sequence[Identity], config: Libp2pConfig
+) -> list[Libp2pTransport]:
+    """A transport per identity, entered on ``stack``, each connected to every other."""
+    transports = [
+        await stack.enter_async_context(Libp2pTransport.open(ident, config=config))
+        for ident in identities
+    ]
+    async with trio.open_nursery() as nursery:
+        for i, node in enumerate(transports):
+            for other in transports[i + 1 :]:
+                nursery.start_soon(node.connect, other.listen_addrs[0])
+    return transports
+
+
 @asynccontextmanager
 async def nodes(
     count: int, bus_config: BusConfig | None = None, config: Libp2pConfig = CONFIG
 ) -> AsyncIterator[tuple[list[Libp2pTransport], list[Bus]]]:
     """``count`` transports with buses, fully connected."""
     async with AsyncExitStack() as stack:
-        transports = [
-            await stack.enter_async_context(Libp2pTransport.open(identity(i), config=config))
-            for i in range(count)
-        ]
-        async with trio.open_nursery() as nursery:
-            for i, node in enumerate(transports):
-                for other in transports[i + 1 :]:
-                    nursery.start_soon(node.connect, other.listen_addrs[0])
+        transports = await open_connected(stack, [identity(i) for i in range(count)], config)
         buses = [
             await stack.enter_async_context(open_bus(identity(i), transport, config=bus_config))
             for i, transport in enumerate(transports)

@@ -69,6 +69,7 @@ from axl import (
 )
 from axl._blob_id import DEFAULT_CHUNK_SHIFT
 
+from ._libp2p_bench import open_connected
 from ._report import line, now, rss_bytes
 
 RAW_PROTOCOL = "/bench/blob-raw/1.0.0"
@@ -127,14 +128,7 @@ async def cluster(
     root: Path, count: int, config: BlobConfig
 ) -> AsyncIterator[tuple[list[Libp2pTransport], list[Bus]]]:
     async with AsyncExitStack() as stack:
-        transports = [
-            await stack.enter_async_context(Libp2pTransport.open(identity(i), config=CONFIG))
-            for i in range(count)
-        ]
-        async with trio.open_nursery() as nursery:
-            for i, node in enumerate(transports):
-                for other in transports[i + 1 :]:
-                    nursery.start_soon(node.connect, other.listen_addrs[0])
+        transports = await open_connected(stack, [identity(i) for i in range(count)], CONFIG)
         buses = [
             await stack.enter_async_context(
                 open_bus(
