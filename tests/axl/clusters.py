@@ -17,6 +17,15 @@ import trio
 from axl import Identity, Libp2pConfig, Libp2pTransport, MemoryNetwork, Transport
 
 
+async def eventually(
+    predicate: Callable[[], object], timeout: float = 10.0, poll: float = 0.02
+) -> None:
+    """Wait until ``predicate()`` is true, checking every ``poll`` s; fail after ``timeout`` s."""
+    with trio.fail_after(timeout):
+        while not predicate():
+            await trio.sleep(poll)
+
+
 @dataclass
 class Cluster:
     identities: list[Identity]

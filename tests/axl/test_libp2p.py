@@ -28,6 +28,8 @@ from axl import (
 )
 from axl._libp2p import PEER_EXCHANGE_TOPIC, PROTOCOL_ID
 
+from .clusters import eventually as poll_until
+
 CONFIG = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0)
 
 
@@ -41,9 +43,7 @@ class NoteBack(Message, tag="test.libp2p_note_back"):
 
 
 async def eventually(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    with trio.fail_after(timeout):
-        while not predicate():
-            await trio.sleep(0.01)
+    await poll_until(predicate, timeout, poll=0.01)
 
 
 @asynccontextmanager

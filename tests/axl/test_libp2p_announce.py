@@ -4,7 +4,7 @@ newcomer does not make a settled swarm re-announce (every announcement reaches e
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 import trio
@@ -12,11 +12,7 @@ import trio
 from axl import Identity, Libp2pConfig, Libp2pTransport, PeerUnreachable
 from axl._libp2p_announce import AnnouncementLedger, AnnounceSchedule, sign_announcement
 
-
-async def eventually(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    with trio.fail_after(timeout):
-        while not predicate():
-            await trio.sleep(0.02)
+from .clusters import eventually
 
 
 def identity(n: int) -> Identity:

@@ -10,7 +10,6 @@ that never drains its queue (bounded, drops counted). Nothing asserts on timing.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,6 +19,8 @@ from axl import Context, Identity, Libp2pConfig, Libp2pTransport, Message, open_
 from axl._errors import DecodeError, FrameTooLarge
 from axl._libp2p_rpc import RpcDecoder, coalesce
 from axl._wire import Kind
+
+from .clusters import eventually
 
 CONFIG = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, peer_exchange=False)
 
@@ -42,12 +43,6 @@ def varint(value: int) -> bytes:
 
 def prefixed(body: bytes) -> bytes:
     return varint(len(body)) + body
-
-
-async def eventually(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    with trio.fail_after(timeout):
-        while not predicate():
-            await trio.sleep(0.02)
 
 
 class Note(Message, tag="test.pubsub_note"):

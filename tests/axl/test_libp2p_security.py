@@ -27,6 +27,8 @@ from axl import (
 )
 from axl._libp2p import PROTOCOL_ID
 
+from .clusters import eventually as poll_until
+
 CONFIG = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, peer_exchange=False)
 VICTIM = Identity.from_seed(b"\x71" * 32)
 NODE = Identity.from_seed(b"\x72" * 32)
@@ -43,9 +45,7 @@ class Pong(Message, tag="test.security_pong"):
 
 
 async def eventually(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    with trio.fail_after(timeout):
-        while not predicate():
-            await trio.sleep(0.005)
+    await poll_until(predicate, timeout, poll=0.005)
 
 
 def raw_host(

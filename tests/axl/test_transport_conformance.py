@@ -25,6 +25,7 @@ from axl import (
 )
 
 from .clusters import Cluster, ClusterFactory
+from .clusters import eventually as poll_until
 
 
 class Hello(Message, tag="test.conf_hello"):
@@ -61,9 +62,7 @@ async def buses(
 
 async def eventually(predicate: object, timeout: float = 10.0) -> None:
     assert callable(predicate)
-    with trio.fail_after(timeout):
-        while not predicate():
-            await trio.sleep(0.01)
+    await poll_until(predicate, timeout, poll=0.01)
 
 
 async def test_direct_message_reaches_the_handler_with_its_sender(
