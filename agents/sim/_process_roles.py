@@ -42,6 +42,9 @@ with the wall clock until the drain), so a solver takes two jobs during the arri
 later jobs go unassigned (refunded). Tried with 20: every job got a solver, but batched
 commits then left disputes open when the drain ended (not understood yet)."""
 
+JOB_ATTEMPTS = 3
+"""How many times the submitter posts a job in all (a refunded one is posted again)."""
+
 REFEREE_STAKE = 512 * 100 * TOKEN
 """The one referee's stake: a vote locks up to 10 times the minimum (100 AI) until its dispute
 is claimed, and it votes on every dispute (as the in-process swarm's referee)."""
@@ -139,7 +142,9 @@ def build(
         seed = hashlib.sha256(f"axl-processes/{scenario.seed}/{name}".encode()).digest()
         return PeerSpammer(name, scenario.spam_rate, random.Random(seed), peers)
     if role == "submitter":
-        timeouts = TimeoutPolicy(commit_timeout=max(1, int(jobs.deadline)))
+        timeouts = TimeoutPolicy(
+            commit_timeout=max(1, int(jobs.deadline)), max_attempts=JOB_ATTEMPTS
+        )
         config = SubmitterConfig(
             payment=payment, timeouts=timeouts, sample_bps=sample_bps, settle_grace=5
         )

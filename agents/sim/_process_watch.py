@@ -54,13 +54,18 @@ class WorkerFacts:
 class Watcher:
     """Samples the run (see the module doc); :meth:`summary` at the end."""
 
-    def __init__(self, chain: Any, addresses: dict[str, str], members: list[Member]) -> None:
+    def __init__(
+        self, chain: Any, addresses: dict[str, str], members: list[Member], attempts: int
+    ) -> None:
+        """``attempts``: how many times a submitter posts a job in all (a refunded job with
+        attempts left is posted again, so it is still open work)."""
         from coordination import MarketLedger
 
         self.chain = chain
         self.ledger = MarketLedger()
         self.cursor = chain.event_cursor(chain.address_book.block_number)
         self.members = members
+        self.attempts = attempts
         self.member_of = {addresses[m.name].lower(): m for m in members if m.name in addresses}
         self.posted_at: dict[int, float] = {}
         self.closed_at: dict[int, float] = {}
@@ -94,8 +99,20 @@ class Watcher:
                 self.assigned_at.setdefault(job.job_id, now)
 
     def open_jobs(self, now: float) -> int:
+        """Jobs not closed on chain, and refunded ones their submitter will post again:
+        between a refund and its repost nothing is open on chain, yet the run is not over."""
         self._poll(now)
-        return sum(1 for j in self.ledger.jobs.values() if j.job_id not in self.closed_at)
+        unclosed = sum(1 for j in self.ledger.jobs.values() if j.job_id not in self.closed_at)
+        return unclosed + self._reposts_due()
+
+    def _reposts_due(self) -> int:
+        latest: dict[bytes, str] = {}
+        posts: Counter[bytes] = Counter()
+        for job in self.ledger.jobs.values():  # in posting order: the last one counts
+            latest[job.spec_hash] = job.status.name
+            posts[job.spec_hash] += 1
+        refunded = ("REFUNDED", "REJECTED")
+        return sum(1 for h, s in latest.items() if s in refunded and posts[h] < self.attempts)
 
     def awaiting(self, now: float, vote_patience: float, commit_patience: float) -> int:
         """Work the chain clock must not overtake, as the roles run on the wall clock: jobs

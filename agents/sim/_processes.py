@@ -37,7 +37,7 @@ import trio
 from ._errors import InvalidScenario
 from ._metrics import Sample
 from ._process_hub import Hub
-from ._process_roles import REFEREE_STAKE
+from ._process_roles import JOB_ATTEMPTS, REFEREE_STAKE
 from ._process_watch import Member, Watcher, WorkerFacts
 from ._report import Report
 from ._scenario import Scenario
@@ -186,7 +186,7 @@ class _Run:
         chain = funder.deploy(params, allocation)
         for address in addresses.values():
             chain.fund(address, 10 * TOKEN)
-        watcher = Watcher(chain, addresses, self.members)
+        watcher = Watcher(chain, addresses, self.members, JOB_ATTEMPTS)
         try:
             return trio.run(self._coordinate, chain, addresses, watcher, observer, on_join, wall0)
         except BaseExceptionGroup as group:  # the runtime's nursery wraps what the run raised
