@@ -31,7 +31,7 @@ typecheck: setup
 	$(BIN)/mypy tests benchmarks examples
 
 pytest: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=20
 
 test: contracts-check lint typecheck pytest
 
