@@ -36,6 +36,7 @@ class AuctionMixin(SubmitterBase):
             for ticket, job_id in zip(chunk, ids, strict=True):
                 ticket.job_ids.append(job_id)
                 ticket.status, ticket.deadline, ticket.solver = "posted", deadline, None
+                ticket.solver_address = ""
                 ticket.challenge_end = None
                 self._by_job[job_id] = ticket
                 self.stats.inc("market.posted")
@@ -96,6 +97,9 @@ class AuctionMixin(SubmitterBase):
 
     async def _assign(self, ticket: Ticket, job_id: int, bids: list[Candidate]) -> bool:
         for candidate in self.choose(bids, ticket.payment):
+            if str(candidate.peer) in self.caught or candidate.address.lower() in self.caught:
+                self.stats.inc("market.bid_refused_caught")
+                continue  # it cheated on one of our jobs before
             if not await self.market.bound_to(candidate.address, candidate.peer):
                 continue  # an address that is not the bidder's own
             try:
@@ -107,6 +111,7 @@ class AuctionMixin(SubmitterBase):
                 )
                 continue
             ticket.status, ticket.solver = "assigned", candidate.peer
+            ticket.solver_address = candidate.address
             self.stats.inc("market.assigned")
             self.say(f"job {job_id}: assigned to {candidate.peer.short()}")
             await self.publish(MARKET_TOPIC, JobTaken(job_id=job_id))

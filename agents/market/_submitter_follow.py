@@ -8,9 +8,10 @@ from contextlib import suppress
 
 import trio
 
-from coordination import ChainEvent, CoordinationError
+from coordination import ChainEvent, CoordinationError, Outcome
 
 from ._submitter_auction import AuctionMixin
+from ._submitter_state import Ticket
 
 
 class FollowMixin(AuctionMixin):
@@ -42,6 +43,8 @@ class FollowMixin(AuctionMixin):
             self._committed(job_id, int(event["challengeEnd"]))
         elif event.name == "Challenged":
             ticket.status = "disputed"
+        elif event.name == "DisputeResolved" and event["outcome"] == Outcome.SOLVER_LOSES:
+            self._caught(ticket)
         elif event.name == "JobSettled":
             ticket.status = "paid"
             ticket.outcomes.append("paid")
@@ -58,6 +61,15 @@ class FollowMixin(AuctionMixin):
             else:
                 ticket.status = "refunded"
                 self._close(ticket)
+
+    def _caught(self, ticket: Ticket) -> None:
+        """Its solver lost the dispute: never assign it one of our jobs again."""
+        if ticket.solver is not None:
+            self.caught.add(str(ticket.solver))
+        if ticket.solver_address:
+            self.caught.add(ticket.solver_address.lower())
+        self.stats.inc("market.solvers_caught")
+        self.say(f"job {ticket.job_id}: its solver lost the dispute; its bids are refused")
 
     def _committed(self, job_id: int, challenge_end: int) -> None:
         ticket = self._by_job.get(job_id)

@@ -60,6 +60,7 @@ class Ticket:
     job_ids: list[int] = field(default_factory=list)
     status: str = "new"
     solver: PeerId | None = None
+    solver_address: str = ""
     deadline: int = 0
     challenge_end: int | None = None
     outcomes: list[str] = field(default_factory=list)
@@ -95,6 +96,9 @@ class SubmitterBase(MarketAgent):
         self._datasets: dict[tuple[BlobId, str], Dataset] = {}
         self._fetching = 0
         self._weights_tried: set[int] = set()
+        self.caught: set[str] = set()
+        """Solvers that lost a dispute on one of its jobs (peer ids and lowercase chain
+        addresses): their bids are refused from then on."""
 
     async def _own_dataset(self, spec: TaskSpec) -> Dataset | None:
         """The spec's dataset from this submitter's own store, validated for the task (kept

@@ -231,3 +231,32 @@ async def test_a_false_alarm_costs_the_challenger_and_pays_the_solver() -> None:
     assert market.stake("solver", Role.SOLVER) == 100 * TOKEN  # never slashed
     assert market.wallets["solver"].stake_of(Role.SOLVER).locked == 0
     assert ledger.escrow_held == 0 and ledger.refunded == 0
+
+
+async def test_a_solver_caught_cheating_is_not_given_the_job_again() -> None:
+    """Attack: a well-staked cheat undercuts every bid. Caught and slashed on the first
+    attempt, it would win the repost too (the cheapest bid wins) and, attempt after attempt,
+    keep the work from ever being done. The submitter refuses bids from a solver that lost a
+    dispute on one of its jobs (its peer and its address): the repost goes to the honest one."""
+    market = LocalMarket.create(seed=b"repeat")
+    timeouts = TimeoutPolicy(bid_window=0.1, commit_timeout=3_600, max_attempts=3)
+    submitter = market.add(Submitter(SubmitterConfig(timeouts=timeouts, **FAST), "submitter"))
+    # 400 AI of stake: enough locks to take every attempt; price 0 undercuts the honest 1.
+    cheat = SolverConfig(cheat=Cheat("wrong_op", step=2, op=7), stake=400 * TOKEN, **FAST)
+    market.add(Solver(cheat, "cheat"))
+    market.add(Solver(SolverConfig(price_per_step=1, stake=400 * TOKEN, **FAST), "honest"))
+    market.add(Verifier(VerifierConfig(policy=VerifyPolicy(10_000, salt=b"v")), "verifier"))
+    market.add(Referee(RefereeConfig(query_timeout=30.0, poll_interval=0.25)))
+    async with market.runtime:
+        (ticket,) = await submitter.submit([tiny_spec(11)])
+        with trio.fail_after(300):
+            await market.drive([ticket])
+    ledger = market.ledger()
+    first, *rest = ticket.job_ids
+    wallets = market.wallets
+    assert ledger.jobs[first].solver == wallets["cheat"].address  # the cheapest bid won it
+    assert ledger.jobs[first].status is JobStatus.REJECTED
+    assert ticket.status == "paid" and len(rest) == 1, ticket.outcomes
+    assert ledger.jobs[rest[0]].solver == wallets["honest"].address
+    assert submitter.counters()["market.bid_refused_caught"] >= 1
+    assert ledger.escrow_held == 0
