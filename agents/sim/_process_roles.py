@@ -39,8 +39,11 @@ SOLVER_LOCKS = 2
 """Jobs a solver's stake covers at once: a job's lock (``max(minSolverStake, payment)``) is
 held until it settles, past its challenge window (600 chain seconds at least, which run
 with the wall clock until the drain), so a solver takes two jobs during the arrivals and
-later jobs go unassigned (refunded). Tried with 20: every job got a solver, but batched
-commits then left disputes open when the drain ended (not understood yet)."""
+later jobs go unassigned (refunded). Tried with 20: every job got a solver (the first
+attempts all to one cheat: equal bids fall to the smallest peer id), and the reposts of the
+rejected ones went to a cheat not caught yet, whose second round of disputes needs another
+challenge and dispute window (4,200 chain seconds) that a 6,000 s drain does not have; with
+the submitter refusing solvers caught on its jobs, a run had every repost paid."""
 
 JOB_ATTEMPTS = 3
 """How many times the submitter posts a job in all (a refunded one is posted again)."""
