@@ -15,25 +15,34 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """One bid as the selection policy sees it."""
+    """One bid as the selection policy sees it (``job_id``: the job it bids for)."""
 
     peer: PeerId
     address: str
     price: int
     stake: int
+    job_id: int = 0
+
+    def tie_draw(self) -> bytes:
+        """Its place among equal bids for its job: a hash of the job and the peer id, so
+        ties fall to a different peer from job to job."""
+        return hashlib.sha256(b"axl-tie/%d/" % self.job_id + self.peer.raw).digest()
 
 
 @dataclass(frozen=True)
 class SelectionPolicy:
-    """Which bid wins a job: the lowest price, then the highest stake, then the smallest peer
-    id (bytes) — deterministic and independent of arrival order. Bids above the payment or
-    with less than ``min_stake`` are never chosen."""
+    """Which bid wins a job: the lowest price, then the highest stake, then the smallest
+    :meth:`Candidate.tie_draw` (a hash of the job id and the peer id) — deterministic and
+    independent of arrival order. Equal bids win in turn from job to job: a peer id ground to
+    sort first (keys are cheap) does not win every tie, as it did when ties went to the
+    smallest peer id. Bids above the payment or with less than ``min_stake`` are never
+    chosen."""
 
     min_stake: int = 0
 
     def key(self, candidate: Candidate) -> tuple[int, int, bytes]:
         """The sort key: smaller is better."""
-        return (candidate.price, -candidate.stake, candidate.peer.raw)
+        return (candidate.price, -candidate.stake, candidate.tie_draw())
 
     def rank(self, candidates: Sequence[Candidate], payment: int) -> list[Candidate]:
         """Acceptable candidates, best first (one entry per peer: its best bid)."""

@@ -67,7 +67,9 @@ class AuctionMixin(SubmitterBase):
             return
         bids = self._bids.setdefault(message.job_id, [])
         if len(bids) < 256:
-            bids.append(Candidate(ctx.sender, message.address, message.price, message.stake))
+            bids.append(
+                Candidate(ctx.sender, message.address, message.price, message.stake, message.job_id)
+            )
             arrived = self._bid_arrived.get(message.job_id)
             if arrived is not None:
                 arrived.set()

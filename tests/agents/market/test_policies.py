@@ -24,12 +24,13 @@ candidates = st.builds(
     address=st.just("0x" + "11" * 20),
     price=st.integers(0, 50),
     stake=st.integers(0, 5),
+    job_id=st.just(7),
 )
 
 
 @settings(max_examples=60)
 @given(st.lists(candidates, max_size=12), st.randoms(), st.integers(0, 60), st.integers(0, 5))
-def test_selection_is_price_then_stake_then_peer_whatever_the_order(
+def test_selection_is_price_then_stake_then_tie_draw_whatever_the_order(
     bids: list[Candidate], rnd: object, payment: int, min_stake: int
 ) -> None:
     policy = SelectionPolicy(min_stake=min_stake)
@@ -46,10 +47,27 @@ def test_selection_is_price_then_stake_then_peer_whatever_the_order(
     same_price = [b for b in acceptable if b.price == winner.price]
     assert winner.stake == max(b.stake for b in same_price)
     tied = [b for b in same_price if b.stake == winner.stake]
-    assert winner.peer.raw == min(b.peer.raw for b in tied)
+    assert winner.tie_draw() == min(b.tie_draw() for b in tied)
     ranked = policy.rank(bids, payment)
     assert len({c.peer for c in ranked}) == len(ranked)  # one entry per peer
     assert [policy.key(c) for c in ranked] == sorted(policy.key(c) for c in ranked)
+
+
+def test_equal_bids_win_in_turn_and_a_ground_peer_id_does_not_win_every_tie() -> None:
+    """Attack: keys are cheap, so a solver can grind a peer id that sorts before everyone's.
+    When ties went to the smallest peer id, that one won every tied auction (at the default
+    price 0 and equal stake: every auction); the tie-break is now drawn per job."""
+    ground = min(PEERS, key=lambda p: p.raw)
+    policy = SelectionPolicy()
+    wins: dict[object, int] = {}
+    for job_id in range(1, 161):
+        bids = [Candidate(p, "0x" + "11" * 20, 0, 5, job_id) for p in PEERS]
+        winner = policy.choose(bids, payment=10)
+        assert winner is not None and winner.job_id == job_id
+        assert policy.choose(list(reversed(bids)), payment=10) == winner
+        wins[winner.peer] = wins.get(winner.peer, 0) + 1
+    assert set(wins) == set(PEERS)  # every equal bidder wins some jobs
+    assert wins[ground] < 160 // 2
 
 
 @settings(max_examples=60)
