@@ -47,6 +47,7 @@ logger = logging.getLogger("axl.blobs")
 
 _BAN_MEMORY = 1024
 _REFILL_FRACTION = 0.5
+_CLOSING = 64  # finished streams waiting for the closer task; beyond that, closed inline
 
 
 class _GiveUp(Exception):
@@ -78,6 +79,40 @@ class BlobFetcher:
     _running: dict[BlobId, trio.Event] = field(default_factory=dict)
     # written chunks' frame buffers, for the next frames of this fetch and of later ones
     _buffers: BufferPool = field(default_factory=lambda: BufferPool(SPARE_BUFFERS))
+    # finished streams, closed by :meth:`close_streams` (while it runs) after the fetch returns
+    _closing: tuple[trio.MemorySendChannel[BulkStream], trio.MemoryReceiveChannel[BulkStream]] = (
+        field(default_factory=lambda: trio.open_memory_channel[BulkStream](_CLOSING))
+    )
+    _closer_running: bool = False
+
+    async def close_streams(self) -> None:
+        """Close the streams of finished fetches, so that a fetch returns once its blob is
+        committed instead of after its stream's close (a frame each way, ~0.4 ms per fetch
+        measured over libp2p). Runs until cancelled; without it, fetches close inline."""
+        receive = self._closing[1]
+        self._closer_running = True
+        try:
+            async for stream in receive:
+                # one scheduling round first: the fetch that handed it over returns before
+                await trio.lowlevel.checkpoint()
+                await close_quietly(stream)
+        finally:
+            self._closer_running = False
+            while True:  # shielded and bounded, like every close
+                try:
+                    stream = receive.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                await close_quietly(stream)
+
+    async def _close(self, stream: BulkStream) -> None:
+        if self._closer_running:
+            try:
+                self._closing[0].send_nowait(stream)
+                return
+            except trio.WouldBlock:
+                pass
+        await close_quietly(stream)
 
     async def fetch(
         self, blob_id: BlobId, from_peers: Iterable[PeerId], *, timeout: float | None = None
@@ -184,7 +219,7 @@ class BlobFetcher:
             await self._pump(fetch, holder, stream, reader, encode(Want(fetch.blob_id)))
         finally:
             plan.release(holder)
-            await close_quietly(stream)
+            await self._close(stream)
 
     def _refused(self, fetch: _Fetch, holder: PeerId, code: Refusal) -> _GiveUp:
         self.stats.inc("blob.fetch.refused." + code.name.lower())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import trio
+
 from ._blob_fetch import BlobFetcher
 from ._blob_id import BlobId
 from ._blob_serve import BlobConfig, BlobServer, refuse_all
@@ -29,10 +31,15 @@ class BlobNode:
         )
 
     async def serve(self) -> None:
-        """Answer inbound bulk streams until the transport closes (returns at once without
-        bulk support)."""
-        if self._bulk is not None:
+        """Answer inbound bulk streams and close the streams of finished fetches until the
+        transport closes (returns at once without bulk support)."""
+        if self._bulk is None:
+            return
+        async with trio.open_nursery() as nursery:
+            if self.fetcher is not None:
+                nursery.start_soon(self.fetcher.close_streams)
             await self.server.serve(self._bulk)
+            nursery.cancel_scope.cancel()
 
     async def fetch(
         self, blob_id: BlobId, from_peers: Iterable[PeerId], *, timeout: float | None = None

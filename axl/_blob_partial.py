@@ -29,6 +29,11 @@ _ZERO_LEAF = bytes(32)
 # writes after the first ~100 MiB of a fetch, against ~0.2 ms/MiB for 256 KiB writes.
 WRITE_PIECE = 1 << 18
 
+# A fetched blob of at least DROP_BEHIND_MIN bytes is written back and dropped from the page
+# cache behind the fetch, DROP_BEHIND bytes at a time (see ``PartialBlob.write_bytes``).
+DROP_BEHIND = 32 << 20
+DROP_BEHIND_MIN = 4 * DROP_BEHIND
+
 
 class PartialBlob:
     """A blob being fetched: chunks are written as they are verified, in any order.
@@ -49,6 +54,7 @@ class PartialBlob:
         self._leaves_file = open(leaves_path, "w+b" if fresh else "r+b")  # noqa: SIM115
         self.leaves = [_ZERO_LEAF] * n
         self.have: set[int] = set()
+        self.drop_behind = blob_id.size >= DROP_BEHIND_MIN and hasattr(os, "posix_fadvise")
         if fresh:
             self._data.truncate(blob_id.size)
             self._leaves_file.truncate(32 * n)
@@ -79,7 +85,25 @@ class PartialBlob:
         with memoryview(data) as view:
             for start in range(0, len(view), WRITE_PIECE):
                 os.pwrite(fd, view[start : start + WRITE_PIECE], offset + start)
+            end = offset + len(view)
         os.pwrite(self._leaves_file.fileno(), leaf, 32 * index)
+        if self.drop_behind and end // DROP_BEHIND > offset // DROP_BEHIND:
+            self._drop_behind(fd, end - end % DROP_BEHIND)
+
+    @staticmethod
+    def _drop_behind(fd: int, boundary: int) -> None:
+        """A large fetch keeps little of its file in the page cache: each window of
+        ``DROP_BEHIND`` bytes, once written past, is sent to storage (``POSIX_FADV_DONTNEED``
+        starts writeback of dirty pages without waiting) and the one before it, written back
+        by now, is dropped. The next writes then reuse those pages instead of taking fresh
+        page cache for the whole blob, which on a VM that hands freed memory back to its host
+        costs the kernel ~2 ms/MiB (measured: 1 GiB of 256 KiB writes after freeing 1 GiB,
+        1.9 to 2.1 ms/MiB of system time; with this, 0.22 ms/MiB). Advice only: the bytes
+        and their checks are unchanged (chunks written out of order or not yet written in a
+        window stay cached until a later window's advice covers them, or not at all)."""
+        os.posix_fadvise(fd, boundary - DROP_BEHIND, DROP_BEHIND, os.POSIX_FADV_DONTNEED)
+        if boundary >= 2 * DROP_BEHIND:
+            os.posix_fadvise(fd, boundary - 2 * DROP_BEHIND, DROP_BEHIND, os.POSIX_FADV_DONTNEED)
 
     def record(self, index: int, leaf: bytes) -> None:
         """The bookkeeping part of :meth:`write`."""

@@ -78,11 +78,25 @@ PIECE = 1 << 20  # as AXL holders write (up to 1 MiB of chunks a write)
 MIB = 1 << 20
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (``/proc/stat``: every process and kernel
+    thread, e.g. the writeback of a fetched file; 0 where absent; 10 ms resolution)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 class Cpu(NamedTuple):
-    """Process CPU seconds (all threads) spent in user space and in the kernel."""
+    """Process CPU seconds (all threads) spent in user space and in the kernel, and the
+    machine's busy CPU seconds (all processes)."""
 
     user: float
     system: float
+    machine: float = 0.0
 
     @property
     def total(self) -> float:
@@ -91,11 +105,11 @@ class Cpu(NamedTuple):
     @classmethod
     def now(cls) -> Cpu:
         usage = resource.getrusage(resource.RUSAGE_SELF)  # microseconds, unlike os.times()
-        return cls(usage.ru_utime, usage.ru_stime)
+        return cls(usage.ru_utime, usage.ru_stime, machine_busy())
 
     def since(self) -> Cpu:
         end = Cpu.now()
-        return Cpu(end.user - self.user, end.system - self.system)
+        return Cpu(end.user - self.user, end.system - self.system, end.machine - self.machine)
 
 
 def ratio_line(label: str, value: float) -> str:
@@ -352,6 +366,8 @@ async def measure(
         "cpu_one": 1000 * statistics.median(c.total for c in one_cpu) / mib,
         "sys_raw": 1000 * statistics.median(c.system for c in raw_cpu) / mib,
         "sys_one": 1000 * statistics.median(c.system for c in one_cpu) / mib,
+        "machine_raw": 1000 * statistics.median(c.machine for c in raw_cpu) / mib,
+        "machine_one": 1000 * statistics.median(c.machine for c in one_cpu) / mib,
         "paired": statistics.median(r / o for r, o in zip(raw_s, one_s, strict=True)),
         "paired_cpu": statistics.median(
             r.total / o.total for r, o in zip(raw_cpu, one_cpu, strict=True)
@@ -476,6 +492,8 @@ def main(argv: list[str] | None = None) -> None:
         print(ratio_line("CPU ratio raw / AXL 1 holder (median)", r["paired_cpu"]))
         print(line("  of which in the kernel, raw", r["sys_raw"], "ms"))
         print(line("  of which in the kernel, AXL 1 holder", r["sys_one"], "ms"))
+        print(line("machine CPU per MiB (all processes), raw", r["machine_raw"], "ms"))
+        print(line("machine CPU per MiB (all processes), AXL", r["machine_one"], "ms"))
         print(ratio_line("user CPU ratio raw / AXL 1 holder (median)", r["paired_user"]))
         print(ratio_line("AXL 3 holders / 1 holder (median)", r["paired_three"]))
         print(line("AXL first fetch (holder's first-read check)", r["first"], "MB/s"))

@@ -46,6 +46,7 @@ from axl._blob_protocol import (
     encode,
     encode_all,
 )
+from tests.axl.clusters import eventually
 from tests.axl.test_blob_id import chunks_and_proofs
 
 SHIFT = 10
@@ -126,6 +127,27 @@ async def test_fetch_from_one_holder(tmp_path: Path) -> None:
         served = c.buses[0].stats["blob.chunks_served"]
         await c.buses[1].fetch(blob_id, from_peers=[c.identities[0].peer_id])  # held: no-op
         assert c.buses[0].stats["blob.chunks_served"] == served == blob_id.n_chunks
+
+
+async def test_finished_streams_are_closed_by_the_closer_or_inline(tmp_path: Path) -> None:
+    """A bus's fetcher hands a finished stream to its closer task (the fetch returns without
+    waiting for the close); a fetcher whose closer is not running closes it itself. Either
+    way the holder sees the stream end and frees its slot."""
+    async with cluster(tmp_path, 2) as c:
+        blob_id = publish(c.buses[0], payload(5000))
+        holder = c.buses[0].blobs
+        fetcher = c.buses[1].blobs
+        assert holder is not None and fetcher is not None and fetcher.fetcher is not None
+        closer = fetcher.fetcher
+        await eventually(lambda: closer._closer_running, timeout=5.0, poll=0.001)
+        await c.buses[1].fetch(blob_id, from_peers=[c.identities[0].peer_id])
+        await eventually(lambda: not holder.server.streams, timeout=5.0, poll=0.001)
+        store_of(c.buses[1]).delete(blob_id)
+        fetcher.fetcher._closer_running = False  # as a BlobFetcher used on its own
+        await c.buses[1].fetch(blob_id, from_peers=[c.identities[0].peer_id])
+        assert fetcher.fetcher._closing[1].statistics().current_buffer_used == 0
+        await eventually(lambda: not holder.server.streams, timeout=5.0, poll=0.001)
+        assert c.buses[0].stats["blob.serve.dropped"] == 0
 
 
 @pytest.mark.parametrize("threads", [False, True])

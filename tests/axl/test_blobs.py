@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import random
 from pathlib import Path
 
 import pytest
 
+import axl._blob_partial as _blob_partial
 from axl import BlobError, BlobNotHeld, BlobStore, CorruptBlob, StoreFull, blob_id_of
 from axl._blob_id import verify_chunk
 
@@ -122,6 +125,48 @@ def test_partial_resumes_and_rechecks_after_reopen(tmp_path: Path) -> None:
     partial.close()
     assert store.read_bytes(blob_id, max_size=1 << 20) == payload
     assert store.used_bytes == blob_id.size
+
+
+def test_a_large_fetch_drops_its_file_behind_it_and_keeps_every_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drop-behind (page-cache advice for large fetches, shrunk here to 3 KiB windows) advises
+    whole windows behind the chunk just written, and the committed blob has exactly its bytes,
+    chunks written in any order and across a restart included."""
+    monkeypatch.setattr(_blob_partial, "DROP_BEHIND", 3 * 1024)
+    monkeypatch.setattr(_blob_partial, "DROP_BEHIND_MIN", 12 * 1024)
+    advice: list[tuple[int, int, int]] = []
+    real = os.posix_fadvise
+
+    def spy(fd: int, offset: int, length: int, what: int) -> None:
+        advice.append((offset, length, what))
+        real(fd, offset, length, what)
+
+    monkeypatch.setattr(os, "posix_fadvise", spy)
+    payload = data(40_000, 3)
+    blob_id = blob_id_of(payload, SHIFT)
+    source = BlobStore(tmp_path / "src", max_bytes=1 << 20)
+    source.put_bytes(payload, chunk_shift=SHIFT)
+    store = BlobStore(tmp_path / "dst", max_bytes=1 << 20)
+    order = list(range(blob_id.n_chunks))
+    random.Random(7).shuffle(order)
+    partial = store.begin(blob_id)
+    assert partial.drop_behind
+    for index in order[:20]:
+        partial.write(index, source.read_chunk(blob_id, index)[0])
+    partial.close()
+    store = BlobStore(tmp_path / "dst", max_bytes=1 << 20)  # a restart
+    partial = store.begin(blob_id)
+    assert partial.have == set(order[:20])
+    for index in order[20:]:
+        partial.write(index, source.read_chunk(blob_id, index)[0])
+    assert partial.commit() == blob_id
+    assert store.read_bytes(blob_id, max_size=1 << 20) == payload
+    assert advice and all(what == os.POSIX_FADV_DONTNEED for _, _, what in advice)
+    assert all(offset % (3 * 1024) == 0 and length == 3 * 1024 for offset, length, _ in advice)
+    small = BlobStore(tmp_path / "small", max_bytes=1 << 20).begin(blob_id_of(data(5000), SHIFT))
+    assert not small.drop_behind  # below DROP_BEHIND_MIN: left to the page cache
+    small.close()
 
 
 def test_reservations_count_against_the_budget(tmp_path: Path) -> None:
