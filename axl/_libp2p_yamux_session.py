@@ -20,8 +20,9 @@ the stream's receive window (``window_exceeded``: the window bounds what a peer 
 buffer, where py-libp2p logged and buffered it anyway) or, for a stream we do not know, more
 than the largest window (``oversized``) each end the session with a GoAway (protocol error),
 as go-yamux does. DATA for a stream we no longer know (closed or reset meanwhile) is read,
-dropped and counted (``yamux.unknown_stream``). Any other failure closes the session as a
-broken connection does (``yamux.failed``), never the host.
+dropped and counted (``yamux.unknown_stream``). A connection that closes or breaks ends the
+session as in py-libp2p; any other failure (a Noise message failing authentication, say)
+ends it too, counted (``yamux.failed``), never the host.
 
 :func:`install_lean_yamux` makes one swarm build :class:`LeanYamux` sessions (py-libp2p's muxer
 negotiation constructs its own ``Yamux`` by name, so the class cannot be passed as an option);
@@ -97,7 +98,7 @@ def install_lean_yamux(swarm: Any, stats: Counters) -> None:
 
 
 def _build_class() -> type[Any]:
-    from libp2p.io.exceptions import IncompleteReadError
+    from libp2p.io.exceptions import IncompleteReadError, IOException
     from libp2p.io.utils import read_exactly
     from libp2p.stream_muxer.exceptions import MuxedStreamEOF, MuxedStreamReset
     from libp2p.stream_muxer.yamux import yamux
@@ -128,8 +129,15 @@ def _build_class() -> type[Any]:
                             )
                         except Exception as exc:
                             logger.debug("GoAway to %s failed: %r", self.peer_id, exc)
-            except (IncompleteReadError, trio.TooSlowError):
-                pass  # the connection closed (or stalled mid-frame): as py-libp2p, close
+            except (
+                IncompleteReadError,
+                IOException,
+                OSError,
+                trio.TooSlowError,
+                trio.BrokenResourceError,
+                trio.ClosedResourceError,
+            ):
+                pass  # the connection closed, broke or stalled mid-frame: as py-libp2p, close
             except Exception as exc:
                 if not self.event_shutting_down.is_set():
                     self.stats.inc("yamux.failed")

@@ -176,3 +176,11 @@ async def test_a_duplicate_syn_is_reset_and_a_truncated_frame_closes_quietly() -
         with trio.fail_after(10):
             await listener.event_closed.wait()
         assert stats.snapshot() == {}
+
+
+async def test_a_message_failing_authentication_closes_the_session_counted() -> None:
+    async with raw_peer() as (session, listener, stats):
+        await session.raw.write(b"\x00\x20" + b"x" * 32)  # a Noise message no key sealed
+        with trio.fail_after(10):
+            await listener.event_closed.wait()
+        assert stats.snapshot() == {"yamux.failed": 1}
