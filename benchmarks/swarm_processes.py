@@ -75,7 +75,7 @@ class Pong(Message, tag="bench.swarm.pong"):
     seq: int
 
 
-PREFIXES = ("peers.", "links.", "dht.", "peer_exchange.", "peer_list.")
+PREFIXES = ("peers.", "links.", "dht.", "peer_exchange.", "peer_list.", "yamux.")
 """Transport counters (besides gossip's) each node logs when it stops."""
 
 
