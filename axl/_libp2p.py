@@ -29,7 +29,7 @@ The host and its security set-up live in :mod:`axl._libp2p_host`, the settings i
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from typing import Any
@@ -307,45 +307,57 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
         _check_topic(topic)
         if topic in self._topics:
             return
-        assert self._pubsub is not None and self._nursery is not None
-        scope = trio.CancelScope()
-        self._topics[topic] = scope  # before the await: a concurrent subscribe returns early
+        assert self._pubsub is not None
+        token = object()
+        self._topics[topic] = token  # before the await: a concurrent subscribe returns early
+        # Registered first: the router may deliver as soon as the subscription exists.
+        self._receivers()[topic] = self._topic_receiver(topic)
         try:
-            subscription = await self._pubsub.subscribe(topic)
+            await self._pubsub.subscribe(topic)
         except BaseException:
             # Cancelled or failed: forget the topic so a later subscribe tries again (py-libp2p
             # hands back the same subscription if it got as far as registering it).
-            if self._topics.get(topic) is scope:
+            if self._topics.get(topic) is token:
                 del self._topics[topic]
+                self._receivers().pop(topic, None)
             raise
-        self._nursery.start_soon(self._pump_topic, topic, subscription, scope)
 
     async def unsubscribe(self, topic: str) -> None:
         """Stop receiving the topic's frames (idempotent)."""
-        scope = self._topics.pop(topic, None)
-        if scope is None or self._closed or self._pubsub is None:
+        token = self._topics.pop(topic, None)
+        if token is None or self._closed or self._pubsub is None:
             await trio.lowlevel.checkpoint()
             return
-        scope.cancel()
+        self._receivers().pop(topic, None)
         await self._pubsub.unsubscribe(topic)
 
-    async def _pump_topic(self, topic: str, subscription: Any, scope: trio.CancelScope) -> None:
+    def _receivers(self) -> dict[str, Callable[[Any], None]]:
+        """Our pubsub's per-topic message callbacks (``AxlPubsub.deliver``)."""
+        receivers: dict[str, Callable[[Any], None]] = self._pubsub.deliver  # type: ignore[union-attr]
+        return receivers
+
+    def _topic_receiver(self, topic: str) -> Callable[[Any], None]:
+        """The callback pubsub hands each new message of ``topic`` to, in the task that read
+        it: straight into the bounded inbox (full: dropped and counted), no task between."""
         own = self._peer.raw
         inbox = self._inbox_send
-        with scope:
-            async for message in subscription:
-                origin = bytes(message.from_id)
-                if origin == own:
-                    continue
-                peer = peer_id_of(origin)
-                if peer is None:
-                    continue
-                try:
-                    inbox.send_nowait(InboundFrame(bytes(message.data), peer, topic))
-                except trio.WouldBlock:
-                    self.stats.inc("dropped.topic_inbox_full")
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    return
+        stats = self.stats
+
+        def receive(message: Any) -> None:
+            origin = bytes(message.from_id)
+            if origin == own:
+                return
+            peer = peer_id_of(origin)
+            if peer is None:
+                return
+            try:
+                inbox.send_nowait(InboundFrame(bytes(message.data), peer, topic))
+            except trio.WouldBlock:
+                stats.inc("dropped.topic_inbox_full")
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass  # closing
+
+        return receive
 
 
 def _unbound(host: Any, listen: Sequence[Any]) -> ListenError | None:

@@ -78,7 +78,7 @@ class TransportBase:
         self._banned: dict[PeerId, float] = {}
         self._inbound_streams: dict[PeerId, int] = {}
         self._buckets: dict[PeerId, TokenBucket] = {}
-        self._topics: dict[str, trio.CancelScope] = {}
+        self._topics: dict[str, object] = {}  # subscribed topics (a token per subscribe)
         self._known: set[PeerId] = set()
         self._announce_wanted = trio.Event()
         self._disconnected = trio.Event()

@@ -42,6 +42,7 @@ def build_host(
     from ._libp2p_pubsub import pubsub_class
     from ._libp2p_tcp import install_read_ahead
     from ._libp2p_yamux import install_batched_window_updates
+    from ._libp2p_yamux_session import install_lean_yamux
 
     install_batched_window_updates()
     install_read_ahead()
@@ -71,6 +72,8 @@ def build_host(
     )
     if str(host.get_id()) != str(identity.peer_id):
         raise RuntimeError("libp2p derived another peer id from this identity")
+    # py-libp2p's yamux with a lean receive loop and counted refusals (see _libp2p_yamux_session)
+    install_lean_yamux(host.get_network(), stats if stats is not None else Counters())
     router = gossipsub_class()(  # GossipSub minus replays and per-RPC record checks
         [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")],
         degree=config.gossip_degree,

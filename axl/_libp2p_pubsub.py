@@ -27,7 +27,10 @@ for per RPC (see docs/libp2p.md, "Topics: GossipSub", "Cost per message").
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+import trio
 
 from ._errors import DecodeError, FrameTooLarge
 from ._libp2p_config import _READ_CHUNK
@@ -70,6 +73,23 @@ def _build_class() -> type[Any]:
         def __init__(self, *args: Any, stats: Counters | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.stats = stats if stats is not None else Counters()
+            self.deliver: dict[str, Callable[[Any], None]] = {}
+            """Per topic, a callback taking each new message in place of py-libp2p's
+            subscription channel (and the task that would drain it)."""
+
+        def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
+            deliver = self.deliver
+            for topic in publish_message.topicIDs:
+                if topic not in self.topic_ids:
+                    continue
+                handler = deliver.get(topic)
+                if handler is not None:
+                    handler(publish_message)
+                    continue
+                try:
+                    self.subscribed_topics_send[topic].send_nowait(publish_message)
+                except trio.WouldBlock:
+                    self.stats.inc("gossip.dropped_subscription_full")
 
         async def handle_sending_messages(
             self, peer_id: ID, stream: INetStream, queue: RpcQueue

@@ -75,7 +75,7 @@ class Pong(Message, tag="bench.swarm.pong"):
     seq: int
 
 
-PREFIXES = ("peers.", "links.", "dht.", "peer_exchange.", "peer_list.")
+PREFIXES = ("peers.", "links.", "dht.", "peer_exchange.", "peer_list.", "yamux.")
 """Transport counters (besides gossip's) each node logs when it stops."""
 
 
@@ -668,7 +668,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line("membership complete after last start", membership, "s"))
     print(line("steady-state window from last start + ", run.begin - run.last_start, "s"))
     report_window(f"steady state ({args.seconds:.0f} s)", steady)
-    print(line("CPU per delivered topic message", cpu_per_msg, "ms"))
+    print(f"  {'CPU per delivered topic message':<44} {cpu_per_msg:>12.2f} ms")
     per_process = 1000 * run.cpu / (run.finish - run.begin) / count
     print(line("CPU per process (all activities)", per_process, "ms/s"))
     figures["cpu_ms_per_s_per_process"] = per_process

@@ -406,3 +406,27 @@ async def test_a_peer_that_stops_reading_is_dropped_after_the_write_timeout() ->
             while True:  # the stream's flow-control window fills, then the write stalls
                 await transport.send(peer, b"x" * 60_000)
         assert transport.stats["links.write_timeout"] == 1
+
+
+async def test_topic_frames_go_straight_to_the_bounded_inbox_and_overflow_is_counted() -> None:
+    """Pubsub hands each new topic message to the inbox in the task that read it (no pump
+    task): in order, at most ``inbox_capacity`` held, the rest dropped and counted."""
+    config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, inbox_capacity=4)
+    a_id, b_id = Identity.from_seed(b"\x51" * 32), Identity.from_seed(b"\x52" * 32)
+    async with (
+        Libp2pTransport.open(a_id, config=config) as a,
+        Libp2pTransport.open(b_id, bootstrap=a.listen_addrs, config=config) as b,
+    ):
+        await a.subscribe("t")
+        await b.subscribe("t")
+        assert "t" in b._receivers()  # handed over by pubsub itself, no pump task
+        await eventually(lambda: b.local_peer in a.topic_peers("t"))
+        for n in range(10):
+            await a.publish("t", bytes([n]) * 8)
+        await eventually(lambda: b.stats["dropped.topic_inbox_full"] == 6)
+        got = await b.receive_batch(10)
+        assert [(f.frame, f.via, f.topic) for f in got] == [
+            (bytes([n]) * 8, a.local_peer, "t") for n in range(4)
+        ]
+        await b.unsubscribe("t")
+        assert "t" not in b._receivers()
