@@ -162,13 +162,9 @@ class Referee(MarketAgent):
         while True:
             for event in await self.market.poll(self._cursor):
                 if event.name == "Challenged":
-                    job_id = int(event["jobId"])
-                    d = self._disputes.get(job_id)
-                    if d is None:
-                        view = await self.market.job(job_id)
-                        d = _Dispute(view.challenge_end or 0, int(event["disputeEnd"]))
-                        self._disputes[job_id] = d
-                    d.challengers.setdefault(str(event["challenger"]).lower(), trio.current_time())
+                    await self._challenged(
+                        int(event["jobId"]), str(event["challenger"]), int(event["disputeEnd"])
+                    )
             now = await self.market.now()
             for job_id, d in list(self._disputes.items()):
                 if d.finalized:
@@ -178,6 +174,17 @@ class Referee(MarketAgent):
                 elif not d.voted and (vote := self._vote(d, now)) is not None:
                     await self._cast(job_id, d, vote)
             await trio.sleep(self.config.poll_interval)
+
+    async def _challenged(self, job_id: int, challenger: str, dispute_end: int) -> None:
+        """A ``Challenged`` event: the dispute and its challenger, kept with any case already
+        heard for it (a :class:`Challenge` message handled while the chain was read here
+        registers the dispute first; replacing it lost that case, and after
+        ``challenge_timeout`` the referee voted for a solver whose challenger had won)."""
+        d = self._disputes.get(job_id)
+        if d is None:
+            view = await self.market.job(job_id)
+            d = self._disputes.setdefault(job_id, _Dispute(view.challenge_end or 0, dispute_end))
+        d.challengers.setdefault(challenger.lower(), trio.current_time())
 
     @on(Challenge)
     async def challenge(self, message: Challenge, ctx: Context) -> None:

@@ -19,6 +19,7 @@ from agents.market import (
     game_id,
     spec_hash,
 )
+from agents.market._referee import _Dispute
 from compute import Party
 from coordination import JobStatus, ResultTree, Role
 
@@ -125,3 +126,32 @@ async def test_a_challenge_message_from_a_peer_that_is_not_the_challenger_is_ign
     assert market.stake("stranger", Role.VERIFIER) == 100 * TOKEN
     # The on-chain challenger never made its case: it loses once the window closed.
     assert referee.verdicts[job_id].outcome == "solver_wins"
+
+
+async def test_a_case_heard_while_the_challenge_event_is_read_is_kept() -> None:
+    """A race seen under load in the twenty-job market test: the referee's chain watcher saw
+    a job's ``Challenged`` event, awaited the job's view, and meanwhile the challenger's
+    :class:`Challenge` message registered the dispute and its game was won by the challenger;
+    the watcher then replaced the dispute with a fresh one, the won case was lost, and once
+    ``challenge_timeout`` passed the referee voted FOR the cheating solver (paid, the honest
+    challengers slashed). The watcher now keeps the dispute it finds."""
+    market = LocalMarket.create(seed=b"race")
+    referee = market.add(Referee(RefereeConfig(challenge_timeout=1.0)))
+    challenger = "0x" + "ab" * 20
+    heard = _Dispute(challenge_end=100, end=5_000)
+    heard.challengers[challenger] = 0.0
+    heard.cases[challenger] = "challenger_wins"
+
+    class View:
+        challenge_end = 100
+
+    async def job(job_id: int) -> View:
+        await trio.lowlevel.checkpoint()
+        referee._disputes.setdefault(job_id, heard)  # the Challenge handler, meanwhile
+        return View()
+
+    async with market.runtime:
+        referee.market.job = job  # type: ignore[method-assign]
+        await referee._challenged(7, challenger.upper().replace("0X", "0x"), 5_000)
+    assert referee._disputes[7] is heard
+    assert referee._vote(heard, now=0) is False  # against the solver, at once
