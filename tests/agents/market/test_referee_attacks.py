@@ -151,7 +151,7 @@ async def test_a_case_heard_while_the_challenge_event_is_read_is_kept() -> None:
         return View()
 
     async with market.runtime:
-        referee.market.job = job  # type: ignore[method-assign]
+        referee.market.job = job  # type: ignore[method-assign,assignment]
         await referee._challenged(7, challenger.upper().replace("0X", "0x"), 5_000)
     assert referee._disputes[7] is heard
     assert referee._vote(heard, now=0) is False  # against the solver, at once
