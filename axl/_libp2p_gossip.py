@@ -85,9 +85,17 @@ def _build_class() -> type[Any]:
         """GossipSub without replays or queued messages for new subscribers, with IDONTWANT
         for large messages only, and one message id throughout."""
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
+        def __init__(
+            self, *args: Any, gossip_lazy: int = 6, gossip_factor: float = 0.25, **kwargs: Any
+        ) -> None:
             super().__init__(*args, **kwargs)
             self.mcache = AxlMessageCache(self.mcache.window_size, self.mcache.history_size)
+            self.gossip_lazy = gossip_lazy
+            self.gossip_factor = gossip_factor
+
+        def _get_adaptive_gossip_peers_count(self, topic: str, total_peers: int) -> int:
+            # py-libp2p's formula with adaptive gossip off, its D_lazy (6) configurable
+            return max(self.gossip_lazy, int(total_peers * self.gossip_factor))
 
         def _check_equivocation(self, msg: rpc_pb2.Message) -> bool:
             return True  # "same from and seqno, other data": anyone can claim both unsigned
