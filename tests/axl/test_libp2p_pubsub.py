@@ -10,6 +10,7 @@ that never drains its queue (bounded, drops counted). Nothing asserts on timing.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -258,11 +259,14 @@ async def test_oversized_or_malformed_rpcs_are_refused_counted_and_cost_only_the
 async def test_forwarding_keeps_no_per_message_state_beyond_the_caches() -> None:
     """py-libp2p's publish appended a timestamp per message to a list only adaptive gossip
     (off here) trims, and queued every message for connected peers whose subscription was not
-    known yet: both grew with traffic. A subscriber that received 50 messages holds neither."""
+    known yet: both grew with traffic. A subscriber that received 50 messages holds neither.
+    (The message cache, bounded by the heartbeat: test_libp2p_swarm.py; here one heartbeat
+    at start and none while the test runs, so it holds all 50.)"""
+    config = replace(CONFIG, gossip_heartbeat=60.0)
     async with (
-        Libp2pTransport.open(identity(9), config=CONFIG) as publisher,
-        Libp2pTransport.open(identity(10), config=CONFIG) as subscriber,
-        Libp2pTransport.open(identity(11), config=CONFIG) as bystander,  # not subscribed
+        Libp2pTransport.open(identity(9), config=config) as publisher,
+        Libp2pTransport.open(identity(10), config=config) as subscriber,
+        Libp2pTransport.open(identity(11), config=config) as bystander,  # not subscribed
     ):
         for node in (subscriber, bystander):
             await node.connect(publisher.listen_addrs[0])
