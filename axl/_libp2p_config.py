@@ -75,6 +75,9 @@ class Libp2pConfig:
     delivery complete at a third of the copies of libp2p's 6 (docs/libp2p.md)."""
     gossip_degree_low: int = 2
     gossip_degree_high: int = 5
+    """Not enforced by pruning: py-libp2p's degree pruning (a PRUNE with a 60 s backoff per
+    link) collapsed the meshes of dense swarms, so the heartbeat only grafts below
+    ``gossip_degree_low`` and a mesh is bounded by the node's connections (docs/libp2p.md)."""
     gossip_heartbeat: float = 1.0
     """Seconds between GossipSub heartbeats: mesh repair (GRAFT up to D below D_low, PRUNE
     above D_high), IHAVE gossip, fanout expiry, and the message cache's shift (it keeps

@@ -440,6 +440,39 @@ async def test_a_mesh_link_lost_to_a_race_is_grafted_again_by_the_heartbeat() ->
         assert frame.frame == b"job 1" and frame.topic == "jobs"
 
 
+@pytest.mark.slow
+async def test_a_dense_swarm_keeps_its_meshes_through_the_heartbeat() -> None:
+    """Twelve fully connected hosts: every one grafts D peers when it joins, so meshes form
+    at about 2D, above D_high. py-libp2p's heartbeat pruned them to D with a 60 s backoff per
+    pruned link; a link survives only if both ends keep it, so most went at once and the
+    backoff left nobody to graft: hosts with empty meshes, most messages lost. Here the
+    heartbeat only grafts (below D_low), and every host gets every message."""
+    from contextlib import AsyncExitStack
+
+    config = replace(CONFIG, gossip_heartbeat=0.1)
+    count = 12
+    async with AsyncExitStack() as stack:
+        nodes = [
+            await stack.enter_async_context(Libp2pTransport.open(identity(40 + n), config=config))
+            for n in range(count)
+        ]
+        for n, node in enumerate(nodes):
+            for other in nodes[n + 1 :]:
+                await node.connect(other.listen_addrs[0])
+        for node in nodes:
+            await node.subscribe("dense")
+        await eventually(lambda: all(len(node.topic_peers("dense")) == count - 1 for node in nodes))
+        await trio.sleep(1.0)  # ten heartbeats: time for any pruning to happen
+        for n, node in enumerate(nodes):
+            await node.publish("dense", b"from %d" % n)
+        for node in nodes:
+            got: set[bytes] = set()
+            with trio.move_on_after(10):
+                while len(got) < count - 1:
+                    got.add((await node.receive()).frame)
+            assert len(got) == count - 1, f"{len(got)} of {count - 1} messages"
+
+
 async def test_frame_writes_skip_the_debug_line_unless_debug_logging_is_on() -> None:
     """The lean frame writer writes the same bytes under the connection's write lock; with
     debug logging on, py-libp2p's own writer (and its debug line) runs instead."""
