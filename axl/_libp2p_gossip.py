@@ -109,7 +109,31 @@ def _build_class() -> type[Any]:
             subscription is not known yet (an O(peers) walk per message, and its entries were
             discarded anyway: see ``flush_pending_messages``), and the per-message delivery
             timestamps that only adaptive gossip (off) reads and trims, which grew without
-            bound otherwise."""
+            bound otherwise. The two steps that await (an IDONTWANT for a large message, an
+            IHAVE to topic observers) come first; the rest is :meth:`forward`."""
+            pubsub = self.pubsub
+            if pubsub is None:
+                return
+            msg_id = pubsub.get_message_id(pubsub_msg)
+            topics = pubsub_msg.topicIDs
+            if len(pubsub_msg.data) >= IDONTWANT_MIN_BYTES:
+                await self._emit_idontwant_for_message(msg_id, topics)
+            await self._notify_observers(topics, msg_id)
+            self.forward(msg_forwarder, pubsub_msg)
+
+        def forwards_at_once(self, msg: rpc_pb2.Message) -> bool:
+            """Whether :meth:`publish` would not await for ``msg``: no IDONTWANT to emit
+            (a small message) and no observer of its topics to tell."""
+            if msg.ByteSize() >= IDONTWANT_MIN_BYTES and len(msg.data) >= IDONTWANT_MIN_BYTES:
+                return False
+            observers = getattr(self.topic_observation, "_observers", None)
+            if observers is None:
+                return False  # py-libp2p changed: take the awaiting path
+            return not any(observers.get(topic) for topic in msg.topicIDs)
+
+        def forward(self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message) -> None:
+            """The part of :meth:`publish` that needs no await: cache the message and queue
+            one shared RPC carrying it for every peer py-libp2p would send it to."""
             pubsub = self.pubsub
             if pubsub is None:
                 return
@@ -120,9 +144,6 @@ def _build_class() -> type[Any]:
                 topics, msg_forwarder=msg_forwarder, origin=ID(pubsub_msg.from_id), msg_id=msg_id
             )
             rpc = rpc_pb2.RPC(publish=[pubsub_msg])
-            if len(pubsub_msg.data) >= IDONTWANT_MIN_BYTES:
-                await self._emit_idontwant_for_message(msg_id, topics)
-            await self._notify_observers(topics, msg_id)
             scorer = self.scorer
             if scorer is not None and _always_passes(scorer.params.publish_threshold) and topics:
                 scorer = None  # allow_publish is True for every score

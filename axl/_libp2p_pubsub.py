@@ -27,6 +27,8 @@ for per RPC (see docs/libp2p.md, "Topics: GossipSub", "Cost per message").
 from __future__ import annotations
 
 import logging
+import math
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -35,11 +37,11 @@ import trio
 from ._errors import DecodeError, FrameTooLarge
 from ._libp2p_config import _READ_CHUNK
 from ._libp2p_rpc import RpcDecoder, coalesce
+from ._libp2p_yamux import window_update_due
 from ._stats import Counters
 
 if TYPE_CHECKING:
     from libp2p.abc import INetStream
-    from libp2p.peer.id import ID
     from libp2p.pubsub.rpc_queue import RpcQueue
 
 logger = logging.getLogger("axl.libp2p")
@@ -62,8 +64,10 @@ def _build_class() -> type[Any]:
     from libp2p.io.exceptions import IOException
     from libp2p.network.connection.exceptions import RawConnError
     from libp2p.network.stream.exceptions import StreamError
+    from libp2p.peer.id import ID
     from libp2p.pubsub.pb import rpc_pb2
     from libp2p.pubsub.pubsub import Pubsub
+    from libp2p.pubsub.validators import signature_validator
 
     SubOpts = rpc_pb2.RPC.SubOpts
 
@@ -143,8 +147,28 @@ def _build_class() -> type[Any]:
         async def continuously_read_stream(self, stream: INetStream) -> None:
             peer_id = stream.muxed_conn.peer_id
             decoder = RpcDecoder(self.max_inbound_rpc_size)
+            muxed_stream: Any = stream.muxed_stream  # type: ignore[attr-defined]
+            conn: Any = stream.muxed_conn
+            inline = _Inline(self, conn, muxed_stream, peer_id, decoder)
+            if inline.attached:
+                self.stats.inc("gossip.inline_streams")
             try:
                 while self.manager.is_running:
+                    if inline.attached:
+                        # The session's reader handles RPCs that need no await (the sink);
+                        # this task takes what needs one, credit owed and the stream's end.
+                        while inline.pending:
+                            await self._handle_rpc(inline.pending.popleft(), peer_id)
+                        if inline.refused is not None:
+                            await self._refuse(stream, peer_id, inline.refused)
+                            return
+                        if window_update_due(muxed_stream):
+                            await muxed_stream._auto_tune_and_send_window_update()
+                        if conn.stream_idle(muxed_stream.stream_id):
+                            inline.busy = False
+                            await conn.wait_stream(muxed_stream.stream_id)
+                            inline.busy = True
+                            continue
                     data = await stream.read(_READ_CHUNK)
                     if not data:
                         return
@@ -162,6 +186,86 @@ def _build_class() -> type[Any]:
                 await self._refuse(stream, peer_id, "malformed_rpc")
             except (StreamError, IOException, RawConnError) as exc:
                 logger.debug("gossip stream from %s ended: %r", peer_id, exc)
+            finally:
+                inline.detach()
+
+        def _handle_rpc_now(self, rpc: Any, peer_id: ID) -> bool:
+            """:meth:`_handle_rpc` for an RPC whose handling needs no await (no control,
+            every message it would push forwarded without one); False, with nothing done,
+            for any other RPC."""
+            if rpc.HasField("control"):
+                return False
+            topic_ids = self.topic_ids
+            publish = rpc.publish
+            if publish:
+                router: Any = self.router
+                validators = self.topic_validators
+                for msg in publish:
+                    topics = msg.topicIDs
+                    if any(topic in topic_ids for topic in topics) and (
+                        any(topic in validators for topic in topics)
+                        or not router.forwards_at_once(msg)
+                    ):
+                        return False
+            stats = self.stats
+            stats.inc("gossip.rpcs_received")
+            stats.inc("gossip.rpcs_inline")
+            consume = pubsub_module.maybe_consume_signed_record  # type: ignore[attr-defined]
+            if not consume(rpc, self.host, peer_id):
+                stats.inc("gossip.refused_peer_record")
+                return True
+            if publish:
+                stats.inc("gossip.messages_received", len(publish))
+                seen = self.seen_messages
+                message_id = self._msg_id_constructor
+                for msg in publish:
+                    if not any(topic in topic_ids for topic in msg.topicIDs):
+                        continue
+                    if seen.has(message_id(msg)):
+                        stats.inc("gossip.duplicates")
+                        continue
+                    try:
+                        self._push_now(peer_id, msg)
+                    except Exception as exc:  # one bad message costs only itself
+                        stats.inc("gossip.refused_message")
+                        logger.debug("gossip message from %s failed: %r", peer_id, exc)
+            if rpc.subscriptions:
+                if len(rpc.subscriptions) > self.max_subscriptions_per_rpc:
+                    stats.inc("gossip.refused_subscriptions")
+                else:
+                    for sub in rpc.subscriptions:
+                        self.handle_subscription(peer_id, sub)
+            return True
+
+        def _push_now(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+            """py-libp2p's ``push_msg`` for a message on topics without validators that the
+            router forwards without an await (same checks, same order, no await)."""
+            blacklisted = self.blacklisted_peers
+            if msg_forwarder in blacklisted:
+                return
+            origin = ID(msg.from_id)
+            if origin in blacklisted:
+                return
+            if self._is_msg_seen(msg):
+                return
+            topics = msg.topicIDs
+            scorer = getattr(self.router, "scorer", None)
+            gate = scorer is not None and not (
+                topics and scorer.params.publish_threshold == -math.inf
+            )  # a -inf threshold passes every score
+            if gate and not scorer.allow_publish(msg_forwarder, list(topics)):  # type: ignore[union-attr]
+                return
+            if self.strict_signing and not signature_validator(msg):
+                return
+            self._mark_msg_seen(msg)
+            if scorer is not None:
+                for topic in topics:
+                    scorer.on_first_delivery(msg_forwarder, topic)
+            if origin == self.host.get_id() and msg_forwarder != origin:
+                return  # claims to be ours but was forwarded to us
+            self.notify_subscriptions(msg)
+            router: Any = self.router
+            router.forward(msg_forwarder, msg)
 
         async def _handle_rpc(self, rpc: Any, peer_id: ID) -> None:
             stats = self.stats
@@ -208,3 +312,72 @@ def _build_class() -> type[Any]:
             self._handle_dead_peer(peer_id)
 
     return AxlPubsub
+
+
+class _Inline:
+    """A gossip stream's RPCs handled in its yamux session's reader (``LeanYamux`` sinks).
+
+    While the stream's task is parked (``busy`` False) the reader hands each DATA body to
+    :meth:`sink`: RPCs are decoded and those needing no await handled at once; the first that
+    needs one (control, a validator, an IDONTWANT to send) and every RPC after it go to
+    ``pending`` for the task, which is woken, and the frames that arrive until it parks again
+    are buffered by yamux as without a sink (bounded by the stream's receive window), so order
+    is kept. An RPC over the cap or malformed is a ``refused`` reason for the task to act on
+    (reset, counted). On a muxer without sinks (py-libp2p's own) nothing is attached.
+    """
+
+    def __init__(self, pubsub: Any, conn: Any, stream: Any, peer_id: Any, decoder: RpcDecoder):
+        self.pubsub, self.conn, self.peer_id, self.decoder = pubsub, conn, peer_id, decoder
+        self.stream_id: Any = getattr(stream, "stream_id", None)
+        self.pending: deque[Any] = deque()
+        self.refused: str | None = None
+        self.busy = True
+        attach = getattr(conn, "attach_sink", None)
+        self.attached = attach is not None
+        if attach is not None:
+            attach(self.stream_id, self.sink)
+
+    def detach(self) -> None:
+        if self.attached:
+            self.conn.detach_sink(self.stream_id)
+            self.attached = False
+
+    def sink(self, data: bytes) -> bool:
+        if self.busy:
+            return False
+        from libp2p.pubsub.pb import rpc_pb2
+
+        pubsub, pending = self.pubsub, self.pending
+        try:
+            bodies = self.decoder.feed(data)
+        except FrameTooLarge:
+            return self._refuse("oversized_rpc")
+        except DecodeError:
+            return self._refuse("malformed_rpc")
+        for body in bodies:
+            rpc = rpc_pb2.RPC()
+            try:
+                rpc.ParseFromString(body)
+            except Exception:
+                return self._refuse("malformed_rpc")
+            if pending:
+                pending.append(rpc)
+                continue
+            try:
+                if not pubsub._handle_rpc_now(rpc, self.peer_id):
+                    pending.append(rpc)
+            except Exception as exc:  # never out into the session's reader
+                pubsub.stats.inc("gossip.refused_rpc_failed")
+                logger.debug("gossip RPC from %s failed: %r", self.peer_id, exc)
+        if pending:
+            self._wake()
+        return True
+
+    def _refuse(self, reason: str) -> bool:
+        self.refused = reason
+        self._wake()
+        return True  # the bytes are dropped: the stream is about to be reset
+
+    def _wake(self) -> None:
+        self.busy = True
+        self.conn.wake_stream(self.stream_id)
