@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 IDONTWANT_MIN_BYTES = 1024
 """Messages smaller than this get no IDONTWANT (go-libp2p's threshold)."""
+FORWARDS_KEPT = 512
+"""Recent forwards whose queued copies a duplicate from their peer can still cancel."""
 RECORD_TTL = 5.0
 """Seconds our own signed peer record's bytes are reused before py-libp2p is asked again."""
 VERIFIED_RECORDS = 4096
@@ -88,6 +90,31 @@ def _build_class() -> type[Any]:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.mcache = AxlMessageCache(self.mcache.window_size, self.mcache.history_size)
+            self.forwards: dict[bytes, rpc_pb2.RPC] = {}
+            """The RPC each recent message was forwarded in, by message id (the latest
+            :data:`FORWARDS_KEPT`): what :meth:`drop_forward` looks for in a peer's queue."""
+
+        def drop_forward(self, peer_id: ID, msg_id: bytes) -> None:
+            """``peer_id`` sent us the message ``msg_id``: it has it, so our forward of it to
+            that peer, if still queued, is dropped (counted ``gossip.forward_dropped``) -- an
+            IDONTWANT that costs nothing to send. The id is bound to the content, so only a
+            peer holding the very message can cancel its own copy, nobody else's."""
+            rpc = self.forwards.get(msg_id)
+            if rpc is None or self.pubsub is None:
+                return
+            queue = self.pubsub.peer_queues.get(peer_id)
+            if queue is None or not len(queue):
+                return
+            waiting = getattr(getattr(queue, "_queue", None), "_non_priority", None)
+            if waiting is None:
+                return  # py-libp2p changed its queue: keep the copy
+            for index, item in enumerate(waiting):
+                if item is rpc:
+                    del waiting[index]
+                    stats = getattr(self.pubsub, "stats", None)
+                    if stats is not None:
+                        stats.inc("gossip.forward_dropped")
+                    return
 
         def _check_equivocation(self, msg: rpc_pb2.Message) -> bool:
             return True  # "same from and seqno, other data": anyone can claim both unsigned
@@ -144,6 +171,10 @@ def _build_class() -> type[Any]:
                 topics, msg_forwarder=msg_forwarder, origin=ID(pubsub_msg.from_id), msg_id=msg_id
             )
             rpc = rpc_pb2.RPC(publish=[pubsub_msg])
+            forwards = self.forwards
+            forwards[msg_id] = rpc
+            if len(forwards) > FORWARDS_KEPT:
+                del forwards[next(iter(forwards))]
             scorer = self.scorer
             if scorer is not None and _always_passes(scorer.params.publish_threshold) and topics:
                 scorer = None  # allow_publish is True for every score

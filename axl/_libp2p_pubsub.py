@@ -218,11 +218,14 @@ def _build_class() -> type[Any]:
                 stats.inc("gossip.messages_received", len(publish))
                 seen = self.seen_messages
                 message_id = self._msg_id_constructor
+                drop_forward = self.router.drop_forward  # type: ignore[attr-defined]
                 for msg in publish:
                     if not any(topic in topic_ids for topic in msg.topicIDs):
                         continue
-                    if seen.has(message_id(msg)):
+                    mid = message_id(msg)
+                    if seen.has(mid):
                         stats.inc("gossip.duplicates")
+                        drop_forward(peer_id, mid)
                         continue
                     try:
                         self._push_now(peer_id, msg)
@@ -281,8 +284,10 @@ def _build_class() -> type[Any]:
             for msg in rpc.publish:
                 if not self._is_subscribed_to_msg(msg):
                     continue
-                if seen.has(self._msg_id_constructor(msg)):
+                mid = self._msg_id_constructor(msg)
+                if seen.has(mid):
                     stats.inc("gossip.duplicates")  # push_msg would return at its seen check
+                    self.router.drop_forward(peer_id, mid)  # type: ignore[attr-defined]
                     continue
                 try:
                     await self.push_msg(peer_id, msg)

@@ -288,3 +288,59 @@ async def test_a_stock_gossipsub_node_and_ours_exchange_messages_both_ways(
                 if message.from_id == ours.local_peer.raw:  # not its own (stock delivers them)
                     seen.append(message.data)
         assert sorted(seen) == sorted(b"ours %d" % n for n in range(10))  # a task per message
+
+
+# -- implicit IDONTWANT -------------------------------------------------------------------------
+
+
+async def test_a_peer_that_sent_us_a_message_gets_no_queued_copy_and_a_forger_cancels_none() -> (
+    None
+):
+    """Our forward of a message to peer P is still queued when P's own copy arrives: P has it,
+    the queued copy is dropped (counted). A forger's copy (same origin and seqno, other data)
+    has another id and cancels nothing; nor does P's copy cancel the one queued for Q."""
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.pubsub.rpc_queue import RpcQueue
+
+    async with Libp2pTransport.open(identity(6), config=CONFIG) as node:
+        await node.subscribe("t")
+        pubsub: Any = node._pubsub
+        router = pubsub.router
+        p, q, r = (ID(identity(n).peer_id.raw) for n in (7, 8, 9))
+        queues = {}
+        for peer in (p, q, r):
+            queues[peer] = pubsub.peer_queues[peer] = RpcQueue()  # no writer: stays queued
+            pubsub.peers[peer] = object()
+            pubsub.peer_topics.setdefault("t", set()).add(peer)
+            router.peer_protocol[peer] = TProtocol("/meshsub/1.1.0")
+        router.mesh["t"] = {p, q, r}
+        victim = identity(10).peer_id.raw
+
+        def message(data: bytes) -> Any:
+            return rpc_pb2.Message(data=data, topicIDs=["t"], from_id=victim, seqno=b"\x00" * 8)
+
+        def queued(peer: Any) -> list[bytes]:
+            out: list[bytes] = []
+            while len(queues[peer]):
+                out += [m.data for m in queues[peer]._queue.pop().publish]  # type: ignore[union-attr]
+            return out
+
+        try:
+            assert pubsub._handle_rpc_now(rpc_pb2.RPC(publish=[message(b"real")]), r)
+            assert pubsub._handle_rpc_now(rpc_pb2.RPC(publish=[message(b"forged")]), p)
+            assert node.stats["gossip.forward_dropped"] == 0  # another id: nothing cancelled
+            assert pubsub._handle_rpc_now(rpc_pb2.RPC(publish=[message(b"real")]), p)
+            assert node.stats["gossip.forward_dropped"] == 1
+            assert node.stats["gossip.duplicates"] == 1
+            assert queued(p) == []  # the real one dropped; the forged one was not sent back
+            assert queued(q) == [b"real", b"forged"]
+            assert queued(r) == [b"forged"]
+        finally:
+            for peer in (p, q, r):
+                pubsub.peer_queues.pop(peer, None)
+                pubsub.peers.pop(peer, None)
+                pubsub.peer_topics["t"].discard(peer)
+                router.peer_protocol.pop(peer, None)
+            router.mesh["t"] = set()
