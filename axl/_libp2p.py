@@ -118,6 +118,7 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
         config = self.config
         check_tcp_ports_free(config.listen)
         host, pubsub = build_host(self.identity, config, self.stats)
+        router: Any = pubsub.router  # our GossipSub, a ServiceAPI (typed as the interface)
         listen = [multiaddr.Multiaddr(addr) for addr in config.listen]
         host.set_stream_handler(TProtocol(PROTOCOL_ID), self._handle_inbound)
         host.set_stream_handler(TProtocol(BULK_PROTOCOL_ID), self._handle_bulk)
@@ -140,6 +141,9 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
                     async with (
                         host.run(listen),
                         background_trio_service(pubsub),
+                        # The router is a service of its own: its heartbeat keeps meshes at
+                        # degree, gossips (IHAVE), expires fanout and bounds the message cache.
+                        background_trio_service(router),
                         dht.service(),
                         trio.open_nursery() as nursery,
                     ):

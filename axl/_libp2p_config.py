@@ -76,6 +76,17 @@ class Libp2pConfig:
     gossip_degree_low: int = 2
     gossip_degree_high: int = 5
     gossip_heartbeat: float = 1.0
+    """Seconds between GossipSub heartbeats: mesh repair (GRAFT up to D below D_low, PRUNE
+    above D_high), IHAVE gossip, fanout expiry, and the message cache's shift (it keeps
+    ``gossip_history`` heartbeats of messages)."""
+    gossip_lazy: int = 3
+    """Non-mesh peers sent IHAVE (the ids of the last ``gossip_window`` heartbeats' messages)
+    per topic per heartbeat, at least; a quarter of the topic's non-mesh peers when more
+    (``gossip_factor``). libp2p's D_lazy is 6: each IHAVE costs its receiver a parse and a
+    seen-cache check per id, every second."""
+    gossip_factor: float = 0.25
+    gossip_window: int = 2
+    gossip_history: int = 5
     sign_gossip: bool = False
     """py-libp2p's own signature on every gossip message, on top of the AXL envelope's. Off
     by default (see docs/libp2p.md, "Gossip signing"); every node of a swarm must agree: a
@@ -108,6 +119,10 @@ class Libp2pConfig:
             raise ValueError("connection and buffer budgets must be >= 1")
         if not 0 < self.announce_interval <= self.announce_settled <= _ADDR_TTL / 2:
             raise ValueError("need 0 < announce_interval <= announce_settled <= 300 s")
+        if self.gossip_heartbeat <= 0 or self.gossip_lazy < 0 or not 0 <= self.gossip_factor <= 1:
+            raise ValueError("need gossip_heartbeat > 0, gossip_lazy >= 0, 0 <= gossip_factor <= 1")
+        if not 1 <= self.gossip_window <= self.gossip_history:
+            raise ValueError("need 1 <= gossip_window <= gossip_history")
         if self.partial_frame_timeout <= 0:
             raise ValueError("partial_frame_timeout must be positive")
         if "sec_opt" in self.extra:

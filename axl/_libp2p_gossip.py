@@ -87,12 +87,20 @@ def _build_class() -> type[Any]:
         """GossipSub without replays or queued messages for new subscribers, with IDONTWANT
         for large messages only, and one message id throughout."""
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
+        def __init__(
+            self, *args: Any, gossip_lazy: int = 6, gossip_factor: float = 0.25, **kwargs: Any
+        ) -> None:
             super().__init__(*args, **kwargs)
             self.mcache = AxlMessageCache(self.mcache.window_size, self.mcache.history_size)
+            self.gossip_lazy = gossip_lazy
+            self.gossip_factor = gossip_factor
             self.forwards: dict[bytes, rpc_pb2.RPC] = {}
             """The RPC each recent message was forwarded in, by message id (the latest
             :data:`FORWARDS_KEPT`): what :meth:`drop_forward` looks for in a peer's queue."""
+
+        def _get_adaptive_gossip_peers_count(self, topic: str, total_peers: int) -> int:
+            # py-libp2p's formula with adaptive gossip off, its D_lazy (6) configurable
+            return max(self.gossip_lazy, int(total_peers * self.gossip_factor))
 
         def drop_forward(self, peer_id: ID, msg_id: bytes) -> None:
             """``peer_id`` sent us the message ``msg_id``: it has it, so our forward of it to

@@ -80,6 +80,10 @@ def build_host(
         degree_low=config.gossip_degree_low,
         degree_high=config.gossip_degree_high,
         heartbeat_interval=config.gossip_heartbeat,
+        gossip_window=config.gossip_window,
+        gossip_history=config.gossip_history,
+        gossip_lazy=config.gossip_lazy,
+        gossip_factor=config.gossip_factor,
         spam_protection_enabled=False,  # its fixed 10 msgs/s/topic cap is far too low
         eclipse_protection_enabled=False,
         # "Adaptive" gossip rewrites heartbeat_interval from a health score every 30 s: below

@@ -367,7 +367,8 @@ async def test_ids_advertised_in_ihave_are_the_ids_of_the_seen_cache() -> None:
     used: none of the ids a node gossiped (IHAVE) matched its peers' seen caches, so every
     IHAVE drew an IWANT and a resend. Every id in the cache window must be one the seen cache
     knows, on the publisher and on the receiver."""
-    config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, peer_exchange=False)
+    # one heartbeat at start, none while the test runs: the cache window does not shift
+    config = Libp2pConfig(gossip_heartbeat=60.0, dial_timeout=3.0, peer_exchange=False)
     async with (
         Libp2pTransport.open(identity(22), config=config) as publisher,
         Libp2pTransport.open(identity(23), config=config) as subscriber,
@@ -392,6 +393,51 @@ async def test_ids_advertised_in_ihave_are_the_ids_of_the_seen_cache() -> None:
                 from_id=message.from_id, seqno=message.seqno, data=b"x", topicIDs=["ticks"]
             )
             assert router._check_equivocation(forged)
+
+
+async def test_the_heartbeat_runs_and_bounds_the_message_cache() -> None:
+    """The GossipSub router is a service of its own: never started, it had no heartbeat, and
+    its message cache (every message a node published or forwarded) grew for as long as the
+    node ran. Running, the cache keeps ``gossip_history`` heartbeats of messages."""
+    config = replace(CONFIG, gossip_heartbeat=0.1, gossip_window=1, gossip_history=2)
+    async with (
+        Libp2pTransport.open(identity(24), config=config) as publisher,
+        Libp2pTransport.open(identity(25), config=config) as subscriber,
+    ):
+        await subscriber.connect(publisher.listen_addrs[0])
+        await subscriber.subscribe("ticks")
+        await eventually(lambda: subscriber.local_peer in publisher.topic_peers("ticks"))
+        for n in range(20):
+            await publisher.publish("ticks", b"tick %d" % n)
+        for _ in range(20):
+            with trio.fail_after(10):
+                await subscriber.receive()
+        caches = [node._pubsub.router.mcache for node in (publisher, subscriber)]  # type: ignore[union-attr]
+        await eventually(lambda: all(not cache.msgs for cache in caches), timeout=5)
+
+
+async def test_a_mesh_link_lost_to_a_race_is_grafted_again_by_the_heartbeat() -> None:
+    """A peer is grafted when its subscription arrives only if it is already known as a
+    GossipSub peer; a subscription that came first (a race of the two streams) left it out
+    of the mesh, and without a heartbeat nothing ever grafted it: a node whose only topic
+    peer was lost that way published into an empty mesh for good (a submitter's job was
+    never seen by the one solver). The heartbeat grafts it back."""
+    async with (
+        Libp2pTransport.open(identity(26), config=CONFIG) as a,
+        Libp2pTransport.open(identity(27), config=CONFIG) as b,
+    ):
+        await b.connect(a.listen_addrs[0])
+        for node in (a, b):
+            await node.subscribe("jobs")
+        await eventually(lambda: b.local_peer in a.topic_peers("jobs"))
+        router: Any = a._pubsub.router  # type: ignore[union-attr]
+        await eventually(lambda: any(str(p) == str(b.local_peer) for p in router.mesh["jobs"]))
+        router.mesh["jobs"].clear()  # what the race left: subscribed, known, not grafted
+        await eventually(lambda: any(str(p) == str(b.local_peer) for p in router.mesh["jobs"]))
+        await a.publish("jobs", b"job 1")
+        with trio.fail_after(10):
+            frame = await b.receive()
+        assert frame.frame == b"job 1" and frame.topic == "jobs"
 
 
 async def test_frame_writes_skip_the_debug_line_unless_debug_logging_is_on() -> None:
