@@ -337,6 +337,9 @@ class _Inline:
         self.pending: deque[Any] = deque()
         self.refused: str | None = None
         self.busy = True
+        from libp2p.pubsub.pb import rpc_pb2
+
+        self.rpc_class = rpc_pb2.RPC
         attach = getattr(conn, "attach_sink", None)
         self.attached = attach is not None
         if attach is not None:
@@ -350,8 +353,7 @@ class _Inline:
     def sink(self, data: bytes) -> bool:
         if self.busy:
             return False
-        from libp2p.pubsub.pb import rpc_pb2
-
+        rpc_class = self.rpc_class
         pubsub, pending = self.pubsub, self.pending
         try:
             bodies = self.decoder.feed(data)
@@ -360,7 +362,7 @@ class _Inline:
         except DecodeError:
             return self._refuse("malformed_rpc")
         for body in bodies:
-            rpc = rpc_pb2.RPC()
+            rpc = rpc_class()
             try:
                 rpc.ParseFromString(body)
             except Exception:
