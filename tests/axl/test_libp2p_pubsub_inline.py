@@ -344,3 +344,37 @@ async def test_a_peer_that_sent_us_a_message_gets_no_queued_copy_and_a_forger_ca
                 pubsub.peer_topics["t"].discard(peer)
                 router.peer_protocol.pop(peer, None)
             router.mesh["t"] = set()
+
+
+async def test_more_than_a_window_of_gossip_arrives_handled_inline() -> None:
+    """Bytes the sink consumes are credited back (a window update once half the window is
+    owed): well over a receive window of small messages all arrive, handled inline."""
+    async with (
+        Libp2pTransport.open(identity(11), config=CONFIG) as publisher,
+        Libp2pTransport.open(identity(12), config=CONFIG) as subscriber,
+    ):
+        await subscriber.connect(publisher.listen_addrs[0])
+        for node in (publisher, subscriber):
+            await node.subscribe("t")
+        mesh = publisher._pubsub.router.mesh  # type: ignore[union-attr]
+        await eventually(lambda: len(mesh.get("t", ())) == 1)
+        body = b"w" * 900  # under the IDONTWANT size: handled inline
+        count = 3 * 256 * 1024 // len(body) // 2  # 1.5 windows
+        got = 0
+
+        async def drain() -> None:
+            nonlocal got
+            while True:
+                await subscriber.receive()
+                got += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drain)
+            for n in range(count):  # in steps the per-peer queue (32 RPCs) always holds
+                await publisher.publish("t", body + n.to_bytes(4, "big"))
+                if n % 16 == 15:
+                    await eventually(lambda n=n: got > n)  # type: ignore[misc]
+            await eventually(lambda: got == count)
+            nursery.cancel_scope.cancel()
+        assert publisher.stats["gossip.dropped_queue_full"] == 0
+        assert subscriber.stats["gossip.rpcs_inline"] >= subscriber.stats["gossip.rpcs_received"] - 8
