@@ -77,8 +77,9 @@ def _build_class() -> type[Any]:
         """The message cache keyed by the content-bound message id (py-libp2p keys it by
         ``from ‖ seqno`` whatever id the pubsub uses)."""
 
-        def put(self, msg: rpc_pb2.Message) -> None:
-            mid = memo_message_id(msg)
+        def put(self, msg: rpc_pb2.Message, mid: bytes | None = None) -> None:
+            if mid is None:
+                mid = memo_message_id(msg)
             if mid not in self.msgs:
                 self.msgs[mid] = msg
                 self.history[0].append(CacheEntry(mid, msg.topicIDs))
@@ -154,7 +155,7 @@ def _build_class() -> type[Any]:
             if len(pubsub_msg.data) >= IDONTWANT_MIN_BYTES:
                 await self._emit_idontwant_for_message(msg_id, topics)
             await self._notify_observers(topics, msg_id)
-            self.forward(msg_forwarder, pubsub_msg)
+            self.forward(msg_forwarder, pubsub_msg, msg_id)
 
         def forwards_at_once(self, msg: rpc_pb2.Message) -> bool:
             """Whether :meth:`publish` would not await for ``msg``: no IDONTWANT to emit
@@ -166,14 +167,19 @@ def _build_class() -> type[Any]:
                 return False  # py-libp2p changed: take the awaiting path
             return not any(observers.get(topic) for topic in msg.topicIDs)
 
-        def forward(self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message) -> None:
+        def forward(
+            self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message, msg_id: bytes | None = None
+        ) -> None:
             """The part of :meth:`publish` that needs no await: cache the message and queue
-            one shared RPC carrying it for every peer py-libp2p would send it to."""
+            one shared RPC carrying it for every peer py-libp2p would send it to (``msg_id``:
+            the message's id when the caller has it)."""
             pubsub = self.pubsub
             if pubsub is None:
                 return
-            self.mcache.put(pubsub_msg)
-            msg_id = pubsub.get_message_id(pubsub_msg)
+            if msg_id is None:
+                msg_id = pubsub.get_message_id(pubsub_msg)
+            mcache: Any = self.mcache  # an AxlMessageCache
+            mcache.put(pubsub_msg, msg_id)
             topics = pubsub_msg.topicIDs
             peers = self._get_peers_to_send(
                 topics, msg_forwarder=msg_forwarder, origin=ID(pubsub_msg.from_id), msg_id=msg_id

@@ -191,22 +191,29 @@ def _build_class() -> type[Any]:
 
         def _handle_rpc_now(self, rpc: Any, peer_id: ID) -> bool:
             """:meth:`_handle_rpc` for an RPC whose handling needs no await (no control,
-            every message it would push forwarded without one); False, with nothing done,
-            for any other RPC."""
+            every new message it would push forwarded without one); False, with nothing
+            done, for any other RPC. Each message's id is computed once."""
             if rpc.HasField("control"):
                 return False
-            topic_ids = self.topic_ids
             publish = rpc.publish
+            wanted: list[tuple[Any, bytes]] = []
+            seen = self.seen_messages
             if publish:
-                router: Any = self.router
+                topic_ids = self.topic_ids
                 validators = self.topic_validators
+                message_id = self._msg_id_constructor
+                router: Any = self.router
                 for msg in publish:
                     topics = msg.topicIDs
-                    if any(topic in topic_ids for topic in topics) and (
+                    if not any(topic in topic_ids for topic in topics):
+                        continue
+                    mid = message_id(msg)
+                    if not seen.has(mid) and (
                         any(topic in validators for topic in topics)
                         or not router.forwards_at_once(msg)
                     ):
                         return False
+                    wanted.append((msg, mid))
             stats = self.stats
             stats.inc("gossip.rpcs_received")
             stats.inc("gossip.rpcs_inline")
@@ -216,19 +223,13 @@ def _build_class() -> type[Any]:
                 return True
             if publish:
                 stats.inc("gossip.messages_received", len(publish))
-                seen = self.seen_messages
-                message_id = self._msg_id_constructor
-                drop_forward = self.router.drop_forward  # type: ignore[attr-defined]
-                for msg in publish:
-                    if not any(topic in topic_ids for topic in msg.topicIDs):
-                        continue
-                    mid = message_id(msg)
+                for msg, mid in wanted:
                     if seen.has(mid):
                         stats.inc("gossip.duplicates")
-                        drop_forward(peer_id, mid)
+                        router.drop_forward(peer_id, mid)
                         continue
                     try:
-                        self._push_now(peer_id, msg)
+                        self._push_now(peer_id, msg, mid)
                     except Exception as exc:  # one bad message costs only itself
                         stats.inc("gossip.refused_message")
                         logger.debug("gossip message from %s failed: %r", peer_id, exc)
@@ -240,16 +241,18 @@ def _build_class() -> type[Any]:
                         self.handle_subscription(peer_id, sub)
             return True
 
-        def _push_now(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
-            """py-libp2p's ``push_msg`` for a message on topics without validators that the
-            router forwards without an await (same checks, same order, no await)."""
+        def _push_now(self, msg_forwarder: ID, msg: rpc_pb2.Message, mid: bytes) -> None:
+            """py-libp2p's ``push_msg`` for a message (id ``mid``) on topics without
+            validators that the router forwards without an await (same checks, same order,
+            no await)."""
             blacklisted = self.blacklisted_peers
             if msg_forwarder in blacklisted:
                 return
             origin = ID(msg.from_id)
             if origin in blacklisted:
                 return
-            if self._is_msg_seen(msg):
+            seen = self.seen_messages
+            if seen.has(mid):
                 return
             topics = msg.topicIDs
             scorer = getattr(self.router, "scorer", None)
@@ -260,7 +263,7 @@ def _build_class() -> type[Any]:
                 return
             if self.strict_signing and not signature_validator(msg):
                 return
-            self._mark_msg_seen(msg)
+            seen.add(mid)
             if scorer is not None:
                 for topic in topics:
                     scorer.on_first_delivery(msg_forwarder, topic)
@@ -268,7 +271,7 @@ def _build_class() -> type[Any]:
                 return  # claims to be ours but was forwarded to us
             self.notify_subscriptions(msg)
             router: Any = self.router
-            router.forward(msg_forwarder, msg)
+            router.forward(msg_forwarder, msg, mid)
 
         async def _handle_rpc(self, rpc: Any, peer_id: ID) -> None:
             stats = self.stats
