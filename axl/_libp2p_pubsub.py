@@ -163,7 +163,11 @@ def _build_class() -> type[Any]:
                             await self._refuse(stream, peer_id, inline.refused)
                             return
                         if window_update_due(muxed_stream):
-                            await muxed_stream._auto_tune_and_send_window_update()
+                            try:
+                                await muxed_stream._auto_tune_and_send_window_update()
+                            except Exception as exc:  # the connection is going away
+                                logger.debug("window update to %s failed: %r", peer_id, exc)
+                                return
                         if conn.stream_idle(muxed_stream.stream_id):
                             inline.busy = False
                             await conn.wait_stream(muxed_stream.stream_id)
