@@ -1,4 +1,4 @@
-"""Gossip RPCs handled in the yamux session's reader (``_Inline`` in ``axl/_libp2p_pubsub.py``,
+"""Gossip RPCs handled in the yamux session's reader (``axl/_libp2p_inline.py``,
 ``LeanYamux.attach_sink``): no task switch per RPC when its handling cannot block, and what
 happens when it would.
 
@@ -18,7 +18,7 @@ import pytest
 import trio
 
 from axl import Identity, Libp2pConfig, Libp2pTransport
-from axl._libp2p_pubsub import _Inline
+from axl._libp2p_inline import InlineRpcs
 from axl._libp2p_rpc import RpcDecoder
 from axl._stats import Counters
 from axl._transport import InboundFrame
@@ -83,7 +83,7 @@ def rpc_bytes(data: bytes, control: bool = False) -> bytes:
 
 def test_the_task_takes_the_first_rpc_that_awaits_and_everything_after_it_in_order() -> None:
     pubsub, conn = FakePubsub(), FakeConn()
-    inline = _Inline(pubsub, conn, FakeStream(), "peer", RpcDecoder(1 << 16))
+    inline = InlineRpcs(pubsub, conn, FakeStream(), "peer", RpcDecoder(1 << 16))
     assert inline.attached and conn.sinks[7] == inline.sink
     assert not inline.sink(rpc_bytes(b"early"))  # the task has not parked yet: buffered
     inline.busy = False  # the task parked
@@ -104,12 +104,12 @@ def test_hostile_rpcs_in_the_sink_are_refusals_for_the_task_and_bugs_are_counted
         (prefixed(b"x" * 2000), "oversized_rpc"),
     ]:
         conn = FakeConn()
-        inline = _Inline(FakePubsub(), conn, FakeStream(), "peer", RpcDecoder(1000))
+        inline = InlineRpcs(FakePubsub(), conn, FakeStream(), "peer", RpcDecoder(1000))
         inline.busy = False
         assert inline.sink(chunk)  # consumed (dropped): the stream is about to be reset
         assert inline.refused == reason and inline.busy and conn.woken == 1
     pubsub = FakePubsub()
-    inline = _Inline(pubsub, FakeConn(), FakeStream(), "peer", RpcDecoder(1000))
+    inline = InlineRpcs(pubsub, FakeConn(), FakeStream(), "peer", RpcDecoder(1000))
     inline.busy = False
     assert inline.sink(rpc_bytes(b"boom") + rpc_bytes(b"fine"))  # never raises into yamux
     assert pubsub.stats["gossip.refused_rpc_failed"] == 1
@@ -117,7 +117,7 @@ def test_hostile_rpcs_in_the_sink_are_refusals_for_the_task_and_bugs_are_counted
 
 
 def test_a_muxer_without_sinks_keeps_the_task_reading() -> None:
-    inline = _Inline(FakePubsub(), object(), FakeStream(), "peer", RpcDecoder(1000))
+    inline = InlineRpcs(FakePubsub(), object(), FakeStream(), "peer", RpcDecoder(1000))
     assert not inline.attached
     inline.detach()
 
