@@ -11,6 +11,9 @@ its ``read_stream`` formats three more per stream read. :class:`LeanYamux` (buil
   py-libp2p reads them (a DATA body with its read timeout);
 * a DATA body goes straight into the stream's buffer and wakes its reader; window updates,
   SYN / ACK / FIN / RST, pings and GoAway keep py-libp2p's handling (same state, same replies);
+* a stream's reader may attach a *sink* (:meth:`LeanYamux.attach_sink`): its DATA bodies are
+  then offered to that plain function in this loop while nothing is buffered for the stream
+  (the gossip streams' RPCs are handled so, see :mod:`axl._libp2p_inline`);
 * the stream and window locks are not taken: no other holder awaits while holding them
   (``Yamux.close`` does, and clears every stream after), so nothing can interleave.
 
