@@ -379,3 +379,56 @@ async def test_more_than_a_window_of_gossip_arrives_handled_inline() -> None:
         assert publisher.stats["gossip.dropped_queue_full"] == 0
         stats = subscriber.stats
         assert stats["gossip.rpcs_inline"] >= stats["gossip.rpcs_received"] - 8
+
+
+async def test_the_inline_push_keeps_py_libp2ps_checks() -> None:
+    """The push without an await (``_push_now``) refuses what ``push_msg`` refuses: a
+    blacklisted forwarder or origin, a message claiming to be ours that a peer forwards (not
+    delivered, not forwarded); and a message on a topic with a validator goes to the task."""
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.pubsub.rpc_queue import RpcQueue
+
+    async with Libp2pTransport.open(identity(13), config=CONFIG) as node:
+        await node.subscribe("t")
+        pubsub: Any = node._pubsub
+        router = pubsub.router
+        p, q = (ID(identity(n).peer_id.raw) for n in (14, 15))
+        for peer in (p, q):
+            pubsub.peer_queues[peer] = RpcQueue()
+            pubsub.peers[peer] = object()
+            pubsub.peer_topics.setdefault("t", set()).add(peer)
+            router.peer_protocol[peer] = TProtocol("/meshsub/1.1.0")
+        router.mesh["t"] = {p, q}
+        evil = ID(identity(16).peer_id.raw)
+
+        def rpc(data: bytes, origin: bytes, topic: str = "t") -> Any:
+            message = rpc_pb2.Message(data=data, topicIDs=[topic], from_id=origin, seqno=data)
+            return rpc_pb2.RPC(publish=[message])
+
+        try:
+            pubsub.blacklisted_peers.add(evil)
+            assert pubsub._handle_rpc_now(rpc(b"from-evil", evil.to_bytes()), p)
+            assert pubsub._handle_rpc_now(rpc(b"via-evil", q.to_bytes()), evil)
+            assert pubsub._handle_rpc_now(rpc(b"claims-ours", node.local_peer.raw), p)
+            assert len(pubsub.peer_queues[q]) == 0  # none of them forwarded
+            with pytest.raises(trio.WouldBlock):  # nor delivered
+                node._inbox_receive.receive_nowait()
+            pubsub.set_topic_validator("v", lambda peer, msg: True, False)
+            await node.subscribe("v")
+            assert not pubsub._handle_rpc_now(rpc(b"validated", q.to_bytes(), "v"), p)
+            assert pubsub._handle_rpc_now(rpc(b"fine", q.to_bytes()), p)
+            queued = []  # (our subscription to "v" was announced meanwhile)
+            while len(pubsub.peer_queues[q]):
+                queued += [m.data for m in pubsub.peer_queues[q]._queue.pop().publish]
+            assert queued == []  # q is the origin: not sent back
+            assert (await receive_n(node, 1))[0].frame == b"fine"
+        finally:
+            pubsub.blacklisted_peers.discard(evil)
+            for peer in (p, q):
+                pubsub.peer_queues.pop(peer, None)
+                pubsub.peers.pop(peer, None)
+                pubsub.peer_topics["t"].discard(peer)
+                router.peer_protocol.pop(peer, None)
+            router.mesh["t"] = set()
