@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
 IDONTWANT_MIN_BYTES = 1024
 """Messages smaller than this get no IDONTWANT (go-libp2p's threshold)."""
+FORWARDS_KEPT = 512
+"""Recent forwards whose queued copies a duplicate from their peer can still cancel."""
 RECORD_TTL = 5.0
 """Seconds our own signed peer record's bytes are reused before py-libp2p is asked again."""
 VERIFIED_RECORDS = 4096
@@ -75,8 +77,9 @@ def _build_class() -> type[Any]:
         """The message cache keyed by the content-bound message id (py-libp2p keys it by
         ``from ‖ seqno`` whatever id the pubsub uses)."""
 
-        def put(self, msg: rpc_pb2.Message) -> None:
-            mid = memo_message_id(msg)
+        def put(self, msg: rpc_pb2.Message, mid: bytes | None = None) -> None:
+            if mid is None:
+                mid = memo_message_id(msg)
             if mid not in self.msgs:
                 self.msgs[mid] = msg
                 self.history[0].append(CacheEntry(mid, msg.topicIDs))
@@ -92,6 +95,9 @@ def _build_class() -> type[Any]:
             self.mcache = AxlMessageCache(self.mcache.window_size, self.mcache.history_size)
             self.gossip_lazy = gossip_lazy
             self.gossip_factor = gossip_factor
+            self.forwards: dict[bytes, rpc_pb2.RPC] = {}
+            """The RPC each recent message was forwarded in, by message id (the latest
+            :data:`FORWARDS_KEPT`): what :meth:`drop_forward` looks for in a peer's queue."""
 
         def mesh_heartbeat(self) -> tuple[defaultdict[ID, list[str]], defaultdict[ID, list[str]]]:
             """Graft peers into a mesh below D_low, as py-libp2p does; never prune one above
@@ -125,6 +131,28 @@ def _build_class() -> type[Any]:
             # py-libp2p's formula with adaptive gossip off, its D_lazy (6) configurable
             return max(self.gossip_lazy, int(total_peers * self.gossip_factor))
 
+        def drop_forward(self, peer_id: ID, msg_id: bytes) -> None:
+            """``peer_id`` sent us the message ``msg_id``: it has it, so our forward of it to
+            that peer, if still queued, is dropped (counted ``gossip.forward_dropped``) -- an
+            IDONTWANT that costs nothing to send. The id is bound to the content, so only a
+            peer holding the very message can cancel its own copy, nobody else's."""
+            rpc = self.forwards.get(msg_id)
+            if rpc is None or self.pubsub is None:
+                return
+            queue = self.pubsub.peer_queues.get(peer_id)
+            if queue is None or not len(queue):
+                return
+            waiting = getattr(getattr(queue, "_queue", None), "_non_priority", None)
+            if waiting is None:
+                return  # py-libp2p changed its queue: keep the copy
+            for index, item in enumerate(waiting):
+                if item is rpc:
+                    del waiting[index]
+                    stats = getattr(self.pubsub, "stats", None)
+                    if stats is not None:
+                        stats.inc("gossip.forward_dropped")
+                    return
+
         def _check_equivocation(self, msg: rpc_pb2.Message) -> bool:
             return True  # "same from and seqno, other data": anyone can claim both unsigned
 
@@ -145,20 +173,50 @@ def _build_class() -> type[Any]:
             subscription is not known yet (an O(peers) walk per message, and its entries were
             discarded anyway: see ``flush_pending_messages``), and the per-message delivery
             timestamps that only adaptive gossip (off) reads and trims, which grew without
-            bound otherwise."""
+            bound otherwise. The two steps that await (an IDONTWANT for a large message, an
+            IHAVE to topic observers) come first; the rest is :meth:`forward`."""
             pubsub = self.pubsub
             if pubsub is None:
                 return
-            self.mcache.put(pubsub_msg)
             msg_id = pubsub.get_message_id(pubsub_msg)
+            topics = pubsub_msg.topicIDs
+            if len(pubsub_msg.data) >= IDONTWANT_MIN_BYTES:
+                await self._emit_idontwant_for_message(msg_id, topics)
+            await self._notify_observers(topics, msg_id)
+            self.forward(msg_forwarder, pubsub_msg, msg_id)
+
+        def forwards_at_once(self, msg: rpc_pb2.Message) -> bool:
+            """Whether :meth:`publish` would not await for ``msg``: no IDONTWANT to emit
+            (a small message) and no observer of its topics to tell."""
+            if msg.ByteSize() >= IDONTWANT_MIN_BYTES and len(msg.data) >= IDONTWANT_MIN_BYTES:
+                return False
+            observers = getattr(self.topic_observation, "_observers", None)
+            if observers is None:
+                return False  # py-libp2p changed: take the awaiting path
+            return not any(observers.get(topic) for topic in msg.topicIDs)
+
+        def forward(
+            self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message, msg_id: bytes | None = None
+        ) -> None:
+            """The part of :meth:`publish` that needs no await: cache the message and queue
+            one shared RPC carrying it for every peer py-libp2p would send it to (``msg_id``:
+            the message's id when the caller has it)."""
+            pubsub = self.pubsub
+            if pubsub is None:
+                return
+            if msg_id is None:
+                msg_id = pubsub.get_message_id(pubsub_msg)
+            mcache: Any = self.mcache  # an AxlMessageCache
+            mcache.put(pubsub_msg, msg_id)
             topics = pubsub_msg.topicIDs
             peers = self._get_peers_to_send(
                 topics, msg_forwarder=msg_forwarder, origin=ID(pubsub_msg.from_id), msg_id=msg_id
             )
             rpc = rpc_pb2.RPC(publish=[pubsub_msg])
-            if len(pubsub_msg.data) >= IDONTWANT_MIN_BYTES:
-                await self._emit_idontwant_for_message(msg_id, topics)
-            await self._notify_observers(topics, msg_id)
+            forwards = self.forwards
+            forwards[msg_id] = rpc
+            if len(forwards) > FORWARDS_KEPT:
+                del forwards[next(iter(forwards))]
             scorer = self.scorer
             if scorer is not None and _always_passes(scorer.params.publish_threshold) and topics:
                 scorer = None  # allow_publish is True for every score

@@ -27,6 +27,7 @@ for per RPC (see docs/libp2p.md, "Topics: GossipSub", "Cost per message").
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +35,13 @@ import trio
 
 from ._errors import DecodeError, FrameTooLarge
 from ._libp2p_config import _READ_CHUNK
+from ._libp2p_inline import InlineRpcs
 from ._libp2p_rpc import RpcDecoder, coalesce
+from ._libp2p_yamux import window_update_due
 from ._stats import Counters
 
 if TYPE_CHECKING:
     from libp2p.abc import INetStream
-    from libp2p.peer.id import ID
     from libp2p.pubsub.rpc_queue import RpcQueue
 
 logger = logging.getLogger("axl.libp2p")
@@ -62,8 +64,10 @@ def _build_class() -> type[Any]:
     from libp2p.io.exceptions import IOException
     from libp2p.network.connection.exceptions import RawConnError
     from libp2p.network.stream.exceptions import StreamError
+    from libp2p.peer.id import ID
     from libp2p.pubsub.pb import rpc_pb2
     from libp2p.pubsub.pubsub import Pubsub
+    from libp2p.pubsub.validators import signature_validator
 
     SubOpts = rpc_pb2.RPC.SubOpts
 
@@ -143,8 +147,32 @@ def _build_class() -> type[Any]:
         async def continuously_read_stream(self, stream: INetStream) -> None:
             peer_id = stream.muxed_conn.peer_id
             decoder = RpcDecoder(self.max_inbound_rpc_size)
+            muxed_stream: Any = stream.muxed_stream  # type: ignore[attr-defined]
+            conn: Any = stream.muxed_conn
+            inline = InlineRpcs(self, conn, muxed_stream, peer_id, decoder)
+            if inline.attached:
+                self.stats.inc("gossip.inline_streams")
             try:
                 while self.manager.is_running:
+                    if inline.attached:
+                        # The session's reader handles RPCs that need no await (the sink);
+                        # this task takes what needs one, credit owed and the stream's end.
+                        while inline.pending:
+                            await self._handle_rpc(inline.pending.popleft(), peer_id)
+                        if inline.refused is not None:
+                            await self._refuse(stream, peer_id, inline.refused)
+                            return
+                        if window_update_due(muxed_stream):
+                            try:
+                                await muxed_stream._auto_tune_and_send_window_update()
+                            except Exception as exc:  # the connection is going away
+                                logger.debug("window update to %s failed: %r", peer_id, exc)
+                                return
+                        if conn.stream_idle(muxed_stream.stream_id):
+                            inline.busy = False
+                            await conn.wait_stream(muxed_stream.stream_id)
+                            inline.busy = True
+                            continue
                     data = await stream.read(_READ_CHUNK)
                     if not data:
                         return
@@ -162,6 +190,92 @@ def _build_class() -> type[Any]:
                 await self._refuse(stream, peer_id, "malformed_rpc")
             except (StreamError, IOException, RawConnError) as exc:
                 logger.debug("gossip stream from %s ended: %r", peer_id, exc)
+            finally:
+                inline.detach()
+
+        def _handle_rpc_now(self, rpc: Any, peer_id: ID) -> bool:
+            """:meth:`_handle_rpc` for an RPC whose handling needs no await (no control,
+            every new message it would push forwarded without one); False, with nothing
+            done, for any other RPC. Each message's id is computed once."""
+            if rpc.HasField("control"):
+                return False
+            publish = rpc.publish
+            wanted: list[tuple[Any, bytes]] = []
+            seen = self.seen_messages
+            if publish:
+                topic_ids = self.topic_ids
+                validators = self.topic_validators
+                message_id = self._msg_id_constructor
+                router: Any = self.router
+                for msg in publish:
+                    topics = msg.topicIDs
+                    if not any(topic in topic_ids for topic in topics):
+                        continue
+                    mid = message_id(msg)
+                    if not seen.has(mid) and (
+                        any(topic in validators for topic in topics)
+                        or not router.forwards_at_once(msg)
+                    ):
+                        return False
+                    wanted.append((msg, mid))
+            stats = self.stats
+            stats.inc("gossip.rpcs_received")
+            stats.inc("gossip.rpcs_inline")
+            consume = pubsub_module.maybe_consume_signed_record  # type: ignore[attr-defined]
+            if not consume(rpc, self.host, peer_id):
+                stats.inc("gossip.refused_peer_record")
+                return True
+            if publish:
+                stats.inc("gossip.messages_received", len(publish))
+                for msg, mid in wanted:
+                    if seen.has(mid):
+                        stats.inc("gossip.duplicates")
+                        router.drop_forward(peer_id, mid)
+                        continue
+                    try:
+                        self._push_now(peer_id, msg, mid)
+                    except Exception as exc:  # one bad message costs only itself
+                        stats.inc("gossip.refused_message")
+                        logger.debug("gossip message from %s failed: %r", peer_id, exc)
+            if rpc.subscriptions:
+                if len(rpc.subscriptions) > self.max_subscriptions_per_rpc:
+                    stats.inc("gossip.refused_subscriptions")
+                else:
+                    for sub in rpc.subscriptions:
+                        self.handle_subscription(peer_id, sub)
+            return True
+
+        def _push_now(self, msg_forwarder: ID, msg: rpc_pb2.Message, mid: bytes) -> None:
+            """py-libp2p's ``push_msg`` for a message (id ``mid``) on topics without
+            validators that the router forwards without an await (same checks, same order,
+            no await)."""
+            blacklisted = self.blacklisted_peers
+            if msg_forwarder in blacklisted:
+                return
+            origin = ID(msg.from_id)
+            if origin in blacklisted:
+                return
+            seen = self.seen_messages
+            if seen.has(mid):
+                return
+            topics = msg.topicIDs
+            scorer = getattr(self.router, "scorer", None)
+            gate = scorer is not None and not (
+                topics and scorer.params.publish_threshold == -math.inf
+            )  # a -inf threshold passes every score
+            if gate and not scorer.allow_publish(msg_forwarder, list(topics)):  # type: ignore[union-attr]
+                return
+            if self.strict_signing and not signature_validator(msg):
+                return
+            seen.add(mid)
+            if scorer is not None:
+                for topic in topics:
+                    scorer.on_first_delivery(msg_forwarder, topic)
+            if origin == self.host.get_id() and msg_forwarder != origin:
+                return  # claims to be ours but was forwarded to us
+            self.notify_subscriptions(msg)
+            router: Any = self.router
+            router.forward(msg_forwarder, msg, mid)
 
         async def _handle_rpc(self, rpc: Any, peer_id: ID) -> None:
             stats = self.stats
@@ -177,8 +291,10 @@ def _build_class() -> type[Any]:
             for msg in rpc.publish:
                 if not self._is_subscribed_to_msg(msg):
                     continue
-                if seen.has(self._msg_id_constructor(msg)):
+                mid = self._msg_id_constructor(msg)
+                if seen.has(mid):
                     stats.inc("gossip.duplicates")  # push_msg would return at its seen check
+                    self.router.drop_forward(peer_id, mid)  # type: ignore[attr-defined]
                     continue
                 try:
                     await self.push_msg(peer_id, msg)

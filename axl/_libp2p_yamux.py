@@ -42,7 +42,9 @@ def install_batched_window_updates() -> None:
         return
     # py-libp2p reads both from the environment on every call (a visible share of a busy
     # host's samples); they are read once here.
+    global _DIVISOR
     divisor = 0 if yamux._yamux_disable_hysteresis() else yamux._yamux_batch_threshold_divisor()
+    _DIVISOR = divisor
     original = YamuxStream._auto_tune_and_send_window_update
     YamuxStream._auto_tune_and_send_window_update = _batched(original, divisor)  # type: ignore[method-assign,assignment]
     yamux.Yamux._write_frame = _lean_write_frame(yamux.Yamux._write_frame, yamux.logger)  # type: ignore[method-assign,assignment]
@@ -154,6 +156,17 @@ def owed_credit(stream: Any) -> int:
     buffered = len(stream.conn.stream_buffers.get(stream.stream_id, b""))
     owed: int = stream.target_recv_window - (stream.recv_window + buffered)
     return owed
+
+
+_DIVISOR = 2
+"""The update threshold's divisor as installed (py-libp2p's environment setting)."""
+
+
+def window_update_due(stream: Any) -> bool:
+    """Whether the credit owed on ``stream`` has reached the threshold at which
+    :func:`install_batched_window_updates`' update method sends a window update."""
+    threshold = stream.target_recv_window // _DIVISOR if _DIVISOR else 0
+    return owed_credit(stream) >= max(threshold, 1)
 
 
 def _batched(

@@ -11,6 +11,9 @@ its ``read_stream`` formats three more per stream read. :class:`LeanYamux` (buil
   py-libp2p reads them (a DATA body with its read timeout);
 * a DATA body goes straight into the stream's buffer and wakes its reader; window updates,
   SYN / ACK / FIN / RST, pings and GoAway keep py-libp2p's handling (same state, same replies);
+* a stream's reader may attach a *sink* (:meth:`LeanYamux.attach_sink`): its DATA bodies are
+  then offered to that plain function in this loop while nothing is buffered for the stream
+  (the gossip streams' RPCs are handled so, see :mod:`axl._libp2p_inline`);
 * the stream and window locks are not taken: no other holder awaits while holding them
   (``Yamux.close`` does, and clears every stream after), so nothing can interleave.
 
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Callable
 from types import MethodType
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +58,10 @@ DISCARD_CHUNK = 1 << 16
 TYPE_DATA, TYPE_WINDOW_UPDATE, TYPE_PING, TYPE_GO_AWAY = 0, 1, 2, 3
 FLAG_SYN, FLAG_ACK, FLAG_FIN, FLAG_RST = 1, 2, 4, 8
 GO_AWAY_PROTOCOL_ERROR = 1
+
+
+Sink = Callable[[bytes], bool]
+"""A stream's inline consumer: takes a DATA body, returns whether it consumed it."""
 
 
 class Refused(Exception):
@@ -104,6 +112,8 @@ def _build_class() -> type[Any]:
     from libp2p.stream_muxer.yamux import yamux
     from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
 
+    from ._libp2p_yamux import window_update_due
+
     max_window = yamux.MAX_WINDOW_SIZE
 
     class LeanYamux(Yamux):
@@ -112,6 +122,55 @@ def _build_class() -> type[Any]:
         def __init__(self, *args: Any, stats: Counters | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.stats = stats if stats is not None else Counters()
+            self.sinks: dict[int, Sink] = {}
+            """Per stream id, a function offered the stream's DATA bodies in the reader
+            (:meth:`attach_sink`)."""
+
+        # -- inline consumers -------------------------------------------------------------
+
+        def attach_sink(self, stream_id: int, sink: Sink) -> None:
+            """Offer each DATA body of the stream to ``sink`` in the session's reader, while
+            nothing is buffered for the stream: a sink that returns True has consumed it (the
+            bytes count as read: credit is owed to the sender, and the stream's reader is
+            woken only once a window update is due); False buffers the bytes and wakes the
+            stream's reader, as without a sink. The sink must not block (it is a plain
+            function) and must not raise: the session would end (``yamux.failed``)."""
+            self.sinks[stream_id] = sink
+
+        def detach_sink(self, stream_id: int) -> None:
+            self.sinks.pop(stream_id, None)
+
+        def stream_idle(self, stream_id: int) -> bool:
+            """True while the stream is open for receiving and has nothing buffered: its
+            reader has nothing to read and no end to see."""
+            stream = self.streams.get(stream_id)
+            buffer = self.stream_buffers.get(stream_id)
+            return (
+                stream is not None
+                and buffer is not None
+                and not buffer
+                and not self.event_shutting_down.is_set()
+                and not stream.recv_closed
+                and not stream.reset_received
+                and not stream.closed
+            )
+
+        async def wait_stream(self, stream_id: int) -> None:
+            """Wait until the stream's reader is woken (data buffered, credit due, an end,
+            or a sink's call), as :meth:`read_stream` waits."""
+            event = self.stream_events.get(stream_id)
+            if event is None:
+                await trio.lowlevel.checkpoint()
+                return
+            await event.wait()
+            if self.stream_events.get(stream_id) is event:
+                self.stream_events[stream_id] = trio.Event()
+
+        def wake_stream(self, stream_id: int) -> None:
+            """Wake the stream's reader (from a sink)."""
+            event = self.stream_events.get(stream_id)
+            if event is not None:
+                event.set()
 
         # -- receiving --------------------------------------------------------------------
 
@@ -161,6 +220,7 @@ def _build_class() -> type[Any]:
             take = getattr(conn, "take_buffered", None)
             unpack = HEADER.unpack
             streams, buffers, events = self.streams, self.stream_buffers, self.stream_events
+            sinks = self.sinks
             served = 0
             while not self.event_shutting_down.is_set():
                 header = take(HEADER_SIZE) if take is not None else None
@@ -182,17 +242,23 @@ def _build_class() -> type[Any]:
                         continue
                     if length > stream.recv_window:
                         raise Refused("window_exceeded")
+                    wake = True
                     if length:
                         data = await self._read(length)
                         buffer = buffers.get(sid)  # the stream may have closed meanwhile
                         if buffer is None:
                             self.stats.inc("yamux.unknown_stream")
                             continue
-                        buffer += data
                         stream.recv_window -= length
-                    event = events.get(sid)
-                    if event is not None:
-                        event.set()
+                        sink = sinks.get(sid) if sinks else None
+                        if sink is not None and not buffer and sink(data):
+                            wake = window_update_due(stream)  # consumed: only credit owed
+                        else:
+                            buffer += data
+                    if wake:
+                        event = events.get(sid)
+                        if event is not None:
+                            event.set()
                     if flags & (FLAG_FIN | FLAG_RST):
                         self._closing_flags(stream, flags)
                 elif typ == TYPE_WINDOW_UPDATE and not flags & (FLAG_SYN | FLAG_ACK):

@@ -681,6 +681,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'gossip copies received per delivered tick':<44} {copies:>12.2f}")
         print(f"  {'gossip RPCs queued per RPC written':<44} {coalesced:>12.2f}")
         figures.update(gossip_copies=copies, gossip_coalesced=coalesced)
+        dropped = gossip.get("gossip.forward_dropped", 0) / handled
+        inline = gossip.get("gossip.rpcs_inline", 0) / max(1, gossip.get("gossip.rpcs_received", 0))
+        print(f"  {'queued forwards dropped per delivered tick':<44} {dropped:>12.2f}")
+        print(f"  {'RPCs handled in the session reader':<44} {100 * inline:>12.1f} %")
+        figures.update(gossip_forwards_dropped=dropped, gossip_inline=inline)
     if events.stopped:
         # Over each process's whole life, per node that stopped cleanly.
         for key, label in (
