@@ -286,6 +286,17 @@ def context_switches(pid: int) -> tuple[int, int]:
     return counts["voluntary_ctxt_switches"], counts["nonvoluntary_ctxt_switches"]
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy so far (all processes, /proc/stat):
+    what the swarm did not use of it over a window is what else ran, which the swarm's
+    figures depend on (starved processes batch more work per wake-up)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(value) for value in fields]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    busy = sum(ticks[:8]) - idle  # user nice system idle iowait irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid: int) -> float:
     try:
         for text in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -607,6 +618,7 @@ class Run:
     membership: float | None
     rss: list[float]
     cpu: float
+    busy: float
     switches: tuple[int, int]
     churned: list[str]
     restarted_at: float
@@ -649,7 +661,9 @@ def run_swarm(
         time.sleep(warmup)
         begin = time.time()
         swarm.mark_cpu("begin")
+        busy = machine_busy_seconds()
         time.sleep(seconds)
+        busy = machine_busy_seconds() - busy
         swarm.mark_cpu("end")
         finish = time.time()
         rss = [rss_mib(p.process.pid) for p in swarm.procs.values()]
@@ -693,6 +707,7 @@ def run_swarm(
         membership,
         rss,
         cpu,
+        busy,
         switches,
         churned,
         restarted_at,
@@ -776,6 +791,9 @@ def main(argv: list[str] | None = None) -> int:
     per_process = 1000 * run.cpu / (run.finish - run.begin) / count
     print(line("CPU per process (all activities)", per_process, "ms/s"))
     figures["cpu_ms_per_s_per_process"] = per_process
+    other = (run.busy - run.cpu) / (run.finish - run.begin)
+    print(line("machine CPU besides the swarm's (cores)", other, ""))
+    figures["other_cores"] = other
     seconds = run.finish - run.begin
     voluntary, preempted = run.switches
     if delivered:
