@@ -76,11 +76,6 @@ class Libp2pConfig:
     gossip_degree_low: int = 2
     gossip_degree_high: int = 5
     gossip_heartbeat: float = 1.0
-    gossip_flush: float = 0.0
-    """Period of the aligned flush tick of the per-peer gossip writers: a writer that finds
-    something queued waits for the next multiple of this period (on the machine's monotonic
-    clock, the same for every process) and writes everything queued by then as one RPC.
-    0 writes at once (docs/libp2p.md, "A real swarm")."""
     sign_gossip: bool = False
     """py-libp2p's own signature on every gossip message, on top of the AXL envelope's. Off
     by default (see docs/libp2p.md, "Gossip signing"); every node of a swarm must agree: a
@@ -113,8 +108,6 @@ class Libp2pConfig:
             raise ValueError("connection and buffer budgets must be >= 1")
         if not 0 < self.announce_interval <= self.announce_settled <= _ADDR_TTL / 2:
             raise ValueError("need 0 < announce_interval <= announce_settled <= 300 s")
-        if not 0.0 <= self.gossip_flush < 1.0:
-            raise ValueError("gossip_flush must be in [0, 1) s")
         if self.partial_frame_timeout <= 0:
             raise ValueError("partial_frame_timeout must be positive")
         if "sec_opt" in self.extra:

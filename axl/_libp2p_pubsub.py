@@ -27,7 +27,6 @@ for per RPC (see docs/libp2p.md, "Topics: GossipSub", "Cost per message").
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -44,16 +43,6 @@ if TYPE_CHECKING:
     from libp2p.pubsub.rpc_queue import RpcQueue
 
 logger = logging.getLogger("axl.libp2p")
-
-
-def flush_delay(period: float, now: float | None = None) -> float:
-    """Seconds from ``now`` (default: ``time.monotonic()``, one clock for every process of
-    the machine) to the next multiple of ``period``: every gossip writer of every process
-    that waits for it writes at the same instants, so what was queued meanwhile goes out in
-    one RPC per peer, and a receiver finds its peers' RPCs together in one wake-up."""
-    if now is None:
-        now = time.monotonic()
-    return period - now % period
 
 
 def pubsub_class() -> type[Any]:
@@ -81,18 +70,9 @@ def _build_class() -> type[Any]:
     class AxlPubsub(Pubsub):
         """Pubsub with coalesced sends, buffered inline receives and counted refusals."""
 
-        def __init__(
-            self,
-            *args: Any,
-            stats: Counters | None = None,
-            flush_period: float = 0.0,
-            **kwargs: Any,
-        ) -> None:
+        def __init__(self, *args: Any, stats: Counters | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.stats = stats if stats is not None else Counters()
-            self.flush_period = flush_period
-            """Seconds of the aligned flush tick (0: write as soon as anything is queued);
-            see :func:`flush_delay`."""
             self.deliver: dict[str, Callable[[Any], None]] = {}
             """Per topic, a callback taking each new message in place of py-libp2p's
             subscription channel (and the task that would drain it)."""
@@ -120,9 +100,6 @@ def _build_class() -> type[Any]:
                     rpc = await queue.pop()
                     if rpc is None:
                         return  # the queue was closed: the peer is gone
-                    period = self.flush_period
-                    if period > 0.0:
-                        await trio.sleep(flush_delay(period))
                     batch = [rpc]
                     while len(queue):
                         more = await queue.pop()  # returns at once: an item is queued

@@ -59,9 +59,6 @@ OFF_ENV = "AXL_SWARM_OFF"
 """Comma-separated activities a node leaves out (``publish``, ``ask``, ``lookup``): measuring
 the fixed cost of a process, activity by activity (``--off``)."""
 ACTIVITIES = ("publish", "ask", "lookup")
-FLUSH_ENV = "AXL_SWARM_FLUSH"
-"""Seconds: the node sets its gossip writers' aligned flush tick (``--gossip-flush``; the
-transport's ``Libp2pConfig.gossip_flush``) at start, for A/B runs of the same code."""
 MODULE = "benchmarks.swarm_processes"
 
 
@@ -85,7 +82,7 @@ PREFIXES = ("peers.", "links.", "dht.", "peer_exchange.", "peer_list.", "yamux."
 
 class GcProbe:
     """Python's cyclic collector in this process: collections and seconds spent, per
-    generation (``gc.callbacks``, CPU time of the thread), cumulative since :meth:`install`."""
+    generation (``gc.callbacks``), cumulative since :meth:`install`."""
 
     def __init__(self) -> None:
         self.counts = [0, 0, 0]
@@ -94,11 +91,11 @@ class GcProbe:
 
     def _callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._began = time.thread_time()
+            self._began = time.perf_counter()
         else:
             generation = info["generation"]
             self.counts[generation] += 1
-            self.seconds[generation] += time.thread_time() - self._began
+            self.seconds[generation] += time.perf_counter() - self._began
 
     def install(self) -> None:
         gc.callbacks.append(self._callback)
@@ -147,10 +144,6 @@ class SwarmNode(Agent):
 
     async def on_start(self) -> None:
         self._gc.install()
-        flush = os.environ.get(FLUSH_ENV)
-        pubsub = getattr(self.bus.transport, "_pubsub", None)
-        if flush is not None and pubsub is not None:
-            pubsub.flush_period = float(flush)
         self._event(ev="start", t=time.time(), peer=str(self.peer_id))
         if os.environ.get(PROFILE_ENV):
             self.start_soon(self._profile_later)
@@ -309,15 +302,9 @@ def rss_mib(pid: int) -> float:
 
 class Swarm:
     def __init__(
-        self,
-        root: Path,
-        bootstrap_port: int,
-        profile: str | None = None,
-        off: str = "",
-        flush: float | None = None,
+        self, root: Path, bootstrap_port: int, profile: str | None = None, off: str = ""
     ) -> None:
         self.profile = profile
-        self.flush = flush
         self.off = off
         self.root = root
         self.logs = root / "logs"
@@ -338,8 +325,6 @@ class Swarm:
         env = {**os.environ, LOG_DIR_ENV: str(self.logs), "PYTHONUNBUFFERED": "1"}
         if self.off:
             env[OFF_ENV] = self.off
-        if self.flush is not None:
-            env[FLUSH_ENV] = str(self.flush)
         if name == self.profile:
             env[PROFILE_ENV] = str(self.logs / f"{name}.prof")
         err = (self.logs / f"{name}.stderr").open("ab")
@@ -638,7 +623,6 @@ def run_swarm(
     profile: str | None = None,
     warmup: float = 3.0,
     off: str = "",
-    flush: float | None = None,
 ) -> Run:
     """Start ``count`` node processes, measure ``seconds`` of steady state, optionally kill a
     quarter (SIGKILL) and restart them 10 s later (every second one with a new identity),
@@ -647,7 +631,7 @@ def run_swarm(
     it), so that it measures the swarm, not the tail of its start-up storm. ``off`` names
     activities the nodes leave out (see :data:`OFF_ENV`). The caller removes ``Run.root``."""
     root = Path(tempfile.mkdtemp(prefix="axl-swarm-"))
-    swarm = Swarm(root, free_port(), profile, off, flush)
+    swarm = Swarm(root, free_port(), profile, off)
     load_before = os.getloadavg()
     try:
         swarm.start("n0")
@@ -734,12 +718,6 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated activities the nodes leave out ({', '.join(ACTIVITIES)}): "
         "the fixed cost of a process, activity by activity",
     )
-    parser.add_argument(
-        "--gossip-flush",
-        type=float,
-        default=None,
-        help="s: the nodes' aligned gossip flush tick (default: the transport's)",
-    )
     parser.add_argument("--quick", action="store_true", help="8 nodes, 15 s, churn")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the logs (path printed)")
@@ -766,7 +744,6 @@ def main(argv: list[str] | None = None) -> int:
         profile=args.profile,
         warmup=args.warmup,
         off=args.off,
-        flush=args.gossip_flush,
     )
     events, spans, membership = run.events, run.spans, run.membership
     churned, restarted_at, codes = run.churned, run.restarted_at, run.codes

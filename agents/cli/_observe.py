@@ -3,7 +3,6 @@ same figures as Prometheus metrics (``/metrics`` on the opt-in metrics port)."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from typing import Any
@@ -73,7 +72,6 @@ class NodeStatus:
             "earnings": market.get("earnings", self.earnings.total),
             "earnings_by_kind": self.earnings.by_kind(),
             "chain": dict(self.chain_view),
-            "gc": {"frozen": gc.get_freeze_count(), "threshold": list(gc.get_threshold())},
         }
 
     def read_chain(self) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from .._errors import AgentStartError
 from .._runtime import AgentRuntime
 from ._datadir import STATUS_URL_FILE
 from ._errors import FAILURE, CliError
-from ._gc import settle_gc
 from ._observe import NodeStatus, connected_peers
 from ._status import serve_http, status_app
 
@@ -151,7 +150,6 @@ async def _main(
                 urls["metrics"] = base + "/metrics"
             announce(agent, urls)
             started.set()
-            settle_gc()  # start-up is over: its heap is never scanned again (AXL_GC)
             nursery.start_soon(status.refresh_chain)
             if bootstrap:
                 nursery.start_soon(watch_bootstrap, agent, bootstrap, bootstrap_grace)

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import trio
-import trio.testing
 
 from axl import Context, Identity, Libp2pConfig, Libp2pTransport, Message, open_bus
 from axl._errors import DecodeError, FrameTooLarge
@@ -138,64 +137,6 @@ async def test_a_slow_peer_costs_a_bounded_queue_and_its_backlog_goes_out_coales
     rpc = rpc_pb2.RPC.FromString(body)
     assert [m.data for m in rpc.publish] == [b"m%d" % n for n in range(32)]
     assert not rpc.HasField("senderRecord")
-
-
-def test_flush_delay_reaches_the_next_multiple_of_the_period() -> None:
-    from axl._libp2p_pubsub import flush_delay
-
-    for now in (0.0, 1.0012, 7.4999, 12345.678):
-        delay = flush_delay(0.005, now)
-        assert 0.0 < delay <= 0.005
-        ticks = (now + delay) / 0.005
-        assert abs(ticks - round(ticks)) < 1e-6  # an instant every process shares
-    assert 0.0 < flush_delay(0.005) <= 0.005  # the machine's monotonic clock
-
-
-@pytest.mark.parametrize(("period", "writes"), [(0.0, 2), (0.05, 1)])
-async def test_the_flush_tick_coalesces_what_is_queued_while_it_waits(
-    period: float, writes: int
-) -> None:
-    """Without the tick the writer sends the first RPC at once and the rest as a second one;
-    with it, what was queued before the tick goes out as one RPC (``gossip_flush``)."""
-    from libp2p.peer.id import ID
-    from libp2p.pubsub.pb import rpc_pb2
-    from libp2p.pubsub.rpc_queue import RpcQueue
-
-    config = Libp2pConfig(
-        gossip_heartbeat=0.2, dial_timeout=3.0, peer_exchange=False, gossip_flush=period
-    )
-    async with Libp2pTransport.open(identity(1), config=config) as node:
-        pubsub: Any = node._pubsub
-        assert pubsub.flush_period == period
-        peer = ID(identity(2).peer_id.raw)
-        queue = RpcQueue()
-        stream = RecordingStream()
-
-        def push(n: int) -> None:
-            message = rpc_pb2.Message(data=b"m%d" % n, seqno=n.to_bytes(8, "big"))
-            assert queue.push(rpc_pb2.RPC(publish=[message]))
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(pubsub.handle_sending_messages, peer, stream, queue)
-            push(0)
-            await trio.testing.wait_all_tasks_blocked()  # the writer took it (and waits)
-            for n in range(1, 5):
-                push(n)
-            queue.close()  # the writer sends what is queued, then ends
-    assert len(stream.writes) == writes
-    sent = [
-        m.data
-        for written in stream.writes
-        for body in RpcDecoder(1 << 20).feed(written)
-        for m in rpc_pb2.RPC.FromString(body).publish
-    ]
-    assert sent == [b"m%d" % n for n in range(5)]
-
-
-def test_gossip_flush_is_bounded() -> None:
-    for bad in (-0.001, 1.0):
-        with pytest.raises(ValueError):
-            Libp2pConfig(gossip_flush=bad)
 
 
 # -- attacks over real connections --------------------------------------------------------------
