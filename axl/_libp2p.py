@@ -140,6 +140,11 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
                     async with (
                         host.run(listen),
                         background_trio_service(pubsub),
+                        # The router is a service of its own: its heartbeat keeps the mesh
+                        # at degree (GRAFT below D_low, PRUNE above D_high), gossips IHAVE to
+                        # non-mesh peers and shifts the message cache. Without it the cache
+                        # kept every message ever seen (memory grew ~1 KiB per message).
+                        background_trio_service(pubsub.router),
                         dht.service(),
                         trio.open_nursery() as nursery,
                     ):

@@ -82,7 +82,7 @@ PREFIXES = ("peers.", "links.", "dht.", "peer_exchange.", "peer_list.", "yamux."
 
 class GcProbe:
     """Python's cyclic collector in this process: collections and seconds spent, per
-    generation (``gc.callbacks``), cumulative since :meth:`install`."""
+    generation (``gc.callbacks``, the thread's CPU time), cumulative since :meth:`install`."""
 
     def __init__(self) -> None:
         self.counts = [0, 0, 0]
@@ -91,11 +91,11 @@ class GcProbe:
 
     def _callback(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._began = time.perf_counter()
+            self._began = time.thread_time()
         else:
             generation = info["generation"]
             self.counts[generation] += 1
-            self.seconds[generation] += time.perf_counter() - self._began
+            self.seconds[generation] += time.thread_time() - self._began
 
     def install(self) -> None:
         gc.callbacks.append(self._callback)

@@ -367,7 +367,9 @@ async def test_ids_advertised_in_ihave_are_the_ids_of_the_seen_cache() -> None:
     used: none of the ids a node gossiped (IHAVE) matched its peers' seen caches, so every
     IHAVE drew an IWANT and a resend. Every id in the cache window must be one the seen cache
     knows, on the publisher and on the receiver."""
-    config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, peer_exchange=False)
+    # A long heartbeat: the window must still hold the five messages when it is read (the
+    # first heartbeat runs 0.1 s after start, the next one 30 s later).
+    config = Libp2pConfig(gossip_heartbeat=30.0, dial_timeout=3.0, peer_exchange=False)
     async with (
         Libp2pTransport.open(identity(22), config=config) as publisher,
         Libp2pTransport.open(identity(23), config=config) as subscriber,
@@ -392,6 +394,42 @@ async def test_ids_advertised_in_ihave_are_the_ids_of_the_seen_cache() -> None:
                 from_id=message.from_id, seqno=message.seqno, data=b"x", topicIDs=["ticks"]
             )
             assert router._check_equivocation(forged)
+
+
+async def test_the_gossip_router_runs_its_heartbeat_and_its_message_cache_stays_bounded() -> None:
+    """py-libp2p's GossipSub router is a service of its own. The transport ran only the
+    pubsub service, so no heartbeat ever ran: the message cache kept every message ever seen
+    (memory grew with every message, forever), no IHAVE gossip went out and the mesh was
+    never kept at degree. With the router running, the cache keeps ``gossip_history``
+    heartbeats of messages and then empties, on the publisher and on the receiver."""
+    config = Libp2pConfig(gossip_heartbeat=0.1, dial_timeout=3.0, peer_exchange=False)
+    async with (
+        Libp2pTransport.open(identity(24), config=config) as publisher,
+        Libp2pTransport.open(identity(25), config=config) as subscriber,
+    ):
+        await subscriber.connect(publisher.listen_addrs[0])
+        await subscriber.subscribe("ticks")
+        await eventually(lambda: subscriber.local_peer in publisher.topic_peers("ticks"))
+        routers: list[Any] = [node._pubsub.router for node in (publisher, subscriber)]
+        beats = [0, 0]
+        for index, router in enumerate(routers):
+            shift = router.mcache.shift
+
+            def counted(index: int = index, shift: Any = shift) -> None:
+                beats[index] += 1
+                shift()
+
+            router.mcache.shift = counted
+        for n in range(20):  # within the per-peer queue (32): none dropped
+            await publisher.publish("ticks", b"tick %d" % n)
+        for _ in range(20):
+            with trio.fail_after(10):
+                await subscriber.receive()
+        await eventually(lambda: min(beats) >= 6)  # more than gossip_history (5) heartbeats
+        for router in routers:
+            assert len(router.mcache.msgs) < 20  # shifted out; before: all 20, for ever
+            assert sum(len(entries) for entries in router.mcache.history) < 20
+        assert len(routers[0].mcache.msgs) == 0  # nothing published since: all gone
 
 
 async def test_frame_writes_skip_the_debug_line_unless_debug_logging_is_on() -> None:
