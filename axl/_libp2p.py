@@ -131,6 +131,7 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
         install_inbound_handler(host.get_network(), self._budgets, self._refused)
         failure: ListenError | None = None
         self._host, self._pubsub = host, pubsub
+        router: Any = pubsub.router  # a GossipSub: a service (typed as the router interface)
         try:
             with trio.CancelScope() as scope:
                 self._run_scope = scope
@@ -144,7 +145,7 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
                         # at degree (GRAFT below D_low, PRUNE above D_high), gossips IHAVE to
                         # non-mesh peers and shifts the message cache. Without it the cache
                         # kept every message ever seen (memory grew ~1 KiB per message).
-                        background_trio_service(pubsub.router),
+                        background_trio_service(router),
                         dht.service(),
                         trio.open_nursery() as nursery,
                     ):

@@ -410,7 +410,8 @@ async def test_the_gossip_router_runs_its_heartbeat_and_its_message_cache_stays_
         await subscriber.connect(publisher.listen_addrs[0])
         await subscriber.subscribe("ticks")
         await eventually(lambda: subscriber.local_peer in publisher.topic_peers("ticks"))
-        routers: list[Any] = [node._pubsub.router for node in (publisher, subscriber)]
+        pubsubs: list[Any] = [publisher._pubsub, subscriber._pubsub]
+        routers = [pubsub.router for pubsub in pubsubs]
         beats = [0, 0]
         for index, router in enumerate(routers):
             shift = router.mcache.shift
