@@ -85,9 +85,14 @@ def _build_class() -> type[Any]:
         """GossipSub without replays or queued messages for new subscribers, with IDONTWANT
         for large messages only, and one message id throughout."""
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, lazy: int = 6, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.mcache = AxlMessageCache(self.mcache.window_size, self.mcache.history_size)
+            self.lazy = lazy
+            """Non-mesh peers sent an IHAVE per heartbeat (D_lazy)."""
+
+        def _get_adaptive_gossip_peers_count(self, topic: str, total_peers: int) -> int:
+            return self.lazy  # py-libp2p: max(6, total_peers // 4) with adaptive gossip off
 
         def _check_equivocation(self, msg: rpc_pb2.Message) -> bool:
             return True  # "same from and seqno, other data": anyone can claim both unsigned

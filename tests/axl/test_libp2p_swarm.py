@@ -433,6 +433,22 @@ async def test_the_gossip_router_runs_its_heartbeat_and_its_message_cache_stays_
         assert len(routers[0].mcache.msgs) == 0  # nothing published since: all gone
 
 
+async def test_gossip_window_and_lazy_degree_follow_the_config() -> None:
+    """IHAVE gossip: ``gossip_window`` heartbeats of ids, to ``gossip_lazy`` non-mesh peers
+    (py-libp2p's own count, max(6, a quarter of the peers), is replaced)."""
+    config = Libp2pConfig(
+        gossip_heartbeat=30.0, peer_exchange=False, gossip_window=2, gossip_lazy=4
+    )
+    async with Libp2pTransport.open(identity(26), config=config) as node:
+        router: Any = getattr(node._pubsub, "router", None)
+        assert router.mcache.window_size == 2 and router.mcache.history_size == 5
+        assert router._get_adaptive_gossip_peers_count("t", 100) == 4
+    with pytest.raises(ValueError):
+        Libp2pConfig(gossip_window=0)
+    defaults = Libp2pConfig()
+    assert (defaults.gossip_window, defaults.gossip_lazy) == (1, 3)
+
+
 async def test_frame_writes_skip_the_debug_line_unless_debug_logging_is_on() -> None:
     """The lean frame writer writes the same bytes under the connection's write lock; with
     debug logging on, py-libp2p's own writer (and its debug line) runs instead."""
