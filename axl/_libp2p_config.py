@@ -76,14 +76,13 @@ class Libp2pConfig:
     gossip_degree_low: int = 2
     gossip_degree_high: int = 5
     gossip_heartbeat: float = 1.0
-    gossip_window: int = 1
-    """Heartbeats of message ids advertised in each IHAVE. py-libp2p's and go-libp2p's
-    default, 3, advertises each message on three heartbeats running; 1 advertises it once,
-    on the heartbeat after it arrived (docs/libp2p.md, "A real swarm")."""
-    gossip_lazy: int = 3
+    gossip_window: int = 3
+    """Heartbeats of message ids advertised in each IHAVE (py-libp2p's and go-libp2p's
+    default), not counting the messages that arrived since the last heartbeat (still on
+    their way through the mesh; see docs/libp2p.md, "A real swarm")."""
+    gossip_lazy: int = 6
     """Non-mesh peers sent an IHAVE each heartbeat (GossipSub's D_lazy; py-libp2p uses
-    ``max(6, a quarter of the topic's non-mesh peers)``; here a fixed count, the mesh
-    degree by default)."""
+    ``max(6, a quarter of the topic's non-mesh peers)``; here a fixed count)."""
     sign_gossip: bool = False
     """py-libp2p's own signature on every gossip message, on top of the AXL envelope's. Off
     by default (see docs/libp2p.md, "Gossip signing"); every node of a swarm must agree: a

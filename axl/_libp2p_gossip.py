@@ -81,6 +81,18 @@ def _build_class() -> type[Any]:
                 self.msgs[mid] = msg
                 self.history[0].append(CacheEntry(mid, msg.topicIDs))
 
+        def window(self, topic: str) -> list[bytes]:
+            """The ids to advertise (IHAVE): ``window_size`` heartbeats of them, leaving out
+            the messages that arrived since the last heartbeat. Those are mostly still on
+            their way to the peers through the mesh; advertised, a peer that had not got its
+            mesh copy yet asked for it (IWANT) and then received it twice."""
+            return [
+                entry.mid
+                for entries in self.history[1 : self.window_size + 1]
+                for entry in entries
+                if topic in entry.topics
+            ]
+
     class AxlGossipSub(GossipSub):
         """GossipSub without replays or queued messages for new subscribers, with IDONTWANT
         for large messages only, and one message id throughout."""

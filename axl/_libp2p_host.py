@@ -82,7 +82,7 @@ def build_host(
         degree_high=config.gossip_degree_high,
         heartbeat_interval=config.gossip_heartbeat,
         gossip_window=config.gossip_window,
-        gossip_history=max(5, config.gossip_window),
+        gossip_history=max(5, config.gossip_window + 1),
         spam_protection_enabled=False,  # its fixed 10 msgs/s/topic cap is far too low
         eclipse_protection_enabled=False,
         # "Adaptive" gossip rewrites heartbeat_interval from a health score every 30 s: below
