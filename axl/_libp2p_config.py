@@ -76,13 +76,6 @@ class Libp2pConfig:
     gossip_degree_low: int = 2
     gossip_degree_high: int = 5
     gossip_heartbeat: float = 1.0
-    gossip_window: int = 3
-    """Heartbeats of message ids advertised in each IHAVE (py-libp2p's and go-libp2p's
-    default), not counting the messages that arrived since the last heartbeat (still on
-    their way through the mesh; see docs/libp2p.md, "A real swarm")."""
-    gossip_lazy: int = 6
-    """Non-mesh peers sent an IHAVE each heartbeat (GossipSub's D_lazy; py-libp2p uses
-    ``max(6, a quarter of the topic's non-mesh peers)``; here a fixed count)."""
     sign_gossip: bool = False
     """py-libp2p's own signature on every gossip message, on top of the AXL envelope's. Off
     by default (see docs/libp2p.md, "Gossip signing"); every node of a swarm must agree: a
@@ -115,8 +108,6 @@ class Libp2pConfig:
             raise ValueError("connection and buffer budgets must be >= 1")
         if not 0 < self.announce_interval <= self.announce_settled <= _ADDR_TTL / 2:
             raise ValueError("need 0 < announce_interval <= announce_settled <= 300 s")
-        if self.gossip_window < 1 or self.gossip_lazy < 0:
-            raise ValueError("gossip_window must be >= 1 and gossip_lazy >= 0")
         if self.partial_frame_timeout <= 0:
             raise ValueError("partial_frame_timeout must be positive")
         if "sec_opt" in self.extra:

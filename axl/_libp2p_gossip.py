@@ -81,30 +81,13 @@ def _build_class() -> type[Any]:
                 self.msgs[mid] = msg
                 self.history[0].append(CacheEntry(mid, msg.topicIDs))
 
-        def window(self, topic: str) -> list[bytes]:
-            """The ids to advertise (IHAVE): ``window_size`` heartbeats of them, leaving out
-            the messages that arrived since the last heartbeat. Those are mostly still on
-            their way to the peers through the mesh; advertised, a peer that had not got its
-            mesh copy yet asked for it (IWANT) and then received it twice."""
-            return [
-                entry.mid
-                for entries in self.history[1 : self.window_size + 1]
-                for entry in entries
-                if topic in entry.topics
-            ]
-
     class AxlGossipSub(GossipSub):
         """GossipSub without replays or queued messages for new subscribers, with IDONTWANT
         for large messages only, and one message id throughout."""
 
-        def __init__(self, *args: Any, lazy: int = 6, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.mcache = AxlMessageCache(self.mcache.window_size, self.mcache.history_size)
-            self.lazy = lazy
-            """Non-mesh peers sent an IHAVE per heartbeat (D_lazy)."""
-
-        def _get_adaptive_gossip_peers_count(self, topic: str, total_peers: int) -> int:
-            return self.lazy  # py-libp2p: max(6, total_peers // 4) with adaptive gossip off
 
         def _check_equivocation(self, msg: rpc_pb2.Message) -> bool:
             return True  # "same from and seqno, other data": anyone can claim both unsigned

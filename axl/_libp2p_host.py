@@ -76,13 +76,10 @@ def build_host(
     install_lean_yamux(host.get_network(), stats if stats is not None else Counters())
     router = gossipsub_class()(  # GossipSub minus replays and per-RPC record checks
         [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")],
-        lazy=config.gossip_lazy,
         degree=config.gossip_degree,
         degree_low=config.gossip_degree_low,
         degree_high=config.gossip_degree_high,
         heartbeat_interval=config.gossip_heartbeat,
-        gossip_window=config.gossip_window,
-        gossip_history=max(5, config.gossip_window + 1),
         spam_protection_enabled=False,  # its fixed 10 msgs/s/topic cap is far too low
         eclipse_protection_enabled=False,
         # "Adaptive" gossip rewrites heartbeat_interval from a health score every 30 s: below
