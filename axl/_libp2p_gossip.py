@@ -49,6 +49,10 @@ VERIFIED_RECORDS = 4096
 VERIFIED_TTL = 600.0
 
 
+OPPORTUNISTIC_GRAFT_TICKS = 60
+"""Heartbeats between two opportunistic-grafting rounds (GossipSub v1.1's default)."""
+
+
 def gossipsub_class() -> type[Any]:
     """The GossipSub router class to instantiate (built lazily: libp2p imports slowly)."""
     global _GOSSIPSUB
@@ -88,6 +92,38 @@ def _build_class() -> type[Any]:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.mcache = AxlMessageCache(self.mcache.window_size, self.mcache.history_size)
+            self._opportunistic_ticks = 0
+
+        def _perform_opportunistic_grafting(self, topic: str, peers_to_graft: Any) -> int:
+            """GossipSub v1.1's opportunistic grafting: every 60 heartbeats, up to two
+            non-mesh peers that score strictly above the mesh's median. py-libp2p grafted
+            two on *every* heartbeat whose score was at least half the median: with no
+            score parameters every score is 0, so every peer qualified, the mesh grew past
+            D_high each other heartbeat and was pruned back (PRUNE, a 60 s backoff, and
+            more copies of every message meanwhile)."""
+            self._opportunistic_ticks += 1
+            scorer, pubsub = self.scorer, self.pubsub
+            if self._opportunistic_ticks % OPPORTUNISTIC_GRAFT_TICKS or scorer is None:
+                return 0
+            mesh = self.mesh.get(topic)
+            if not mesh or pubsub is None:
+                return 0
+            scores = sorted(scorer.score(peer, [topic]) for peer in mesh)
+            median = scores[len(scores) // 2]
+            grafted = 0
+            for peer in pubsub.peer_topics.get(topic, ()):
+                if grafted >= 2:
+                    break
+                if peer in mesh or self._check_back_off(peer, topic):
+                    continue
+                if not self.supports_scoring(peer) or scorer.score(peer, [topic]) <= median:
+                    continue
+                mesh.add(peer)
+                self._notify_mesh_peer_added(peer, topic)
+                peers_to_graft[peer].append(topic)
+                scorer.on_join_mesh(peer, topic)
+                grafted += 1
+            return grafted
 
         def _check_equivocation(self, msg: rpc_pb2.Message) -> bool:
             return True  # "same from and seqno, other data": anyone can claim both unsigned

@@ -433,6 +433,35 @@ async def test_the_gossip_router_runs_its_heartbeat_and_its_message_cache_stays_
         assert len(routers[0].mcache.msgs) == 0  # nothing published since: all gone
 
 
+async def test_opportunistic_grafting_does_not_churn_a_mesh_of_equal_scores() -> None:
+    """py-libp2p grafted two more non-mesh peers on every heartbeat when their score was at
+    least half the mesh median, which with no score parameters (every score 0) is always:
+    the mesh grew past D_high each other heartbeat and was pruned back. Here: only every 60
+    heartbeats, and only peers scoring above the median, so none when all score alike."""
+    from collections import defaultdict
+
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.gossipsub import GossipSub
+
+    from axl._libp2p_gossip import OPPORTUNISTIC_GRAFT_TICKS
+
+    async with Libp2pTransport.open(identity(27), config=CONFIG) as node:
+        router: Any = getattr(node._pubsub, "router", None)
+        pubsub: Any = node._pubsub
+        peers = [ID(identity(40 + n).peer_id.raw) for n in range(8)]
+        for peer in peers:
+            router.peer_protocol[peer] = "/meshsub/1.1.0"
+        pubsub.peer_topics["t"] = set(peers)
+        router.mesh["t"] = set(peers[:3])
+        grafts: Any = defaultdict(list)
+        for _ in range(2 * OPPORTUNISTIC_GRAFT_TICKS):
+            assert router._perform_opportunistic_grafting("t", grafts) == 0
+        assert router.mesh["t"] == set(peers[:3]) and not grafts
+        # py-libp2p's own version grafts two at once
+        assert GossipSub._perform_opportunistic_grafting(router, "t", grafts) == 2
+        assert len(router.mesh["t"]) == 5
+
+
 async def test_frame_writes_skip_the_debug_line_unless_debug_logging_is_on() -> None:
     """The lean frame writer writes the same bytes under the connection's write lock; with
     debug logging on, py-libp2p's own writer (and its debug line) runs instead."""
