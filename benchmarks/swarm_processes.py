@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
 import os
 import random
@@ -79,6 +80,35 @@ PREFIXES = ("peers.", "links.", "dht.", "peer_exchange.", "peer_list.", "yamux."
 """Transport counters (besides gossip's) each node logs when it stops."""
 
 
+class GcProbe:
+    """Python's cyclic collector in this process: collections and seconds spent, per
+    generation (``gc.callbacks``, the thread's CPU time), cumulative since :meth:`install`."""
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._began = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.thread_time()
+        else:
+            generation = info["generation"]
+            self.counts[generation] += 1
+            self.seconds[generation] += time.thread_time() - self._began
+
+    def install(self) -> None:
+        gc.callbacks.append(self._callback)
+
+    def remove(self) -> None:
+        with suppress(ValueError):
+            gc.callbacks.remove(self._callback)
+
+    def totals(self) -> list[float]:
+        """Collections of generations 0, 1, 2, then milliseconds spent in each."""
+        return [*self.counts, *(round(1000 * s, 3) for s in self.seconds)]
+
+
 # -- the node (one per process, run by ``python -m agents``) -----------------------------------
 
 
@@ -96,6 +126,7 @@ class SwarmNode(Agent):
         self._random = random.Random()
         self._profiler: cProfile.Profile | None = None
         self._off = set(filter(None, os.environ.get(OFF_ENV, "").split(",")))
+        self._gc = GcProbe()
 
     def _live(self, now: float) -> list[PeerId]:
         """Peers heard on the topic in the last 5 s (with publishing off: the topic's peers
@@ -112,6 +143,7 @@ class SwarmNode(Agent):
         self._out.write(json.dumps(event, separators=(",", ":")) + "\n")
 
     async def on_start(self) -> None:
+        self._gc.install()
         self._event(ev="start", t=time.time(), peer=str(self.peer_id))
         if os.environ.get(PROFILE_ENV):
             self.start_soon(self._profile_later)
@@ -129,6 +161,7 @@ class SwarmNode(Agent):
         self._event(
             ev="stop", t=time.time(), counters=self.counters(), gossip=gossip, transport=rest
         )
+        self._gc.remove()
         if self._profiler is not None:
             self._profiler.disable()
             self._profiler.dump_stats(os.environ[PROFILE_ENV])
@@ -163,6 +196,7 @@ class SwarmNode(Agent):
             t=time.time(),
             topic=len(transport.topic_peers(TOPIC)),
             known=len(transport.known_peers()),
+            gc=self._gc.totals(),
         )
         if self._out is not None:
             self._out.flush()
@@ -212,6 +246,7 @@ class Proc:
     started: float
     killed: float | None = None
     cpu_marks: dict[str, float] = field(default_factory=dict)
+    switch_marks: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -228,6 +263,31 @@ def cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def context_switches(pid: int) -> tuple[int, int]:
+    """Voluntary (the process blocked: its event loop waited) and involuntary (preempted)
+    context switches of a process's main thread so far, from /proc."""
+    counts = {"voluntary_ctxt_switches": 0, "nonvoluntary_ctxt_switches": 0}
+    try:
+        for text in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = text.partition(":")
+            if key in counts:
+                counts[key] = int(value)
+    except OSError:
+        pass
+    return counts["voluntary_ctxt_switches"], counts["nonvoluntary_ctxt_switches"]
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy so far (all processes, /proc/stat):
+    what the swarm did not use of it over a window is what else ran, which the swarm's
+    figures depend on (starved processes batch more work per wake-up)."""
+    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    ticks = [int(value) for value in fields]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    busy = sum(ticks[:8]) - idle  # user nice system idle iowait irq softirq steal
+    return busy / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mib(pid: int) -> float:
@@ -286,6 +346,7 @@ class Swarm:
     def mark_cpu(self, label: str) -> None:
         for proc in self.procs.values():
             proc.cpu_marks[label] = cpu_seconds(proc.process.pid)
+            proc.switch_marks[label] = context_switches(proc.process.pid)
 
     def terminate(self, timeout: float = 30.0) -> dict[str, int | None]:
         for proc in self.procs.values():
@@ -318,6 +379,7 @@ class Events:
     requests: list[tuple[str, float, bool, float]] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=dict)  # failed requests by kind, whole run
     membership: list[tuple[str, float, int]] = field(default_factory=list)
+    gc: list[tuple[str, float, list[float]]] = field(default_factory=list)  # cumulative
     lookups: list[tuple[str, float, bool, float, int]] = field(default_factory=list)
     starts: dict[str, list[float]] = field(default_factory=dict)  # name -> start times
     gossip: dict[str, int] = field(default_factory=dict)  # transport counters, summed at stop
@@ -350,6 +412,8 @@ class Events:
                     events.lookups.append(lookup)
                 elif kind == "m":
                     events.membership.append((name, event["t"], event["topic"]))
+                    if "gc" in event:
+                        events.gc.append((name, event["t"], event["gc"]))
                 elif kind == "start":
                     events.starts.setdefault(name, []).append(event["t"])
                 elif kind == "stop":
@@ -447,6 +511,24 @@ def measure(
     return window
 
 
+def gc_over(events: Events, begin: float, end: float) -> tuple[int, list[float]] | None:
+    """(nodes, summed GC totals) over [begin, end): per node, the last sample before ``end``
+    minus the last before ``begin`` (nodes without both are left out)."""
+    by_node: dict[str, list[tuple[float, list[float]]]] = {}
+    for name, t, totals in events.gc:
+        by_node.setdefault(name, []).append((t, totals))
+    nodes, summed = 0, [0.0] * 6
+    for samples in by_node.values():
+        samples.sort(key=lambda sample: sample[0])
+        first = [s for t, s in samples if t < begin]
+        last = [s for t, s in samples if t < end]
+        if not first or not last or len(first) == len(last):
+            continue
+        nodes += 1
+        summed = [a + b - c for a, b, c in zip(summed, last[-1], first[-1], strict=True)]
+    return (nodes, summed) if nodes else None
+
+
 def healthy(window: Window) -> bool:
     return (
         window.delivery >= 0.99
@@ -521,6 +603,8 @@ class Run:
     membership: float | None
     rss: list[float]
     cpu: float
+    busy: float
+    switches: tuple[int, int]
     churned: list[str]
     restarted_at: float
     codes: dict[str, int | None]
@@ -561,11 +645,21 @@ def run_swarm(
         time.sleep(warmup)
         begin = time.time()
         swarm.mark_cpu("begin")
+        busy = machine_busy_seconds()
         time.sleep(seconds)
+        busy = machine_busy_seconds() - busy
         swarm.mark_cpu("end")
         finish = time.time()
         rss = [rss_mib(p.process.pid) for p in swarm.procs.values()]
         cpu = sum(p.cpu_marks["end"] - p.cpu_marks["begin"] for p in swarm.procs.values())
+        switches = (
+            sum(
+                p.switch_marks["end"][0] - p.switch_marks["begin"][0] for p in swarm.procs.values()
+            ),
+            sum(
+                p.switch_marks["end"][1] - p.switch_marks["begin"][1] for p in swarm.procs.values()
+            ),
+        )
         churned: list[str] = []
         restarted_at = 0.0
         if churn:
@@ -597,6 +691,8 @@ def run_swarm(
         membership,
         rss,
         cpu,
+        busy,
+        switches,
         churned,
         restarted_at,
         codes,
@@ -672,6 +768,35 @@ def main(argv: list[str] | None = None) -> int:
     per_process = 1000 * run.cpu / (run.finish - run.begin) / count
     print(line("CPU per process (all activities)", per_process, "ms/s"))
     figures["cpu_ms_per_s_per_process"] = per_process
+    other = (run.busy - run.cpu) / (run.finish - run.begin)
+    print(line("machine CPU besides the swarm's (cores)", other, ""))
+    figures["other_cores"] = other
+    seconds = run.finish - run.begin
+    voluntary, preempted = run.switches
+    if delivered:
+        print(
+            f"  {'context switches per process per s (vol/invol)':<44} "
+            f"{voluntary / seconds / count:>7.0f} / {preempted / seconds / count:.0f}"
+        )
+        print(
+            f"  {'voluntary context switches per delivered msg':<44} {voluntary / delivered:>12.2f}"
+        )
+        figures.update(
+            switches_per_msg=voluntary / delivered, preempted_per_msg=preempted / delivered
+        )
+    gc_window = gc_over(events, run.begin, run.finish)
+    if gc_window is not None:
+        nodes, totals = gc_window
+        per = seconds * nodes
+        print(
+            f"  {'GC per process per s: collections gen 0/1/2':<44} "
+            f"{totals[0] / per:.1f} / {totals[1] / per:.2f} / {totals[2] / per:.3f}"
+        )
+        print(
+            f"  {'GC per process per s: ms in gen 0/1/2':<44} "
+            f"{totals[3] / per:.3f} / {totals[4] / per:.3f} / {totals[5] / per:.3f}"
+        )
+        figures["gc_ms_per_s_per_process"] = sum(totals[3:]) / per
     gossip = events.gossip
     handled = sum(len(got) for got in events.receipts.values())
     if gossip.get("gossip.rpcs_sent") and handled:
