@@ -122,6 +122,26 @@ def _build_class() -> type[Any]:
                     to_graft[peer].append(topic)
             return to_graft, defaultdict(list)
 
+        async def handle_graft(self, graft_msg: rpc_pb2.ControlGraft, sender_peer_id: ID) -> None:
+            """py-libp2p's GRAFT handling, refusing (PRUNE) a peer that would grow a mesh
+            already at D_high, as go-libp2p does: the mesh stays bounded without the
+            heartbeat pruning links it has (see :meth:`mesh_heartbeat`); the refused peer
+            grafts another one. Counted ``gossip.graft_refused_full``."""
+            topic = graft_msg.topicID
+            mesh = self.mesh.get(topic)
+            if (
+                mesh is not None
+                and sender_peer_id not in mesh
+                and len(mesh) >= self.degree_high
+                and sender_peer_id not in self.direct_peers
+            ):
+                stats = getattr(self.pubsub, "stats", None)
+                if stats is not None:
+                    stats.inc("gossip.graft_refused_full")
+                await self.emit_prune(topic, sender_peer_id, self.do_px, False)
+                return
+            await super().handle_graft(graft_msg, sender_peer_id)
+
         async def _maintain_mesh_quality(self, topic: str) -> None:
             # py-libp2p swaps its lowest-scored mesh peer for a better one every heartbeat
             # (a PRUNE with a 60 s backoff each time; not in the GossipSub spec): off.

@@ -446,7 +446,8 @@ async def test_a_dense_swarm_keeps_its_meshes_through_the_heartbeat() -> None:
     at about 2D, above D_high. py-libp2p's heartbeat pruned them to D with a 60 s backoff per
     pruned link; a link survives only if both ends keep it, so most went at once and the
     backoff left nobody to graft: hosts with empty meshes, most messages lost. Here the
-    heartbeat only grafts (below D_low), and every host gets every message."""
+    heartbeat only grafts (below D_low), a GRAFT past D_high is refused instead, and every
+    host gets every message."""
     from contextlib import AsyncExitStack
 
     config = replace(CONFIG, gossip_heartbeat=0.1)
@@ -471,6 +472,10 @@ async def test_a_dense_swarm_keeps_its_meshes_through_the_heartbeat() -> None:
                 while len(got) < count - 1:
                     got.add((await node.receive()).frame)
             assert len(got) == count - 1, f"{len(got)} of {count - 1} messages"
+        # bounded all the same: a GRAFT that would grow a mesh past D_high is refused
+        meshes = [len(node._pubsub.router.mesh["dense"]) for node in nodes]  # type: ignore[union-attr]
+        assert max(meshes) <= config.gossip_degree_high, meshes
+        assert min(meshes) >= config.gossip_degree_low, meshes
 
 
 async def test_frame_writes_skip_the_debug_line_unless_debug_logging_is_on() -> None:
