@@ -75,9 +75,9 @@ class Libp2pConfig:
     delivery complete at a third of the copies of libp2p's 6 (docs/libp2p.md)."""
     gossip_degree_low: int = 2
     gossip_degree_high: int = 5
-    """Not enforced by pruning: py-libp2p's degree pruning (a PRUNE with a 60 s backoff per
-    link) collapsed the meshes of dense swarms, so the heartbeat only grafts below
-    ``gossip_degree_low`` and a mesh is bounded by the node's connections (docs/libp2p.md)."""
+    """A GRAFT that would grow a mesh past this is refused (PRUNE). Links a mesh has are not
+    pruned for degree: py-libp2p's degree pruning (a PRUNE with a 60 s backoff per link)
+    collapsed the meshes of dense swarms (docs/libp2p.md)."""
     gossip_heartbeat: float = 1.0
     """Seconds between GossipSub heartbeats: mesh repair (GRAFT up to D below D_low, PRUNE
     above D_high), IHAVE gossip, fanout expiry, and the message cache's shift (it keeps
@@ -90,12 +90,6 @@ class Libp2pConfig:
     gossip_factor: float = 0.25
     gossip_window: int = 2
     gossip_history: int = 5
-    gossip_flush: float = 0.0
-    """Period of the aligned flush tick of the per-peer gossip writers: a writer that has
-    something queued waits for the next multiple of this period (on the machine's monotonic
-    clock) and writes everything still queued then as one RPC; a forward the peer made
-    redundant meanwhile (it sent us the message) is dropped from the queue. 0 writes at once
-    (docs/libp2p.md, "A real swarm")."""
     sign_gossip: bool = False
     """py-libp2p's own signature on every gossip message, on top of the AXL envelope's. Off
     by default (see docs/libp2p.md, "Gossip signing"); every node of a swarm must agree: a
@@ -132,8 +126,6 @@ class Libp2pConfig:
             raise ValueError("need gossip_heartbeat > 0, gossip_lazy >= 0, 0 <= gossip_factor <= 1")
         if not 1 <= self.gossip_window <= self.gossip_history:
             raise ValueError("need 1 <= gossip_window <= gossip_history")
-        if not 0.0 <= self.gossip_flush < 1.0:
-            raise ValueError("gossip_flush must be in [0, 1) s")
         if self.partial_frame_timeout <= 0:
             raise ValueError("partial_frame_timeout must be positive")
         if "sec_opt" in self.extra:

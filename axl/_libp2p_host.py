@@ -98,7 +98,6 @@ def build_host(
         msg_id_constructor=memo_message_id,
         max_inbound_rpc_size=config.max_frame_size + 4096,
         stats=stats,
-        flush_period=config.gossip_flush,
     )
     return host, pubsub
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -46,15 +45,6 @@ if TYPE_CHECKING:
     from libp2p.pubsub.rpc_queue import RpcQueue
 
 logger = logging.getLogger("axl.libp2p")
-
-
-def flush_delay(period: float, now: float | None = None) -> float:
-    """Seconds from ``now`` (default: ``time.monotonic()``, one clock for every process of
-    the machine) to the next multiple of ``period``: the gossip writers that wait for it write
-    at the same instants, so what was queued meanwhile goes out in one RPC per peer."""
-    if now is None:
-        now = time.monotonic()
-    return period - now % period
 
 
 def pubsub_class() -> type[Any]:
@@ -84,18 +74,9 @@ def _build_class() -> type[Any]:
     class AxlPubsub(Pubsub):
         """Pubsub with coalesced sends, buffered inline receives and counted refusals."""
 
-        def __init__(
-            self,
-            *args: Any,
-            stats: Counters | None = None,
-            flush_period: float = 0.0,
-            **kwargs: Any,
-        ) -> None:
+        def __init__(self, *args: Any, stats: Counters | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.stats = stats if stats is not None else Counters()
-            self.flush_period = flush_period
-            """Seconds of the aligned flush tick of the gossip writers (0: write as soon as
-            anything is queued); see :func:`flush_delay`."""
             self.deliver: dict[str, Callable[[Any], None]] = {}
             """Per topic, a callback taking each new message in place of py-libp2p's
             subscription channel (and the task that would drain it)."""
@@ -120,15 +101,6 @@ def _build_class() -> type[Any]:
             stats = self.stats
             try:
                 while True:
-                    period = self.flush_period
-                    if period > 0.0:
-                        # Held in the queue until the tick: a forward that the peer's own copy
-                        # makes redundant meanwhile is dropped there (``drop_forward``).
-                        while not len(queue) and not queue.closed:
-                            await queue._notify.wait()
-                        await trio.sleep(flush_delay(period))
-                        if not len(queue) and not queue.closed:
-                            continue  # everything queued was dropped meanwhile
                     rpc = await queue.pop()
                     if rpc is None:
                         return  # the queue was closed: the peer is gone

@@ -59,9 +59,6 @@ OFF_ENV = "AXL_SWARM_OFF"
 """Comma-separated activities a node leaves out (``publish``, ``ask``, ``lookup``): measuring
 the fixed cost of a process, activity by activity (``--off``)."""
 ACTIVITIES = ("publish", "ask", "lookup")
-FLUSH_ENV = "AXL_SWARM_FLUSH"
-"""Seconds: the nodes' gossip flush tick (``Libp2pConfig.gossip_flush``), set at start for
-A/B runs of the same code (the environment reaches every node process)."""
 MODULE = "benchmarks.swarm_processes"
 
 
@@ -148,10 +145,6 @@ class SwarmNode(Agent):
     async def on_start(self) -> None:
         self._gc.install()
         self._event(ev="start", t=time.time(), peer=str(self.peer_id))
-        flush = os.environ.get(FLUSH_ENV)
-        pubsub = getattr(self.bus.transport, "_pubsub", None)
-        if flush and pubsub is not None:
-            pubsub.flush_period = float(flush)
         if os.environ.get(PROFILE_ENV):
             self.start_soon(self._profile_later)
 

@@ -369,32 +369,3 @@ async def test_a_subscription_made_while_a_peer_is_being_added_still_reaches_it(
         await b.connect(a.listen_addrs[0])
         await eventually(lambda: a.local_peer in b.topic_peers("late"))
         assert a.stats["gossip.subscriptions_resent"] >= 1
-
-
-def test_flush_delay_reaches_the_next_multiple_of_the_period() -> None:
-    from axl._libp2p_pubsub import flush_delay
-
-    assert flush_delay(0.005, now=10.0012) == pytest.approx(0.0038)
-    assert 0 < flush_delay(0.005, now=10.0) <= 0.005
-    assert 0 < flush_delay(0.005) <= 0.005
-
-
-async def test_with_a_flush_tick_every_message_still_arrives_in_order() -> None:
-    """Gossip writers that hold what is queued until the next 5 ms tick: a burst goes out
-    coalesced, nothing is lost or reordered."""
-    config = replace(CONFIG, gossip_flush=0.005)
-    async with (
-        Libp2pTransport.open(identity(30), config=config) as publisher,
-        Libp2pTransport.open(identity(31), config=config) as subscriber,
-    ):
-        await subscriber.connect(publisher.listen_addrs[0])
-        await subscriber.subscribe("ticks")
-        await eventually(lambda: subscriber.local_peer in publisher.topic_peers("ticks"))
-        for n in range(30):
-            await publisher.publish("ticks", b"tick %d" % n)
-        for n in range(30):
-            with trio.fail_after(10):
-                assert (await subscriber.receive()).frame == b"tick %d" % n
-        assert publisher.stats["gossip.rpcs_sent"] < publisher.stats["gossip.rpcs_queued"]
-    with pytest.raises(ValueError, match="gossip_flush"):
-        Libp2pConfig(gossip_flush=1.5)
