@@ -237,13 +237,18 @@ def _build_class() -> type[Any]:
                     except Exception as exc:  # one bad message costs only itself
                         stats.inc("gossip.refused_message")
                         logger.debug("gossip message from %s failed: %r", peer_id, exc)
-            if rpc.subscriptions:
-                if len(rpc.subscriptions) > self.max_subscriptions_per_rpc:
-                    stats.inc("gossip.refused_subscriptions")
-                else:
-                    for sub in rpc.subscriptions:
-                        self.handle_subscription(peer_id, sub)
+            self._take_subscriptions(peer_id, rpc)
             return True
+
+        def _take_subscriptions(self, peer_id: ID, rpc: Any) -> None:
+            """The RPC's subscription changes, refused (counted) past the per-RPC cap."""
+            if not rpc.subscriptions:
+                return
+            if len(rpc.subscriptions) > self.max_subscriptions_per_rpc:
+                self.stats.inc("gossip.refused_subscriptions")
+            else:
+                for sub in rpc.subscriptions:
+                    self.handle_subscription(peer_id, sub)
 
         def _push_now(self, msg_forwarder: ID, msg: rpc_pb2.Message, mid: bytes) -> None:
             """py-libp2p's ``push_msg`` for a message (id ``mid``) on topics without
@@ -301,12 +306,7 @@ def _build_class() -> type[Any]:
                 except Exception as exc:  # one bad message costs only itself
                     stats.inc("gossip.refused_message")
                     logger.debug("gossip message from %s failed: %r", peer_id, exc)
-            if rpc.subscriptions:
-                if len(rpc.subscriptions) > self.max_subscriptions_per_rpc:
-                    stats.inc("gossip.refused_subscriptions")
-                else:
-                    for sub in rpc.subscriptions:
-                        self.handle_subscription(peer_id, sub)
+            self._take_subscriptions(peer_id, rpc)
             if rpc.HasField("control"):
                 try:
                     await self.router.handle_rpc(rpc, peer_id)
