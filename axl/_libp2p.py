@@ -211,6 +211,7 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
         peer = peer_id_of(pid.to_bytes())
         if peer is not None:
             self._lift_backoff(peer)
+            self._hearsay.connected(peer)
         if self._nursery is not None and self._dht is not None:
             self._nursery.start_soon(self._dht.add, pid)
 

@@ -153,3 +153,46 @@ def read_announcement(
     if abs(current - stamp) > MAX_AGE:
         return "stale"
     return Announcement(stamp, lines[1:])
+
+
+class HearsayLedger:
+    """Peers whose addresses we hold only from hearsay (announcements, peer lists) and that
+    never held a connection with us, oldest first (sans-IO, bounded).
+
+    py-libp2p's peerstore keeps 1,000 peers and, when full, evicts the oldest entries with
+    addresses first: identities are free to make and their announcements verify, so a flood
+    of them would evict the addresses of the peers a node actually talks to. Here hearsay is
+    capped on its own: learning one more beyond ``capacity`` returns the oldest, whose
+    addresses the caller forgets. A peer that connects is proven (remembered, bounded) and is
+    never hearsay again."""
+
+    def __init__(self, capacity: int = 512, proven_capacity: int = 4096) -> None:
+        if capacity < 1 or proven_capacity < 1:
+            raise ValueError("capacities must be >= 1")
+        self._capacity = capacity
+        self._proven_capacity = proven_capacity
+        self._hearsay: dict[PeerId, None] = {}
+        self._proven: dict[PeerId, None] = {}
+
+    def learned(self, peer: PeerId) -> PeerId | None:
+        """``peer``'s addresses came by hearsay: the peer to forget now, if any."""
+        if peer in self._proven:
+            return None
+        self._hearsay.pop(peer, None)  # re-insert: the dict's order is the recency
+        self._hearsay[peer] = None
+        if len(self._hearsay) > self._capacity:
+            oldest = next(iter(self._hearsay))
+            del self._hearsay[oldest]
+            return oldest
+        return None
+
+    def connected(self, peer: PeerId) -> None:
+        """``peer`` held a connection with us (Noise proved its id): proven from now on."""
+        self._hearsay.pop(peer, None)
+        self._proven.pop(peer, None)
+        self._proven[peer] = None
+        if len(self._proven) > self._proven_capacity:
+            del self._proven[next(iter(self._proven))]
+
+    def __len__(self) -> int:
+        return len(self._hearsay)

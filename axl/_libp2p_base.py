@@ -14,7 +14,7 @@ import trio
 
 from ._errors import FrameTooLarge, InvalidPeerId, TransportClosed
 from ._identity import Identity, PeerId
-from ._libp2p_announce import AnnouncementLedger
+from ._libp2p_announce import AnnouncementLedger, HearsayLedger
 from ._libp2p_budget import Budgets, Refusal
 from ._libp2p_config import Libp2pConfig
 from ._libp2p_framing import Backoff, TokenBucket
@@ -75,6 +75,7 @@ class TransportBase:
         self._links: dict[PeerId, Link] = {}
         self._backoff = Backoff(self.config.reconnect_base, self.config.reconnect_max)
         self._announcements = AnnouncementLedger()  # newest address announcement per peer
+        self._hearsay = HearsayLedger()  # peers known only from announcements and peer lists
         self._banned: dict[PeerId, float] = {}
         self._inbound_streams: dict[PeerId, int] = {}
         self._buckets: dict[PeerId, TokenBucket] = {}
@@ -123,6 +124,18 @@ class TransportBase:
         self._backoff.succeeded(peer)
         self.stats.inc("peers.backoff_cleared")
         return True
+
+    def _learned_by_hearsay(self, peer: PeerId) -> None:
+        """``peer``'s addresses came from an announcement or a peer list: past the hearsay
+        cap the oldest such peer's addresses are forgotten (see :class:`HearsayLedger`)."""
+        evicted = self._hearsay.learned(peer)
+        if evicted is None or self._host is None:
+            return
+        from libp2p.peer.id import ID
+
+        with suppress(Exception):
+            self._host.get_peerstore().clear_addrs(ID(evicted.raw))
+        self.stats.inc("peers.hearsay_forgotten")
 
     def _note_peer(self, peer: PeerId) -> None:
         if peer not in self._known and peer != self._peer:

@@ -173,6 +173,7 @@ class DiscoveryMixin(TransportBase):
             # Addresses are not signed here; dialling checks the peer id (Noise), so a wrong
             # address costs a failed dial and nothing else.
             store.add_addrs(ID(other.raw), [addr], int(_ADDR_TTL))
+            self._learned_by_hearsay(other)
             self._note_peer(other)
             learned += 1
         self.stats.inc("peer_list.learned", learned)
@@ -303,6 +304,7 @@ class DiscoveryMixin(TransportBase):
         if all(_specific(addr) for addr in addrs):
             store.clear_addrs(pid)
         store.add_addrs(pid, addrs, int(_ADDR_TTL))
+        self._learned_by_hearsay(peer)
         self.stats.inc("peer_exchange.learned")
         if any(addr not in known for addr in addrs) and self._lift_backoff(peer):
             unblock_dial(self._host, pid)

@@ -183,3 +183,46 @@ async def test_a_peer_restarted_on_a_new_port_is_reached_there() -> None:
                 assert delivered, sender.stats
                 with trio.fail_after(10):
                     assert (await again.receive()).frame == b"after"
+
+
+def test_hearsay_is_capped_oldest_first_and_a_connected_peer_is_never_hearsay() -> None:
+    from axl._libp2p_announce import HearsayLedger
+
+    ledger = HearsayLedger(capacity=3, proven_capacity=2)
+    peers = [identity(40 + n).peer_id for n in range(6)]
+    assert [ledger.learned(p) for p in peers[:3]] == [None, None, None]
+    assert ledger.learned(peers[0]) is None  # learned again: the most recent now
+    assert ledger.learned(peers[3]) == peers[1]  # the oldest goes
+    ledger.connected(peers[2])
+    assert len(ledger) == 2 and ledger.learned(peers[2]) is None  # proven: never hearsay
+    assert ledger.learned(peers[4]) is None and ledger.learned(peers[5]) == peers[0]
+    with pytest.raises(ValueError):
+        HearsayLedger(capacity=0)
+
+
+async def test_a_flood_of_announced_identities_cannot_evict_the_peers_a_node_talks_to() -> None:
+    """The attack: identities cost nothing and their announcements verify, so a peer floods
+    the peer-exchange topic with 1,200 of them. py-libp2p's peerstore holds 1,000 peers and
+    evicts the oldest with addresses first: the addresses of the peer a node is connected to
+    went, and a send to it after a reconnect had none. Hearsay is capped on its own."""
+    from libp2p.peer.id import ID
+
+    config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, peer_exchange=False)
+    async with (
+        Libp2pTransport.open(identity(50), config=config) as node,
+        Libp2pTransport.open(identity(51), config=config) as friend,
+    ):
+        await node.connect(friend.listen_addrs[0])
+        store = node._host.get_peerstore()  # type: ignore[union-attr]
+        friend_id = ID(friend.local_peer.raw)
+        assert store.addrs(friend_id)
+        sybils = [Identity.from_seed(n.to_bytes(32, "big")) for n in range(1, 1201)]
+        flood = [
+            _Message(sybil, sign_announcement(sybil, [f"/ip4/10.9.{n // 250}.{n % 250}/tcp/4001"]))
+            for n, sybil in enumerate(sybils)
+        ]
+        await node._read_announcements(_feed(flood))
+        assert node.stats["peer_exchange.learned"] == 1200  # every one verified
+        assert [str(a) for a in store.addrs(friend_id)] == list(friend.listen_addrs)
+        assert len(store.peers_with_addrs()) <= 512 + 2
+        assert node.stats["peers.hearsay_forgotten"] == 1200 - 512
