@@ -223,6 +223,7 @@ async def test_a_flood_of_announced_identities_cannot_evict_the_peers_a_node_tal
         ]
         await node._read_announcements(_feed(flood))
         assert node.stats["peer_exchange.learned"] == 1200  # every one verified
-        assert [str(a) for a in store.addrs(friend_id)] == list(friend.listen_addrs)
+        held = {str(addr).split("/p2p/")[0] for addr in store.addrs(friend_id)}  # raises once gone
+        assert held == {addr.split("/p2p/")[0] for addr in friend.listen_addrs}
         assert len(store.peers_with_addrs()) <= 512 + 2
         assert node.stats["peers.hearsay_forgotten"] == 1200 - 512
