@@ -141,8 +141,8 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
                     async with (
                         host.run(listen),
                         background_trio_service(pubsub),
-                        # The router is a service of its own: its heartbeat keeps meshes at
-                        # degree, gossips (IHAVE), expires fanout and bounds the message cache.
+                        # The router is a service of its own: its heartbeat repairs meshes
+                        # (GRAFT below D_low), gossips IHAVE, expires fanout, bounds the cache.
                         background_trio_service(router),
                         dht.service(),
                         trio.open_nursery() as nursery,

@@ -79,9 +79,9 @@ class Libp2pConfig:
     pruned for degree: py-libp2p's degree pruning (a PRUNE with a 60 s backoff per link)
     collapsed the meshes of dense swarms (docs/libp2p.md)."""
     gossip_heartbeat: float = 1.0
-    """Seconds between GossipSub heartbeats: mesh repair (GRAFT up to D below D_low, PRUNE
-    above D_high), IHAVE gossip, fanout expiry, and the message cache's shift (it keeps
-    ``gossip_history`` heartbeats of messages)."""
+    """Seconds between GossipSub heartbeats: mesh repair (GRAFT up to D below D_low; no
+    pruning, see ``gossip_degree_high``), IHAVE gossip, fanout expiry, and the message
+    cache's shift (it keeps ``gossip_history`` heartbeats of messages)."""
     gossip_lazy: int = 3
     """Non-mesh peers sent IHAVE (the ids of the last ``gossip_window`` heartbeats' messages)
     per topic per heartbeat, at least; a quarter of the topic's non-mesh peers when more

@@ -106,7 +106,7 @@ def _build_class() -> type[Any]:
             meshes formed above D_high (every node grafts D peers at join: 2D on average)
             pruned most links at once and then could graft no one for a minute: 16 fully
             connected hosts delivered 42 % of their messages (docs/libp2p.md). A mesh is
-            bounded by the node's connections instead."""
+            bounded instead by refusing GRAFTs past D_high (:meth:`handle_graft`)."""
             to_graft: defaultdict[ID, list[str]] = defaultdict(list)
             pubsub = self.pubsub
             if pubsub is None:
@@ -135,9 +135,7 @@ def _build_class() -> type[Any]:
                 and len(mesh) >= self.degree_high
                 and sender_peer_id not in self.direct_peers
             ):
-                stats = getattr(self.pubsub, "stats", None)
-                if stats is not None:
-                    stats.inc("gossip.graft_refused_full")
+                self._count("gossip.graft_refused_full")
                 await self.emit_prune(topic, sender_peer_id, self.do_px, False)
                 return
             await super().handle_graft(graft_msg, sender_peer_id)
@@ -168,9 +166,7 @@ def _build_class() -> type[Any]:
             for index, item in enumerate(waiting):
                 if item is rpc:
                     del waiting[index]
-                    stats = getattr(self.pubsub, "stats", None)
-                    if stats is not None:
-                        stats.inc("gossip.forward_dropped")
+                    self._count("gossip.forward_dropped")
                     return
 
         def _check_equivocation(self, msg: rpc_pb2.Message) -> bool:
@@ -208,7 +204,7 @@ def _build_class() -> type[Any]:
         def forwards_at_once(self, msg: rpc_pb2.Message) -> bool:
             """Whether :meth:`publish` would not await for ``msg``: no IDONTWANT to emit
             (a small message) and no observer of its topics to tell."""
-            if msg.ByteSize() >= IDONTWANT_MIN_BYTES and len(msg.data) >= IDONTWANT_MIN_BYTES:
+            if len(msg.data) >= IDONTWANT_MIN_BYTES:  # publish emits an IDONTWANT for it
                 return False
             observers = getattr(self.topic_observation, "_observers", None)
             if observers is None:
@@ -336,10 +332,14 @@ def _build_class() -> type[Any]:
             super()._piggyback_control_retry(peer_id, rpc)
 
         def _handle_dropped_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, reason: str) -> None:
+            self._count(f"gossip.dropped_{reason}")
+            super()._handle_dropped_rpc(peer_id, rpc, reason)
+
+        def _count(self, name: str) -> None:
+            """Add one to the pubsub's counter ``name`` (the transport's stats)."""
             stats = getattr(self.pubsub, "stats", None)
             if stats is not None:
-                stats.inc(f"gossip.dropped_{reason}")
-            super()._handle_dropped_rpc(peer_id, rpc, reason)
+                stats.inc(name)
 
     return AxlGossipSub
 
