@@ -511,6 +511,16 @@ def measure(
     return window
 
 
+def received_between(events: Events, begin: float, end: float) -> int:
+    """Topic messages delivered to a handler in [begin, end), by their receive time: the
+    deliveries the CPU measured over the same window paid for. (Counting the deliveries of
+    the ticks *published* in the window instead, as the delivery share does, leaves out the
+    last seconds the CPU still covers.)"""
+    return sum(
+        1 for receipts in events.receipts.values() for _, t, _ in receipts if begin <= t < end
+    )
+
+
 def gc_over(events: Events, begin: float, end: float) -> tuple[int, list[float]] | None:
     """(nodes, summed GC totals) over [begin, end): per node, the last sample before ``end``
     minus the last before ``begin`` (nodes without both are left out)."""
@@ -752,7 +762,7 @@ def main(argv: list[str] | None = None) -> int:
     load_after = run.load_after
     figures["membership_s"] = membership
     steady = measure(events, spans, run.begin, run.finish - 3.0)
-    delivered = steady.delivered
+    delivered = received_between(events, run.begin, run.finish)
     cpu_per_msg = 1000 * run.cpu / delivered if delivered else float("nan")
 
     off = f", {args.off} off" if args.off else ""

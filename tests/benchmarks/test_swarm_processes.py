@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from benchmarks.swarm_processes import run_swarm
+from benchmarks.swarm_processes import Events, received_between, run_swarm
 
 
 @pytest.mark.slow
@@ -48,3 +48,11 @@ def test_a_small_swarm_recovers_from_churn_without_redelivery() -> None:
             assert heard.get(name, set()) >= live - {name}, (name, heard.get(name))
     finally:
         shutil.rmtree(run.root, ignore_errors=True)
+
+
+def test_the_cpu_per_message_counts_the_deliveries_made_within_the_cpu_window() -> None:
+    events = Events()
+    events.publishes = [("n0", 1, 9.0), ("n0", 2, 19.5)]
+    events.receipts[("n0", 1)] = [("n1", 9.99, 0.99), ("n2", 10.0, 1.0)]  # n1's before begin
+    events.receipts[("n0", 2)] = [("n1", 19.9, 0.4), ("n2", 20.1, 0.6)]  # n2's after the end
+    assert received_between(events, 10.0, 20.0) == 2
