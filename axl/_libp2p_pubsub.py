@@ -35,6 +35,7 @@ import trio
 
 from ._errors import DecodeError, FrameTooLarge
 from ._libp2p_config import _READ_CHUNK
+from ._libp2p_flat import flat_writer
 from ._libp2p_inline import InlineRpcs
 from ._libp2p_rpc import RpcDecoder, coalesce
 from ._libp2p_yamux import window_update_due
@@ -68,6 +69,7 @@ def _build_class() -> type[Any]:
     from libp2p.pubsub.pb import rpc_pb2
     from libp2p.pubsub.pubsub import Pubsub
     from libp2p.pubsub.validators import signature_validator
+    from libp2p.utils import encode_uvarint
 
     SubOpts = rpc_pb2.RPC.SubOpts
 
@@ -99,6 +101,7 @@ def _build_class() -> type[Any]:
             self, peer_id: ID, stream: INetStream, queue: RpcQueue
         ) -> None:
             stats = self.stats
+            flat = flat_writer(stream, stats)
             try:
                 while True:
                     rpc = await queue.pop()
@@ -110,12 +113,19 @@ def _build_class() -> type[Any]:
                         if more is None:
                             break
                         batch.append(more)
-                    sent = 0
+                    sent = flat_sent = 0
                     for out in coalesce(batch, queue.max_message_size):
+                        sent += 1
+                        if flat is not None:
+                            body = out.SerializeToString()
+                            if await flat.write(encode_uvarint(len(body)) + body):
+                                flat_sent += 1
+                                continue
                         if not await self.write_msg(stream, out):
                             return
-                        sent += 1
                     stats.inc("gossip.rpcs_sent", sent)
+                    if flat_sent:
+                        stats.inc("gossip.rpcs_flat", flat_sent)
                     stats.inc("gossip.rpcs_queued", len(batch))
             except Exception as exc:
                 logger.debug("gossip writer for %s ended: %r", peer_id, exc)

@@ -50,18 +50,19 @@ class RpcCount:
     def install(cls) -> None:
         if cls._installed:
             return
-        from libp2p.pubsub.pubsub import Pubsub
+        from axl import _libp2p_pubsub
 
-        original = Pubsub.write_msg
+        module: Any = _libp2p_pubsub
+        original = module.coalesce
 
-        async def write_msg(self: Any, stream: Any, rpc: Any) -> bool:
-            cls.rpcs += 1
-            cls.carrying += bool(rpc.publish)
-            cls.published += len(rpc.publish)
-            ok: bool = await original(self, stream, rpc)
-            return ok
+        def coalesce(rpcs: Any, max_size: int) -> Any:  # what every pubsub writer writes
+            out = original(rpcs, max_size)
+            cls.rpcs += len(out)
+            cls.carrying += sum(bool(rpc.publish) for rpc in out)
+            cls.published += sum(len(rpc.publish) for rpc in out)
+            return out
 
-        Pubsub.write_msg = write_msg  # type: ignore[method-assign,assignment]
+        module.coalesce = coalesce
         cls._installed = True
 
 
