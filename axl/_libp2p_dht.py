@@ -23,6 +23,7 @@ from typing import Any
 import trio
 
 from ._identity import PeerId
+from ._libp2p_dht_records import install_dht_caches
 
 DHT_PROTOCOL_PREFIX = "/axl"
 ALPHA = 3
@@ -38,6 +39,7 @@ class Dht:
         from libp2p.custom_types import TProtocol
         from libp2p.kad_dht import DHTMode, KadDHT
 
+        install_dht_caches()
         self._host = host
         self.kad: Any = KadDHT(
             host,

@@ -30,6 +30,7 @@ import argparse
 import cProfile
 import gc
 import json
+import math
 import os
 import random
 import shutil
@@ -109,6 +110,25 @@ class GcProbe:
         return [*self.counts, *(round(1000 * s, 3) for s in self.seconds)]
 
 
+def _raw(peer: PeerId) -> bytes:
+    """A sort key for peer ids (their base58 form costs an encoding per comparison)."""
+    return peer.raw
+
+
+def receipt_line(origin: str, seq: int, now: float, sent: float) -> str:
+    """The log line of one delivery: the JSON ``_event(ev="r", ...)`` writes, formatted
+    directly (json.dumps of a dict per delivered message cost the swarm more than the line)."""
+    return (
+        f'{{"ev":"r","o":{json.dumps(origin)},"s":{seq:d},"t":{_json_float(now)},'
+        f'"l":{_json_float(round(now - sent, 4))},"ps":{_json_float(sent)}}}\n'
+    )
+
+
+def _json_float(value: float) -> str:
+    """``value`` as json.dumps writes it (``repr`` for a finite float)."""
+    return repr(value) if math.isfinite(value) else json.dumps(value)
+
+
 # -- the node (one per process, run by ``python -m agents``) -----------------------------------
 
 
@@ -133,14 +153,17 @@ class SwarmNode(Agent):
         as GossipSub knows them)."""
         if "publish" in self._off:
             transport: Any = self.bus.transport
-            return sorted(transport.topic_peers(TOPIC), key=str)
+            return sorted(transport.topic_peers(TOPIC), key=_raw)
         return [peer for peer, heard in self._heard.items() if now - heard < 5.0]
 
-    def _event(self, **event: Any) -> None:
+    def _log_file(self) -> IO[str]:
         if self._out is None:
             folder = Path(os.environ.get(LOG_DIR_ENV, "."))
             self._out = (folder / f"{self.name}-{os.getpid()}.jsonl").open("a")
-        self._out.write(json.dumps(event, separators=(",", ":")) + "\n")
+        return self._out
+
+    def _event(self, **event: Any) -> None:
+        self._log_file().write(json.dumps(event, separators=(",", ":")) + "\n")
 
     async def on_start(self) -> None:
         self._gc.install()
@@ -173,7 +196,7 @@ class SwarmNode(Agent):
     async def tick(self, msg: Tick, ctx: Context) -> None:
         now = time.time()
         self._heard[ctx.sender] = now
-        self._event(ev="r", o=msg.origin, s=msg.seq, t=now, l=round(now - msg.sent, 4), ps=msg.sent)
+        self._log_file().write(receipt_line(msg.origin, msg.seq, now, msg.sent))
 
     @on(Ping)
     async def ping(self, msg: Ping, ctx: Context) -> Pong:
@@ -208,7 +231,7 @@ class SwarmNode(Agent):
         transport: Any = self.bus.transport
         find = getattr(transport, "find_peer", None)
         candidates = (
-            self._live(time.time()) if "publish" in self._off else sorted(self._heard, key=str)
+            self._live(time.time()) if "publish" in self._off else sorted(self._heard, key=_raw)
         )
         if find is None or not candidates or "lookup" in self._off:
             return

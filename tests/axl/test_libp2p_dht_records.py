@@ -1,0 +1,102 @@
+"""The DHT's cached record checks and connection types (:mod:`axl._libp2p_dht_records`):
+a record is verified once per peer, never trusted for another peer, garbage is refused every
+time, and the connection type reported for a closer peer is py-libp2p's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from axl import Identity, Libp2pConfig, Libp2pTransport
+from axl._libp2p_dht_records import cached_kad_consume, connection_type
+
+from .clusters import eventually
+
+CONFIG = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, peer_exchange=False)
+
+
+def identity(n: int) -> Identity:
+    return Identity.from_seed(bytes([0x60 + n]) * 32)
+
+
+async def test_closer_peer_records_are_verified_once_and_only_for_their_own_peer() -> None:
+    from libp2p.kad_dht.pb.kademlia_pb2 import Message
+    from libp2p.kad_dht.utils import maybe_consume_signed_record
+    from libp2p.peer.id import ID
+    from libp2p.peer.peerstore import env_to_send_in_RPC
+
+    checked: list[bool] = []
+
+    def counted(msg: Any, host: Any, peer_id: Any = None) -> bool:
+        ok = maybe_consume_signed_record(msg, host, peer_id)
+        checked.append(ok)
+        return ok
+
+    check = cached_kad_consume(counted)
+    async with (
+        Libp2pTransport.open(identity(1), config=CONFIG) as alice,
+        Libp2pTransport.open(identity(2), config=CONFIG) as bob,
+    ):
+        assert alice._host is not None and bob._host is not None
+        record, _ = env_to_send_in_RPC(alice._host)
+        alice_raw, carol_raw = identity(1).peer_id.raw, identity(3).peer_id.raw
+        closer = Message.Peer(id=alice_raw, signedRecord=record)
+        assert check(closer, bob._host)
+        assert check(closer, bob._host)  # from the cache
+        assert checked == [True]
+        # Alice's record named as carol's: checked (not taken from alice's entry) and refused,
+        # every time (a failure is never remembered).
+        forged = Message.Peer(id=carol_raw, signedRecord=record)
+        assert not check(forged, bob._host)
+        assert not check(forged, bob._host)
+        assert checked == [True, False, False]
+        garbage = Message.Peer(id=alice_raw, signedRecord=b"\x01garbage")
+        assert not check(garbage, bob._host)
+        assert not check(garbage, bob._host)
+        assert checked[-2:] == [False, False]
+        assert check(Message.Peer(id=alice_raw), bob._host)  # no record: nothing to check
+        # A request's sender record: bound to the peer that sent it.
+        request = Message(type=Message.MessageType.FIND_NODE, senderRecord=record)
+        assert check(request, bob._host, ID(alice_raw))
+        assert not check(request, bob._host, ID(carol_raw))
+        before = len(checked)
+        assert check(request, bob._host, ID(alice_raw))
+        assert len(checked) == before  # cached for alice only
+        assert check(Message(type=Message.MessageType.FIND_NODE), bob._host, ID(alice_raw))
+
+
+async def test_connection_types_match_what_the_host_knows() -> None:
+    from libp2p.kad_dht.pb.kademlia_pb2 import Message
+    from libp2p.peer.id import ID
+
+    async with (
+        Libp2pTransport.open(identity(4), config=CONFIG) as alice,
+        Libp2pTransport.open(identity(5), config=CONFIG) as bob,
+        Libp2pTransport.open(identity(6), config=CONFIG) as carol,
+    ):
+        assert alice._host is not None
+        await alice.connect(bob.listen_addrs[0])
+        bob_id, carol_id = ID(bob.local_peer.raw), ID(carol.local_peer.raw)
+        await eventually(lambda: bob_id in alice._host.get_connected_peers())  # type: ignore[union-attr]
+        types = Message.ConnectionType
+        assert connection_type(alice._host, bob_id) == types.CONNECTED
+        assert connection_type(alice._host, carol_id) == types.NOT_CONNECTED
+        from multiaddr import Multiaddr
+
+        bare = carol.listen_addrs[0].rsplit("/p2p/", 1)[0]
+        alice._host.get_peerstore().add_addrs(carol_id, [Multiaddr(bare)], 60)
+        assert connection_type(alice._host, carol_id) == types.CAN_CONNECT
+        await trio.lowlevel.checkpoint()
+
+
+async def test_the_dht_modules_call_the_cached_helpers_once_a_transport_runs() -> None:
+    import libp2p.kad_dht.kad_dht as kad_dht
+    import libp2p.kad_dht.peer_routing as peer_routing
+
+    async with Libp2pTransport.open(identity(7), config=CONFIG):
+        assert kad_dht.get_connection_type is connection_type
+        for module in (kad_dht, peer_routing):
+            consume = module.maybe_consume_signed_record
+            assert consume.__module__ == "axl._libp2p_dht_records"
+            assert module.env_to_send_in_RPC.__module__ == "axl._libp2p_gossip"
