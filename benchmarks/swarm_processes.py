@@ -55,7 +55,9 @@ from ._report import line, percentile, sign_verify_seconds
 TOPIC = "bench.swarm.ticks"
 LOG_DIR_ENV = "AXL_SWARM_LOG_DIR"
 PROFILE_ENV = "AXL_SWARM_PROFILE"
-"""A file name: the node profiles its own CPU time (cProfile) from 15 s after its start."""
+"""A file name: the node profiles its own CPU time (cProfile) from the steady-state window's
+start (the parent then creates this name + ``.start``; the node looks for it twice a second)
+until it stops, and writes the profile there."""
 OFF_ENV = "AXL_SWARM_OFF"
 """Comma-separated activities a node leaves out (``publish``, ``ask``, ``lookup``): measuring
 the fixed cost of a process, activity by activity (``--off``)."""
@@ -172,7 +174,10 @@ class SwarmNode(Agent):
             self.start_soon(self._profile_later)
 
     async def _profile_later(self) -> None:
-        await trio.sleep(15.0)
+        start = os.environ[PROFILE_ENV] + ".start"
+        # One stat of a local file twice a second, in the profiled node only: no thread hop.
+        while not os.path.exists(start):  # noqa: ASYNC240
+            await trio.sleep(0.5)
         self._profiler = cProfile.Profile(time.process_time)
         self._profiler.enable()
 
@@ -678,6 +683,8 @@ def run_swarm(
         time.sleep(warmup)
         begin = time.time()
         swarm.mark_cpu("begin")
+        if profile is not None:  # the profiled node starts profiling now (PROFILE_ENV)
+            (swarm.logs / f"{profile}.prof.start").touch()
         busy = machine_busy_seconds()
         time.sleep(seconds)
         busy = machine_busy_seconds() - busy
@@ -754,7 +761,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="8 nodes, 15 s, churn")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the logs (path printed)")
-    parser.add_argument("--profile", metavar="NAME", help="cProfile one node, e.g. n3 (--keep)")
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="cProfile one node from the window's start, e.g. n3 (--keep)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.nodes, args.seconds, args.churn, args.recovery = 8, 15.0, True, 30.0
