@@ -24,9 +24,11 @@ host runs; nothing in site-packages changes.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Any
 
 VERIFIED_RECORDS = 4096
@@ -34,6 +36,7 @@ VERIFIED_RECORDS = 4096
 VERIFIED_TTL = 600.0
 """Seconds a verified record is trusted without a new check (the peerstore keeps it 2 h)."""
 
+logger = logging.getLogger("axl.libp2p")
 _installed = False
 
 
@@ -106,3 +109,92 @@ def connection_type(host: Any, peer_id: Any) -> Any:
         return Message.ConnectionType.NOT_CONNECTED
     except Exception:
         return Message.ConnectionType.NOT_CONNECTED
+
+
+async def query_closest(kad: Any, peer: Any, key: bytes, learned: list[Any]) -> None:
+    """One FIND_NODE query to ``peer`` for ``key``, appending the peers it names to ``learned``
+    (py-libp2p's ``_query_single_peer_for_closest``, same messages and checks, leaner):
+
+    * the request goes out in one stream write (py-libp2p writes its length prefix apart);
+    * a named peer's addresses go into the peerstore as before, but the peer goes through the
+      routing table's insertion (a lock, a bucket search, and when the bucket is full a ping
+      of its oldest peer) only when it is not in the table yet: a response names 20 peers,
+      in a settled swarm all of them known. The peer that answered is refreshed as before.
+
+    Errors end the query with what it learned so far (py-libp2p logs and returns too); a peer
+    whose stream cannot be opened, or whose own record fails its check, leaves the table.
+    ``learned`` may repeat a peer that two queries of a round both named.
+    """
+    import trio
+    from libp2p.kad_dht import peer_routing as routing_module
+    from libp2p.kad_dht.common import MAX_DHT_MESSAGE_SIZE, PROTOCOL_ID, QUERY_TIMEOUT
+    from libp2p.kad_dht.pb.kademlia_pb2 import Message
+    from libp2p.peer.id import ID
+    from libp2p.peer.peerinfo import PeerInfo
+    from libp2p.utils.varint import encode_uvarint, read_varint_prefixed_bytes_limited
+    from multiaddr import Multiaddr
+
+    routing: Any = routing_module  # its record helpers, replaced by install_dht_caches
+    host = kad.host
+    table = kad.routing_table
+    local = host.get_id()
+    if peer == local:
+        return
+    store = host.get_peerstore()
+    seen: set[bytes] = set()
+    stream = None
+    try:
+        with trio.move_on_after(QUERY_TIMEOUT):
+            try:
+                addrs = store.addrs(peer)
+                if addrs:
+                    await table.add_peer(PeerInfo(peer, addrs))
+            except Exception as exc:
+                logger.debug("routing table: adding %s failed: %r", peer, exc)
+            try:
+                stream = await host.new_stream(peer, [PROTOCOL_ID])
+            except Exception as exc:
+                logger.debug("FIND_NODE stream to %s failed: %r", peer, exc)
+                table.remove_peer(peer)
+                return
+            request = Message(type=Message.MessageType.FIND_NODE, key=key)
+            request.senderRecord = routing.env_to_send_in_RPC(host)[0]
+            data = request.SerializeToString()
+            await stream.write(encode_uvarint(len(data)) + data)
+            response = Message()
+            response.ParseFromString(
+                await read_varint_prefixed_bytes_limited(stream, MAX_DHT_MESSAGE_SIZE)
+            )
+            if response.type != Message.MessageType.FIND_NODE:
+                return
+            consume = routing.maybe_consume_signed_record
+            if not consume(response, host, peer):
+                table.remove_peer(peer)  # py-libp2p drops a peer whose record fails
+                return
+            for named in response.closerPeers:
+                if not consume(named, host) or not named.id:
+                    continue
+                other = ID(named.id)
+                if other == local:
+                    continue
+                if named.id not in seen:
+                    seen.add(named.id)
+                    learned.append(other)
+                addrs = []
+                for raw in named.addrs:
+                    with suppress(Exception):
+                        addrs.append(Multiaddr(raw))
+                if addrs:
+                    store.add_addrs(other, addrs, 3600)
+                    if not table.peer_in_table(other):
+                        with suppress(Exception):
+                            await table.add_peer(PeerInfo(other, addrs))
+    except Exception as exc:
+        logger.debug("FIND_NODE to %s failed: %r", peer, exc)
+    finally:
+        if stream is not None:
+            # Shielded: a round ends by cancelling its other queries once one answer names the
+            # target, and an unshielded close was cancelled at once, leaving the responder's
+            # handler (one of its few inbound DHT slots) waiting for our next request.
+            with trio.CancelScope(shield=True), trio.move_on_after(1.0), suppress(Exception):
+                await stream.close()

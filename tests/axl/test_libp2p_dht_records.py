@@ -100,3 +100,54 @@ async def test_the_dht_modules_call_the_cached_helpers_once_a_transport_runs() -
             consume = module.maybe_consume_signed_record
             assert consume.__module__ == "axl._libp2p_dht_records"
             assert module.env_to_send_in_RPC.__module__ == "axl._libp2p_gossip"
+
+
+async def test_our_find_node_query_is_answered_by_a_stock_py_libp2p_dht() -> None:
+    """Our lean FIND_NODE client against py-libp2p's own DHT server: the named peer and its
+    address are learned, and a peer the routing table already holds is not inserted again
+    (the responder is refreshed on every query)."""
+    import multiaddr
+    from libp2p import new_host
+    from libp2p.kad_dht import DHTMode, KadDHT
+    from libp2p.peer.id import ID
+    from libp2p.peer.peerinfo import PeerInfo
+    from libp2p.tools.anyio_service import background_trio_service
+
+    from axl._libp2p_dht_records import query_closest
+
+    stock = new_host(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")])
+    stock_dht = KadDHT(stock, DHTMode.SERVER, enable_random_walk=False)
+    far = ID(identity(9).peer_id.raw)  # a peer only the stock node knows, never dialled
+    far_addr = multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/9")
+    async with (
+        stock.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]),
+        background_trio_service(stock_dht),
+        Libp2pTransport.open(identity(8), config=CONFIG) as ours,
+    ):
+        stock.get_peerstore().add_addrs(far, [far_addr], 600)
+        assert await stock_dht.routing_table.add_peer(
+            PeerInfo(far, [far_addr]), skip_server_mode_check=True
+        )
+        host, dht = ours._host, ours._dht
+        assert host is not None and dht is not None
+        await host.connect(PeerInfo(stock.get_id(), stock.get_addrs()))
+        table = dht.kad.routing_table
+        inserted: list[Any] = []
+        add_peer = table.add_peer
+
+        async def counted(peer: Any, **kwargs: Any) -> bool:
+            inserted.append(peer.peer_id if isinstance(peer, PeerInfo) else peer)
+            return bool(await add_peer(peer, **kwargs))
+
+        table.add_peer = counted
+        for round_ in range(2):
+            learned: list[Any] = []
+            with trio.fail_after(10):
+                await query_closest(dht.kad, stock.get_id(), far.to_bytes(), learned)
+            assert far in learned
+            assert far_addr in host.get_peerstore().addrs(far)
+            assert table.peer_in_table(far)
+            assert inserted.count(stock.get_id()) == round_ + 1  # the responder, refreshed
+            assert inserted.count(far) == 1  # inserted once, when it was new
+        # The query's stream was closed: the stock handler finished.
+        await eventually(lambda: stock_dht._inbound_limiter.borrowed_tokens == 0)
