@@ -38,7 +38,6 @@ def build_host(
 
     from ._libp2p_announce import memo_message_id
     from ._libp2p_gossip import gossipsub_class
-    from ._libp2p_multiselect import pipelined_client
     from ._libp2p_noise import noise_transport_class
     from ._libp2p_pubsub import pubsub_class
     from ._libp2p_tcp import install_read_ahead
@@ -75,8 +74,6 @@ def build_host(
         raise RuntimeError("libp2p derived another peer id from this identity")
     # py-libp2p's yamux with a lean receive loop and counted refusals (see _libp2p_yamux_session)
     install_lean_yamux(host.get_network(), stats if stats is not None else Counters())
-    basic: Any = host  # a BasicHost (the interface does not declare its multiselect client)
-    basic.multiselect_client = pipelined_client()  # streams open in one round trip
     router = gossipsub_class()(  # GossipSub minus replays and per-RPC record checks
         [TProtocol("/meshsub/1.1.0"), TProtocol("/meshsub/1.0.0")],
         degree=config.gossip_degree,
