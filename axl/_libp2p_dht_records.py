@@ -11,8 +11,11 @@ py-libp2p's DHT does per query, on both sides, work whose answer rarely changes:
   and hands it to the peerstore, although in a settled swarm they are the records it verified
   on the previous query. A record already verified for the same peer (same bytes, same
   answer) is not verified again for :data:`VERIFIED_TTL` seconds (well under the peerstore's
-  2 h for it); a new or changed record goes through py-libp2p's check, and a failed check is
-  never remembered.
+  2 h for it) while the peerstore holds that very record (same sequence number); a new or
+  changed record, one older than the stored one (refused, as py-libp2p refuses it) and one
+  the peerstore dropped go through py-libp2p's check, and a failed check is never
+  remembered. (Re-consuming the same record would only have reset the peer's addresses to
+  the record's, erasing newer announced ones.)
 * **Connection type per closer peer.** A response reports for each peer whether we are
   connected to it; py-libp2p copies the list of connected peers and scans it for each of the
   20 (O(peers) each); here it is one dictionary look-up.
@@ -65,10 +68,13 @@ def install_dht_caches() -> None:
 def cached_kad_consume(consume: Callable[..., bool]) -> Callable[..., bool]:
     """py-libp2p's ``maybe_consume_signed_record`` for DHT messages (a request or response's
     ``senderRecord``, or a closer peer's ``signedRecord``), skipping records it accepted
-    before for the same host and peer."""
+    before for the same host and peer while the peerstore still holds that very record
+    (same sequence number). Otherwise py-libp2p decides: a record older than the stored one
+    is refused as before, one the peerstore dropped is stored again."""
     from libp2p.kad_dht.pb.kademlia_pb2 import Message
+    from libp2p.peer.id import ID
 
-    verified: OrderedDict[tuple[bytes, bytes, bytes], float] = OrderedDict()
+    verified: OrderedDict[tuple[bytes, bytes, bytes], tuple[float, int]] = OrderedDict()
 
     def maybe_consume_signed_record(msg: Any, host: Any, peer_id: Any = None) -> bool:
         if not isinstance(msg, Message):  # a closer peer (Message.Peer)
@@ -83,12 +89,16 @@ def cached_kad_consume(consume: Callable[..., bool]) -> Callable[..., bool]:
             expected = peer_id.to_bytes() if peer_id is not None else b""
         key = (host.get_id().to_bytes(), expected, record)
         now = time.monotonic()
-        expiry = verified.get(key)
-        if expiry is not None and expiry > now:
-            return True
+        hit = verified.get(key)
+        records = host.get_peerstore().peer_record_map
+        if hit is not None and hit[0] > now and expected:
+            stored = records.get(ID(expected))
+            if stored is not None and stored.seq == hit[1]:
+                return True
         ok = consume(msg, host, peer_id)
-        if ok:
-            verified[key] = now + VERIFIED_TTL
+        stored = records.get(ID(expected)) if ok and expected else None
+        if stored is not None:
+            verified[key] = (now + VERIFIED_TTL, stored.seq)
             verified.move_to_end(key)
             while len(verified) > VERIFIED_RECORDS:
                 verified.popitem(last=False)

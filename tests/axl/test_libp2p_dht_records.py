@@ -151,3 +151,53 @@ async def test_our_find_node_query_is_answered_by_a_stock_py_libp2p_dht() -> Non
             assert inserted.count(far) == 1  # inserted once, when it was new
         # The query's stream was closed: the stock handler finished.
         await eventually(lambda: stock_dht._inbound_limiter.borrowed_tokens == 0)
+
+
+async def test_a_cached_record_older_than_the_stored_one_is_refused_as_py_libp2p_refuses_it() -> (
+    None
+):
+    """A restarted peer's newer record supersedes the old one: the old bytes, cached as
+    verified, must not slip back in (py-libp2p refuses an older record, and the closer peer
+    carrying it, whose addresses may be dead); a record the peerstore dropped is checked and
+    stored again."""
+    from libp2p.kad_dht.pb.kademlia_pb2 import Message
+    from libp2p.kad_dht.utils import maybe_consume_signed_record
+    from libp2p.peer.id import ID
+    from libp2p.peer.peerstore import create_signed_peer_record
+    from multiaddr import Multiaddr
+
+    checked: list[bool] = []
+
+    def counted(msg: Any, host: Any, peer_id: Any = None) -> bool:
+        ok = maybe_consume_signed_record(msg, host, peer_id)
+        checked.append(ok)
+        return ok
+
+    check = cached_kad_consume(counted)
+    async with (
+        Libp2pTransport.open(identity(10), config=CONFIG) as alice,
+        Libp2pTransport.open(identity(11), config=CONFIG) as bob,
+    ):
+        assert alice._host is not None and bob._host is not None
+        alice_id = ID(alice.local_peer.raw)
+        key = alice._host.get_private_key()
+        old = create_signed_peer_record(alice_id, [Multiaddr("/ip4/127.0.0.1/tcp/1")], key)
+        await trio.sleep(0.01)  # sequence numbers are timestamps
+        new = create_signed_peer_record(alice_id, [Multiaddr("/ip4/127.0.0.1/tcp/2")], key)
+        raw = alice.local_peer.raw
+        stale = Message.Peer(id=raw, signedRecord=old.marshal_envelope())
+        fresh = Message.Peer(id=raw, signedRecord=new.marshal_envelope())
+        assert check(stale, bob._host)
+        assert check(stale, bob._host)
+        assert checked == [True]  # cached
+        assert check(fresh, bob._host)  # alice restarted: a newer record
+        assert not check(stale, bob._host)  # the old one is refused again, not taken from cache
+        assert checked == [True, True, False]
+        assert check(fresh, bob._host)
+        assert len(checked) == 3  # the stored record: cached
+        store: Any = bob._host.get_peerstore()
+        records: dict[Any, Any] = store.peer_record_map
+        records.pop(alice_id)  # the peerstore drops it
+        assert check(fresh, bob._host)
+        assert len(checked) == 4  # checked and stored again
+        assert alice_id in records
