@@ -90,13 +90,15 @@ def cached_kad_consume(consume: Callable[..., bool]) -> Callable[..., bool]:
         key = (host.get_id().to_bytes(), expected, record)
         now = time.monotonic()
         hit = verified.get(key)
-        records = host.get_peerstore().peer_record_map
-        if hit is not None and hit[0] > now and expected:
+        records = getattr(host.get_peerstore(), "peer_record_map", None)  # py-libp2p's store
+        if records is None or not expected:
+            return consume(msg, host, peer_id)  # nothing to compare a cached record with
+        if hit is not None and hit[0] > now:
             stored = records.get(ID(expected))
             if stored is not None and stored.seq == hit[1]:
                 return True
         ok = consume(msg, host, peer_id)
-        stored = records.get(ID(expected)) if ok and expected else None
+        stored = records.get(ID(expected)) if ok else None
         if stored is not None:
             verified[key] = (now + VERIFIED_TTL, stored.seq)
             verified.move_to_end(key)
