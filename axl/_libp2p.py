@@ -29,7 +29,7 @@ The host and its security set-up live in :mod:`axl._libp2p_host`, the settings i
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from typing import Any
@@ -241,19 +241,17 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
     def known_peers(self) -> set[PeerId]:
         """Peers we have an address for (from bootstrap, peer exchange or connections)."""
         host = self._check_open()
-        known: set[PeerId] = set()
-        for pid in host.get_peerstore().peers_with_addrs():
-            peer = peer_id_of(pid.to_bytes())
-            if peer is not None and peer != self._peer:
-                known.add(peer)
-        return known | self.connected_peers()
+        # Raw ids first, one PeerId per distinct peer (most known peers are connected too).
+        raws = {pid.to_bytes() for pid in host.get_peerstore().peers_with_addrs()}
+        raws.update(pid.to_bytes() for pid in host.get_network().connections)
+        raws.discard(self._peer.raw)
+        return _peer_ids(raws)
 
     def topic_peers(self, topic: str) -> set[PeerId]:
         """Peers we currently know to be subscribed to ``topic`` (from GossipSub)."""
         self._check_open()
         assert self._pubsub is not None
-        peers = (peer_id_of(pid.to_bytes()) for pid in self._pubsub.peer_topics.get(topic, ()))
-        return {peer for peer in peers if peer is not None}
+        return _peer_ids(pid.to_bytes() for pid in self._pubsub.peer_topics.get(topic, ()))
 
     async def find_peer(self, peer: PeerId, *, timeout: float = 10.0) -> list[str]:
         """Look ``peer``'s addresses up in the Kademlia DHT (O(log n) rounds; see
@@ -363,6 +361,12 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
                 pass  # closing
 
         return receive
+
+
+def _peer_ids(raws: Iterable[bytes]) -> set[PeerId]:
+    """The AXL peer ids among raw libp2p peer ids (others are skipped)."""
+    peers = (peer_id_of(raw) for raw in raws)
+    return {peer for peer in peers if peer is not None}
 
 
 def _unbound(host: Any, listen: Sequence[Any]) -> ListenError | None:

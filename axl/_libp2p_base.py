@@ -41,11 +41,29 @@ class Link:
         self.scope = trio.CancelScope()
 
 
-def peer_id_of(raw: bytes) -> PeerId | None:
+PEER_IDS_KEPT = 4096
+"""Peer ids :func:`peer_id_of` remembers (all of them forgotten at once past this)."""
+_peer_ids: dict[bytes, PeerId] = {}
+
+
+def peer_id_of(raw: bytes | bytearray | memoryview) -> PeerId | None:
+    """The AXL peer id of a raw libp2p peer id, or None for one that is not (not Ed25519).
+
+    Remembered per raw id: the transport converts the same few dozen ids over and over (every
+    topic message, connection event, membership count), and building one validates it. A
+    flood of distinct ids only refills the bounded table; refused ids are not kept."""
+    key = raw if type(raw) is bytes else bytes(raw)  # a hashable, immutable copy
+    peer = _peer_ids.get(key)
+    if peer is not None:
+        return peer
     try:
-        return PeerId(raw)
+        peer = PeerId(key)
     except InvalidPeerId:
         return None
+    if len(_peer_ids) >= PEER_IDS_KEPT:
+        _peer_ids.clear()
+    _peer_ids[peer.raw] = peer
+    return peer
 
 
 def unblock_dial(host: Any, pid: Any) -> None:

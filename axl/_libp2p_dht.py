@@ -23,6 +23,7 @@ from typing import Any
 import trio
 
 from ._identity import PeerId
+from ._libp2p_dht_records import install_dht_caches, query_closest
 
 DHT_PROTOCOL_PREFIX = "/axl"
 ALPHA = 3
@@ -38,6 +39,7 @@ class Dht:
         from libp2p.custom_types import TProtocol
         from libp2p.kad_dht import DHTMode, KadDHT
 
+        install_dht_caches()
         self._host = host
         self.kad: Any = KadDHT(
             host,
@@ -87,7 +89,6 @@ class Dht:
 
         target = ID(peer.raw)
         key = target.to_bytes()
-        routing: Any = self.kad.peer_routing
         own = self._host.get_id()
         known = set(self.kad.routing_table.find_local_closest_peers(key, 20))
         known |= set(self._host.get_connected_peers())
@@ -107,7 +108,7 @@ class Dht:
                 async with trio.open_nursery() as nursery:
                     for other in batch:
                         queried.add(other)
-                        nursery.start_soon(_ask, routing, other, key, learned, target, nursery)
+                        nursery.start_soon(_ask, self.kad, other, key, learned, target, nursery)
                 found = target in learned or target in batch
                 known.update(p for p in learned if p != own)
         try:
@@ -118,10 +119,10 @@ class Dht:
 
 
 async def _ask(
-    routing: Any, peer: Any, key: bytes, learned: list[Any], target: Any, nursery: trio.Nursery
+    kad: Any, peer: Any, key: bytes, learned: list[Any], target: Any, nursery: trio.Nursery
 ) -> None:
     """One FIND_NODE query; ends the round early once any answer names the target."""
-    await routing._query_single_peer_for_closest(peer, key, learned)
+    await query_closest(kad, peer, key, learned)
     if target in learned:
         nursery.cancel_scope.cancel()
 

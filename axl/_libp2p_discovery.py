@@ -194,6 +194,8 @@ class DiscoveryMixin(TransportBase):
                 with suppress(Exception):
                     await network.auto_connector.stop()
             await trio.sleep(1.0)
+            if len(network.connections) >= self.config.target_peers:
+                continue  # the usual case: no ids to convert
             connected = {peer_id_of(pid.to_bytes()) for pid in host.get_connected_peers()}
             missing = self.config.target_peers - len(connected)
             if missing <= 0:

@@ -30,6 +30,7 @@ import argparse
 import cProfile
 import gc
 import json
+import math
 import os
 import random
 import shutil
@@ -54,7 +55,9 @@ from ._report import line, percentile, sign_verify_seconds
 TOPIC = "bench.swarm.ticks"
 LOG_DIR_ENV = "AXL_SWARM_LOG_DIR"
 PROFILE_ENV = "AXL_SWARM_PROFILE"
-"""A file name: the node profiles its own CPU time (cProfile) from 15 s after its start."""
+"""A file name: the node profiles its own CPU time (cProfile) from the steady-state window's
+start (the parent then creates this name + ``.start``; the node looks for it twice a second)
+until it stops, and writes the profile there."""
 OFF_ENV = "AXL_SWARM_OFF"
 """Comma-separated activities a node leaves out (``publish``, ``ask``, ``lookup``): measuring
 the fixed cost of a process, activity by activity (``--off``)."""
@@ -109,6 +112,25 @@ class GcProbe:
         return [*self.counts, *(round(1000 * s, 3) for s in self.seconds)]
 
 
+def _raw(peer: PeerId) -> bytes:
+    """A sort key for peer ids (their base58 form costs an encoding per comparison)."""
+    return peer.raw
+
+
+def receipt_line(origin: str, seq: int, now: float, sent: float) -> str:
+    """The log line of one delivery: the JSON ``_event(ev="r", ...)`` writes, formatted
+    directly (json.dumps of a dict per delivered message cost the swarm more than the line)."""
+    return (
+        f'{{"ev":"r","o":{json.dumps(origin)},"s":{seq:d},"t":{_json_float(now)},'
+        f'"l":{_json_float(round(now - sent, 4))},"ps":{_json_float(sent)}}}\n'
+    )
+
+
+def _json_float(value: float) -> str:
+    """``value`` as json.dumps writes it (``repr`` for a finite float)."""
+    return repr(value) if math.isfinite(value) else json.dumps(value)
+
+
 # -- the node (one per process, run by ``python -m agents``) -----------------------------------
 
 
@@ -133,14 +155,17 @@ class SwarmNode(Agent):
         as GossipSub knows them)."""
         if "publish" in self._off:
             transport: Any = self.bus.transport
-            return sorted(transport.topic_peers(TOPIC), key=str)
+            return sorted(transport.topic_peers(TOPIC), key=_raw)
         return [peer for peer, heard in self._heard.items() if now - heard < 5.0]
 
-    def _event(self, **event: Any) -> None:
+    def _log_file(self) -> IO[str]:
         if self._out is None:
             folder = Path(os.environ.get(LOG_DIR_ENV, "."))
             self._out = (folder / f"{self.name}-{os.getpid()}.jsonl").open("a")
-        self._out.write(json.dumps(event, separators=(",", ":")) + "\n")
+        return self._out
+
+    def _event(self, **event: Any) -> None:
+        self._log_file().write(json.dumps(event, separators=(",", ":")) + "\n")
 
     async def on_start(self) -> None:
         self._gc.install()
@@ -149,7 +174,10 @@ class SwarmNode(Agent):
             self.start_soon(self._profile_later)
 
     async def _profile_later(self) -> None:
-        await trio.sleep(15.0)
+        start = os.environ[PROFILE_ENV] + ".start"
+        # One stat of a local file twice a second, in the profiled node only: no thread hop.
+        while not os.path.exists(start):  # noqa: ASYNC240
+            await trio.sleep(0.5)
         self._profiler = cProfile.Profile(time.process_time)
         self._profiler.enable()
 
@@ -173,7 +201,7 @@ class SwarmNode(Agent):
     async def tick(self, msg: Tick, ctx: Context) -> None:
         now = time.time()
         self._heard[ctx.sender] = now
-        self._event(ev="r", o=msg.origin, s=msg.seq, t=now, l=round(now - msg.sent, 4), ps=msg.sent)
+        self._log_file().write(receipt_line(msg.origin, msg.seq, now, msg.sent))
 
     @on(Ping)
     async def ping(self, msg: Ping, ctx: Context) -> Pong:
@@ -208,7 +236,7 @@ class SwarmNode(Agent):
         transport: Any = self.bus.transport
         find = getattr(transport, "find_peer", None)
         candidates = (
-            self._live(time.time()) if "publish" in self._off else sorted(self._heard, key=str)
+            self._live(time.time()) if "publish" in self._off else sorted(self._heard, key=_raw)
         )
         if find is None or not candidates or "lookup" in self._off:
             return
@@ -655,6 +683,8 @@ def run_swarm(
         time.sleep(warmup)
         begin = time.time()
         swarm.mark_cpu("begin")
+        if profile is not None:  # the profiled node starts profiling now (PROFILE_ENV)
+            (swarm.logs / f"{profile}.prof.start").touch()
         busy = machine_busy_seconds()
         time.sleep(seconds)
         busy = machine_busy_seconds() - busy
@@ -731,7 +761,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="8 nodes, 15 s, churn")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the logs (path printed)")
-    parser.add_argument("--profile", metavar="NAME", help="cProfile one node, e.g. n3 (--keep)")
+    parser.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="cProfile one node from the window's start, e.g. n3 (--keep)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.nodes, args.seconds, args.churn, args.recovery = 8, 15.0, True, 30.0

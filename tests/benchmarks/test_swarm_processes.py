@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-from benchmarks.swarm_processes import Events, received_between, run_swarm
+from benchmarks.swarm_processes import Events, receipt_line, received_between, run_swarm
 
 
 @pytest.mark.slow
@@ -56,3 +56,21 @@ def test_the_cpu_per_message_counts_the_deliveries_made_within_the_cpu_window() 
     events.receipts[("n0", 1)] = [("n1", 9.99, 0.99), ("n2", 10.0, 1.0)]  # n1's before begin
     events.receipts[("n0", 2)] = [("n1", 19.9, 0.4), ("n2", 20.1, 0.6)]  # n2's after the end
     assert received_between(events, 10.0, 20.0) == 2
+
+
+@pytest.mark.parametrize(
+    ("origin", "seq", "now", "sent"),
+    [
+        ("n12", 7, 1796517069.457463, 1796517069.4123),
+        ('odd "name"\n\u00e9', 0, 1.0, 1.0),
+        ("n1", 3, 2.5, float("nan")),
+        ("n1", 3, float("inf"), 1e-7),
+    ],
+)
+def test_a_receipt_line_is_the_json_line_of_the_event(
+    origin: str, seq: int, now: float, sent: float
+) -> None:
+    """Receipts are formatted by hand for speed: the line must be the one ``json.dumps``
+    writes for the same event (the parent parses it)."""
+    event = {"ev": "r", "o": origin, "s": seq, "t": now, "l": round(now - sent, 4), "ps": sent}
+    assert receipt_line(origin, seq, now, sent) == json.dumps(event, separators=(",", ":")) + "\n"
