@@ -64,6 +64,7 @@ _GOSSIPSUB: type[Any] | None = None
 
 
 def _build_class() -> type[Any]:
+    from libp2p.custom_types import MessageID
     from libp2p.peer.id import ID
     from libp2p.pubsub.exceptions import NoPubsubAttached
     from libp2p.pubsub.floodsub import PROTOCOL_ID as FLOODSUB
@@ -72,6 +73,7 @@ def _build_class() -> type[Any]:
     from libp2p.pubsub.pb import rpc_pb2
 
     from ._libp2p_announce import memo_message_id
+    from ._libp2p_ihave import unseen_ids
 
     class AxlMessageCache(MessageCache):
         """The message cache keyed by the content-bound message id (py-libp2p keys it by
@@ -139,6 +141,18 @@ def _build_class() -> type[Any]:
                 await self.emit_prune(topic, sender_peer_id, self.do_px, False)
                 return
             await super().handle_graft(graft_msg, sender_peer_id)
+
+        async def handle_ihave(self, ihave_msg: rpc_pb2.ControlIHave, sender_peer_id: ID) -> None:
+            """py-libp2p's IHAVE handling (its rate limit, then an IWANT for the unseen ids),
+            the ids checked at once (:func:`axl._libp2p_ihave.unseen_ids`)."""
+            if not self._check_ihave_rate_limit(sender_peer_id, ihave_msg.topicID):
+                self._count("gossip.ihave_rate_limited")  # py-libp2p logged a warning
+                return
+            if self.pubsub is None:
+                raise NoPubsubAttached
+            wanted = unseen_ids(self.pubsub.seen_messages, ihave_msg.messageIDs)
+            if wanted:
+                await self.emit_iwant([MessageID(mid) for mid in wanted], sender_peer_id)
 
         async def _maintain_mesh_quality(self, topic: str) -> None:
             # py-libp2p swaps its lowest-scored mesh peer for a better one every heartbeat
