@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+import trio
+
 from ._bus_base import BusBase
 from ._errors import RemoteError
 from ._guard import Accepted
@@ -19,6 +21,7 @@ from ._messages import Message
 from ._wire import Envelope, Kind
 
 logger = logging.getLogger("axl.bus")
+reschedule = trio.lowlevel.reschedule
 
 
 class HandlersMixin(BusBase):
@@ -44,13 +47,19 @@ class HandlersMixin(BusBase):
             return
         self._backlog.append(accepted)
         if self._idle_workers:
-            self._idle_workers.unpark()  # one parked worker takes the backlog's head
+            reschedule(self._idle_workers.pop())  # a parked worker takes the backlog's head
         elif self._workers < config.handler_concurrency and self._nursery is not None:
             self._workers += 1
             self._nursery.start_soon(self._handler_worker)
 
     async def _handler_worker(self) -> None:
-        backlog = self._backlog
+        backlog, idle = self._backlog, self._idle_workers
+        task = trio.lowlevel.current_task()
+
+        def abort(_: object) -> trio.lowlevel.Abort:  # cancelled while parked
+            idle.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
         try:
             while True:
                 while backlog:
@@ -61,7 +70,8 @@ class HandlersMixin(BusBase):
                         self._executing -= 1
                 if self._workers_retired:
                     return
-                await self._idle_workers.park()
+                idle.append(task)  # parked (trio's own wait/reschedule: no ParkingLot)
+                await trio.lowlevel.wait_task_rescheduled(abort)
         finally:
             self._workers -= 1
 
@@ -69,7 +79,9 @@ class HandlersMixin(BusBase):
         """Let the workers end once the backlog is empty (the receive loop has ended, so
         nothing more is admitted), waking the parked ones."""
         self._workers_retired = True
-        self._idle_workers.unpark_all()
+        idle = self._idle_workers
+        while idle:
+            reschedule(idle.pop())
 
     async def _run_handler(self, accepted: Accepted) -> None:
         envelope = accepted.envelope
