@@ -1,12 +1,11 @@
 """Running handlers: a FIFO backlog drained by at most ``handler_concurrency`` workers, and
 the mapping of a handler's outcome to the reply a request gets.
 
-Workers are started on demand and, once the backlog is empty, park until more work comes
-(woken one per admitted message) instead of exiting: a topic message arriving at an idle bus
-costs a wake-up, not a task spawn and a task exit (about a third of the bus's own CPU per
-delivered message in ``benchmarks.gossip_cost``). Parked workers end when the bus's nursery
-is cancelled, or, when the receive loop ends first, once the backlog is drained
-(:meth:`HandlersMixin._retire_workers`)."""
+Workers are started on demand; once the backlog is empty, one of them (``MAX_IDLE_WORKERS``)
+parks until more work comes instead of exiting, and is woken by the next admitted message:
+a message arriving at an idle bus costs a wake-up, not a task spawn and a task exit. A
+parked worker ends when the bus's nursery is cancelled, or, when the receive loop ends
+first, once the backlog is drained (:meth:`HandlersMixin._retire_workers`)."""
 
 from __future__ import annotations
 
@@ -22,6 +21,11 @@ from ._wire import Envelope, Kind
 
 logger = logging.getLogger("axl.bus")
 reschedule = trio.lowlevel.reschedule
+
+MAX_IDLE_WORKERS = 1
+"""Workers that park when the backlog runs dry; others end (as every worker did before).
+One covers messages arriving one at a time; a burst's extra workers do not linger, so an
+agent that once had a burst keeps one task, not ``handler_concurrency`` of them."""
 
 
 class HandlersMixin(BusBase):
@@ -68,7 +72,7 @@ class HandlersMixin(BusBase):
                         await self._run_handler(backlog.popleft())
                     finally:
                         self._executing -= 1
-                if self._workers_retired:
+                if self._workers_retired or len(idle) >= MAX_IDLE_WORKERS:
                     return
                 idle.append(task)  # parked (trio's own wait/reschedule: no ParkingLot)
                 await trio.lowlevel.wait_task_rescheduled(abort)

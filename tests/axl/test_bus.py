@@ -434,7 +434,27 @@ async def test_idle_workers_wait_for_the_next_message_in_order() -> None:
             await alice.send(bob.peer_id, Job(n=n))
         await trio.testing.wait_all_tasks_blocked()
         assert got == list(range(1, 40))
-        assert 1 <= bob._workers <= bob.config.handler_concurrency
+        assert bob._workers == 1
+
+
+async def test_burst_extra_workers_end_and_one_stays_parked() -> None:
+    async with pair() as (_, alice, bob):
+        release = trio.Event()
+        got: list[int] = []
+
+        async def on_job(message: Job, ctx: Context) -> None:
+            await release.wait()
+            got.append(message.n)
+
+        bob.on(Job, on_job)
+        for n in range(5):
+            await alice.send(bob.peer_id, Job(n=n))
+        await trio.testing.wait_all_tasks_blocked()
+        assert bob._workers == 5  # one per waiting handler, up to handler_concurrency
+        release.set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(got) == list(range(5))
+        assert bob._workers == len(bob._idle_workers) == 1
 
 
 async def test_run_returns_when_the_transport_closes_with_idle_workers() -> None:
