@@ -98,6 +98,7 @@ class Bus(ReceiveMixin, TopicsMixin, BlobsMixin, BusBase):
                         nursery.start_soon(refuse_bulk, self.transport)
                     task_status.started()
                     await self._receive_loop()
+                    self._retire_workers()
             finally:
                 self._shutdown()
 

@@ -141,6 +141,8 @@ class BusBase:
         self._cancel_scope: trio.CancelScope | None = None
         self._closed = False
         self._workers = 0
+        self._idle_workers: list[trio.lowlevel.Task] = []  # parked handler workers
+        self._workers_retired = False
         self._executing = 0
         self._rejection_replies = 0
         self._backlog: deque[Accepted] = deque()

@@ -415,3 +415,67 @@ async def test_rejected_requests_get_a_typed_error_reply_not_silence() -> None:
             assert unknown.value.code == "unknown_type"
         assert alice.stats["rejected.invalid_message"] == 1
         assert alice.stats["rejected.stale"] == 1
+
+
+async def test_idle_workers_wait_for_the_next_message_in_order() -> None:
+    """A worker whose backlog ran dry parks and takes the next message (no task per message);
+    handlers still start in arrival order."""
+    async with pair() as (_, alice, bob):
+        got: list[int] = []
+
+        async def on_job(message: Job, ctx: Context) -> None:
+            got.append(message.n)
+
+        bob.on(Job, on_job)
+        await alice.send(bob.peer_id, Job(n=1))
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == [1] and bob._workers == 1  # parked, not gone
+        for n in range(2, 40):
+            await alice.send(bob.peer_id, Job(n=n))
+        await trio.testing.wait_all_tasks_blocked()
+        assert got == list(range(1, 40))
+        assert bob._workers == 1
+
+
+async def test_burst_extra_workers_end_and_one_stays_parked() -> None:
+    async with pair() as (_, alice, bob):
+        release = trio.Event()
+        got: list[int] = []
+
+        async def on_job(message: Job, ctx: Context) -> None:
+            await release.wait()
+            got.append(message.n)
+
+        bob.on(Job, on_job)
+        for n in range(5):
+            await alice.send(bob.peer_id, Job(n=n))
+        await trio.testing.wait_all_tasks_blocked()
+        assert bob._workers == 5  # one per waiting handler, up to handler_concurrency
+        release.set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(got) == list(range(5))
+        assert bob._workers == len(bob._idle_workers) == 1
+
+
+async def test_run_returns_when_the_transport_closes_with_idle_workers() -> None:
+    """Parked workers do not keep a bus running once its receive loop has ended: they drain
+    the backlog and end."""
+    network = MemoryNetwork()
+    got: list[int] = []
+
+    async def on_job(message: Job, ctx: Context) -> None:
+        await trio.lowlevel.checkpoint()
+        got.append(message.n)
+
+    async with network.connect(ALICE.peer_id) as alice_t, open_bus(ALICE, alice_t) as alice:
+        bob_t = network.connect(BOB.peer_id)
+        bob = Bus(BOB, bob_t)
+        bob.on(Job, on_job)
+        with trio.fail_after(5):  # a hang guard, not a timing assertion
+            async with trio.open_nursery() as nursery:
+                await nursery.start(bob.run)
+                await alice.send(bob.peer_id, Job(n=1))
+                await trio.testing.wait_all_tasks_blocked()
+                assert bob._workers == 1
+                await bob_t.aclose()  # the receive loop ends with TransportClosed
+        assert got == [1] and bob._workers == 0
