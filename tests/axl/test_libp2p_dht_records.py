@@ -20,11 +20,10 @@ def identity(n: int) -> Identity:
     return Identity.from_seed(bytes([0x60 + n]) * 32)
 
 
-async def test_closer_peer_records_are_verified_once_and_only_for_their_own_peer() -> None:
-    from libp2p.kad_dht.pb.kademlia_pb2 import Message
+def counted_check() -> tuple[Any, list[bool]]:
+    """The cached record check over py-libp2p's, and the list of py-libp2p's verdicts (one
+    per check that reached it)."""
     from libp2p.kad_dht.utils import maybe_consume_signed_record
-    from libp2p.peer.id import ID
-    from libp2p.peer.peerstore import env_to_send_in_RPC
 
     checked: list[bool] = []
 
@@ -33,7 +32,15 @@ async def test_closer_peer_records_are_verified_once_and_only_for_their_own_peer
         checked.append(ok)
         return ok
 
-    check = cached_kad_consume(counted)
+    return cached_kad_consume(counted), checked
+
+
+async def test_closer_peer_records_are_verified_once_and_only_for_their_own_peer() -> None:
+    from libp2p.kad_dht.pb.kademlia_pb2 import Message
+    from libp2p.peer.id import ID
+    from libp2p.peer.peerstore import env_to_send_in_RPC
+
+    check, checked = counted_check()
     async with (
         Libp2pTransport.open(identity(1), config=CONFIG) as alice,
         Libp2pTransport.open(identity(2), config=CONFIG) as bob,
@@ -161,19 +168,11 @@ async def test_a_cached_record_older_than_the_stored_one_is_refused_as_py_libp2p
     carrying it, whose addresses may be dead); a record the peerstore dropped is checked and
     stored again."""
     from libp2p.kad_dht.pb.kademlia_pb2 import Message
-    from libp2p.kad_dht.utils import maybe_consume_signed_record
     from libp2p.peer.id import ID
     from libp2p.peer.peerstore import create_signed_peer_record
     from multiaddr import Multiaddr
 
-    checked: list[bool] = []
-
-    def counted(msg: Any, host: Any, peer_id: Any = None) -> bool:
-        ok = maybe_consume_signed_record(msg, host, peer_id)
-        checked.append(ok)
-        return ok
-
-    check = cached_kad_consume(counted)
+    check, checked = counted_check()
     async with (
         Libp2pTransport.open(identity(10), config=CONFIG) as alice,
         Libp2pTransport.open(identity(11), config=CONFIG) as bob,
