@@ -21,7 +21,7 @@ py-libp2p's DHT does per query, on both sides, work whose answer rarely changes:
   20 (O(peers) each); here it is one dictionary look-up.
 
 The replacements are installed once per process in place of the module-level names the DHT
-modules call (the pattern of :func:`axl._libp2p_gossip._install_record_caches`), before any
+modules call (the pattern of :func:`axl._libp2p_gossip_records.install_record_caches`), before any
 host runs; nothing in site-packages changes.
 """
 
@@ -54,9 +54,9 @@ def install_dht_caches() -> None:
     from libp2p.kad_dht.utils import maybe_consume_signed_record as consume
     from libp2p.peer.peerstore import env_to_send_in_RPC as make_env
 
-    from ._libp2p_gossip import _cached_record
+    from ._libp2p_gossip_records import cached_record
 
-    cached_env = _cached_record(make_env)
+    cached_env = cached_record(make_env)
     cached_consume = cached_kad_consume(consume)
     for module in (kad_dht, peer_routing):
         module.env_to_send_in_RPC = cached_env  # type: ignore[attr-defined]

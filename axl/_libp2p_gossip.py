@@ -32,9 +32,8 @@ from __future__ import annotations
 
 import math
 import time
-import weakref
-from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -44,11 +43,6 @@ IDONTWANT_MIN_BYTES = 1024
 """Messages smaller than this get no IDONTWANT (go-libp2p's threshold)."""
 FORWARDS_KEPT = 512
 """Recent forwards whose queued copies a duplicate from their peer can still cancel."""
-RECORD_TTL = 5.0
-"""Seconds our own signed peer record's bytes are reused before py-libp2p is asked again."""
-VERIFIED_RECORDS = 4096
-"""(peer, record) pairs remembered as verified."""
-VERIFIED_TTL = 600.0
 
 
 def gossipsub_class() -> type[Any]:
@@ -56,7 +50,9 @@ def gossipsub_class() -> type[Any]:
     global _GOSSIPSUB
     if _GOSSIPSUB is None:
         _GOSSIPSUB = _build_class()
-        _install_record_caches()
+        from ._libp2p_gossip_records import install_record_caches
+
+        install_record_caches()
     return _GOSSIPSUB
 
 
@@ -71,6 +67,7 @@ def _build_class() -> type[Any]:
     from libp2p.pubsub.gossipsub import GossipSub
     from libp2p.pubsub.mcache import CacheEntry, MessageCache
     from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.utils import encode_uvarint
 
     from ._libp2p_announce import memo_message_id
     from ._libp2p_ihave import unseen_ids
@@ -100,6 +97,7 @@ def _build_class() -> type[Any]:
             self.forwards: dict[bytes, rpc_pb2.RPC] = {}
             """The RPC each recent message was forwarded in, by message id (the latest
             :data:`FORWARDS_KEPT`): what :meth:`drop_forward` looks for in a peer's queue."""
+            self._wire: tuple[Any, bytes] = (None, b"")
 
         def mesh_heartbeat(self) -> tuple[defaultdict[ID, list[str]], defaultdict[ID, list[str]]]:
             """Graft peers into a mesh below D_low, as py-libp2p does; never prune one above
@@ -336,8 +334,18 @@ def _build_class() -> type[Any]:
                 or rpc.ByteSize() > queue.max_message_size
             ):
                 super().send_rpc(peer_id, rpc, priority)
+            elif not priority and self._write_now(peer_id, queue, rpc):
+                return  # written at once: the writer was idle (see AxlPubsub.write_now)
             elif not queue.push(rpc, priority=priority):
                 self._handle_dropped_rpc(peer_id, rpc, "queue_full")
+
+        def _write_now(self, peer_id: ID, queue: Any, rpc: rpc_pb2.RPC) -> bool:
+            wire = self._wire  # the RPC last serialized: a forward goes to several peers
+            if wire[0] is not rpc:
+                body = rpc.SerializeToString()
+                wire = self._wire = (rpc, encode_uvarint(len(body)) + body)
+            pubsub: Any = self.pubsub
+            return bool(pubsub.write_now(peer_id, queue, rpc, wire[1]))
 
         def _piggyback_control_retry(self, peer_id: ID, rpc: rpc_pb2.RPC) -> None:
             # Called by send_rpc on its per-peer copy of the RPC, before splitting: the
@@ -361,59 +369,3 @@ def _build_class() -> type[Any]:
 def _always_passes(threshold: float) -> bool:
     """A ``score >= threshold`` gate that every score passes."""
     return threshold == -math.inf
-
-
-def _install_record_caches() -> None:
-    import libp2p.pubsub.floodsub as floodsub
-    import libp2p.pubsub.gossipsub as gossipsub
-    import libp2p.pubsub.pubsub as pubsub
-
-    modules = (pubsub, gossipsub, floodsub)
-    if getattr(pubsub, "_axl_record_caches", False):
-        return
-    from libp2p.peer.peerstore import env_to_send_in_RPC as make_env
-    from libp2p.pubsub.utils import maybe_consume_signed_record as consume
-
-    cached_env = _cached_record(make_env)
-    cached_consume = _cached_consume(consume)
-    for module in modules:
-        module.env_to_send_in_RPC = cached_env  # type: ignore[attr-defined]
-        module.maybe_consume_signed_record = cached_consume  # type: ignore[attr-defined]
-    pubsub._axl_record_caches = True  # type: ignore[attr-defined]
-
-
-def _cached_record(make: Callable[[Any], tuple[bytes, bool]]) -> Callable[[Any], Any]:
-    cache: weakref.WeakKeyDictionary[Any, tuple[float, bytes]] = weakref.WeakKeyDictionary()
-
-    def env_to_send_in_RPC(host: Any) -> tuple[bytes, bool]:
-        now = time.monotonic()
-        hit = cache.get(host)
-        if hit is not None and hit[0] > now:
-            return hit[1], False
-        data, created = make(host)
-        cache[host] = (now + RECORD_TTL, data)
-        return data, created
-
-    return env_to_send_in_RPC
-
-
-def _cached_consume(consume: Callable[[Any, Any, Any], bool]) -> Callable[[Any, Any, Any], bool]:
-    verified: OrderedDict[tuple[bytes, bytes], float] = OrderedDict()
-
-    def maybe_consume_signed_record(msg: Any, host: Any, peer_id: Any) -> bool:
-        if not msg.HasField("senderRecord"):
-            return True
-        key = (host.get_id().to_bytes() + peer_id.to_bytes(), msg.senderRecord)
-        now = time.monotonic()
-        expiry = verified.get(key)
-        if expiry is not None and expiry > now:
-            return True
-        ok = consume(msg, host, peer_id)
-        if ok:
-            verified[key] = now + VERIFIED_TTL
-            verified.move_to_end(key)
-            while len(verified) > VERIFIED_RECORDS:
-                verified.popitem(last=False)
-        return ok
-
-    return maybe_consume_signed_record

@@ -106,7 +106,7 @@ async def test_the_dht_modules_call_the_cached_helpers_once_a_transport_runs() -
         for module in (kad_dht, peer_routing):
             consume = module.maybe_consume_signed_record
             assert consume.__module__ == "axl._libp2p_dht_records"
-            assert module.env_to_send_in_RPC.__module__ == "axl._libp2p_gossip"
+            assert module.env_to_send_in_RPC.__module__ == "axl._libp2p_gossip_records"
 
 
 async def test_our_find_node_query_is_answered_by_a_stock_py_libp2p_dht() -> None:

@@ -1,0 +1,80 @@
+"""Caches for py-libp2p's signed peer records on the gossip path: our own record's bytes
+reused for :data:`RECORD_TTL` seconds (py-libp2p signed a fresh record for every RPC it
+sent), and a (peer, record) pair verified once for :data:`VERIFIED_TTL` seconds (py-libp2p
+verified the record of every RPC received). Installed over the module names py-libp2p's
+pubsub modules call; failures are never cached."""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+RECORD_TTL = 5.0
+"""Seconds our own signed peer record's bytes are reused before py-libp2p is asked again."""
+VERIFIED_RECORDS = 4096
+"""(peer, record) pairs remembered as verified."""
+VERIFIED_TTL = 600.0
+
+
+def install_record_caches() -> None:
+    """Put the caches in place of the names py-libp2p's pubsub modules call (idempotent)."""
+    import libp2p.pubsub.floodsub as floodsub
+    import libp2p.pubsub.gossipsub as gossipsub
+    import libp2p.pubsub.pubsub as pubsub
+
+    modules = (pubsub, gossipsub, floodsub)
+    if getattr(pubsub, "_axl_record_caches", False):
+        return
+    from libp2p.peer.peerstore import env_to_send_in_RPC as make_env
+    from libp2p.pubsub.utils import maybe_consume_signed_record as consume
+
+    cached_env = cached_record(make_env)
+    consume_cached = cached_consume(consume)
+    for module in modules:
+        module.env_to_send_in_RPC = cached_env  # type: ignore[attr-defined]
+        module.maybe_consume_signed_record = consume_cached  # type: ignore[attr-defined]
+    pubsub._axl_record_caches = True  # type: ignore[attr-defined]
+
+
+def cached_record(make: Callable[[Any], tuple[bytes, bool]]) -> Callable[[Any], Any]:
+    """``make`` (py-libp2p's ``env_to_send_in_RPC``) with its answer reused per host for
+    :data:`RECORD_TTL` seconds."""
+    cache: weakref.WeakKeyDictionary[Any, tuple[float, bytes]] = weakref.WeakKeyDictionary()
+
+    def env_to_send_in_RPC(host: Any) -> tuple[bytes, bool]:
+        now = time.monotonic()
+        hit = cache.get(host)
+        if hit is not None and hit[0] > now:
+            return hit[1], False
+        data, created = make(host)
+        cache[host] = (now + RECORD_TTL, data)
+        return data, created
+
+    return env_to_send_in_RPC
+
+
+def cached_consume(consume: Callable[[Any, Any, Any], bool]) -> Callable[[Any, Any, Any], bool]:
+    """``consume`` (py-libp2p's ``maybe_consume_signed_record``) skipped for a (host, peer,
+    record) it accepted in the last :data:`VERIFIED_TTL` seconds; refusals are not kept."""
+    verified: OrderedDict[tuple[bytes, bytes], float] = OrderedDict()
+
+    def maybe_consume_signed_record(msg: Any, host: Any, peer_id: Any) -> bool:
+        if not msg.HasField("senderRecord"):
+            return True
+        key = (host.get_id().to_bytes() + peer_id.to_bytes(), msg.senderRecord)
+        now = time.monotonic()
+        expiry = verified.get(key)
+        if expiry is not None and expiry > now:
+            return True
+        ok = consume(msg, host, peer_id)
+        if ok:
+            verified[key] = now + VERIFIED_TTL
+            verified.move_to_end(key)
+            while len(verified) > VERIFIED_RECORDS:
+                verified.popitem(last=False)
+        return ok
+
+    return maybe_consume_signed_record
