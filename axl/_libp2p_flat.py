@@ -32,8 +32,6 @@ import trio
 from ._stats import Counters
 
 _YAMUX_LOGGER = logging.getLogger("libp2p.stream_muxer.yamux")
-FLUSH: Any = object()
-"""Queued for a writer task whose :meth:`FlatWriter.write_now` left bytes to send."""
 
 
 class FlatWriter:
@@ -51,10 +49,7 @@ class FlatWriter:
         "_seal",
         "_sock",
         "_stats",
-        "_tail",
         "_tcp",
-        "idle",
-        "writer",
     )
 
     def __init__(
@@ -74,12 +69,6 @@ class FlatWriter:
         self._data_type = yamux.TYPE_DATA
         self._largest = yamux.MAX_MESSAGE_SIZE - yamux.HEADER_SIZE
         self._open_states = (StreamState.OPEN, StreamState.CLOSE_READ)
-        self.idle = False
-        """True while the stream's writer task waits for its queue, which is empty: then
-        :meth:`write_now` may write for it."""
-        self.writer: trio.lowlevel.Task | None = None
-        """The stream's writer task (it finishes what :meth:`write_now` could not send)."""
-        self._tail: memoryview | None = None
 
     def ready(self, size: int) -> bool:
         """Whether :meth:`write` of ``size`` bytes would go the flat way now."""
@@ -126,63 +115,6 @@ class FlatWriter:
             frame_lock.release()
         return True
 
-    def write_now(self, data: bytes) -> bool:
-        """Write ``data`` as one yamux DATA frame from any task, without an await, while the
-        writer task is idle; ``False`` (nothing done) when the flat way does not apply or
-        the writer is busy. What the socket does not take at once stays sealed, with the
-        frame and TCP locks handed to the writer task: the caller must then wake it (with
-        :data:`FLUSH` on its queue) and it sends the rest (:meth:`finish`) before anything
-        else. No bytes of another frame can come between, and the nonces stay in step."""
-        size = len(data)
-        writer = self.writer
-        if not self.idle or writer is None or not self.ready(size):
-            return False
-        muxed, frame_lock, tcp_lock = self._muxed, self._conn._write_lock, self._tcp.write_lock
-        frame_lock.acquire_nowait()
-        tcp_lock.acquire_nowait()
-        muxed.send_window -= size
-        header = self._header.pack(0, self._data_type, 0, muxed.stream_id, size)
-        sealed = self._seal(header + data)
-        try:
-            sent = self._sock._sock.send(sealed)
-        except OSError:  # would block, or broke: the writer's send_all will tell which
-            sent = 0
-        if sent == len(sealed):
-            tcp_lock.release()
-            frame_lock.release()
-            return True
-        self._stats.inc("gossip.flat_partial")
-        self._tail = memoryview(sealed)[sent:]
-        tcp_lock.hand_to(writer)
-        frame_lock.hand_to(writer)
-        self.idle = False
-        return True
-
-    @property
-    def pending(self) -> bool:
-        """Whether :meth:`write_now` left bytes for the writer task to send."""
-        return self._tail is not None
-
-    async def finish(self) -> None:
-        """In the writer task: send what :meth:`write_now` left, then release the locks it
-        handed over."""
-        tail, self._tail = self._tail, None
-        try:
-            if tail is not None:
-                await self._send_all(tail)
-        finally:
-            if tail is not None:
-                self._tcp.write_lock.release()
-                self._conn._write_lock.release()
-
-    async def _send_all(self, data: memoryview) -> None:
-        from libp2p.io.exceptions import ConnectionClosedError
-
-        try:
-            await self._tcp.stream.send_all(data)
-        except trio.BrokenResourceError as exc:
-            raise ConnectionClosedError(f"TCP send failed: {exc!r}", transport="tcp") from exc
-
     async def _send(self, sealed: bytes) -> None:
         from libp2p.io.exceptions import ConnectionClosedError
 
@@ -195,8 +127,10 @@ class FlatWriter:
         if sent == len(sealed):
             return
         self._stats.inc("gossip.flat_partial")
-        # the socket's buffer is full: the rest waits its turn, locks still held
-        await self._send_all(memoryview(sealed)[sent:])
+        try:  # the socket's buffer is full: the rest waits its turn, locks still held
+            await self._tcp.stream.send_all(memoryview(sealed)[sent:])
+        except trio.BrokenResourceError as exc:
+            raise ConnectionClosedError(f"TCP send failed: {exc!r}", transport="tcp") from exc
 
 
 def flat_writer(stream: Any, stats: Counters) -> FlatWriter | None:

@@ -67,7 +67,6 @@ def _build_class() -> type[Any]:
     from libp2p.pubsub.gossipsub import GossipSub
     from libp2p.pubsub.mcache import CacheEntry, MessageCache
     from libp2p.pubsub.pb import rpc_pb2
-    from libp2p.utils import encode_uvarint
 
     from ._libp2p_announce import memo_message_id
     from ._libp2p_ihave import unseen_ids
@@ -97,7 +96,6 @@ def _build_class() -> type[Any]:
             self.forwards: dict[bytes, rpc_pb2.RPC] = {}
             """The RPC each recent message was forwarded in, by message id (the latest
             :data:`FORWARDS_KEPT`): what :meth:`drop_forward` looks for in a peer's queue."""
-            self._wire: tuple[Any, bytes] = (None, b"")
 
         def mesh_heartbeat(self) -> tuple[defaultdict[ID, list[str]], defaultdict[ID, list[str]]]:
             """Graft peers into a mesh below D_low, as py-libp2p does; never prune one above
@@ -334,18 +332,8 @@ def _build_class() -> type[Any]:
                 or rpc.ByteSize() > queue.max_message_size
             ):
                 super().send_rpc(peer_id, rpc, priority)
-            elif not priority and self._write_now(peer_id, queue, rpc):
-                return  # written at once: the writer was idle (see AxlPubsub.write_now)
             elif not queue.push(rpc, priority=priority):
                 self._handle_dropped_rpc(peer_id, rpc, "queue_full")
-
-        def _write_now(self, peer_id: ID, queue: Any, rpc: rpc_pb2.RPC) -> bool:
-            wire = self._wire  # the RPC last serialized: a forward goes to several peers
-            if wire[0] is not rpc:
-                body = rpc.SerializeToString()
-                wire = self._wire = (rpc, encode_uvarint(len(body)) + body)
-            pubsub: Any = self.pubsub
-            return bool(pubsub.write_now(peer_id, queue, rpc, wire[1]))
 
         def _piggyback_control_retry(self, peer_id: ID, rpc: rpc_pb2.RPC) -> None:
             # Called by send_rpc on its per-peer copy of the RPC, before splitting: the

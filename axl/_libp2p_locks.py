@@ -47,13 +47,6 @@ class FastLock:
             raise trio.WouldBlock
         self._owner = task
 
-    def hand_to(self, task: trio.lowlevel.Task) -> None:
-        """Make ``task`` the holder of the lock the calling task holds (it releases it);
-        for a write started in one task and finished in another."""
-        if self._owner is not trio.lowlevel.current_task():
-            raise RuntimeError("can't hand over a FastLock you don't own")
-        self._owner = task
-
     async def acquire(self) -> None:
         """Take the lock, waiting (FIFO) while another task holds it. Raises ``RuntimeError``
         if the calling task holds it already (as ``trio.Lock``; waiting would deadlock)."""

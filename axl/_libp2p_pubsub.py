@@ -29,14 +29,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from ._errors import DecodeError, FrameTooLarge
 from ._libp2p_config import _READ_CHUNK
-from ._libp2p_flat import FLUSH, FlatWriter, flat_writer
+from ._libp2p_flat import flat_writer
 from ._libp2p_inline import InlineRpcs
 from ._libp2p_rpc import RpcDecoder, coalesce
 from ._libp2p_yamux import window_update_due
@@ -80,7 +79,6 @@ def _build_class() -> type[Any]:
         def __init__(self, *args: Any, stats: Counters | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.stats = stats if stats is not None else Counters()
-            self.flat_writers: dict[ID, FlatWriter] = {}  # peer -> its gossip stream's writer
             self.deliver: dict[str, Callable[[Any], None]] = {}
             """Per topic, a callback taking each new message in place of py-libp2p's
             subscription channel (and the task that would drain it)."""
@@ -104,19 +102,9 @@ def _build_class() -> type[Any]:
         ) -> None:
             stats = self.stats
             flat = flat_writer(stream, stats)
-            if flat is not None:
-                flat.writer = trio.lowlevel.current_task()
-                self.flat_writers[peer_id] = flat
             try:
                 while True:
-                    if flat is not None:
-                        flat.idle = not len(queue)  # pop will wait: write_now may write
                     rpc = await queue.pop()
-                    if flat is not None:
-                        flat.idle = False
-                        if rpc is FLUSH:
-                            await flat.finish()
-                            continue
                     if rpc is None:
                         return  # the queue was closed: the peer is gone
                     batch = [rpc]
@@ -142,32 +130,6 @@ def _build_class() -> type[Any]:
             except Exception as exc:
                 logger.debug("gossip writer for %s ended: %r", peer_id, exc)
                 self._handle_dead_peer(peer_id)
-            finally:
-                if flat is not None:
-                    flat.idle = False
-                    if self.flat_writers.get(peer_id) is flat:
-                        del self.flat_writers[peer_id]
-                    if flat.pending:  # the rest of a frame: send it if we can, free the locks
-                        with (
-                            trio.CancelScope(shield=True),
-                            trio.move_on_after(1.0),
-                            suppress(Exception),
-                        ):
-                            await flat.finish()
-
-        def write_now(self, peer_id: ID, queue: Any, rpc: Any, data: bytes) -> bool:
-            """Write a forward's ``rpc`` (serialized: ``data``) to ``peer_id`` without an
-            await when its writer task is idle (its queue empty); False when not."""
-            flat = self.flat_writers.get(peer_id)
-            if flat is None or queue._closed or len(queue) or not flat.write_now(data):
-                return False
-            stats = self.stats
-            if flat.pending:
-                queue.push(FLUSH)  # the writer sends the rest before anything else
-            stats.inc("gossip.rpcs_direct")
-            stats.inc("gossip.rpcs_sent")
-            stats.inc("gossip.rpcs_queued")
-            return True
 
         async def _handle_new_peer(self, peer_id: ID) -> None:
             # py-libp2p builds the hello (our subscriptions) after opening the stream, writes

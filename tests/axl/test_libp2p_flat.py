@@ -139,30 +139,3 @@ async def test_a_full_socket_buffer_is_finished_in_order_with_the_locks_held() -
         got = await receive_n(subscriber, len(payloads))
         assert [frame.frame for frame in got] == payloads
         assert stats["gossip.flat_partial"] >= 1
-
-
-async def test_forwards_to_an_idle_writer_go_out_at_once_and_a_partial_send_is_finished() -> None:
-    """A forward while the peer's writer waits on its empty queue is written by the caller
-    (no task switch); what a small socket buffer does not take is finished by the writer
-    before anything queued after it, so every message arrives whole and in order."""
-    from libp2p.peer.id import ID
-
-    async with (
-        Libp2pTransport.open(identity(9), config=CONFIG) as publisher,
-        Libp2pTransport.open(identity(10), config=CONFIG) as subscriber,
-    ):
-        await meshed(publisher, subscriber)
-        pubsub: Any = publisher._pubsub
-        flat = pubsub.flat_writers[ID(subscriber.local_peer.raw)]
-        assert flat.idle
-        await publisher.publish("t", b"small")
-        assert publisher.stats["gossip.rpcs_direct"] == 1
-        assert (await receive_n(subscriber, 1))[0].frame == b"small"
-        flat._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-        sizes = [30_000 + 997 * n for n in range(12)]
-        for n, size in enumerate(sizes):
-            await publisher.publish("t", bytes([n]) * size)
-        got = await receive_n(subscriber, len(sizes))
-        assert [frame.frame for frame in got] == [bytes([n]) * s for n, s in enumerate(sizes)]
-        assert publisher.stats["gossip.flat_partial"] >= 1
-        assert not flat.pending and not flat._conn._write_lock.locked()

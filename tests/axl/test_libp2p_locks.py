@@ -95,27 +95,3 @@ async def test_only_the_owner_releases() -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(other)
     lock.release()
-
-
-async def test_a_lock_handed_to_another_task_is_released_by_it() -> None:
-    lock = FastLock()
-    handed = trio.Event()
-    released: list[bool] = []
-
-    async def finisher() -> None:
-        await handed.wait()
-        lock.release()  # the holder now
-        released.append(True)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(finisher)
-        await trio.testing.wait_all_tasks_blocked()
-        (task,) = [t for t in nursery.child_tasks]
-        lock.acquire_nowait()
-        lock.hand_to(task)
-        with pytest.raises(RuntimeError):
-            lock.release()  # no longer ours
-        with pytest.raises(RuntimeError):
-            lock.hand_to(task)  # nor ours to hand over
-        handed.set()
-    assert released == [True] and not lock.locked()

@@ -288,8 +288,7 @@ async def test_a_stock_gossipsub_node_and_ours_exchange_messages_both_ways(
                 if message.from_id == ours.local_peer.raw:  # not its own (stock delivers them)
                     seen.append(message.data)
         assert sorted(seen) == sorted(b"ours %d" % n for n in range(10))  # a task per message
-        flat = ours.stats["gossip.rpcs_flat"] + ours.stats["gossip.rpcs_direct"]
-        assert flat >= 1  # stock yamux and Noise read the frames written in one step
+        assert ours.stats["gossip.rpcs_flat"] >= 1  # stock yamux and Noise read flat writes
 
 
 # -- implicit IDONTWANT -------------------------------------------------------------------------
