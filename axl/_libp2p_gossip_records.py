@@ -58,20 +58,29 @@ def cached_record(make: Callable[[Any], tuple[bytes, bool]]) -> Callable[[Any], 
 
 def cached_consume(consume: Callable[[Any, Any, Any], bool]) -> Callable[[Any, Any, Any], bool]:
     """``consume`` (py-libp2p's ``maybe_consume_signed_record``) skipped for a (host, peer,
-    record) it accepted in the last :data:`VERIFIED_TTL` seconds; refusals are not kept."""
-    verified: OrderedDict[tuple[bytes, bytes], float] = OrderedDict()
+    record) it accepted in the last :data:`VERIFIED_TTL` seconds while the peerstore still
+    holds that very record (same sequence number); otherwise py-libp2p decides, so a record
+    older than the stored one is refused as before and one the peerstore dropped is stored
+    again. Refusals are not kept."""
+    verified: OrderedDict[tuple[bytes, bytes], tuple[float, int]] = OrderedDict()
 
     def maybe_consume_signed_record(msg: Any, host: Any, peer_id: Any) -> bool:
         if not msg.HasField("senderRecord"):
             return True
+        records = getattr(host.get_peerstore(), "peer_record_map", None)  # py-libp2p's store
+        if records is None:
+            return consume(msg, host, peer_id)  # nothing to compare a cached record with
         key = (host.get_id().to_bytes() + peer_id.to_bytes(), msg.senderRecord)
         now = time.monotonic()
-        expiry = verified.get(key)
-        if expiry is not None and expiry > now:
-            return True
+        hit = verified.get(key)
+        if hit is not None and hit[0] > now:
+            stored = records.get(peer_id)
+            if stored is not None and stored.seq == hit[1]:
+                return True
         ok = consume(msg, host, peer_id)
-        if ok:
-            verified[key] = now + VERIFIED_TTL
+        stored = records.get(peer_id) if ok else None
+        if stored is not None:
+            verified[key] = (now + VERIFIED_TTL, stored.seq)
             verified.move_to_end(key)
             while len(verified) > VERIFIED_RECORDS:
                 verified.popitem(last=False)

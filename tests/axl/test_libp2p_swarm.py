@@ -171,6 +171,52 @@ async def test_peer_record_checks_are_cached_only_for_records_that_verified() ->
         assert check(rpc_pb2.RPC(), bob._host, alice_id)  # no record: nothing to check
 
 
+async def test_a_cached_gossip_record_older_than_the_stored_one_is_refused_again() -> None:
+    """A restarted peer's newer record supersedes the old one: an RPC carrying the old
+    bytes, cached as verified, is refused as py-libp2p refuses it, not waved through by the
+    cache; a record the peerstore dropped is checked and stored again."""
+    from libp2p.peer.id import ID
+    from libp2p.peer.peerstore import create_signed_peer_record
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.pubsub.utils import maybe_consume_signed_record
+    from multiaddr import Multiaddr
+
+    from axl._libp2p_gossip_records import cached_consume
+
+    checked: list[bool] = []
+
+    def counted(msg: Any, host: Any, peer_id: Any) -> bool:
+        ok = maybe_consume_signed_record(msg, host, peer_id)
+        checked.append(ok)
+        return ok
+
+    check = cached_consume(counted)
+    async with (
+        Libp2pTransport.open(identity(20), config=CONFIG) as alice,
+        Libp2pTransport.open(identity(21), config=CONFIG) as bob,
+    ):
+        assert alice._host is not None and bob._host is not None
+        alice_id = ID(alice.local_peer.raw)
+        key = alice._host.get_private_key()
+        old = create_signed_peer_record(alice_id, [Multiaddr("/ip4/127.0.0.1/tcp/1")], key)
+        await trio.sleep(0.01)  # sequence numbers are timestamps
+        new = create_signed_peer_record(alice_id, [Multiaddr("/ip4/127.0.0.1/tcp/2")], key)
+        stale = rpc_pb2.RPC(senderRecord=old.marshal_envelope())
+        fresh = rpc_pb2.RPC(senderRecord=new.marshal_envelope())
+        assert check(stale, bob._host, alice_id)
+        assert check(stale, bob._host, alice_id)
+        assert checked == [True]  # cached
+        assert check(fresh, bob._host, alice_id)  # alice restarted: a newer record
+        assert not check(stale, bob._host, alice_id)  # refused again, not from the cache
+        assert checked == [True, True, False]
+        assert check(fresh, bob._host, alice_id)
+        assert len(checked) == 3  # the stored record: cached
+        records: dict[Any, Any] = bob._host.get_peerstore().peer_record_map  # type: ignore[attr-defined]
+        records.pop(alice_id)  # the peerstore drops it
+        assert check(fresh, bob._host, alice_id)
+        assert len(checked) == 4 and alice_id in records  # checked and stored again
+
+
 async def test_nodes_that_know_only_the_bootstrap_node_connect_to_each_other() -> None:
     """py-libp2p's auto-connector (aiming at 200 connections, churning them) is stopped; the
     transport's own connector dials known peers up to ``target_peers``."""
