@@ -73,6 +73,7 @@ class Watcher:
         self.challenged_at: dict[int, float] = {}
         self.voted: set[int] = set()
         self.assigned_at: dict[int, float] = {}
+        self.committed_at: dict[int, float] = {}
         self.slashed: Counter[str] = Counter()
         self.events = 0
         self._frames: Counter[str] = Counter()
@@ -97,6 +98,8 @@ class Watcher:
                 self.closed_at.setdefault(job.job_id, now)
             elif job.status.name == "ASSIGNED":
                 self.assigned_at.setdefault(job.job_id, now)
+            elif job.status.name == "COMMITTED":
+                self.committed_at.setdefault(job.job_id, now)
 
     def open_jobs(self, now: float) -> int:
         """Jobs not closed on chain, and refunded ones their submitter will post again:
@@ -114,10 +117,14 @@ class Watcher:
         refunded = ("REFUNDED", "REJECTED")
         return sum(1 for h, s in latest.items() if s in refunded and posts[h] < self.attempts)
 
-    def awaiting(self, now: float, vote_patience: float, commit_patience: float) -> int:
+    def awaiting(
+        self, now: float, vote_patience: float, commit_patience: float, check_patience: float
+    ) -> int:
         """Work the chain clock must not overtake, as the roles run on the wall clock: jobs
         assigned less than ``commit_patience`` wall seconds ago and not committed yet (their
-        deadline would pass under the solver), and disputes without the referee's vote,
+        deadline would pass under the solver), jobs committed less than ``check_patience``
+        ago (verifiers re-run them and challenge: a step of the clock would close the
+        challenge window before they could), and disputes without the referee's vote,
         challenged less than ``vote_patience`` ago (the window would close under the game)."""
         self._poll(now)
         jobs = self.ledger.jobs
@@ -125,6 +132,11 @@ class Watcher:
             1
             for job_id, since in self.assigned_at.items()
             if jobs[job_id].status.name == "ASSIGNED" and now - since < commit_patience
+        )
+        committing += sum(
+            1
+            for job_id, since in self.committed_at.items()
+            if jobs[job_id].status.name == "COMMITTED" and now - since < check_patience
         )
         voting = sum(
             1

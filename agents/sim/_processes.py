@@ -48,6 +48,7 @@ TOKEN = 10**18
 ALLOCATION = 10_000 * TOKEN  # tokens each agent's account gets at deployment
 SETTLE = 2.0  # wall seconds between every worker ready and the go
 COMMIT_PATIENCE = 30.0  # wall seconds the drain waits for an assigned job's commit
+CHECK_PATIENCE = 20.0  # wall seconds the drain waits after a commit for verifiers' challenges
 SETTLE_POLLS = 60  # seconds (polls) the end of the drain waits for the last settlements
 READY_TIMEOUT = 300.0  # seconds for every worker to join and start (each imports torch)
 
@@ -269,7 +270,7 @@ class _Run:
             async def awaiting() -> int:
                 now = trio.current_time() - t0
                 return await trio.to_thread.run_sync(
-                    watcher.awaiting, now, patience, COMMIT_PATIENCE
+                    watcher.awaiting, now, patience, COMMIT_PATIENCE, CHECK_PATIENCE
                 )
 
             while advanced < scenario.drain and await open_jobs():
