@@ -140,6 +140,24 @@ def lean_session_class() -> type[Any]:
 
 
 _SESSION: type[Any] | None = None
+_UNRESOLVED = object()
+
+
+def _direct_socket(raw: Any) -> Any:
+    """The stdlib socket under ``raw`` when it is a py-libp2p ``RawConnection`` over a
+    ``TrioTCPStream`` over a trio ``SocketStream`` (the only reader of that socket is the
+    session's), else None."""
+    import trio
+    from libp2p.io.trio import TrioTCPStream
+    from libp2p.network.connection.raw_connection import RawConnection
+
+    if type(raw) is not RawConnection or type(raw.stream) is not TrioTCPStream:
+        return None
+    stream = raw.stream.stream
+    if not isinstance(stream, trio.SocketStream):
+        return None
+    trio_socket: Any = stream.socket
+    return trio_socket._sock
 
 
 def _build_session() -> type[Any]:
@@ -160,6 +178,7 @@ def _build_session() -> type[Any]:
             self.receive = receive
             self._plain = bytearray()
             self._served = 0  # reads served from the buffer since the last yield
+            self._direct: Any = _UNRESOLVED  # the socket for :meth:`fill`, found at first use
 
         def take_buffered(self, n: int) -> bytes | None:
             """``n`` plaintext bytes if that many are buffered (no await), else None."""
@@ -170,8 +189,51 @@ def _build_session() -> type[Any]:
             del plain[:n]
             return data
 
+        async def fill(self) -> None:
+            """Read the socket once (waiting for it to be readable only when it has nothing)
+            and add the plaintext of every Noise message that completes to the buffer
+            (:meth:`take_buffered`). Straight on the TCP socket when the connection is a
+            py-libp2p TCP stream over a trio socket (else through the raw connection);
+            IncompleteReadError at the end of the stream, OSError when it broke."""
+            sock = self._socket
+            if sock is None:
+                await self._receive_more()
+                return
+            await trio.lowlevel.checkpoint_if_cancelled()
+            raw: Any = self.raw
+            ahead: bytearray | None = getattr(raw.stream, "_axl_ahead", None)
+            if ahead:  # bytes the TCP read-ahead took before we read the socket directly
+                data = bytes(ahead)
+                ahead.clear()
+            else:
+                try:
+                    data = sock.recv(READ_SIZE)
+                except BlockingIOError:
+                    while True:  # nothing there: wait (a cancellation here loses nothing)
+                        await trio.lowlevel.wait_readable(sock)
+                        try:
+                            data = sock.recv(READ_SIZE)
+                        except BlockingIOError:
+                            continue  # woken without data: wait again
+                        self._decrypt(data)
+                        return
+            # Taken without waiting: one yield per read, as trio's own recv, after the bytes
+            # are safely buffered (a cancellation at that yield loses nothing).
+            self._decrypt(data)
+            await trio.lowlevel.cancel_shielded_checkpoint()
+
+        @property
+        def _socket(self) -> Any:
+            """The connection's socket when reads may bypass the layers above it, else None."""
+            sock = self._direct
+            if sock is _UNRESOLVED:
+                sock = self._direct = _direct_socket(self.raw)
+            return sock
+
         async def _receive_more(self) -> None:
-            data = await self.raw.read(READ_SIZE)
+            self._decrypt(await self.raw.read(READ_SIZE))
+
+        def _decrypt(self, data: bytes) -> None:
             if not data:
                 received = self.receive.buffered
                 raise IncompleteReadError(

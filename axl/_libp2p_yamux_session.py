@@ -212,12 +212,21 @@ def _build_class() -> type[Any]:
                 data: bytes | None = take(n)
                 if data is not None:
                     return data
+            fill = getattr(conn, "fill", None)
             with trio.fail_after(yamux._yamux_data_read_timeout()):
-                return await read_exactly(conn, n)
+                if fill is None or take is None:
+                    read: bytes = await read_exactly(conn, n)
+                    return read
+                while True:
+                    data = take(n)
+                    if data is not None:
+                        return data
+                    await fill()  # n is at most a window (refused above it): bounded
 
         async def _receive_frames(self) -> None:
             conn = self.secured_conn
             take = getattr(conn, "take_buffered", None)
+            fill = getattr(conn, "fill", None) if take is not None else None
             unpack = HEADER.unpack
             streams, buffers, events = self.streams, self.stream_buffers, self.stream_events
             sinks = self.sinks
@@ -226,7 +235,12 @@ def _build_class() -> type[Any]:
                 header = take(HEADER_SIZE) if take is not None else None
                 if header is None:
                     served = 0
-                    header = await read_exactly(conn, HEADER_SIZE)  # EOF: IncompleteReadError
+                    if fill is None:
+                        header = await read_exactly(conn, HEADER_SIZE)  # EOF: IncompleteReadError
+                    else:
+                        assert take is not None
+                        while (header := take(HEADER_SIZE)) is None:
+                            await fill()  # one socket read; EOF: IncompleteReadError
                 else:
                     served += 1
                     if served >= YIELD_EVERY:

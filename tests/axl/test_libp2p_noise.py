@@ -169,3 +169,54 @@ async def test_a_cancelled_write_consumes_no_nonce() -> None:
     assert scope.cancelled_caught
     await dialer.write(b"sent")
     assert await listener.read(4) == b"sent"
+
+
+# -- fill: the yamux reader's socket read, straight on the socket ------------------------------
+
+
+async def test_fill_reads_what_the_tcp_read_ahead_held_first_then_the_socket() -> None:
+    """Bytes the TCP read-ahead took before the session read the socket itself (the start of
+    a message) come first; the rest of that message and the next come from the socket."""
+    dialer, listener = await handshake(True, True)
+    first, second = os.urandom(300), os.urandom(5000)
+    await dialer.write(first)
+    await dialer.write(second)
+    tcp = listener.raw.stream
+    sock = tcp.stream.socket
+    tcp._axl_ahead = bytearray(await sock.recv(100))  # as the read-ahead would leave them
+    got = b""
+    with trio.fail_after(5):
+        while len(got) < len(first) + len(second):
+            await listener.fill()
+            got += listener.take_buffered(len(listener._plain)) or b""
+    assert got == first + second
+    assert listener._socket is sock._sock  # it read the socket directly
+
+
+async def test_fill_at_the_end_of_the_stream_is_a_clean_incomplete_read() -> None:
+    from libp2p.io.exceptions import IncompleteReadError
+
+    dialer, listener = await handshake(True, True)
+    await dialer.write(b"last")
+    await dialer.close()
+    await listener.fill()
+    assert listener.take_buffered(4) == b"last"
+    with pytest.raises(IncompleteReadError) as caught:
+        await listener.fill()
+    assert caught.value.is_clean_close
+
+
+async def test_a_fill_cancelled_while_waiting_loses_nothing() -> None:
+    dialer, listener = await handshake(True, True)
+    with trio.move_on_after(0.05) as scope:
+        await listener.fill()  # nothing to read: waits, then is cancelled
+    assert scope.cancelled_caught
+    await dialer.write(b"after")
+    with trio.fail_after(5):
+        while listener.take_buffered(5) is None:
+            await listener.fill()
+    await dialer.write(b"more")
+    with trio.fail_after(5):
+        while (data := listener.take_buffered(4)) is None:
+            await listener.fill()
+    assert data == b"more"
