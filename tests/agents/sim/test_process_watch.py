@@ -80,3 +80,18 @@ def test_settled_and_unrelated_jobs_are_not_waited_for() -> None:
     post(single, 1, b"\x03" * 32)
     single.emit("JobRefunded", jobId=1, amount=10)
     assert once.open_jobs(0.0) == 0  # one attempt only: a refund is the end
+
+
+def test_a_fresh_commit_holds_the_clock_until_verifiers_had_time_to_check_it() -> None:
+    """The drain must not step the chain clock past a challenge window right after a commit
+    (verifiers re-run the job on the wall clock): it did, and a cheat committed at the end of
+    the arrivals settled although an honest verifier had checked it."""
+    chain = Chain()
+    watcher = Watcher(chain, {}, [], attempts=1)
+    post(chain, 1, b"\x02" * 32)
+    chain.emit("JobAssigned", jobId=1, solver="0x" + "22" * 20)
+    assert watcher.awaiting(0.0, 60.0, 30.0, 20.0) == 1  # waiting for the commit
+    chain.emit("ResultCommitted", jobId=1, resultRoot=b"\x03" * 32, challengeEnd=500)
+    assert watcher.awaiting(5.0, 60.0, 30.0, 20.0) == 1  # seen committed at 5 s: checks run
+    assert watcher.awaiting(24.0, 60.0, 30.0, 20.0) == 1  # 19 s later: still held
+    assert watcher.awaiting(25.5, 60.0, 30.0, 20.0) == 0  # past the patience: the clock moves
