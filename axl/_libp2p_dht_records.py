@@ -10,12 +10,13 @@ py-libp2p's DHT does per query, on both sides, work whose answer rarely changes:
   record, and py-libp2p verifies every one (an Ed25519 verification and two protobuf parses)
   and hands it to the peerstore, although in a settled swarm they are the records it verified
   on the previous query. A record already verified for the same peer (same bytes, same
-  answer) is not verified again for :data:`VERIFIED_TTL` seconds (well under the peerstore's
-  2 h for it) while the peerstore holds that very record (same sequence number); a new or
-  changed record, one older than the stored one (refused, as py-libp2p refuses it) and one
-  the peerstore dropped go through py-libp2p's check, and a failed check is never
-  remembered. (Re-consuming the same record would only have reset the peer's addresses to
-  the record's, erasing newer announced ones.)
+  answer) is not verified again for 10 minutes (well under the peerstore's 2 h for it)
+  while the peerstore holds that very record (same sequence number;
+  :class:`axl._libp2p_gossip_records.RecordVerdicts`); a new or changed record, one older
+  than the stored one (refused, as py-libp2p refuses it) and one the peerstore dropped go
+  through py-libp2p's check, and a failed check is never remembered. (Re-consuming the same
+  record would only have reset the peer's addresses to the record's, erasing newer
+  announced ones.)
 * **Connection type per closer peer.** A response reports for each peer whether we are
   connected to it; py-libp2p copies the list of connected peers and scans it for each of the
   20 (O(peers) each); here it is one dictionary look-up.
@@ -28,16 +29,9 @@ host runs; nothing in site-packages changes.
 from __future__ import annotations
 
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
-
-VERIFIED_RECORDS = 4096
-"""(our host, peer, record) triples remembered as verified."""
-VERIFIED_TTL = 600.0
-"""Seconds a verified record is trusted without a new check (the peerstore keeps it 2 h)."""
 
 logger = logging.getLogger("axl.libp2p")
 _installed = False
@@ -74,7 +68,9 @@ def cached_kad_consume(consume: Callable[..., bool]) -> Callable[..., bool]:
     from libp2p.kad_dht.pb.kademlia_pb2 import Message
     from libp2p.peer.id import ID
 
-    verified: OrderedDict[tuple[bytes, bytes, bytes], tuple[float, int]] = OrderedDict()
+    from ._libp2p_gossip_records import RecordVerdicts
+
+    verdicts = RecordVerdicts()
 
     def maybe_consume_signed_record(msg: Any, host: Any, peer_id: Any = None) -> bool:
         if not isinstance(msg, Message):  # a closer peer (Message.Peer)
@@ -87,23 +83,16 @@ def cached_kad_consume(consume: Callable[..., bool]) -> Callable[..., bool]:
                 return True
             record = msg.senderRecord
             expected = peer_id.to_bytes() if peer_id is not None else b""
-        key = (host.get_id().to_bytes(), expected, record)
-        now = time.monotonic()
-        hit = verified.get(key)
         records = getattr(host.get_peerstore(), "peer_record_map", None)  # py-libp2p's store
         if records is None or not expected:
             return consume(msg, host, peer_id)  # nothing to compare a cached record with
-        if hit is not None and hit[0] > now:
-            stored = records.get(ID(expected))
-            if stored is not None and stored.seq == hit[1]:
-                return True
+        key = (host.get_id().to_bytes(), expected, record)
+        peer = ID(expected)
+        if verdicts.cached(key, records, peer):
+            return True
         ok = consume(msg, host, peer_id)
-        stored = records.get(ID(expected)) if ok else None
-        if stored is not None:
-            verified[key] = (now + VERIFIED_TTL, stored.seq)
-            verified.move_to_end(key)
-            while len(verified) > VERIFIED_RECORDS:
-                verified.popitem(last=False)
+        if ok:
+            verdicts.remember(key, records, peer)
         return ok
 
     return maybe_consume_signed_record

@@ -56,13 +56,43 @@ def cached_record(make: Callable[[Any], tuple[bytes, bool]]) -> Callable[[Any], 
     return env_to_send_in_RPC
 
 
+class RecordVerdicts:
+    """Signed peer records py-libp2p accepted, by key, each with the sequence number the
+    peerstore stored for it: a verdict counts for :data:`VERIFIED_TTL` seconds, and only while
+    the peerstore still holds that very record (a newer one from a restarted peer, or none,
+    sends the next check to py-libp2p again). At most :data:`VERIFIED_RECORDS`, oldest out."""
+
+    def __init__(self) -> None:
+        self._verified: OrderedDict[Any, tuple[float, int]] = OrderedDict()
+
+    def cached(self, key: Any, records: Any, peer: Any) -> bool:
+        """Whether ``key``'s record was accepted and ``records`` (the peerstore's record map)
+        still holds it for ``peer``."""
+        hit = self._verified.get(key)
+        if hit is None or hit[0] <= time.monotonic():
+            return False
+        stored = records.get(peer)
+        return stored is not None and bool(stored.seq == hit[1])
+
+    def remember(self, key: Any, records: Any, peer: Any) -> None:
+        """Note that py-libp2p accepted ``key``'s record (as the peerstore now holds it)."""
+        stored = records.get(peer)
+        if stored is None:
+            return
+        verified = self._verified
+        verified[key] = (time.monotonic() + VERIFIED_TTL, stored.seq)
+        verified.move_to_end(key)
+        while len(verified) > VERIFIED_RECORDS:
+            verified.popitem(last=False)
+
+
 def cached_consume(consume: Callable[[Any, Any, Any], bool]) -> Callable[[Any, Any, Any], bool]:
     """``consume`` (py-libp2p's ``maybe_consume_signed_record``) skipped for a (host, peer,
     record) it accepted in the last :data:`VERIFIED_TTL` seconds while the peerstore still
     holds that very record (same sequence number); otherwise py-libp2p decides, so a record
     older than the stored one is refused as before and one the peerstore dropped is stored
     again. Refusals are not kept."""
-    verified: OrderedDict[tuple[bytes, bytes], tuple[float, int]] = OrderedDict()
+    verdicts = RecordVerdicts()
 
     def maybe_consume_signed_record(msg: Any, host: Any, peer_id: Any) -> bool:
         if not msg.HasField("senderRecord"):
@@ -71,19 +101,11 @@ def cached_consume(consume: Callable[[Any, Any, Any], bool]) -> Callable[[Any, A
         if records is None:
             return consume(msg, host, peer_id)  # nothing to compare a cached record with
         key = (host.get_id().to_bytes() + peer_id.to_bytes(), msg.senderRecord)
-        now = time.monotonic()
-        hit = verified.get(key)
-        if hit is not None and hit[0] > now:
-            stored = records.get(peer_id)
-            if stored is not None and stored.seq == hit[1]:
-                return True
+        if verdicts.cached(key, records, peer_id):
+            return True
         ok = consume(msg, host, peer_id)
-        stored = records.get(peer_id) if ok else None
-        if stored is not None:
-            verified[key] = (now + VERIFIED_TTL, stored.seq)
-            verified.move_to_end(key)
-            while len(verified) > VERIFIED_RECORDS:
-                verified.popitem(last=False)
+        if ok:
+            verdicts.remember(key, records, peer_id)
         return ok
 
     return maybe_consume_signed_record
