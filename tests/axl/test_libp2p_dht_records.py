@@ -35,6 +35,21 @@ def counted_check() -> tuple[Any, list[bool]]:
     return cached_kad_consume(counted), checked
 
 
+async def superseded_records(node: Libp2pTransport) -> tuple[bytes, bytes]:
+    """Two signed peer records of ``node`` (as envelopes), the second newer: what a peer
+    that restarted on a new port sends after its old one."""
+    from libp2p.peer.id import ID
+    from libp2p.peer.peerstore import create_signed_peer_record
+    from multiaddr import Multiaddr
+
+    assert node._host is not None
+    peer, key = ID(node.local_peer.raw), node._host.get_private_key()
+    old = create_signed_peer_record(peer, [Multiaddr("/ip4/127.0.0.1/tcp/1")], key)
+    await trio.sleep(0.01)  # sequence numbers are timestamps
+    new = create_signed_peer_record(peer, [Multiaddr("/ip4/127.0.0.1/tcp/2")], key)
+    return old.marshal_envelope(), new.marshal_envelope()
+
+
 async def test_closer_peer_records_are_verified_once_and_only_for_their_own_peer() -> None:
     from libp2p.kad_dht.pb.kademlia_pb2 import Message
     from libp2p.peer.id import ID
@@ -169,8 +184,6 @@ async def test_a_cached_record_older_than_the_stored_one_is_refused_as_py_libp2p
     stored again."""
     from libp2p.kad_dht.pb.kademlia_pb2 import Message
     from libp2p.peer.id import ID
-    from libp2p.peer.peerstore import create_signed_peer_record
-    from multiaddr import Multiaddr
 
     check, checked = counted_check()
     async with (
@@ -179,13 +192,10 @@ async def test_a_cached_record_older_than_the_stored_one_is_refused_as_py_libp2p
     ):
         assert alice._host is not None and bob._host is not None
         alice_id = ID(alice.local_peer.raw)
-        key = alice._host.get_private_key()
-        old = create_signed_peer_record(alice_id, [Multiaddr("/ip4/127.0.0.1/tcp/1")], key)
-        await trio.sleep(0.01)  # sequence numbers are timestamps
-        new = create_signed_peer_record(alice_id, [Multiaddr("/ip4/127.0.0.1/tcp/2")], key)
+        old, new = await superseded_records(alice)
         raw = alice.local_peer.raw
-        stale = Message.Peer(id=raw, signedRecord=old.marshal_envelope())
-        fresh = Message.Peer(id=raw, signedRecord=new.marshal_envelope())
+        stale = Message.Peer(id=raw, signedRecord=old)
+        fresh = Message.Peer(id=raw, signedRecord=new)
         assert check(stale, bob._host)
         assert check(stale, bob._host)
         assert checked == [True]  # cached

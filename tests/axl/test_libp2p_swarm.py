@@ -176,12 +176,12 @@ async def test_a_cached_gossip_record_older_than_the_stored_one_is_refused_again
     bytes, cached as verified, is refused as py-libp2p refuses it, not waved through by the
     cache; a record the peerstore dropped is checked and stored again."""
     from libp2p.peer.id import ID
-    from libp2p.peer.peerstore import create_signed_peer_record
     from libp2p.pubsub.pb import rpc_pb2
     from libp2p.pubsub.utils import maybe_consume_signed_record
-    from multiaddr import Multiaddr
 
     from axl._libp2p_gossip_records import cached_consume
+
+    from .test_libp2p_dht_records import superseded_records
 
     checked: list[bool] = []
 
@@ -197,12 +197,9 @@ async def test_a_cached_gossip_record_older_than_the_stored_one_is_refused_again
     ):
         assert alice._host is not None and bob._host is not None
         alice_id = ID(alice.local_peer.raw)
-        key = alice._host.get_private_key()
-        old = create_signed_peer_record(alice_id, [Multiaddr("/ip4/127.0.0.1/tcp/1")], key)
-        await trio.sleep(0.01)  # sequence numbers are timestamps
-        new = create_signed_peer_record(alice_id, [Multiaddr("/ip4/127.0.0.1/tcp/2")], key)
-        stale = rpc_pb2.RPC(senderRecord=old.marshal_envelope())
-        fresh = rpc_pb2.RPC(senderRecord=new.marshal_envelope())
+        old, new = await superseded_records(alice)
+        stale = rpc_pb2.RPC(senderRecord=old)
+        fresh = rpc_pb2.RPC(senderRecord=new)
         assert check(stale, bob._host, alice_id)
         assert check(stale, bob._host, alice_id)
         assert checked == [True]  # cached
