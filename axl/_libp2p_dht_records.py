@@ -87,13 +87,7 @@ def cached_kad_consume(consume: Callable[..., bool]) -> Callable[..., bool]:
         if records is None or not expected:
             return consume(msg, host, peer_id)  # nothing to compare a cached record with
         key = (host.get_id().to_bytes(), expected, record)
-        peer = ID(expected)
-        if verdicts.cached(key, records, peer):
-            return True
-        ok = consume(msg, host, peer_id)
-        if ok:
-            verdicts.remember(key, records, peer)
-        return ok
+        return verdicts.check(key, records, ID(expected), lambda: consume(msg, host, peer_id))
 
     return maybe_consume_signed_record
 

@@ -74,6 +74,16 @@ class RecordVerdicts:
         stored = records.get(peer)
         return stored is not None and bool(stored.seq == hit[1])
 
+    def check(self, key: Any, records: Any, peer: Any, consume: Callable[[], bool]) -> bool:
+        """True from the cache while :meth:`cached`; else ``consume()`` (py-libp2p's check)
+        decides, and an acceptance is remembered."""
+        if self.cached(key, records, peer):
+            return True
+        ok = consume()
+        if ok:
+            self.remember(key, records, peer)
+        return ok
+
     def remember(self, key: Any, records: Any, peer: Any) -> None:
         """Note that py-libp2p accepted ``key``'s record (as the peerstore now holds it)."""
         stored = records.get(peer)
@@ -101,11 +111,6 @@ def cached_consume(consume: Callable[[Any, Any, Any], bool]) -> Callable[[Any, A
         if records is None:
             return consume(msg, host, peer_id)  # nothing to compare a cached record with
         key = (host.get_id().to_bytes() + peer_id.to_bytes(), msg.senderRecord)
-        if verdicts.cached(key, records, peer_id):
-            return True
-        ok = consume(msg, host, peer_id)
-        if ok:
-            verdicts.remember(key, records, peer_id)
-        return ok
+        return verdicts.check(key, records, peer_id, lambda: consume(msg, host, peer_id))
 
     return maybe_consume_signed_record
