@@ -46,7 +46,7 @@ from ._libp2p_discovery import DiscoveryMixin
 from ._libp2p_host import build_host, check_tcp_ports_free, disconnect_notifee
 from ._libp2p_limits import LimitsMixin
 from ._libp2p_links import LinksMixin
-from ._libp2p_swarm import install_inbound_handler
+from ._libp2p_swarm import install_inbound_handler, quiet_stream_events
 from ._transport import InboundFrame
 
 __all__ = [
@@ -130,6 +130,7 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
             disconnect_notifee(self._connection_closed, self._connection_opened)
         )
         install_inbound_handler(host.get_network(), self._budgets, self._refused)
+        quiet_stream_events(host.get_network())
         failure: ListenError | None = None
         self._host, self._pubsub = host, pubsub
         try:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import ListenError
 from ._identity import Identity
 from ._libp2p_config import Libp2pConfig
+from ._libp2p_swarm import no_stream_event
 from ._stats import Counters
 
 if TYPE_CHECKING:
@@ -112,11 +113,8 @@ def disconnect_notifee(
     from libp2p.abc import INotifee
 
     class _Notifee(INotifee):
-        async def opened_stream(self, network: Any, stream: Any) -> None:
-            pass
-
-        async def closed_stream(self, network: Any, stream: Any) -> None:
-            pass
+        opened_stream = no_stream_event  # skipped altogether: quiet_stream_events
+        closed_stream = no_stream_event
 
         async def connected(self, network: Any, conn: Any) -> None:
             if on_connected is not None:

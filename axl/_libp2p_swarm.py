@@ -10,6 +10,12 @@ one swarm with one that
   and per source IP) before any handshake work, refusing with a counted reason;
 * runs py-libp2p's own upgrade (security, muxer) and registration;
 * returns, freeing the slot, the task and the budget, as soon as the connection closes.
+
+:func:`quiet_stream_events` skips py-libp2p's fan-out of "stream opened" and "stream closed"
+to the swarm's notifees when every one of them does nothing with it (the host's own four:
+identify, tag store, pubsub and the transport's). The fan-out opened a nursery and started a
+task per notifee twice per stream, and streams are opened for every DHT query, link and
+peer-list request.
 """
 
 from __future__ import annotations
@@ -83,3 +89,34 @@ def install_inbound_handler(
             budgets.close_connection(ip)
 
     swarm._do_handle_inbound_connection = MethodType(handle, swarm)
+
+
+STREAM_EVENTS = ("opened_stream", "closed_stream")
+
+
+async def no_stream_event(self: Any, network: Any, stream: Any) -> None:
+    """A notifee's handler for a stream event that does nothing (see
+    :func:`quiet_stream_events`)."""
+
+
+def quiet_stream_events(swarm: Any) -> None:
+    """Skip ``swarm``'s notification of a stream opened or closed while every registered
+    notifee's handler for it is a known no-op (:func:`no_stream_event`, or py-libp2p's own
+    notifees'); a notifee with a handler of its own is notified as before."""
+    from libp2p.host.basic_host import _IdentifyNotifee
+    from libp2p.network.tag_store import TagStoreNotifee
+    from libp2p.pubsub.pubsub_notifee import PubsubNotifee
+
+    noops = {no_stream_event}
+    for cls in (_IdentifyNotifee, TagStoreNotifee, PubsubNotifee):
+        noops.update(getattr(cls, event) for event in STREAM_EVENTS)
+    notify = swarm._notify
+
+    async def quiet(method: str, *args: Any) -> None:
+        if method in STREAM_EVENTS and all(
+            getattr(type(notifee), method, None) in noops for notifee in swarm.notifees
+        ):
+            return
+        await notify(method, *args)
+
+    swarm._notify = quiet

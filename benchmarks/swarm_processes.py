@@ -8,7 +8,9 @@ node writes what it published, received and asked to a JSON-lines file; the pare
 afterwards, so measuring costs the swarm nothing while it runs. Printed:
 
 * start-up: membership completion (every node knows every other one's address and has
-  mesh peers on the topic), seconds after the last process started;
+  mesh peers on the topic), seconds after the last process started; beside it, when the last
+  node came up (its agent started: all of them import and start on the same cores at once),
+  membership counted from then, and the CPU a process spends coming up;
 * steady state over ``--seconds``: topic delivery (received / expected, expected = every node
   that was up when the tick was published), requests served, publish→handler and request
   latency p50/p99, CPU ms per delivered topic message (all nodes' CPU from /proc over the
@@ -169,7 +171,9 @@ class SwarmNode(Agent):
 
     async def on_start(self) -> None:
         self._gc.install()
-        self._event(ev="start", t=time.time(), peer=str(self.peer_id))
+        # cpu: what coming up cost this process (interpreter, imports, host), the start-up
+        # storm's share of every node
+        self._event(ev="start", t=time.time(), peer=str(self.peer_id), cpu=time.process_time())
         if os.environ.get(PROFILE_ENV):
             self.start_soon(self._profile_later)
 
@@ -410,6 +414,7 @@ class Events:
     gc: list[tuple[str, float, list[float]]] = field(default_factory=list)  # cumulative
     lookups: list[tuple[str, float, bool, float, int]] = field(default_factory=list)
     starts: dict[str, list[float]] = field(default_factory=dict)  # name -> start times
+    startup_cpu: dict[str, float] = field(default_factory=dict)  # name -> CPU s to come up
     gossip: dict[str, int] = field(default_factory=dict)  # transport counters, summed at stop
     transport: dict[str, int] = field(default_factory=dict)  # the other counters, summed
     stopped: int = 0  # nodes that logged their counters (SIGKILLed ones did not)
@@ -444,6 +449,8 @@ class Events:
                         events.gc.append((name, event["t"], event["gc"]))
                 elif kind == "start":
                     events.starts.setdefault(name, []).append(event["t"])
+                    if "cpu" in event:
+                        events.startup_cpu.setdefault(name, event["cpu"])
                 elif kind == "stop":
                     events.stopped += 1
                     for key, value in event.get("gossip", {}).items():
@@ -616,6 +623,29 @@ def _tail(path: Path, size: int = 32 * 1024) -> str:
     with path.open("rb") as file:
         file.seek(max(0, path.stat().st_size - size))
         return file.read().decode("utf-8", "replace")
+
+
+def report_startup(
+    events: Events, last_start: float, membership: float | None, count: int, figures: dict[str, Any]
+) -> None:
+    """The start-up storm beside membership: when the last of the first ``count`` nodes came up
+    (its agent started) after the last process was started, membership counted from then, and
+    the CPU a process spent to come up (all of them start at once on the same cores)."""
+    first = [f"n{index}" for index in range(count)]
+    up = [min(events.starts[name]) for name in first if name in events.starts]
+    cpu = [events.startup_cpu[name] for name in first if name in events.startup_cpu]
+    if len(up) < count:
+        return
+    last_up = max(up) - last_start
+    print(line("last node up after last start", last_up, "s"))
+    figures["last_up_s"] = last_up
+    if membership is not None:
+        print(line("membership complete after last node up", membership - last_up, "s"))
+        figures["membership_after_up_s"] = membership - last_up
+    if cpu:
+        mean = sum(cpu) / len(cpu)
+        print(line("CPU to come up per process (mean)", mean, "s"))
+        figures["startup_cpu_s"] = mean
 
 
 def report_window(title: str, window: Window) -> None:
@@ -806,6 +836,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  membership NOT complete within {args.settle:.0f} s of the last start")
     else:
         print(line("membership complete after last start", membership, "s"))
+    report_startup(events, run.last_start, membership, count, figures)
     print(line("steady-state window from last start + ", run.begin - run.last_start, "s"))
     report_window(f"steady state ({args.seconds:.0f} s)", steady)
     print(f"  {'CPU per delivered topic message':<44} {cpu_per_msg:>12.2f} ms")

@@ -14,7 +14,13 @@ import shutil
 
 import pytest
 
-from benchmarks.swarm_processes import Events, receipt_line, received_between, run_swarm
+from benchmarks.swarm_processes import (
+    Events,
+    receipt_line,
+    received_between,
+    report_startup,
+    run_swarm,
+)
 
 
 @pytest.mark.slow
@@ -56,6 +62,17 @@ def test_the_cpu_per_message_counts_the_deliveries_made_within_the_cpu_window() 
     events.receipts[("n0", 1)] = [("n1", 9.99, 0.99), ("n2", 10.0, 1.0)]  # n1's before begin
     events.receipts[("n0", 2)] = [("n1", 19.9, 0.4), ("n2", 20.1, 0.6)]  # n2's after the end
     assert received_between(events, 10.0, 20.0) == 2
+
+
+def test_membership_after_the_last_node_up_counts_from_its_first_start() -> None:
+    """Membership is counted from the last process started and, beside it, from the moment
+    the last of the first nodes came up; a node restarted later (churn) does not move it."""
+    events = Events()
+    events.starts = {"n0": [100.0], "n1": [104.0, 150.0], "n2": [103.0], "n3b": [151.0]}
+    events.startup_cpu = {"n0": 1.0, "n1": 2.0, "n2": 3.0, "n3b": 9.0}
+    figures: dict[str, float] = {}
+    report_startup(events, last_start=101.0, membership=10.0, count=3, figures=figures)
+    assert figures == {"last_up_s": 3.0, "membership_after_up_s": 7.0, "startup_cpu_s": 2.0}
 
 
 @pytest.mark.parametrize(
