@@ -45,6 +45,7 @@ then both variants in alternating order), and the medians of wall and CPU ratios
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import resource
 import shutil
@@ -370,13 +371,19 @@ async def measure(
         "machine_one": 1000 * statistics.median(c.machine for c in one_cpu) / mib,
         "paired": statistics.median(r / o for r, o in zip(raw_s, one_s, strict=True)),
         "paired_cpu": statistics.median(
-            r.total / o.total for r, o in zip(raw_cpu, one_cpu, strict=True)
+            ratio(r.total, o.total) for r, o in zip(raw_cpu, one_cpu, strict=True)
         ),
         "paired_user": statistics.median(
-            r.user / o.user for r, o in zip(raw_cpu, one_cpu, strict=True)
+            ratio(r.user, o.user) for r, o in zip(raw_cpu, one_cpu, strict=True)
         ),
         "paired_three": statistics.median(o / t for o, t in zip(one_s, three_s, strict=True)),
     }
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    """``numerator / denominator``, NaN when the denominator is 0: CPU times are counted in
+    clock ticks, and a small transfer (``--quick``) can take less than one."""
+    return numerator / denominator if denominator else math.nan
 
 
 async def ab_threads(size_mib: int, window: int, rounds: int) -> dict[str, list[float]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from benchmarks import blobs
@@ -25,3 +27,10 @@ def test_blobs_benchmark_threads_ab_runs(capsys: pytest.CaptureFixture[str]) -> 
         assert f"{variant}: wall ratio AXL / raw (median)" in output
         assert f"{variant} wall ratios per round:" in output
     assert "load average" in output
+
+
+def test_a_cpu_ratio_over_no_measured_cpu_is_nan_not_an_error() -> None:
+    """CPU times come in clock ticks: a quick run's transfer can take less than one (CI once
+    failed on a division by zero here)."""
+    assert blobs.ratio(3.0, 2.0) == 1.5
+    assert math.isnan(blobs.ratio(0.01, 0.0))
