@@ -65,21 +65,6 @@ class AnnounceSchedule:
         return pause
 
 
-PEER_LIST_FIRST = 1.0
-"""Seconds before a node asks its bootstrap peer for the peer list again while the lists keep
-teaching it new peers (see :func:`next_peer_list_pause`)."""
-
-
-def next_peer_list_pause(pause: float, learned: int, settled: float) -> float:
-    """The pause before the next peer-list request to a bootstrap peer, after one that taught
-    us ``learned`` new peers (sans-IO). While the lists keep growing, the swarm is still
-    forming (nodes that came up early would otherwise learn the late ones only from their
-    announcements, seconds later): a second. Then the pause doubles, up to ``settled``, as
-    it always did. A bootstrap peer that invents new peers in every list only keeps our own
-    requests to it at one a second, and the hearsay cap bounds what we keep of its lists."""
-    return PEER_LIST_FIRST if learned else min(2 * pause, settled)
-
-
 def message_id(msg: Any) -> bytes:
     """GossipSub message id bound to the content (see the module docstring)."""
     digest = hashlib.sha256()

@@ -155,13 +155,9 @@ class TransportBase:
             self._host.get_peerstore().clear_addrs(ID(evicted.raw))
         self.stats.inc("peers.hearsay_forgotten")
 
-    def _note_peer(self, peer: PeerId) -> bool:
-        """Remember ``peer`` (a new one brings our next start-phase announcement forward);
-        whether it was new."""
-        if peer in self._known or peer == self._peer:
-            return False
-        if len(self._known) >= 100_000:  # bounded; forgetting only costs an announcement
-            self._known.clear()
-        self._known.add(peer)
-        self._announce_wanted.set()
-        return True
+    def _note_peer(self, peer: PeerId) -> None:
+        if peer not in self._known and peer != self._peer:
+            if len(self._known) >= 100_000:  # bounded; forgetting only costs an announcement
+                self._known.clear()
+            self._known.add(peer)
+            self._announce_wanted.set()

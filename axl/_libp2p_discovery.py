@@ -14,13 +14,7 @@ import trio
 
 from ._errors import PeerUnreachable
 from ._identity import PeerId
-from ._libp2p_announce import (
-    PEER_LIST_FIRST,
-    AnnounceSchedule,
-    next_peer_list_pause,
-    read_announcement,
-    sign_announcement,
-)
+from ._libp2p_announce import AnnounceSchedule, read_announcement, sign_announcement
 from ._libp2p_base import TransportBase, peer_id_of, reset_stream, unblock_dial
 from ._libp2p_config import (
     _ADDR_TTL,
@@ -101,21 +95,21 @@ class DiscoveryMixin(TransportBase):
             task_status = trio.TASK_STATUS_IGNORED
             backoff.succeeded(addr)
             self.stats.inc("bootstrap.connected")
-            pause = PEER_LIST_FIRST / 2
+            pause = 1.0
             pid = ID(peer.raw)
             network = host.get_network()
             while network.connections.get(pid):
-                learned = await self._ask_peer_list(peer) if self.config.peer_exchange else 0
-                # Ask again later: soon while the lists grow (newcomers keep arriving), else
-                # backing off; or re-dial once disconnected from this peer. Other peers'
-                # disconnections wake us too (one event for all): that is no reason to ask
-                # again, or a churning swarm asks its bootstrap peer once per disconnection
-                # per node.
-                pause = next_peer_list_pause(pause, learned, self.config.announce_settled)
+                if self.config.peer_exchange:
+                    await self._ask_peer_list(peer)
+                # Ask again later (newcomers keep arriving), or re-dial once disconnected from
+                # this peer. Other peers' disconnections wake us too (one event for all): that
+                # is no reason to ask again, or a churning swarm asks its bootstrap peer once
+                # per disconnection per node.
                 deadline = trio.current_time() + pause
                 while network.connections.get(pid) and trio.current_time() < deadline:
                     with trio.move_on_at(deadline):
                         await self._disconnected.wait()
+                pause = min(pause * 2, self.config.announce_settled)
 
     # -- peer exchange -----------------------------------------------------------------------
 
@@ -141,9 +135,8 @@ class DiscoveryMixin(TransportBase):
             logger.debug("serving the peer list failed: %r", exc)
             await reset_stream(stream)
 
-    async def _ask_peer_list(self, peer: PeerId) -> int:
-        """Fetch a peer's peer list (bounded in size and time) into our peerstore; how many
-        peers in it were new to us."""
+    async def _ask_peer_list(self, peer: PeerId) -> None:
+        """Fetch a peer's peer list (bounded in size and time) into our peerstore."""
         import multiaddr
         from libp2p.custom_types import TProtocol
         from libp2p.peer.id import ID
@@ -165,9 +158,9 @@ class DiscoveryMixin(TransportBase):
                     await reset_stream(stream)
         except Exception as exc:
             logger.debug("asking %s for peers failed: %r", peer.short(), exc)
-            return 0
+            return
         store = host.get_peerstore()
-        learned = new = 0
+        learned = 0
         for line in data.decode("utf-8", "replace").splitlines()[: 4 * _MAX_PEER_LIST]:
             text, _, addr_text = line.partition(" ")
             try:
@@ -181,10 +174,9 @@ class DiscoveryMixin(TransportBase):
             # address costs a failed dial and nothing else.
             store.add_addrs(ID(other.raw), [addr], int(_ADDR_TTL))
             self._learned_by_hearsay(other)
-            new += self._note_peer(other)
+            self._note_peer(other)
             learned += 1
         self.stats.inc("peer_list.learned", learned)
-        return new
 
     async def _keep_peers(self) -> None:
         """Hold about ``target_peers`` connections: every second, dial random known peers (not

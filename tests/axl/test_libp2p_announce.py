@@ -10,12 +10,7 @@ import pytest
 import trio
 
 from axl import Identity, Libp2pConfig, Libp2pTransport, PeerUnreachable
-from axl._libp2p_announce import (
-    AnnouncementLedger,
-    AnnounceSchedule,
-    next_peer_list_pause,
-    sign_announcement,
-)
+from axl._libp2p_announce import AnnouncementLedger, AnnounceSchedule, sign_announcement
 
 from .clusters import eventually
 
@@ -32,36 +27,6 @@ def test_the_schedule_announces_often_while_starting_then_rarely() -> None:
         starting.append(schedule.starting)
     assert pauses == [0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 120.0, 120.0]
     assert starting == [True] * 6 + [False] * 2
-
-
-def test_the_peer_list_is_asked_for_again_soon_while_it_grows_then_less_often() -> None:
-    pauses, pause = [], 0.5
-    for learned in (5, 3, 0, 0, 0, 2, 0):
-        pause = next_peer_list_pause(pause, learned, settled=120.0)
-        pauses.append(pause)
-    assert pauses == [1.0, 1.0, 2.0, 4.0, 8.0, 1.0, 2.0]
-    assert next_peer_list_pause(100.0, 0, settled=120.0) == 120.0
-    assert next_peer_list_pause(120.0, 0, settled=120.0) == 120.0
-
-
-async def test_a_peer_list_counts_the_peers_it_taught_us() -> None:
-    """What paces the next request: the first list names two peers we did not know, the
-    same list again names none."""
-    quiet = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, target_peers=1)
-    async with Libp2pTransport.open(identity(20), config=quiet) as boot:
-        addrs = boot.listen_addrs
-        async with (
-            Libp2pTransport.open(identity(21), bootstrap=addrs, config=quiet) as a,
-            Libp2pTransport.open(identity(22), bootstrap=addrs, config=quiet) as b,
-        ):
-            await eventually(lambda: {a.local_peer, b.local_peer} <= boot.known_peers())
-            # no announcements heard, no peer lists asked for by itself
-            alone = Libp2pConfig(dial_timeout=3.0, peer_exchange=False, target_peers=1)
-            async with Libp2pTransport.open(identity(23), config=alone) as c:
-                await c.connect(addrs[0])
-                assert await c._ask_peer_list(boot.local_peer) == 2
-                assert {a.local_peer, b.local_peer} <= c.known_peers()
-                assert await c._ask_peer_list(boot.local_peer) == 0
 
 
 def test_the_settled_pause_stays_within_the_address_lifetime() -> None:
