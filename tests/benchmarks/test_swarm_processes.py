@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
 from benchmarks.swarm_processes import (
     Events,
+    fill_bytecode_cache,
     receipt_line,
     received_between,
     report_startup,
@@ -91,3 +93,18 @@ def test_a_receipt_line_is_the_json_line_of_the_event(
     writes for the same event (the parent parses it)."""
     event = {"ev": "r", "o": origin, "s": seq, "t": now, "l": round(now - sent, 4), "ps": sent}
     assert receipt_line(origin, seq, now, sent) == json.dumps(event, separators=(",", ":")) + "\n"
+
+
+def test_the_bytecode_cache_is_filled_for_the_project_packages(tmp_path: Path) -> None:
+    """The parent compiles the nodes' modules once (so that 40 processes do not each compile
+    them when ``PYTHONDONTWRITEBYTECODE`` is set); a module that does not compile is reported."""
+    (tmp_path / "axl").mkdir()
+    (tmp_path / "axl" / "fine.py").write_text("VALUE = 1\n")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "skipped.py").write_text("VALUE = 2\n")
+    assert fill_bytecode_cache(tmp_path)
+    assert [p.name.split(".")[0] for p in (tmp_path / "axl" / "__pycache__").iterdir()] == ["fine"]
+    assert not (tmp_path / "elsewhere" / "__pycache__").exists()  # not one of the packages
+    (tmp_path / "agents").mkdir()
+    (tmp_path / "agents" / "broken.py").write_text("def (:\n")
+    assert not fill_bytecode_cache(tmp_path)
