@@ -152,17 +152,22 @@ async def _main(
             started.set()
             nursery.start_soon(status.refresh_chain)
             if bootstrap:
-                nursery.start_soon(watch_bootstrap, agent, bootstrap, bootstrap_grace)
+                nursery.start_soon(
+                    watch_bootstrap, agent, bootstrap, bootstrap_grace, runtime_stopping
+                )
 
 
-async def watch_bootstrap(agent: Agent, bootstrap: Sequence[str], grace: float) -> None:
+async def watch_bootstrap(
+    agent: Agent, bootstrap: Sequence[str], grace: float, stopping: trio.Event | None = None
+) -> None:
     """Log one warning when no peer is connected ``grace`` seconds after start (the transport
     keeps re-dialling the bootstrap peers), then one per minute while that lasts, and one line
-    when peers are reached."""
+    when peers are reached. Silent once ``stopping`` is set: a node that is stopping loses its
+    peers (in a swarm stopped at once, they go first), which is not a network problem."""
     await trio.sleep(grace)
     waited = grace
     missing = False
-    while True:
+    while stopping is None or not stopping.is_set():
         connected = _connected(agent)
         if connected == 0:
             missing = True
