@@ -264,7 +264,8 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
         """
         self._check_open()
         assert self._dht is not None
-        lookup = await self._dht.find(peer, timeout=timeout)
+        assert self._nursery is not None
+        lookup = await self._dht.find(peer, timeout=timeout, nursery=self._nursery)
         self.stats.inc("dht.lookups")
         self.stats.inc("dht.found", int(lookup.found))
         self.stats.inc("dht.rounds", lookup.rounds)

@@ -80,10 +80,18 @@ class Dht:
         """Peers in the routing table."""
         return int(self.kad.routing_table.size())
 
-    async def find(self, peer: PeerId, *, timeout: float) -> Lookup:
+    async def find(self, peer: PeerId, *, timeout: float, nursery: trio.Nursery) -> Lookup:
         """Look ``peer`` up over the network (never only the local peerstore: the lookup is
         what is measured and tested): Kademlia's iterative search, :data:`ALPHA` queries at
-        a time, closest first, stopping as soon as an answer names the target."""
+        a time, closest first, stopping as soon as an answer names the target.
+
+        The queries run in ``nursery`` (the transport's): a round that ends early, or a
+        lookup that times out, stops waiting for the queries still in flight but does not
+        cancel them. Each ends by itself within py-libp2p's query timeout, and what it learns
+        still goes into the peerstore and the routing table. Cancelled, a query to a peer we
+        were not connected to broke the dial off mid-handshake: the work of both ends was
+        lost, and the peer logged a failed connection upgrade (ERROR lines in a healthy
+        swarm, every 10 s at 40 processes)."""
         from libp2p.kad_dht.utils import sort_peer_ids_by_distance
         from libp2p.peer.id import ID
 
@@ -104,11 +112,12 @@ class Dht:
                 if not batch:
                     break
                 rounds += 1
-                learned: list[Any] = []
-                async with trio.open_nursery() as nursery:
-                    for other in batch:
-                        queried.add(other)
-                        nursery.start_soon(_ask, self.kad, other, key, learned, target, nursery)
+                round_ = _Round(len(batch), target)
+                for other in batch:
+                    queried.add(other)
+                    nursery.start_soon(_ask, self.kad, other, key, round_)
+                await round_.over.wait()
+                learned = list(round_.learned)
                 found = target in learned or target in batch
                 known.update(p for p in learned if p != own)
         try:
@@ -118,13 +127,29 @@ class Dht:
         return Lookup(addrs, found, rounds, len(queried))
 
 
-async def _ask(
-    kad: Any, peer: Any, key: bytes, learned: list[Any], target: Any, nursery: trio.Nursery
-) -> None:
-    """One FIND_NODE query; ends the round early once any answer names the target."""
-    await query_closest(kad, peer, key, learned)
-    if target in learned:
-        nursery.cancel_scope.cancel()
+class _Round:
+    """One round of a lookup: over once every query of it has ended, or as soon as an answer
+    names the target (the other queries may still run; what they learn later is not read)."""
+
+    def __init__(self, queries: int, target: Any) -> None:
+        self.pending = queries
+        self.target = target
+        self.learned: list[Any] = []
+        self.over = trio.Event()
+
+    def ended(self) -> None:
+        """One query of the round ended (answered, failed or timed out)."""
+        self.pending -= 1
+        if self.pending <= 0 or self.target in self.learned:
+            self.over.set()
+
+
+async def _ask(kad: Any, peer: Any, key: bytes, round_: _Round) -> None:
+    """One FIND_NODE query of a round."""
+    try:
+        await query_closest(kad, peer, key, round_.learned)
+    finally:
+        round_.ended()
 
 
 @dataclass(frozen=True)
