@@ -56,7 +56,31 @@ def install_dht_caches() -> None:
         module.env_to_send_in_RPC = cached_env  # type: ignore[attr-defined]
         module.maybe_consume_signed_record = cached_consume  # type: ignore[attr-defined]
     kad_dht.get_connection_type = connection_type
+    logging.getLogger(kad_dht.__name__).addFilter(StreamEndIsNotAFailure())
     _installed = True
+
+
+class StreamEndIsNotAFailure(logging.Filter):
+    """py-libp2p's DHT server reads requests until its client ends the stream, and means to
+    log that end at DEBUG ("clean EOF"), but its read raises ``StreamEOF`` there, which it
+    logs as a WARNING ("Failed to read DHT message from stream: "), once for every client
+    that closes its stream after its query, as ours do. That record is logged at DEBUG;
+    other read failures (a reset, a malformed message) stay WARNINGs."""
+
+    MESSAGE = "Failed to read DHT message from stream: %s"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != self.MESSAGE or record.levelno != logging.WARNING:
+            return True
+        from libp2p.network.stream.exceptions import StreamEOF
+
+        args = record.args if isinstance(record.args, tuple) else ()
+        if not (args and isinstance(args[0], StreamEOF)):
+            return True
+        if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
 
 
 def cached_kad_consume(consume: Callable[..., bool]) -> Callable[..., bool]:

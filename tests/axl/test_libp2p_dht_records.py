@@ -4,12 +4,13 @@ time, and the connection type reported for a closer peer is py-libp2p's."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import trio
 
 from axl import Identity, Libp2pConfig, Libp2pTransport
-from axl._libp2p_dht_records import cached_kad_consume, connection_type
+from axl._libp2p_dht_records import cached_kad_consume, connection_type, install_dht_caches
 
 from .clusters import eventually
 
@@ -210,3 +211,38 @@ async def test_a_cached_record_older_than_the_stored_one_is_refused_as_py_libp2p
         assert check(fresh, bob._host)
         assert len(checked) == 4  # checked and stored again
         assert alice_id in records
+
+
+class Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_dht_stream_ended_by_its_client_is_not_logged_as_a_failure() -> None:
+    """py-libp2p's DHT server logged a WARNING for every client that closed its stream after
+    its query (its read raises StreamEOF where it expects a clean end); other read failures
+    stay WARNINGs, and the end is still there at DEBUG."""
+    from libp2p.network.stream.exceptions import StreamEOF, StreamReset
+
+    install_dht_caches()
+    logger = logging.getLogger("libp2p.kad_dht.kad_dht")
+    handler = Collect()
+    records = handler.records
+    logger.addHandler(handler)
+    level = logger.level
+    try:
+        logger.setLevel(logging.WARNING)
+        logger.warning("Failed to read DHT message from stream: %s", StreamEOF())
+        logger.warning("Failed to read DHT message from stream: %s", StreamReset("reset"))
+        assert [(r.levelname, str(r.args[0])) for r in records] == [("WARNING", "reset")]  # type: ignore[index]
+        records.clear()
+        logger.setLevel(logging.DEBUG)
+        logger.warning("Failed to read DHT message from stream: %s", StreamEOF())
+        assert [r.levelname for r in records] == ["DEBUG"]
+    finally:
+        logger.setLevel(level)
+        logger.removeHandler(handler)
