@@ -258,14 +258,16 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
         """Look ``peer``'s addresses up in the Kademlia DHT (O(log n) rounds; see
         :mod:`axl._libp2p_dht`); they are kept in the peerstore for the next dial.
 
-        Raises :class:`PeerUnreachable` when no address for it is known after the lookup.
+        Raises :class:`PeerUnreachable` when no address for it is known after the lookup,
+        :class:`TransportClosed` when the transport is not running or closes meanwhile.
         Counted in :attr:`stats`: ``dht.lookups``, ``dht.found`` (an answer named the peer),
         ``dht.rounds`` and ``dht.queried`` (peers asked).
         """
         self._check_open()
-        assert self._dht is not None
-        assert self._nursery is not None
-        lookup = await self._dht.find(peer, timeout=timeout, nursery=self._nursery)
+        nursery = self._nursery
+        if self._dht is None or nursery is None:
+            raise TransportClosed(f"transport of {self._peer.short()} is not running")
+        lookup = await self._dht.find(peer, timeout=timeout, nursery=nursery)
         self.stats.inc("dht.lookups")
         self.stats.inc("dht.found", int(lookup.found))
         self.stats.inc("dht.rounds", lookup.rounds)

@@ -22,6 +22,7 @@ from typing import Any
 
 import trio
 
+from ._errors import TransportClosed
 from ._identity import PeerId
 from ._libp2p_dht_records import install_dht_caches, query_closest
 
@@ -91,7 +92,10 @@ class Dht:
         still goes into the peerstore and the routing table. Cancelled, a query to a peer we
         were not connected to broke the dial off mid-handshake: the work of both ends was
         lost, and the peer logged a failed connection upgrade (ERROR lines in a healthy
-        swarm, every 10 s at 40 processes)."""
+        swarm, every 10 s at 40 processes).
+
+        Raises :class:`TransportClosed` when ``nursery`` no longer takes tasks (the transport
+        is closing)."""
         from libp2p.kad_dht.utils import sort_peer_ids_by_distance
         from libp2p.peer.id import ID
 
@@ -115,7 +119,10 @@ class Dht:
                 round_ = _Round(len(batch), target)
                 for other in batch:
                     queried.add(other)
-                    nursery.start_soon(_ask, self.kad, other, key, round_)
+                    try:
+                        nursery.start_soon(_ask, self.kad, other, key, round_)
+                    except RuntimeError as exc:  # closed to new arrivals: the host stops
+                        raise TransportClosed("the transport closed during a lookup") from exc
                 await round_.over.wait()
                 learned = list(round_.learned)
                 found = target in learned or target in batch

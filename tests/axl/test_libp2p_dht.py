@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import trio
 
-from axl import Identity, PeerId
+from axl import Identity, PeerId, TransportClosed
 from axl import _libp2p_dht as dht_module
 from axl._libp2p_dht import Dht
 
@@ -91,3 +91,13 @@ async def test_a_round_without_the_target_waits_for_every_query(
     assert not lookup.found
     assert set(asked[:3]) == set(first) and set(asked[3:]) == set(later)
     assert lookup.rounds == 2 and lookup.queried == len(peers)
+
+
+async def test_a_lookup_while_the_transport_closes_ends_in_transport_closed() -> None:
+    """The queries run in the transport's nursery; once that no longer takes tasks (the
+    transport is closing), a lookup ends in the transport's own error, not a RuntimeError."""
+    own, target, *peers = ids(4)
+    async with trio.open_nursery() as closed:
+        pass
+    with pytest.raises(TransportClosed):
+        await lookup_over(peers, own).find(axl(target), timeout=5.0, nursery=closed)
