@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from axl import Identity
 
@@ -37,6 +35,9 @@ from ._options import (
 )
 from ._process import run_node
 from ._typer import app
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def print_ready(agent: Agent, urls: dict[str, str]) -> None:
@@ -205,11 +206,15 @@ def status_command(
     if as_json:
         print(json.dumps(data, indent=2, sort_keys=True))
         return
+    from rich.console import Console  # imported here: ``rich`` costs every node ≈ 30 ms
+
     render_status(data, Console())
 
 
 def render_status(data: dict[str, Any], console: Console) -> None:
     """The status as a table for people."""
+    from rich.table import Table
+
     table = Table(title=f"axl {data.get('role', '?')} {data.get('name', '?')}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")

@@ -4,6 +4,8 @@ binding and stake. Every mistake is one line; a good start binds and stakes what
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -192,3 +194,29 @@ def test_config_mistakes(axl: Axl, tmp_path: Path) -> None:
     assert code == 2 and "http.status_port" in one_line(err)
     code, _, err = axl("run", "miner")
     assert code == 2 and "unknown role 'miner'" in one_line(err)
+
+
+def test_keys_show_and_chain_info_print_their_tables(
+    axl: Axl, tmp_path: Path, deployment: tuple[str, Path]
+) -> None:
+    """The tables for people (``rich``, which only these commands and ``axl status`` import:
+    a node does not pay for it at start-up)."""
+    url, book = deployment
+    folder = tmp_path / "node"
+    new_node(axl, folder, url, book, tokens="5")
+    code, out, err = axl(
+        "keys", "show", "--data-dir", str(folder), "--rpc", url, "--address-book", str(book)
+    )
+    assert code == 0, err
+    assert "bound on chain" in out and "│ tokens         │ 5  │" in out
+    code, out, err = axl(
+        "chain", "info", "--rpc", url, "--address-book", str(book), "--data-dir", str(folder)
+    )
+    assert code == 0, err
+    assert "at block" in out
+
+
+def test_a_node_process_does_not_import_rich() -> None:
+    code = "import sys, agents.cli; print('rich' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
