@@ -101,3 +101,23 @@ async def test_a_lookup_while_the_transport_closes_ends_in_transport_closed() ->
         pass
     with pytest.raises(TransportClosed):
         await lookup_over(peers, own).find(axl(target), timeout=5.0, nursery=closed)
+
+
+async def test_a_peer_that_never_answers_cannot_hold_a_lookup_past_its_timeout(
+    monkeypatch: pytest.MonkeyPatch, autojump_clock: trio.abc.Clock
+) -> None:
+    """A stalling peer: its query never ends and no answer names the target. The round no
+    longer owns its queries, so the lookup's own timeout must still end it on time."""
+    own, target, *peers = ids(5)
+
+    async def query(kad: Any, peer: Any, key: bytes, learned: list[Any]) -> None:
+        if peer == peers[0]:
+            await trio.sleep_forever()  # the staller
+
+    monkeypatch.setattr(dht_module, "query_closest", query)
+    async with trio.open_nursery() as nursery:
+        started = trio.current_time()
+        lookup = await lookup_over(peers, own).find(axl(target), timeout=3.0, nursery=nursery)
+        assert trio.current_time() - started == pytest.approx(3.0)
+        assert not lookup.found and lookup.queried == 3
+        nursery.cancel_scope.cancel()
