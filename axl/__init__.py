@@ -8,6 +8,7 @@ from ._blob_partial import PartialBlob
 from ._blob_serve import BlobConfig
 from ._blobs import BlobStore
 from ._bus import Bus, BusConfig, Context, Delivery, Subscription, open_bus
+from ._deferred_imports import defer_optional_imports
 from ._errors import (
     AxlError,
     BlobError,
@@ -124,6 +125,7 @@ __all__ = [
     "VerifiedFrames",
     "blob_id_of",
     "default_registry",
+    "defer_optional_imports",
     "merkle_depth",
     "merkle_leaf",
     "merkle_parent",

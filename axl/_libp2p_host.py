@@ -38,6 +38,7 @@ def build_host(
     from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 
     from ._libp2p_announce import memo_message_id
+    from ._libp2p_dns import install_lazy_dns_resolver
     from ._libp2p_gossip import gossipsub_class
     from ._libp2p_noise import noise_transport_class
     from ._libp2p_pubsub import pubsub_class
@@ -47,6 +48,7 @@ def build_host(
 
     install_batched_window_updates()
     install_read_ahead()
+    install_lazy_dns_resolver()
     # py-libp2p queues 32 messages per subscription and drops the rest with a warning: a
     # burst arriving while our pump task waits for the CPU was lost before reaching the
     # inbox, whose own capacity is the configured bound. Read at subscribe time.
