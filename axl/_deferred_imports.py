@@ -314,7 +314,11 @@ class DeferredImports:
         level: int = 0,
     ) -> Any:
         original = self._original or builtins.__import__
-        if globals is None:
+        if (
+            globals is None
+            or not str(globals.get("__name__", "")).startswith(self.importers)
+            or (not level and name in sys.modules)
+        ):  # the common case, kept cheap: every import statement that runs comes here
             return original(name, globals, locals, fromlist, level)
         target = self._target(name, globals, level, fromlist or ())
         if target is None:

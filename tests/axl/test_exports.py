@@ -66,6 +66,7 @@ EXPECTED = {
     "UnknownMessageType",
     "VerifiedFrames",
     "default_registry",
+    "defer_optional_imports",
     "merkle_depth",
     "merkle_leaf",
     "merkle_parent",
