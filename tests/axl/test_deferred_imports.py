@@ -249,6 +249,64 @@ def test_two_libp2p_nodes_talk_without_importing_the_optional_parts() -> None:
     assert result == {"on": True, "reply": 42, "loaded": []}
 
 
+RSA_STRANGER = """
+import json, sys
+import multiaddr
+import trio
+from axl import defer_optional_imports, Identity, Libp2pConfig, Libp2pTransport, Message
+from axl import open_bus
+
+on = defer_optional_imports()
+
+class Note(Message, tag="test.deferred_rsa_note"):
+    n: int
+
+async def main():
+    from libp2p import new_host
+    from libp2p.crypto.rsa import create_new_key_pair
+    from libp2p.crypto.x25519 import create_new_key_pair as x25519
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from libp2p.security.noise.transport import PROTOCOL_ID, Transport as Noise
+
+    config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0)
+    a_id, b_id = Identity.from_seed(b"\\x71" * 32), Identity.from_seed(b"\\x72" * 32)
+    async with Libp2pTransport.open(a_id, config=config) as a:
+        before = "Crypto" in sys.modules
+        key_pair = create_new_key_pair(1024)
+        noise = Noise(key_pair, noise_privkey=x25519().private_key)
+        stranger = new_host(key_pair=key_pair, sec_opt={TProtocol(PROTOCOL_ID): noise})
+        async with stranger.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            target = info_from_p2p_addr(multiaddr.Multiaddr(a.listen_addrs[0]))
+            with trio.fail_after(20):
+                await stranger.connect(target)
+        async with Libp2pTransport.open(b_id, bootstrap=a.listen_addrs, config=config) as b:
+            async with open_bus(a_id, a) as bus_a, open_bus(b_id, b) as bus_b:
+                async def double(message, ctx):
+                    return Note(n=message.n * 2)
+                bus_a.on(Note, double)
+                with trio.fail_after(20):
+                    reply = await bus_b.request(a_id.peer_id, Note(n=21), timeout=10)
+    print(json.dumps({"on": on, "before": before, "reply": reply.n}))
+
+trio.run(main)
+"""
+
+
+def test_a_stranger_with_an_rsa_key_is_handled_and_the_node_goes_on() -> None:
+    """Hostile input reaches a deferred part: a peer whose identity key is RSA makes the node
+    import pycryptodome during the handshake (it was not imported before), and the node goes
+    on serving its peers."""
+    env = _environment()
+    done = subprocess.run(
+        [sys.executable, "-c", RSA_STRANGER], capture_output=True, text=True, timeout=120,
+        env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result == {"on": True, "before": False, "reply": 42}
+
+
 def test_axl_eager_imports_turns_the_deferral_off() -> None:
     result = _node_pair({"AXL_EAGER_IMPORTS": "1"})
     assert result["on"] is False and result["reply"] == 42
