@@ -62,6 +62,11 @@ PROFILE_ENV = "AXL_SWARM_PROFILE"
 start (the parent then creates this name + ``.start``; the node looks for it twice a second)
 until it stops, and writes the profile there."""
 OFF_ENV = "AXL_SWARM_OFF"
+#: Set (to anything) in the parent's environment: every node also logs, with each membership
+#: sample, the peers it learned since the last one and its discovery counters (``ev="k"``),
+#: to see how and when early nodes learn the late ones.
+TRACE_ENV = "AXL_SWARM_TRACE_DISCOVERY"
+TRACE_COUNTERS = ("peer_exchange.learned", "peer_list.learned", "peers.dialled")
 """Comma-separated activities a node leaves out (``publish``, ``ask``, ``lookup``): measuring
 the fixed cost of a process, activity by activity (``--off``)."""
 ACTIVITIES = ("publish", "ask", "lookup")
@@ -154,6 +159,7 @@ class SwarmNode(Agent):
         self._profiler: cProfile.Profile | None = None
         self._off = set(filter(None, os.environ.get(OFF_ENV, "").split(",")))
         self._gc = GcProbe()
+        self._traced: set[PeerId] | None = set() if os.environ.get(TRACE_ENV) else None
 
     def _live(self, now: float) -> list[PeerId]:
         """Peers heard on the topic in the last 5 s (with publishing off: the topic's peers
@@ -226,13 +232,20 @@ class SwarmNode(Agent):
     @every(1.0)
     async def membership(self) -> None:
         transport: Any = self.bus.transport
+        now = time.time()
+        known = transport.known_peers()
         self._event(
             ev="m",
-            t=time.time(),
+            t=now,
             topic=len(transport.topic_peers(TOPIC)),
-            known=len(transport.known_peers()),
+            known=len(known),
             gc=self._gc.totals(),
         )
+        if self._traced is not None and known - self._traced:
+            stats = transport.stats.snapshot()
+            new = sorted(str(peer) for peer in known - self._traced)
+            self._traced |= known
+            self._event(ev="k", t=now, new=new, via={k: stats.get(k, 0) for k in TRACE_COUNTERS})
         if self._out is not None:
             self._out.flush()
 

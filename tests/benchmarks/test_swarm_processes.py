@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.swarm_processes import (
+    TRACE_ENV,
     Events,
     fill_bytecode_cache,
     receipt_line,
@@ -26,7 +27,10 @@ from benchmarks.swarm_processes import (
 
 
 @pytest.mark.slow
-def test_a_small_swarm_recovers_from_churn_without_redelivery() -> None:
+def test_a_small_swarm_recovers_from_churn_without_redelivery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(TRACE_ENV, "1")  # the nodes also log the peers they learn
     run = run_swarm(6, seconds=5.0, settle=45.0, churn=True, recovery=20.0)
     try:
         assert run.codes and all(code == 0 for code in run.codes.values()), run.codes
@@ -49,6 +53,23 @@ def test_a_small_swarm_recovers_from_churn_without_redelivery() -> None:
                 assert event["ps"] >= started[int(pid)], f"{path.name}: {tick} predates it"
                 if event["ps"] > run.restarted_at:
                     heard.setdefault(name, set()).add(event["o"])
+        first_ids: dict[str, str] = {}  # name -> the peer id of its first life
+        learned: dict[str, set[str]] = {}  # survivor -> peers it logged as learned
+        for path in sorted(run.swarm.logs.glob("*.jsonl"), key=lambda p: int(p.stem.split("-")[1])):
+            name = path.stem.rsplit("-", 1)[0]
+            for text in path.read_text().splitlines():
+                try:
+                    event = json.loads(text)
+                except ValueError:
+                    continue
+                if event["ev"] == "start":
+                    first_ids.setdefault(name, event["peer"])
+                elif event["ev"] == "k" and name.rstrip("b") not in run.churned:
+                    learned.setdefault(name, set()).update(event["new"])
+        survivors = {name for name in first_ids if name.rstrip("b") not in run.churned}
+        for name in survivors:
+            others = {first_ids[other] for other in survivors - {name}}
+            assert learned.get(name, set()) >= others, (name, learned.get(name))
         restarted = {name for name in run.swarm.procs if name.rstrip("b") in run.churned}
         assert len(restarted) == len(run.churned) == 2
         live = set(run.swarm.procs)
