@@ -20,6 +20,12 @@ What a stand-in does not do:
   module's globals are rebound (at the first resolution of anything from the same package).
 - ``isinstance(x, stand_in)`` is ``False`` without importing while the module that defines
   the class has not been imported: no instance of it can exist yet.
+- It cannot be caught (``except stand_in``) before it is resolved, nor be a value. So a
+  constant (``NAME_WITH_UNDERSCORES``) is imported at once, ``EAGER_MODULES`` are never
+  deferred, and a test compares every other deferred exception class or value in the
+  installed py-libp2p, multiaddr and dnspython with a reviewed list.
+- An ``except ImportError`` around a deferred import is not taken for a missing attribute
+  (a missing top-level package still raises at the import statement).
 
 ``axl`` and ``python -m agents`` call :func:`defer_optional_imports` before anything else;
 ``AXL_EAGER_IMPORTS=1`` in the environment turns it off.
