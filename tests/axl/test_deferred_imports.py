@@ -198,33 +198,44 @@ def test_uninstall_restores_the_import_function(tmp_path: Path) -> None:
 
 OPTIONAL_ROOTS = ["aioquic", "Crypto", "dns", "zeroconf", "httpx", "requests", "websockets"]
 
-NODE_PAIR = """
+CHILD_PRELUDE = """
 import json, sys
 import trio
 from axl import defer_optional_imports, Identity, Libp2pConfig, Libp2pTransport, Message
 from axl import open_bus
 
-on = defer_optional_imports()
+on = defer_optional_imports()  # before anything imports py-libp2p or multiaddr
+import multiaddr
+config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0)
+a_id, b_id = Identity.from_seed(b"\\x51" * 32), Identity.from_seed(b"\\x52" * 32)
 
 class Note(Message, tag="test.deferred_note"):
     n: int
 
+async def b_asks_a(a):
+    \"\"\"A second node, bootstrapped to ``a``, asks it to double 21.\"\"\"
+    async with Libp2pTransport.open(b_id, bootstrap=a.listen_addrs, config=config) as b:
+        async with open_bus(a_id, a) as bus_a, open_bus(b_id, b) as bus_b:
+            async def double(message, ctx):
+                return Note(n=message.n * 2)
+            bus_a.on(Note, double)
+            with trio.fail_after(20):
+                reply = await bus_b.request(a_id.peer_id, Note(n=21), timeout=10)
+    return reply.n
+"""
+
+NODE_PAIR = (
+    CHILD_PRELUDE
+    + """
 async def main():
-    config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0)
-    a_id, b_id = Identity.from_seed(b"\\x51" * 32), Identity.from_seed(b"\\x52" * 32)
     async with Libp2pTransport.open(a_id, config=config) as a:
-        async with Libp2pTransport.open(b_id, bootstrap=a.listen_addrs, config=config) as b:
-            async with open_bus(a_id, a) as bus_a, open_bus(b_id, b) as bus_b:
-                async def double(message, ctx):
-                    return Note(n=message.n * 2)
-                bus_a.on(Note, double)
-                with trio.fail_after(20):
-                    reply = await bus_b.request(a_id.peer_id, Note(n=21), timeout=10)
+        reply = await b_asks_a(a)
     roots = sorted({m.split(".")[0] for m in sys.modules} & set(ROOTS))
-    print(json.dumps({"on": on, "reply": reply.n, "loaded": roots}))
+    print(json.dumps({"on": on, "reply": reply, "loaded": roots}))
 
 trio.run(main)
 """
+)
 
 
 def _node_pair(env_extra: dict[str, str]) -> dict[str, Any]:
@@ -249,18 +260,9 @@ def test_two_libp2p_nodes_talk_without_importing_the_optional_parts() -> None:
     assert result == {"on": True, "reply": 42, "loaded": []}
 
 
-RSA_STRANGER = """
-import json, sys
-import multiaddr
-import trio
-from axl import defer_optional_imports, Identity, Libp2pConfig, Libp2pTransport, Message
-from axl import open_bus
-
-on = defer_optional_imports()
-
-class Note(Message, tag="test.deferred_rsa_note"):
-    n: int
-
+RSA_STRANGER = (
+    CHILD_PRELUDE
+    + """
 async def main():
     from libp2p import new_host
     from libp2p.crypto.rsa import create_new_key_pair
@@ -269,8 +271,6 @@ async def main():
     from libp2p.peer.peerinfo import info_from_p2p_addr
     from libp2p.security.noise.transport import PROTOCOL_ID, Transport as Noise
 
-    config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0)
-    a_id, b_id = Identity.from_seed(b"\\x71" * 32), Identity.from_seed(b"\\x72" * 32)
     async with Libp2pTransport.open(a_id, config=config) as a:
         before = "Crypto" in sys.modules
         key_pair = create_new_key_pair(1024)
@@ -280,17 +280,12 @@ async def main():
             target = info_from_p2p_addr(multiaddr.Multiaddr(a.listen_addrs[0]))
             with trio.fail_after(20):
                 await stranger.connect(target)
-        async with Libp2pTransport.open(b_id, bootstrap=a.listen_addrs, config=config) as b:
-            async with open_bus(a_id, a) as bus_a, open_bus(b_id, b) as bus_b:
-                async def double(message, ctx):
-                    return Note(n=message.n * 2)
-                bus_a.on(Note, double)
-                with trio.fail_after(20):
-                    reply = await bus_b.request(a_id.peer_id, Note(n=21), timeout=10)
-    print(json.dumps({"on": on, "before": before, "reply": reply.n}))
+        reply = await b_asks_a(a)
+    print(json.dumps({"on": on, "before": before, "reply": reply}))
 
 trio.run(main)
 """
+)
 
 
 def test_a_stranger_with_an_rsa_key_is_handled_and_the_node_goes_on() -> None:
