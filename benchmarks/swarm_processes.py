@@ -62,13 +62,13 @@ PROFILE_ENV = "AXL_SWARM_PROFILE"
 start (the parent then creates this name + ``.start``; the node looks for it twice a second)
 until it stops, and writes the profile there."""
 OFF_ENV = "AXL_SWARM_OFF"
+"""Comma-separated activities a node leaves out (``publish``, ``ask``, ``lookup``): measuring
+the fixed cost of a process, activity by activity (``--off``)."""
 #: Set (to anything) in the parent's environment: every node also logs, with each membership
 #: sample, the peers it learned since the last one and its discovery counters (``ev="k"``),
 #: to see how and when early nodes learn the late ones.
 TRACE_ENV = "AXL_SWARM_TRACE_DISCOVERY"
 TRACE_COUNTERS = ("peer_exchange.learned", "peer_list.learned", "peers.dialled")
-"""Comma-separated activities a node leaves out (``publish``, ``ask``, ``lookup``): measuring
-the fixed cost of a process, activity by activity (``--off``)."""
 ACTIVITIES = ("publish", "ask", "lookup")
 MODULE = "benchmarks.swarm_processes"
 PACKAGES = ("axl", "agents", "benchmarks", "compute", "coordination")
@@ -241,10 +241,10 @@ class SwarmNode(Agent):
             known=len(known),
             gc=self._gc.totals(),
         )
-        if self._traced is not None and known - self._traced:
+        if self._traced is not None and (learned := known - self._traced):
+            self._traced |= learned
             stats = transport.stats.snapshot()
-            new = sorted(str(peer) for peer in known - self._traced)
-            self._traced |= known
+            new = sorted(str(peer) for peer in learned)
             self._event(ev="k", t=now, new=new, via={k: stats.get(k, 0) for k in TRACE_COUNTERS})
         if self._out is not None:
             self._out.flush()
