@@ -18,6 +18,7 @@ from ._libp2p_announce import AnnouncementLedger, HearsayLedger
 from ._libp2p_budget import Budgets, Refusal
 from ._libp2p_config import Libp2pConfig
 from ._libp2p_framing import Backoff, TokenBucket
+from ._libp2p_peer_list import PeerListCache
 from ._stats import Counters
 from ._transport import InboundFrame
 
@@ -94,6 +95,7 @@ class TransportBase:
         self._backoff = Backoff(self.config.reconnect_base, self.config.reconnect_max)
         self._announcements = AnnouncementLedger()  # newest address announcement per peer
         self._hearsay = HearsayLedger()  # peers known only from announcements and peer lists
+        self._peer_list = PeerListCache()  # what we answer on PEER_LIST_PROTOCOL
         self._banned: dict[PeerId, float] = {}
         self._inbound_streams: dict[PeerId, int] = {}
         self._buckets: dict[PeerId, TokenBucket] = {}

@@ -88,6 +88,22 @@ async def test_a_newcomer_is_learned_without_the_settled_swarm_re_announcing() -
                 assert new.stats["peer_exchange.announced"] >= 1
 
 
+async def test_a_node_holds_its_announcement_until_a_peer_is_on_the_topic() -> None:
+    """An announcement published with no peer on the peer-exchange topic goes nowhere (a third
+    of a forming 40-node swarm's were lost so). A node waits for one, then announces."""
+    config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0, announce_interval=1.0)
+    async with Libp2pTransport.open(identity(5), config=config) as alone:
+        await trio.sleep(1.2)  # past the first announcement's time (0.5 s)
+        assert alone.stats["peer_exchange.announced"] == 0
+        assert alone.stats["peer_exchange.waited_for_topic_peer"] == 1
+        async with Libp2pTransport.open(
+            identity(6), bootstrap=alone.listen_addrs, config=config
+        ) as other:
+            await eventually(lambda: alone.stats["peer_exchange.announced"] >= 1, timeout=10)
+            # the held announcement reached the peer that ended the wait
+            await eventually(lambda: other.stats["peer_exchange.learned"] >= 1, timeout=10)
+
+
 async def test_other_peers_disconnecting_do_not_make_a_node_re_ask_its_bootstrap_peer() -> None:
     """A node re-asks its bootstrap peer for the peer list on a doubling pause; every
     disconnection anywhere used to wake it into asking again at once (in a churning swarm,
