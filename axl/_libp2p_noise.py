@@ -94,16 +94,20 @@ class TransportCipher:
 
     def open(self, message: bytes) -> bytes:
         """One transport message's plaintext (``message`` without its length prefix)."""
-        from cryptography.exceptions import InvalidTag
-        from noise.exceptions import NoiseInvalidMessage
-
+        # The exception classes are imported where they are needed, not per call: this runs
+        # for every transport message received, and an import statement is a call into the
+        # import system each time (the `axl` command's deferring __import__ included).
         if self.failed:
-            raise NoiseInvalidMessage("the session already failed authentication")
+            raise _invalid("the session already failed authentication")
         try:
             plaintext = self._aead.decrypt(self._next_nonce(), message, None)
-        except InvalidTag:
+        except Exception as exc:
+            from cryptography.exceptions import InvalidTag
+
+            if not isinstance(exc, InvalidTag):
+                raise
             self.failed = True
-            raise NoiseInvalidMessage("Failed authentication of message") from None
+            raise _invalid("Failed authentication of message") from None
         self.nonce += 1
         return plaintext
 
@@ -334,3 +338,10 @@ def noise_transport_class() -> type[Any]:
 
 
 _TRANSPORT: type[Any] | None = None
+
+
+def _invalid(text: str) -> Exception:
+    """py-libp2p's Noise error for a message that fails authentication."""
+    from noise.exceptions import NoiseInvalidMessage
+
+    return NoiseInvalidMessage(text)  # type: ignore[no-any-return]

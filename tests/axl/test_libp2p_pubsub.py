@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from axl import Context, Identity, Libp2pConfig, Libp2pTransport, Message, open_bus
 from axl._errors import DecodeError, FrameTooLarge
@@ -330,6 +332,27 @@ def test_memoised_message_id_follows_the_message_object() -> None:
     assert memo_message_id(forged) == first == message_id(forged)
     assert memo_message_id(real) == message_id(real) != first
     assert memo_message_id(forged) == first
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=64), st.binary(max_size=16), st.binary(max_size=2048))
+def test_the_message_id_is_the_length_prefixed_content_hash(
+    origin: bytes, seqno: bytes, data: bytes
+) -> None:
+    """Every node must compute the same id for a message (IHAVE/IWANT name messages by it,
+    across versions): sha256 over each of from, seqno and data prefixed by its 4-byte
+    big-endian length, whatever way the hash is fed."""
+    import hashlib
+
+    from libp2p.pubsub.pb import rpc_pb2
+
+    from axl._libp2p_announce import message_id
+
+    msg = rpc_pb2.Message(from_id=origin, seqno=seqno, data=data, topicIDs=["t"])
+    spec = hashlib.sha256()
+    for part in (origin, seqno, data):
+        spec.update(len(part).to_bytes(4, "big") + part)
+    assert message_id(msg) == spec.digest()
 
 
 async def test_a_subscription_made_while_a_peer_is_being_added_still_reaches_it() -> None:
