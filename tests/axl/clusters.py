@@ -26,6 +26,20 @@ async def eventually(
             await trio.sleep(poll)
 
 
+@asynccontextmanager
+async def bootstrapped_pair(
+    hub: Identity, newcomer: Identity, config: Libp2pConfig
+) -> AsyncIterator[tuple[Libp2pTransport, Libp2pTransport]]:
+    """Two libp2p transports, the second bootstrapped from the first, yielded once the first
+    has served the second its peer list."""
+    async with Libp2pTransport.open(hub, config=config) as first:
+        async with Libp2pTransport.open(
+            newcomer, bootstrap=first.listen_addrs, config=config
+        ) as second:
+            await eventually(lambda: first.stats["peer_list.served"] >= 1)
+            yield first, second
+
+
 @dataclass
 class Cluster:
     identities: list[Identity]

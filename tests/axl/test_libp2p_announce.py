@@ -12,7 +12,7 @@ import trio
 from axl import Identity, Libp2pConfig, Libp2pTransport, PeerUnreachable
 from axl._libp2p_announce import AnnouncementLedger, AnnounceSchedule, sign_announcement
 
-from .clusters import eventually
+from .clusters import bootstrapped_pair, eventually
 
 
 def identity(n: int) -> Identity:
@@ -109,21 +109,17 @@ async def test_other_peers_disconnecting_do_not_make_a_node_re_ask_its_bootstrap
     disconnection anywhere used to wake it into asking again at once (in a churning swarm,
     once per disconnection per node, all at the bootstrap peer)."""
     config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0)
-    async with Libp2pTransport.open(identity(10), config=config) as boot:
-        async with Libp2pTransport.open(
-            identity(11), bootstrap=boot.listen_addrs, config=config
-        ) as a:
-            await eventually(lambda: boot.stats["peer_list.served"] >= 1)
-            before = boot.stats["peer_list.served"]
-            signals = 10
-            for _ in range(signals):
-                # What the network notifee does when one of a's connections (not the one to
-                # its bootstrap peer) closes.
-                closed, a._disconnected = a._disconnected, trio.Event()
-                closed.set()
-                await trio.sleep(0.2)
-            # Scheduled asks only: pauses of 1, 2, 4 s … in these 2 s (one per signal before).
-            assert boot.stats["peer_list.served"] - before < signals // 2, boot.stats
+    async with bootstrapped_pair(identity(10), identity(11), config) as (boot, a):
+        before = boot.stats["peer_list.served"]
+        signals = 10
+        for _ in range(signals):
+            # What the network notifee does when one of a's connections (not the one to
+            # its bootstrap peer) closes.
+            closed, a._disconnected = a._disconnected, trio.Event()
+            closed.set()
+            await trio.sleep(0.2)
+        # Scheduled asks only: pauses of 1, 2, 4 s … in these 2 s (one per signal before).
+        assert boot.stats["peer_list.served"] - before < signals // 2, boot.stats
 
 
 def test_the_ledger_takes_only_newer_announcements_and_stays_bounded() -> None:

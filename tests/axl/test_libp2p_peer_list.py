@@ -7,7 +7,7 @@ import trio
 from axl import Identity, Libp2pConfig, Libp2pTransport
 from axl._libp2p_peer_list import PeerListCache
 
-from .clusters import eventually
+from .clusters import bootstrapped_pair, eventually
 
 
 def identity(n: int) -> Identity:
@@ -35,21 +35,17 @@ async def test_a_peer_asking_in_a_loop_costs_a_write_not_a_rebuild() -> None:
     two builds. Every ask used to build the list afresh (a line per peer and address, ≈ 3 ms
     at 40 peers) on the bootstrap peer every newcomer waits for."""
     config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0)
-    async with Libp2pTransport.open(identity(0), config=config) as served:
-        async with Libp2pTransport.open(
-            identity(1), bootstrap=served.listen_addrs, config=config
-        ) as asker:
-            await eventually(lambda: served.stats["peer_list.served"] >= 1)
-            served_before = served.stats["peer_list.served"]
-            built_before = served.stats["peer_list.built"]
-            start = trio.current_time()
-            for _ in range(50):
-                await asker._ask_peer_list(served.local_peer)
-            elapsed = trio.current_time() - start
-            assert served.stats["peer_list.served"] - served_before == 50
-            # one build per second of asking, and one for the second the burst started in
-            assert served.stats["peer_list.built"] - built_before <= int(elapsed) + 1
-            assert asker.stats["peer_list.learned"] >= 50  # each answer still lists the peer
+    async with bootstrapped_pair(identity(0), identity(1), config) as (served, asker):
+        served_before = served.stats["peer_list.served"]
+        built_before = served.stats["peer_list.built"]
+        start = trio.current_time()
+        for _ in range(50):
+            await asker._ask_peer_list(served.local_peer)
+        elapsed = trio.current_time() - start
+        assert served.stats["peer_list.served"] - served_before == 50
+        # one build per second of asking, and one for the second the burst started in
+        assert served.stats["peer_list.built"] - built_before <= int(elapsed) + 1
+        assert asker.stats["peer_list.learned"] >= 50  # each answer still lists the peer
 
 
 async def test_a_list_a_second_old_is_built_again_with_the_newcomers() -> None:
