@@ -2,7 +2,7 @@
 
 Every newcomer asks its bootstrap peer for the list, and asks again on a doubling pause; in a
 start-up storm of 40 processes the bootstrap peer was asked about 280 times in half a minute,
-and built the list each time (a peer id and a multiaddr turned into text per line: ≈ 3 ms at
+and built the list each time (a peer id and a multiaddr turned into text per line: ≈ 2 ms at
 40 peers), on the one process every newcomer waits for. A list a second old is as good to a
 newcomer (it asks again a second later), and a peer that asks in a loop costs a stream write,
 not a rebuild (docs/libp2p.md, the tenth round).

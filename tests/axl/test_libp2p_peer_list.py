@@ -32,7 +32,7 @@ def test_a_list_is_served_as_built_for_a_second_then_built_again() -> None:
 
 async def test_a_peer_asking_in_a_loop_costs_a_write_not_a_rebuild() -> None:
     """Hostile (or merely eager) askers: fifty asks in a burst are fifty answers from one or
-    two builds. Every ask used to build the list afresh (a line per peer and address, ≈ 3 ms
+    two builds. Every ask used to build the list afresh (a line per peer and address, ≈ 2 ms
     at 40 peers) on the bootstrap peer every newcomer waits for."""
     config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0)
     async with bootstrapped_pair(identity(0), identity(1), config) as (served, asker):
