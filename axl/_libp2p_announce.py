@@ -71,13 +71,13 @@ def message_id(msg: Any) -> bytes:
     ``sha256(len ‖ from ‖ len ‖ seqno ‖ len ‖ data)``, lengths 4 bytes big-endian. Computed
     for every gossip copy a node receives, so in one hash call."""
     origin, seqno, data = msg.from_id, msg.seqno, msg.data
-    header = _LENGTHS.pack(len(origin))
+    length = _LENGTH.pack
     return hashlib.sha256(
-        b"".join((header, origin, _LENGTHS.pack(len(seqno)), seqno, _LENGTHS.pack(len(data)), data))
+        b"".join((length(len(origin)), origin, length(len(seqno)), seqno, length(len(data)), data))
     ).digest()
 
 
-_LENGTHS = struct.Struct(">I")
+_LENGTH = struct.Struct(">I")
 
 
 _last: list[Any] = [None, b""]

@@ -50,17 +50,14 @@ async def test_a_peer_asking_in_a_loop_costs_a_write_not_a_rebuild() -> None:
 
 async def test_a_list_a_second_old_is_built_again_with_the_newcomers() -> None:
     config = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0)
-    async with Libp2pTransport.open(identity(2), config=config) as hub:
+    async with bootstrapped_pair(identity(2), identity(3), config) as (hub, first):
         addrs = hub.listen_addrs
-        async with Libp2pTransport.open(identity(3), bootstrap=addrs, config=config) as first:
-            await first._ask_peer_list(hub.local_peer)
+        async with Libp2pTransport.open(identity(4), bootstrap=addrs, config=config) as late:
+            # the hub holds the newcomer's addresses (from its identify or announcement)
+            listed = str(late.local_peer).encode()
+            await eventually(lambda: listed in hub._build_peer_list())
             built = hub.stats["peer_list.built"]
-            async with Libp2pTransport.open(identity(4), bootstrap=addrs, config=config) as late:
-                # the hub holds the newcomer's addresses (from its identify or announcement)
-                listed = str(late.local_peer).encode()
-                await eventually(lambda: listed in hub._build_peer_list())
-                built = hub.stats["peer_list.built"]
-                await trio.sleep(1.0)  # every list built so far is now too old to serve
-                await first._ask_peer_list(hub.local_peer)
-                assert hub.stats["peer_list.built"] > built
-                assert listed in hub._peer_list.get(trio.current_time(), bytes)
+            await trio.sleep(1.0)  # every list built so far is now too old to serve
+            await first._ask_peer_list(hub.local_peer)
+            assert hub.stats["peer_list.built"] > built
+            assert listed in hub._peer_list.get(trio.current_time(), bytes)
