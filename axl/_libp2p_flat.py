@@ -116,21 +116,27 @@ class FlatWriter:
         return True
 
     async def _send(self, sealed: bytes) -> None:
-        from libp2p.io.exceptions import ConnectionClosedError
-
         try:
             sent = self._sock._sock.send(sealed)
         except BlockingIOError:
             sent = 0
         except OSError as exc:
-            raise ConnectionClosedError(f"TCP send failed: {exc!r}", transport="tcp") from exc
+            raise _closed(exc) from exc
         if sent == len(sealed):
             return
         self._stats.inc("gossip.flat_partial")
         try:  # the socket's buffer is full: the rest waits its turn, locks still held
             await self._tcp.stream.send_all(memoryview(sealed)[sent:])
         except trio.BrokenResourceError as exc:
-            raise ConnectionClosedError(f"TCP send failed: {exc!r}", transport="tcp") from exc
+            raise _closed(exc) from exc
+
+
+def _closed(exc: BaseException) -> Exception:
+    """py-libp2p's ``ConnectionClosedError`` for a failed send (imported only then: an import
+    statement on the per-RPC path costs a call under the deferred imports)."""
+    from libp2p.io.exceptions import ConnectionClosedError
+
+    return ConnectionClosedError(f"TCP send failed: {exc!r}", transport="tcp")
 
 
 def flat_writer(stream: Any, stats: Counters) -> FlatWriter | None:

@@ -24,13 +24,13 @@ def unseen_ids(seen: Any, wire_ids: Iterable[str | bytes]) -> list[bytes]:
     """The ids in ``wire_ids`` (an IHAVE's ``messageIDs``) that ``seen`` (py-libp2p's
     ``LastSeenCache`` of seen messages) does not hold, in order; malformed ids are left out.
     Each id found has its expiry refreshed, as ``LastSeenCache.has`` does."""
-    from libp2p.pubsub.utils import safe_bytes_from_hex
-
     ids: list[bytes] = []
     for wire_id in wire_ids:
         if type(wire_id) is bytes and not wire_id.isascii():
             ids.append(wire_id)  # opaque binary id: safe_bytes_from_hex returns it as it is
             continue
+        from libp2p.pubsub.utils import safe_bytes_from_hex  # only here: rare, and a call
+
         decoded = safe_bytes_from_hex(wire_id)
         if decoded is not None:
             ids.append(decoded)

@@ -89,8 +89,6 @@ def coalesce(rpcs: Sequence[rpc_pb2.RPC], max_size: int) -> list[rpc_pb2.RPC]:
     list); a receiver handles them exactly as it handles the same items sent one RPC at a
     time. A merged RPC's size is at most the sum of its parts.
     """
-    from libp2p.pubsub.pb import rpc_pb2
-
     if len(rpcs) < 2:
         return list(rpcs)
     groups: list[list[rpc_pb2.RPC]] = []
@@ -107,7 +105,7 @@ def coalesce(rpcs: Sequence[rpc_pb2.RPC], max_size: int) -> list[rpc_pb2.RPC]:
         if len(group) == 1:
             out.append(group[0])
             continue
-        merged = rpc_pb2.RPC()
+        merged = type(group[0])()  # an RPC (no import statement: one per write costs a call)
         for rpc in group:
             merged.MergeFrom(rpc)
         out.append(merged)

@@ -433,3 +433,47 @@ async def test_the_inline_push_keeps_py_libp2ps_checks() -> None:
                 pubsub.peer_topics["t"].discard(peer)
                 router.peer_protocol.pop(peer, None)
             router.mesh["t"] = set()
+
+
+async def test_forwarding_gossip_runs_no_import_statement_per_message() -> None:
+    """An import statement in a function is a call into the import system each time it runs
+    (a Python call under the ``axl`` command's deferred imports): none runs per message on
+    the publish, forward and receive path. Three nodes, each forwarding to the other two."""
+    import builtins
+
+    nodes = [identity(n) for n in (21, 22, 23)]
+    async with (
+        Libp2pTransport.open(nodes[0], config=CONFIG) as a,
+        Libp2pTransport.open(nodes[1], config=CONFIG) as b,
+        Libp2pTransport.open(nodes[2], config=CONFIG) as c,
+    ):
+        await b.connect(a.listen_addrs[0])
+        await c.connect(a.listen_addrs[0])
+        await c.connect(b.listen_addrs[0])
+        for node in (a, b, c):
+            await node.subscribe("t")
+        for node in (a, b, c):
+            mesh = node._pubsub.router.mesh  # type: ignore[union-attr]
+            await eventually(lambda mesh=mesh: len(mesh.get("t", ())) == 2)  # type: ignore[misc]
+
+        async def rounds(first: int, count: int) -> None:
+            for n in range(first, first + count):
+                await (a, b, c)[n % 3].publish("t", b"m%d" % n)
+            for node in (a, b, c):
+                await receive_n(node, count - (count // 3))
+
+        await rounds(0, 9)  # first use of every path
+        imported: list[str] = []
+        original = builtins.__import__
+
+        def counting(name: str, *args: Any, **kwargs: Any) -> Any:
+            imported.append(name)
+            return original(name, *args, **kwargs)
+
+        builtins.__import__ = counting
+        try:
+            await rounds(9, 30)
+        finally:
+            builtins.__import__ = original
+        assert b.stats["gossip.duplicates"] + c.stats["gossip.duplicates"] > 0  # forwards ran
+    assert imported == []
