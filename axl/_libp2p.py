@@ -46,7 +46,7 @@ from ._libp2p_discovery import DiscoveryMixin
 from ._libp2p_host import build_host, check_tcp_ports_free, disconnect_notifee
 from ._libp2p_limits import LimitsMixin
 from ._libp2p_links import LinksMixin
-from ._libp2p_swarm import install_inbound_handler, quiet_stream_events
+from ._libp2p_swarm import close_connections, install_inbound_handler, quiet_stream_events
 from ._transport import InboundFrame
 
 __all__ = [
@@ -170,8 +170,10 @@ class Libp2pTransport(LinksMixin, LimitsMixin, DiscoveryMixin, BulkMixin):
                         # ran again: listeners kept accepting (and completing handshakes with
                         # this identity) and peers saw no close until their own timeouts.
                         nursery.cancel_scope.cancel()
-                        with trio.CancelScope(shield=True), trio.move_on_after(5.0):
-                            with suppress(Exception):
+                        with trio.CancelScope(shield=True):
+                            with trio.move_on_after(2.0), suppress(Exception):
+                                await close_connections(host.get_network())
+                            with trio.move_on_after(5.0), suppress(Exception):
                                 await host.close()
                 except* Exception as group:
                     if not self._close_requested.is_set():

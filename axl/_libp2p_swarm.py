@@ -11,6 +11,9 @@ one swarm with one that
 * runs py-libp2p's own upgrade (security, muxer) and registration;
 * returns, freeing the slot, the task and the budget, as soon as the connection closes.
 
+:func:`close_connections` closes every connection at once, where py-libp2p's swarm closes
+them one by one.
+
 :func:`quiet_stream_events` skips py-libp2p's fan-out of "stream opened" and "stream closed"
 to the swarm's notifees when every one of them does nothing with it (the host's own four:
 identify, tag store, pubsub and the transport's). The fan-out opened a nursery and started a
@@ -49,6 +52,25 @@ async def wait_closed(swarm: Any, muxed: Any) -> None:
     event = getattr(muxed, "event_closed", None)
     if isinstance(event, trio.Event):
         await event.wait()
+
+
+async def close_connections(swarm: Any) -> int:
+    """Close every connection of ``swarm`` at once; how many there were. py-libp2p's
+    ``Swarm.close`` closes them one after the other, and each yamux close ends in a 0.1 s
+    sleep (twice per connection: the close and the connection's own stream loop ending), so a
+    node with 40 peers took about 8 s to close and one with 200 would outlast a supervisor's
+    stop timeout. A connection that fails or stalls costs only itself (the caller bounds the
+    wait; the host's own close then tears down what is left)."""
+    conns = [conn for peer_conns in list(swarm.connections.values()) for conn in list(peer_conns)]
+
+    async def close(conn: Any) -> None:
+        with suppress(Exception):
+            await conn.close()
+
+    async with trio.open_nursery() as nursery:
+        for conn in conns:
+            nursery.start_soon(close, conn)
+    return len(conns)
 
 
 def install_inbound_handler(

@@ -19,7 +19,7 @@ afterwards, so measuring costs the swarm nothing while it runs. Printed:
 * with ``--churn``: a quarter of the nodes are killed with SIGKILL, restarted 10 s later (half
   with their identity, half with a new one); recovery time (from the restart until every later
   second meets the steady-state goals), and the worst survivor-to-survivor second meanwhile;
-* exit codes after SIGTERM.
+* exit codes after SIGTERM, and how long the nodes took to exit.
 
 Anchor, measured in the same run: the signed-envelope floor (sign + verify of one AXL frame,
 no bus), and the ratio of the CPU per delivered message to it. The machine's load average is
@@ -374,6 +374,7 @@ class Swarm:
         self.bootstrap = ""
         self.procs: dict[str, Proc] = {}
         self.retired: list[Proc] = []
+        self.exit_seconds: dict[str, float] = {}  # SIGTERM to exit, per node (terminate)
 
     def start(self, name: str) -> Proc:
         command = [sys.executable, "-m", "agents", f"{MODULE}:SwarmNode", "--name", name]
@@ -410,19 +411,28 @@ class Swarm:
             proc.switch_marks[label] = context_switches(proc.process.pid)
 
     def terminate(self, timeout: float = 30.0) -> dict[str, int | None]:
+        """SIGTERM every node; their exit codes (None: killed after ``timeout``). How long
+        each took to exit, polled every 20 ms, goes to ``exit_seconds``."""
+        sent = time.time()
         for proc in self.procs.values():
             if proc.process.poll() is None:
                 proc.process.send_signal(signal.SIGTERM)
-        deadline = time.time() + timeout
+        deadline = sent + timeout
         codes: dict[str, int | None] = {}
-        for name, proc in self.procs.items():
-            try:
-                codes[name] = proc.process.wait(timeout=max(0.1, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                codes[name] = None
-                proc.process.kill()
-                proc.process.wait()
-        return codes
+        running = dict(self.procs)
+        while running and time.time() < deadline:
+            for name, proc in list(running.items()):
+                code = proc.process.poll()
+                if code is not None:
+                    codes[name] = code
+                    self.exit_seconds[name] = time.time() - sent
+                    del running[name]
+            time.sleep(0.02)
+        for name, proc in running.items():
+            codes[name] = None
+            proc.process.kill()
+            proc.process.wait()
+        return {name: codes[name] for name in self.procs}
 
     def kill_all(self) -> None:
         for proc in self.procs.values():
@@ -985,6 +995,11 @@ def main(argv: list[str] | None = None) -> int:
     bad = {name: code for name, code in codes.items() if code != 0}
     print(f"exit codes after SIGTERM: {len(codes) - len(bad)} of {len(codes)} clean {bad or ''}")
     figures["unclean_exits"] = bad
+    exits = sorted(run.swarm.exit_seconds.values())
+    if exits:
+        print(line("SIGTERM to exit p50", percentile(exits, 0.5), "s"))
+        print(line("SIGTERM to exit, slowest node", exits[-1], "s"))
+        figures.update(exit_p50_s=percentile(exits, 0.5), exit_max_s=exits[-1])
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=1, default=str))
     if args.keep:

@@ -34,6 +34,7 @@ def test_a_small_swarm_recovers_from_churn_without_redelivery(
     run = run_swarm(6, seconds=5.0, settle=45.0, churn=True, recovery=20.0)
     try:
         assert run.codes and all(code == 0 for code in run.codes.values()), run.codes
+        assert set(run.swarm.exit_seconds) == set(run.codes)  # each exit seen, and when
         started = {proc.process.pid: proc.started for proc in run.swarm.retired}
         started |= {proc.process.pid: proc.started for proc in run.swarm.procs.values()}
         heard: dict[str, set[str]] = {}  # node (last life) -> origins heard after the restart
