@@ -54,7 +54,7 @@ async def test_peers_see_a_clean_close_at_once() -> None:
 
 async def test_a_node_closes_all_its_connections_at_once() -> None:
     """py-libp2p's swarm closed connections one after the other, each ending in a 0.1 s sleep,
-    so a node with many peers took seconds to stop (40 peers: about 8 s, past the 5 s bound
+    so a node with many peers took seconds to stop (40 peers: ≈ 8 s, past the 5 s bound
     on the host's close, which left the rest half-open). Every close must have started
     before any of them finishes: each waits here until all have started, which a close one
     after the other never reaches."""
