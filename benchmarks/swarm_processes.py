@@ -154,6 +154,7 @@ class SwarmNode(Agent):
         super().__init__(name)
         self._seq = 0
         self._heard: dict[PeerId, float] = {}
+        self._asked: set[PeerId] = set()  # peers this process has sent a request to
         self._out: IO[str] | None = None
         self._random = random.Random()
         self._profiler: cProfile.Profile | None = None
@@ -277,11 +278,14 @@ class SwarmNode(Agent):
         if not live or "ask" in self._off:
             return
         peer = self._random.choice(live)
+        first = int(peer not in self._asked)  # our first request to it: links are set up
+        self._asked.add(peer)
         try:
             await self.request(peer, Ping(seq=self._seq), reply=Pong, timeout=5.0)
-            self._event(ev="q", ok=1, t=now, l=round(time.time() - now, 4))
+            self._event(ev="q", ok=1, t=now, l=round(time.time() - now, 4), f=first)
         except Exception as exc:
-            self._event(ev="q", ok=0, t=now, err=type(exc).__name__, why=str(exc)[:120])
+            why = str(exc)[:120]
+            self._event(ev="q", ok=0, t=now, err=type(exc).__name__, why=why, f=first)
 
 
 # -- the parent --------------------------------------------------------------------------------
@@ -447,7 +451,8 @@ class Events:
 
     publishes: list[tuple[str, int, float]] = field(default_factory=list)  # origin, seq, t
     receipts: dict[tuple[str, int], list[tuple[str, float, float]]] = field(default_factory=dict)
-    requests: list[tuple[str, float, bool, float]] = field(default_factory=list)
+    requests: list[tuple[str, float, bool, float, bool]] = field(default_factory=list)
+    """(node, asked at, served, round trip, the node's first request to that peer)"""
     failures: dict[str, int] = field(default_factory=dict)  # failed requests by kind, whole run
     membership: list[tuple[str, float, int]] = field(default_factory=list)
     gc: list[tuple[str, float, list[float]]] = field(default_factory=list)  # cumulative
@@ -475,7 +480,8 @@ class Events:
                     key = (event["o"], event["s"])
                     events.receipts.setdefault(key, []).append((name, event["t"], event["l"]))
                 elif kind == "q":
-                    events.requests.append((name, event["t"], bool(event["ok"]), event.get("l", 0)))
+                    request = (name, event["t"], bool(event["ok"]), event.get("l", 0))
+                    events.requests.append((*request, bool(event.get("f", 0))))
                     if not event["ok"]:
                         kind = _failure_kind(event.get("err", "?"), event.get("why", ""))
                         events.failures[kind] = events.failures.get(kind, 0) + 1
@@ -524,6 +530,8 @@ class Window:
     asked: int = 0
     served: int = 0
     rtts: list[float] = field(default_factory=list)
+    first_rtts: list[float] = field(default_factory=list)  # a node's first request to a peer
+    again_rtts: list[float] = field(default_factory=list)  # to a peer it had asked before
 
     @property
     def delivery(self) -> float:
@@ -576,12 +584,13 @@ def measure(
                 if name in got:
                     window.delivered += 1
                     window.latencies.append(got[name])
-    for name, t, ok, rtt in events.requests:
+    for name, t, ok, rtt, first in events.requests:
         if start <= t < end and name in names:
             window.asked += 1
             if ok:
                 window.served += 1
                 window.rtts.append(rtt)
+                (window.first_rtts if first else window.again_rtts).append(rtt)
     return window
 
 
@@ -695,6 +704,12 @@ def report_window(title: str, window: Window) -> None:
     print(line("publish→handler p99", 1000 * percentile(window.latencies, 0.99), "ms"))
     print(line("request round trip p50", 1000 * percentile(window.rtts, 0.5), "ms"))
     print(line("request round trip p99", 1000 * percentile(window.rtts, 0.99), "ms"))
+    for label, rtts in (
+        ("  of them a node's first to that peer", window.first_rtts),
+        ("  to a peer the node had asked before", window.again_rtts),
+    ):
+        p50, p99 = 1000 * percentile(rtts, 0.5), 1000 * percentile(rtts, 0.99)
+        print(f"  {label:<44} {len(rtts):>12,} (p50 {p50:,.0f} / p99 {p99:,.0f} ms)")
 
 
 @dataclass

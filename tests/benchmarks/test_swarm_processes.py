@@ -19,6 +19,7 @@ from benchmarks.swarm_processes import (
     TRACE_ENV,
     Events,
     fill_bytecode_cache,
+    measure,
     receipt_line,
     received_between,
     report_startup,
@@ -86,6 +87,27 @@ def test_the_cpu_per_message_counts_the_deliveries_made_within_the_cpu_window() 
     events.receipts[("n0", 1)] = [("n1", 9.99, 0.99), ("n2", 10.0, 1.0)]  # n1's before begin
     events.receipts[("n0", 2)] = [("n1", 19.9, 0.4), ("n2", 20.1, 0.6)]  # n2's after the end
     assert received_between(events, 10.0, 20.0) == 2
+
+
+def test_request_round_trips_are_split_by_a_nodes_first_request_to_the_peer(
+    tmp_path: Path,
+) -> None:
+    """A node's first request to a peer (links set up on the way) is reported apart from its
+    later ones; a failed request counts as asked, in neither list; the flag is read from
+    the node's log."""
+    lines = [
+        {"ev": "start", "t": 0.0, "peer": "p", "cpu": 0.1},
+        {"ev": "q", "ok": 1, "t": 11.0, "l": 0.9, "f": 1},
+        {"ev": "q", "ok": 1, "t": 13.0, "l": 0.05, "f": 0},
+        {"ev": "q", "ok": 1, "t": 15.0, "l": 0.07, "f": 0},
+        {"ev": "q", "ok": 0, "t": 17.0, "err": "RequestTimeout", "why": "", "f": 1},
+    ]
+    (tmp_path / "n1-1.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    events = Events.read(tmp_path)
+    window = measure(events, {"n1": [(0.0, float("inf"))]}, 10.0, 20.0)
+    assert (window.asked, window.served) == (4, 3)
+    assert window.first_rtts == [0.9]
+    assert window.again_rtts == [0.05, 0.07]
 
 
 def test_membership_after_the_last_node_up_counts_from_its_first_start() -> None:
