@@ -63,34 +63,33 @@ async def test_a_node_closes_all_its_connections_at_once() -> None:
     started: set[int] = set()
     all_started = trio.Event()
     saw_all: list[bool] = []
-    async with Libp2pTransport.open(identity(3), config=config) as peer_a:
-        async with (
-            Libp2pTransport.open(identity(4), config=config) as peer_b,
-            Libp2pTransport.open(identity(5), config=config) as peer_c,
-            Libp2pTransport.open(identity(6), config=config) as peer_d,
-        ):
-            peers = (peer_a, peer_b, peer_c, peer_d)
-            async with Libp2pTransport.open(identity(7), config=config) as node:
-                for peer in peers:
-                    await node.connect(peer.listen_addrs[0])
-                network = node._host.get_network()  # type: ignore[union-attr]
-                conns = [c for cs in network.connections.values() for c in cs]
-                assert len(conns) == count
 
-                def closing(conn: object, original: object) -> object:
-                    async def close() -> None:
-                        started.add(id(conn))  # py-libp2p closes a connection twice
-                        if len(started) == count:
-                            all_started.set()
-                        with trio.move_on_after(3):
-                            await all_started.wait()
-                        saw_all.append(all_started.is_set())
-                        await original()  # type: ignore[operator]
+    def closing(conn: object, original: object) -> object:
+        async def close() -> None:
+            started.add(id(conn))  # py-libp2p closes a connection twice
+            if len(started) == count:
+                all_started.set()
+            with trio.move_on_after(3):
+                await all_started.wait()
+            saw_all.append(all_started.is_set())
+            await original()  # type: ignore[operator]
 
-                    return close
+        return close
 
-                for conn in conns:
-                    conn.close = closing(conn, conn.close)  # type: ignore[method-assign]
+    async with (
+        Libp2pTransport.open(identity(3), config=config) as peer_a,
+        Libp2pTransport.open(identity(4), config=config) as peer_b,
+        Libp2pTransport.open(identity(5), config=config) as peer_c,
+        Libp2pTransport.open(identity(6), config=config) as peer_d,
+    ):
+        async with Libp2pTransport.open(identity(7), config=config) as node:
+            for peer in (peer_a, peer_b, peer_c, peer_d):
+                await node.connect(peer.listen_addrs[0])
+            network = node._host.get_network()  # type: ignore[union-attr]
+            conns = [c for cs in network.connections.values() for c in cs]
+            assert len(conns) == count
+            for conn in conns:
+                conn.close = closing(conn, conn.close)  # type: ignore[method-assign]
     assert len(started) == count
     assert saw_all and all(saw_all)
 
