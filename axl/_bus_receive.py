@@ -8,7 +8,10 @@ memory network's), a frame whose exact bytes another receiver verified skips the
 (counted ``verify.cached``), and each frame this receiver verifies is added to it. On a
 transport that can filter published frames (``set_interest``: the memory network's), the bus
 installs :meth:`ReceiveMixin._wants_published`: only the plain messages it would drop as
-unhandled are left out."""
+unhandled are left out. On a transport that sets up links to peers (``prepare``: libp2p's), a
+request that arrives from its own sender (the transport-level peer that handed it over) makes
+the bus tell the transport at once, before the signature check and the handler, so that the
+link for the reply is being set up while they run."""
 
 from __future__ import annotations
 
@@ -48,6 +51,9 @@ class ReceiveMixin(HandlersMixin):
         set_interest = getattr(self.transport, "set_interest", None)
         if callable(set_interest):
             set_interest(self._wants_published)
+        prepare = getattr(self.transport, "prepare", None)
+        if not callable(prepare):
+            prepare = None
         while True:
             try:
                 batch = await receive_batch(max_frames)
@@ -64,6 +70,13 @@ class ReceiveMixin(HandlersMixin):
                 if verified is not None and item.verify and verified.check(inbound.frame):
                     item = Prechecked(item.envelope, item.cls, verify=False)
                     self.stats.inc("verify.cached")
+                if (
+                    prepare is not None
+                    and item.envelope.kind is Kind.REQUEST
+                    and inbound.via is not None
+                    and inbound.via == item.envelope.sender
+                ):
+                    prepare(inbound.via)  # the reply's link opens while we verify and handle
                 checked.append((inbound, item))
             if checked:
                 verdicts = await self._verify([item for _, item in checked])

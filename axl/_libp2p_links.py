@@ -100,6 +100,20 @@ class LinksMixin(TransportBase):
                 f"connection to {peer.short()} dropped: {link.error or 'closed'}"
             ) from None
 
+    def prepare(self, peer: PeerId) -> None:
+        """A hint that a frame for ``peer`` will follow soon: start its link now, so that
+        connecting and opening the stream overlap what comes before that frame. The bus gives
+        it when a request arrives from the peer that wrote it (before verifying and handling
+        it), so a first reply no longer waits for its stream after the handler. Nothing when a
+        link exists or is starting, for ourselves, for a peer in dial backoff, or once the
+        transport is closing; a link that then carries nothing closes when it is idle."""
+        if peer == self._peer or peer in self._links or self._closed or self._nursery is None:
+            return
+        if self._backoff.retry_at(peer) > trio.current_time():
+            return
+        self._start_link(peer)
+        self.stats.inc("links.prepared")
+
     async def _write_now(self, link: WriterLink, stream: INetStream, frame: bytes) -> None:
         """The fast path: write one frame on the link's stream from the sender's task.
         Shielded, so a cancelled sender cannot cut a frame in half; bounded by the write
