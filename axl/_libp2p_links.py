@@ -22,6 +22,7 @@ from ._identity import PeerId
 from ._libp2p_base import Link, TransportBase, peer_id_of, unblock_dial
 from ._libp2p_config import PROTOCOL_ID
 from ._libp2p_framing import encode_batch
+from ._libp2p_select import select
 from ._transport import InboundFrame
 
 if TYPE_CHECKING:
@@ -161,16 +162,14 @@ class LinksMixin(TransportBase):
         return link
 
     async def _open_stream(self, peer: PeerId) -> INetStream:
-        from libp2p.custom_types import TProtocol
         from libp2p.peer.id import ID
         from libp2p.peer.peerinfo import PeerInfo
 
         host = self._check_open()
         pid = ID(peer.raw)
-        protocols = [TProtocol(PROTOCOL_ID)]
         if host.get_network().connections.get(pid):
             try:
-                return await host.new_stream(pid, protocols)
+                return await self._new_link_stream(pid)
             except Exception as exc:  # a stale connection: drop it and dial afresh
                 logger.debug("stream to %s failed on its connection: %r", peer.short(), exc)
                 with trio.move_on_after(1.0), suppress(Exception):
@@ -184,7 +183,20 @@ class LinksMixin(TransportBase):
                 raise PeerUnreachable(f"no known address for {peer.short()}")
             unblock_dial(host, pid)  # our backoff paces re-dials, not py-libp2p's 60 s
             await host.connect(PeerInfo(pid, addrs))
-        return await host.new_stream(pid, protocols)
+        return await self._new_link_stream(pid)
+
+    async def _new_link_stream(self, pid: Any) -> INetStream:
+        """A stream to ``pid`` (connected) negotiated to ``/axl/1.0.0`` in one round trip
+        (:func:`axl._libp2p_select.select`); reset when the negotiation fails."""
+        stream = await self._check_open().get_network().new_stream(pid)
+        try:
+            await select(stream, PROTOCOL_ID)
+        except BaseException:
+            with trio.CancelScope(shield=True), suppress(Exception):
+                with trio.move_on_after(1.0):
+                    await stream.reset()
+            raise
+        return stream
 
     async def _run_link(self, link: Link) -> None:
         peer = link.peer
