@@ -22,7 +22,7 @@ from ._identity import PeerId
 from ._libp2p_base import Link, TransportBase, peer_id_of, unblock_dial
 from ._libp2p_config import PROTOCOL_ID
 from ._libp2p_framing import encode_batch
-from ._libp2p_select import select
+from ._libp2p_select import ProtocolRefused, select
 from ._transport import InboundFrame
 
 if TYPE_CHECKING:
@@ -170,6 +170,8 @@ class LinksMixin(TransportBase):
         if host.get_network().connections.get(pid):
             try:
                 return await self._new_link_stream(pid)
+            except ProtocolRefused:
+                raise  # the connection works: the peer does not serve /axl/1.0.0
             except Exception as exc:  # a stale connection: drop it and dial afresh
                 logger.debug("stream to %s failed on its connection: %r", peer.short(), exc)
                 with trio.move_on_after(1.0), suppress(Exception):

@@ -24,6 +24,10 @@ MAX_ANSWER = 1024
 """Longest answer read (a protocol id); a longer length prefix ends the negotiation."""
 
 
+class ProtocolRefused(PeerUnreachable):
+    """The peer answered ``na``: it does not serve the protocol (its connection is fine)."""
+
+
 async def read_answer(stream: Any) -> bytes:
     """One multistream-select message from ``stream``, without its newline (py-libp2p's
     ``read_delim`` with a bound on the length). Raises :class:`PeerUnreachable` for a
@@ -58,7 +62,7 @@ async def select(stream: INetStream, protocol: str) -> None:
         raise PeerUnreachable(f"multistream-select: unexpected header {header[:64]!r}")
     answer = await read_answer(stream)
     if answer == NOT_AVAILABLE:
-        raise PeerUnreachable(f"the peer does not serve {protocol}")
+        raise ProtocolRefused(f"the peer does not serve {protocol}")
     if answer != proposal:
         raise PeerUnreachable(f"multistream-select: unexpected answer {answer[:64]!r}")
     stream.set_protocol(TProtocol(protocol))

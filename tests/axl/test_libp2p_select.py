@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 import trio
+from libp2p.peer.id import ID
 from libp2p.utils.varint import encode_delim
 
 from axl import Identity, Libp2pConfig, Libp2pTransport, PeerUnreachable
@@ -55,7 +56,7 @@ async def test_header_and_proposal_leave_in_one_write_and_the_echo_selects() -> 
 @pytest.mark.parametrize(
     ("answer", "why"),
     [
-        (encode_delim(MULTISTREAM) + encode_delim(b"na"), "does not serve"),
+        (encode_delim(MULTISTREAM) + encode_delim(b"na"), "does not serve"),  # ProtocolRefused
         (encode_delim(MULTISTREAM) + encode_delim(b"/other/1.0.0"), "unexpected answer"),
         (encode_delim(b"/multistream/2.0.0"), "unexpected header"),
         (encode_delim(MULTISTREAM), "select failed"),
@@ -82,7 +83,7 @@ async def test_an_oversized_answer_is_refused_before_its_body_is_read() -> None:
     assert len(stream.incoming) > MAX_ANSWER * 4 - 8  # only the length prefix was read
 
 
-async def test_a_peer_that_does_not_serve_the_protocol_is_unreachable_and_in_backoff() -> None:
+async def test_a_refusing_peer_is_unreachable_and_keeps_its_connection() -> None:
     async with AsyncExitStack() as stack:
         ta = await stack.enter_async_context(Libp2pTransport.open(A, config=CONFIG))
         tb = await stack.enter_async_context(
@@ -90,9 +91,16 @@ async def test_a_peer_that_does_not_serve_the_protocol_is_unreachable_and_in_bac
         )
         host = ta._check_open()  # A no longer serves /axl/1.0.0
         host.remove_stream_handler(PROTOCOL_ID)  # type: ignore[arg-type]
-        with trio.fail_after(10), pytest.raises(PeerUnreachable):
+        network = tb._check_open().get_network()
+        a_id = ID(A.peer_id.raw)
+        with trio.fail_after(10):
+            while not network.connections.get(a_id):
+                await trio.sleep(0.01)
+        before = list(network.connections[a_id])
+        with trio.fail_after(10), pytest.raises(PeerUnreachable, match="does not serve"):
             await tb.send(A.peer_id, b"frame")
         assert tb.stats["links.dial_failed"] == 1
+        assert list(network.connections.get(a_id, [])) == before  # the same connection kept
         with pytest.raises(PeerUnreachable, match="next dial"):
             await tb.send(A.peer_id, b"frame")
 
