@@ -19,7 +19,7 @@ import trio
 
 from ._errors import PeerUnreachable, TransportClosed
 from ._identity import PeerId
-from ._libp2p_base import Link, TransportBase, peer_id_of, unblock_dial
+from ._libp2p_base import Link, TransportBase, peer_id_of, reset_stream, unblock_dial
 from ._libp2p_config import PROTOCOL_ID
 from ._libp2p_framing import encode_batch
 from ._libp2p_select import ProtocolRefused, select
@@ -194,9 +194,7 @@ class LinksMixin(TransportBase):
         try:
             await select(stream, PROTOCOL_ID)
         except BaseException:
-            with trio.CancelScope(shield=True), suppress(Exception):
-                with trio.move_on_after(1.0):
-                    await stream.reset()
+            await reset_stream(stream)
             raise
         return stream
 
@@ -245,9 +243,7 @@ class LinksMixin(TransportBase):
             if dropped:
                 self.stats.inc("dropped.link_down", dropped)
             if stream is not None:
-                with trio.CancelScope(shield=True), suppress(Exception):
-                    with trio.move_on_after(1.0):
-                        await stream.reset()
+                await reset_stream(stream)
 
     def _on_disconnected(self, network: Any, pid: Any) -> None:
         """A connection closed: if it was the peer's last, its link is dead (py-libp2p does not
