@@ -5,15 +5,15 @@ that claims to be someone else."""
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import trio
 
 from axl import Bus, Context, Identity, MemoryNetwork, MemoryTransport, Message, open_bus
-from axl._wire import UNSIGNED, Kind, encode_frame
+from axl._wire import UNSIGNED
+
+from .frames import frame_of
 
 ALICE, BOB, CAROL, MALLORY = (Identity.from_seed(bytes([0x40 + i]) * 32) for i in range(4))
 
@@ -45,20 +45,7 @@ async def network_of(
 
 def unsigned_ask(sender: Identity, recipient: Identity, n: int) -> bytes:
     """An envelope that claims ``sender`` and carries no signature (anyone can build it)."""
-    return encode_frame(
-        sender,
-        kind=Kind.MESSAGE,
-        type=Ask.axl_tag,
-        version=1,
-        recipient=recipient.peer_id,
-        topic=None,
-        message_id=os.urandom(16),
-        reply_to=None,
-        timestamp_ms=int(time.time() * 1000),
-        nonce=n,
-        payload=Ask(n=n).encode_payload(),
-        signed=False,
-    )
+    return frame_of(sender, Ask(n=n), n, recipient=recipient.peer_id, signed=False)
 
 
 async def settle() -> None:

@@ -4,8 +4,6 @@ handler, so the first reply to a peer no longer opens its stream after the handl
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -22,9 +20,10 @@ from axl import (
     PeerId,
     open_bus,
 )
-from axl._wire import Kind, encode_frame
+from axl._wire import Kind
 
 from .clusters import eventually
+from .frames import frame_of
 
 CONFIG = Libp2pConfig(gossip_heartbeat=0.2, dial_timeout=3.0)
 A, B, C = (Identity.from_seed(bytes([0x5A + i]) * 32) for i in range(3))
@@ -123,19 +122,7 @@ async def test_prepare_is_a_no_op_for_ourselves_an_existing_link_and_a_closed_tr
 
 
 def request_frame(signer: Identity, recipient: PeerId, n: int, *, kind: Kind) -> bytes:
-    return encode_frame(
-        signer,
-        kind=kind,
-        type=Ask.axl_tag,
-        version=1,
-        recipient=recipient,
-        topic=None,
-        message_id=os.urandom(16),
-        reply_to=None,
-        timestamp_ms=int(time.time() * 1000),
-        nonce=n,
-        payload=Ask(n=n).encode_payload(),
-    )
+    return frame_of(signer, Ask(n=n), n, kind=kind, recipient=recipient)
 
 
 async def test_the_hint_names_only_a_request_s_own_sender() -> None:

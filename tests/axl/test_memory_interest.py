@@ -4,15 +4,15 @@ subscription streams): precise, never a frame a receiver would act on or reject.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import trio
 
 from axl import Bus, Context, Identity, MemoryNetwork, MemoryTransport, Message, open_bus
-from axl._wire import Kind, encode_frame
+from axl._wire import Kind
+
+from .frames import frame_of
 
 ALICE = Identity.from_seed(b"\x71" * 32)
 HANDLERS = [Identity.from_seed(bytes([0x72 + i]) * 32) for i in range(3)]
@@ -28,20 +28,8 @@ class Unwanted(Message, tag="test.interest_unwanted"):
     n: int
 
 
-def frame_of(message: Message, n: int, *, kind: Kind = Kind.MESSAGE, tag: str = "") -> bytes:
-    return encode_frame(
-        ALICE,
-        kind=kind,
-        type=tag or message.axl_tag,
-        version=1,
-        recipient=None,
-        topic=TOPIC,
-        message_id=os.urandom(16),
-        reply_to=None,
-        timestamp_ms=int(time.time() * 1000),
-        nonce=n,
-        payload=message.encode_payload(),
-    )
+def alice_frame(message: Message, n: int, *, kind: Kind = Kind.MESSAGE, tag: str = "") -> bytes:
+    return frame_of(ALICE, message, n, kind=kind, topic=TOPIC, tag=tag)
 
 
 @asynccontextmanager
@@ -117,7 +105,7 @@ async def test_a_subscription_stream_receives_every_type() -> None:
 async def test_a_forged_signature_on_a_handled_type_still_arrives_and_is_rejected() -> None:
     network = MemoryNetwork()
     async with swarm(network) as (transports, buses, got):
-        frame = frame_of(Wanted(n=3), 3)
+        frame = alice_frame(Wanted(n=3), 3)
         forged = frame[:-1] + bytes([frame[-1] ^ 1])
         await transports[ALICE].publish(TOPIC, forged)
         await settle()
@@ -131,8 +119,8 @@ async def test_undecodable_unknown_and_request_frames_reach_every_subscriber() -
     everyone = HANDLERS + OTHERS
     async with swarm(network) as (transports, buses, got):
         await transports[ALICE].publish(TOPIC, b"\x92\xc4\x01x")  # not an envelope
-        await transports[ALICE].publish(TOPIC, frame_of(Wanted(n=4), 4, tag="test.nobody"))
-        await transports[ALICE].publish(TOPIC, frame_of(Unwanted(n=5), 5, kind=Kind.REQUEST))
+        await transports[ALICE].publish(TOPIC, alice_frame(Wanted(n=4), 4, tag="test.nobody"))
+        await transports[ALICE].publish(TOPIC, alice_frame(Unwanted(n=5), 5, kind=Kind.REQUEST))
         await settle()
         assert network.stats.uninterested == 0
         assert network.stats.by_topic[TOPIC] == 3 * len(everyone)

@@ -5,8 +5,6 @@ cached bytes, a flood that tries to grow the record; and no other transport offe
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -27,7 +25,8 @@ from axl import (
     open_bus,
     verify_signature,
 )
-from axl._wire import Kind, encode_frame
+
+from .frames import frame_of
 
 ALICE, MALLORY = Identity.from_seed(b"\x51" * 32), Identity.from_seed(b"\x52" * 32)
 RECEIVERS = [Identity.from_seed(bytes([0x60 + i]) * 32) for i in range(4)]
@@ -41,19 +40,7 @@ class Note(Message, tag="test.verified_note"):
 def note_frame(
     sender: Identity, n: int, *, topic: str | None = TOPIC, to: PeerId | None = None
 ) -> bytes:
-    return encode_frame(
-        sender,
-        kind=Kind.MESSAGE,
-        type=Note.axl_tag,
-        version=1,
-        recipient=to,
-        topic=None if to is not None else topic,
-        message_id=os.urandom(16),
-        reply_to=None,
-        timestamp_ms=int(time.time() * 1000),
-        nonce=n,
-        payload=Note(n=n).encode_payload(),
-    )
+    return frame_of(sender, Note(n=n), n, recipient=to, topic=None if to is not None else topic)
 
 
 @asynccontextmanager
