@@ -1,7 +1,9 @@
 # Two commands on a fresh machine (Python 3.11 + the package registries):
 #   make demo   set everything up and run the end-to-end demo
 #   make test   set everything up and run the checks and tests
-PYTHON ?= python3.11
+# The interpreter .venv is built from: the distribution's python3.11 first (an optimized
+# build), see scripts/pick_python.sh; `make setup PYTHON=...` names another.
+PYTHON ?= $(shell sh scripts/pick_python.sh)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -11,6 +13,7 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
+	@echo "building $(VENV) from $(PYTHON) ($$($(PYTHON) --version))"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
