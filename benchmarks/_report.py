@@ -3,6 +3,9 @@ signing floor (what a message costs with no bus at all)."""
 
 from __future__ import annotations
 
+import os
+import platform
+import sys
 import time
 from collections.abc import Iterable, Sequence
 
@@ -31,6 +34,13 @@ def rss_bytes() -> int:
 
 def now() -> float:
     return time.perf_counter()
+
+
+def interpreter() -> str:
+    """The interpreter this runs on and where it lives (behind a virtual environment): the
+    CPU figures depend on how it was built (docs/libp2p.md, the thirteenth round)."""
+    base = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
+    return f"{platform.python_implementation()} {platform.python_version()} ({base})"
 
 
 def line(label: str, value: float, unit: str) -> str:

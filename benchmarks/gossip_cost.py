@@ -27,7 +27,7 @@ import trio
 
 from axl import Context, Message
 
-from ._report import line, now, percentile
+from ._report import interpreter, line, now, percentile
 from .libp2p_transport import CONFIG, nodes
 
 TOPIC = "bench.gossip.cost"
@@ -144,6 +144,7 @@ def report(hosts: int, rate: float, got: dict[str, float]) -> None:
         f"gossip cost: {hosts} hosts in one process, each publishing {rate:g} msg/s "
         f"(load average {got['load_before']:.1f} before, {got['load_after']:.1f} after)"
     )
+    print(f"  interpreter {interpreter()}")
     share = 100 * got["delivered"] / max(1, got["expected"])
     print(line("delivered", share, "%") + f"  ({got['delivered']:,.0f} of {got['expected']:,.0f})")
     print(line("publish→handler p50", 1e3 * got["p50"], "ms"))
