@@ -5,6 +5,8 @@ tampered or truncated traffic ends the session with py-libp2p's own exception ty
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -70,11 +72,27 @@ def test_a_tampered_or_replayed_message_fails_and_the_opener_stays_failed() -> N
         TransportCipher(key).feed(bytes(flipped))
 
 
+_PAIRS: list[socket.socket] = []
+"""The sockets of the pairs the running test made, closed when it ends."""
+
+
+@pytest.fixture(autouse=True)
+def close_socket_pairs() -> Iterator[None]:
+    """Close the socket pairs a test made: sessions a test leaves open warned (an unclosed
+    socket's ``ResourceWarning``) whenever the garbage collector found them, in some later
+    test. Modules that use :func:`handshake` import this fixture."""
+    yield
+    while _PAIRS:
+        _PAIRS.pop().close()
+
+
 async def socket_pair() -> tuple[Any, Any]:
     from libp2p.io.trio import TrioTCPStream
     from libp2p.network.connection.raw_connection import RawConnection
 
-    a, b = trio.socket.socketpair()
+    plain = socket.socketpair()
+    _PAIRS.extend(plain)  # closed after the test, when trio no longer watches them
+    a, b = (trio.socket.from_stdlib_socket(one) for one in plain)
     return (
         RawConnection(TrioTCPStream(trio.SocketStream(a)), initiator=True),
         RawConnection(TrioTCPStream(trio.SocketStream(b)), initiator=False),
