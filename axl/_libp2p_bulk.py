@@ -78,11 +78,12 @@ class Libp2pBulkStream:
 async def _window_for(muxed: Any, size: int) -> None:
     """Give the scheduler a few rounds to let a window update for ``size`` bytes in.
 
-    py-libp2p's yamux write sends what its send window allows and then, at a window of 0,
-    polls it every 10 ms: a writer that runs ahead of its reader by a whole window stalls
-    for 10 ms (seen on a fresh stream's 256 KiB window with a peer in the same process). An
-    update already on its way is usually handled within a few scheduling rounds; if none
-    comes, the write goes on as before."""
+    The yamux write sends what its send window allows and then, at a window of 0, waits for
+    credit (py-libp2p's polled every 10 ms, so a writer a whole window ahead of its reader
+    stalled 10 ms; the lean session now wakes it at once: ``axl._libp2p_yamux.window_grew``).
+    A piece written into a window too small for it goes out as two frames, two Noise
+    messages; an update already on its way is usually handled within a few scheduling
+    rounds, so the piece waits for it first. If none comes, the write goes on as before."""
     for _ in range(WINDOW_ROUNDS):
         await trio.lowlevel.checkpoint()
         if muxed.send_window >= size or muxed.closed:

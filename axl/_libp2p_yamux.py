@@ -20,7 +20,10 @@ muxer's, its streams' and their ``NetStream`` wrappers' locks for
 window covers, with nobody else writing or adjusting it, build their frame without the
 stream's write and window locks (no await between the check and the debit, so nothing can
 interleave); and a DATA body the Noise session already holds decrypted is taken without the
-read timeout (it cannot block). Anything else takes py-libp2p's path. Frames are unchanged.
+read timeout (it cannot block). Anything else takes py-libp2p's write, rebuilt here
+(:func:`_credited_write`: the same frames, locks, checks and errors) so that a wait on a zero
+send window ends when the lean session's reader credits the window (:func:`window_grew`), not
+at py-libp2p's next 10 ms poll. Frames are unchanged.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import trio
 
 _INSTALLED = "_axl_batched_window_updates"
 _FAST = "_axl_fast_paths"
@@ -89,7 +94,10 @@ def install_fast_paths() -> None:
     NetStream.__init__ = init_net_stream  # type: ignore[method-assign]
     header = struct.Struct(yamux.YAMUX_HEADER_FORMAT)
     largest = yamux.MAX_MESSAGE_SIZE - yamux.HEADER_SIZE
-    YamuxStream.write = _window_write(YamuxStream.write, header, yamux.TYPE_DATA, largest)  # type: ignore[method-assign,assignment]
+    from libp2p.stream_muxer.exceptions import MuxedStreamError
+
+    slow = _credited_write(header, yamux.TYPE_DATA, largest, MuxedStreamError)
+    YamuxStream.write = _window_write(slow, header, yamux.TYPE_DATA, largest)  # type: ignore[method-assign,assignment]
     Yamux._read_data_body = _buffered_body(Yamux._read_data_body)  # type: ignore[method-assign,assignment]
     setattr(Yamux, _FAST, True)
 
@@ -113,6 +121,74 @@ def _window_write(
             await self.conn._write_frame(header.pack(0, data_type, 0, self.stream_id, size) + data)
             return
         await original(self, data)
+
+    return write
+
+
+WINDOW_POLL = 0.01
+"""How often a writer waiting on a zero send window checks it anyway, as py-libp2p's write
+polls: for credit that reaches the stream some other way than through the lean session's
+reader, which wakes the writer at once (:func:`window_grew`)."""
+
+WINDOW_WAIT = 5.0
+"""How long a writer waits on a zero send window before the write fails (py-libp2p's)."""
+
+_WINDOW_EVENT = "_axl_window_credited"
+
+
+def window_grew(stream: Any) -> None:
+    """``stream``'s send window was credited (a ``WINDOW_UPDATE`` arrived): wake the writers
+    waiting on it."""
+    event = getattr(stream, _WINDOW_EVENT, None)
+    if event is not None:
+        setattr(stream, _WINDOW_EVENT, None)
+        event.set()
+
+
+async def _wait_for_credit(stream: Any, error: type[Exception]) -> None:
+    """Until ``stream`` has send window again or is closed, woken by :func:`window_grew`
+    (or, failing that, every :data:`WINDOW_POLL` s); ``error`` after :data:`WINDOW_WAIT` s."""
+    with trio.move_on_after(WINDOW_WAIT) as scope:
+        while not (stream.send_window > 0 or stream.closed):
+            event = getattr(stream, _WINDOW_EVENT, None)
+            if event is None:
+                event = trio.Event()
+                setattr(stream, _WINDOW_EVENT, event)
+            with trio.move_on_after(WINDOW_POLL):
+                await event.wait()
+    if scope.cancelled_caught:
+        raise error(f"Timed out waiting for window update after {WINDOW_WAIT:g} seconds.")
+
+
+def _credited_write(
+    header: Any, data_type: int, largest: int, error: type[Exception]
+) -> Callable[..., Awaitable[None]]:
+    """py-libp2p's ``YamuxStream.write`` (the same frames, locks, checks and errors) whose
+    wait on a zero send window ends when the window is credited, not at the next 10 ms poll:
+    a writer a whole window ahead of its reader lost up to 10 ms per window."""
+
+    async def write(self: Any, data: bytes) -> None:
+        if self.send_closed:
+            raise error("Stream is closed for sending")
+        total, sent = len(data), 0
+        while sent < total:
+            frame: bytes | None = None
+            while frame is None:
+                async with self.rw_lock.write_lock():
+                    if self.send_closed:
+                        raise error("Stream is closed for sending")
+                    async with self.window_lock:
+                        if self.closed:
+                            raise error("Stream is closed")
+                        if self.send_window > 0:
+                            size = min(self.send_window, largest, total - sent)
+                            self.send_window -= size
+                            chunk = data[sent : sent + size]
+                            frame = header.pack(0, data_type, 0, self.stream_id, size) + chunk
+                if frame is None:
+                    await _wait_for_credit(self, error)
+            await self.conn._write_frame(frame)
+            sent += len(frame) - header.size
 
     return write
 

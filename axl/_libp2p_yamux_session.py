@@ -112,7 +112,7 @@ def _build_class() -> type[Any]:
     from libp2p.stream_muxer.yamux import yamux
     from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
 
-    from ._libp2p_yamux import window_update_due
+    from ._libp2p_yamux import window_grew, window_update_due
 
     max_window = yamux.MAX_WINDOW_SIZE
 
@@ -279,6 +279,7 @@ def _build_class() -> type[Any]:
                     stream = streams.get(sid)
                     if stream is not None:
                         stream.send_window += length
+                        window_grew(stream)
                         if flags & (FLAG_FIN | FLAG_RST):
                             self._closing_flags(stream, flags)
                 elif typ == TYPE_PING:
@@ -349,6 +350,7 @@ def _build_class() -> type[Any]:
                 return
             if typ == TYPE_WINDOW_UPDATE:
                 stream.send_window += length
+                window_grew(stream)
             elif length:
                 if length > stream.recv_window:
                     raise Refused("window_exceeded")

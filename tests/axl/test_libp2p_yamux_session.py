@@ -20,7 +20,7 @@ from axl._libp2p_yamux_session import lean_yamux_class
 from axl._stats import Counters
 
 from .clusters import eventually
-from .test_libp2p_noise import handshake
+from .test_libp2p_noise import close_socket_pairs, handshake  # noqa: F401 (the fixture)
 
 HEADER = struct.Struct("!BBHII")
 DATA, WINDOW_UPDATE, PING, GO_AWAY = 0, 1, 2, 3
@@ -184,3 +184,24 @@ async def test_a_message_failing_authentication_closes_the_session_counted() -> 
         with trio.fail_after(10):
             await listener.event_closed.wait()
         assert stats.snapshot() == {"yamux.failed": 1}
+
+
+@pytest.mark.parametrize("lean_listener", [False, True])
+async def test_a_window_update_wakes_the_lean_sessions_writer_at_once(
+    monkeypatch: pytest.MonkeyPatch, lean_listener: bool
+) -> None:
+    """With the zero-window poll made an hour long, a write four windows long gets through
+    only if the lean session's reader wakes the writer on each WINDOW_UPDATE (without it the
+    write fails after 5 s)."""
+    import axl._libp2p_yamux
+
+    monkeypatch.setattr(axl._libp2p_yamux, "WINDOW_POLL", 3600.0)
+    async with pair(True, lean_listener) as (dialer, listener, _):
+        big = os.urandom(4 * WINDOW + 17)
+        out = await dialer.open_stream()
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(out.write, big)
+                into = await listener.accept_stream()
+                await eventually(lambda: out.send_window == 0)  # a whole window ahead: waiting
+                assert await read_exactly(into, len(big)) == big
