@@ -887,8 +887,8 @@ def main(argv: list[str] | None = None) -> int:
     off = f", {args.off} off" if args.off else ""
     print(f"swarm of {count} processes on loopback ({os.cpu_count()} cores{off})")
     print(f"  load average before {figures['load_before'][0]:.2f}, after {load_after[0]:.2f}")
-    print(f"  interpreter {interpreter()}")
     figures["interpreter"] = interpreter()
+    print(f"  interpreter {figures['interpreter']}")
     if membership is None:
         print(f"  membership NOT complete within {args.settle:.0f} s of the last start")
     else:
