@@ -87,6 +87,60 @@ def _msgpack_default(value: object) -> object:
     raise TypeError(f"cannot encode {type(value).__name__} in a message payload")
 
 
+_PLAIN_TYPES = frozenset({str, int, float, bool, bytes})
+"""Field types whose value msgpack gives back exactly as the model holds it (no serializer)."""
+_plain_fields: dict[type, bool] = {}
+
+
+def _plain(cls: type[Message]) -> bool:
+    """Whether every field of ``cls`` is a plain str, int, float, bool or bytes (no alias, no
+    constraint) and nothing between the payload and the model transforms values (no validator,
+    serializer, computed field or own encoding). For such a class a decoded value of the very
+    type and value the model holds is exactly what the canonical re-encoding would give back."""
+    plain = _plain_fields.get(cls)
+    if plain is None:
+        decorators = cls.__pydantic_decorators__
+        plain = (
+            cls.encode_payload is Message.encode_payload
+            and cls.model_dump is BaseModel.model_dump
+            and not any(
+                (
+                    decorators.validators,
+                    decorators.field_validators,
+                    decorators.root_validators,
+                    decorators.field_serializers,
+                    decorators.model_serializers,
+                    decorators.model_validators,
+                    decorators.computed_fields,
+                )
+            )
+            and all(
+                field.annotation in _PLAIN_TYPES
+                and not field.metadata
+                and field.alias is None
+                and field.validation_alias is None
+                and field.serialization_alias is None
+                for field in cls.model_fields.values()
+            )
+        )
+        _plain_fields[cls] = plain
+    return plain
+
+
+def _held_as_sent(message: Message, data: dict[Any, Any]) -> bool:
+    """Whether every value in ``data`` is held by ``message`` with the same type and value (a
+    NaN never is: the caller then runs the full check)."""
+    held = message.__dict__
+    for key, value in data.items():
+        kept = held.get(key, _MISSING)
+        if type(value) is not type(kept) or value != kept:
+            return False
+    return True
+
+
+_MISSING = object()
+
+
 def _same(sent: object, canonical: object) -> bool:
     """Equal *and* of the same msgpack types all the way down (``True`` is not ``1``)."""
     if type(sent) is not type(canonical):
@@ -160,6 +214,8 @@ class Message(BaseModel):
             ) from exc
         # Strict types: pydantic's lax mode would take ``true`` for 1, ``"5"`` for 5, 1 for
         # 1.0. Every field sent must be exactly what this node would encode for the value.
+        if _plain(cls) and _held_as_sent(message, data):
+            return message  # what the re-encoding below would prove, without it
         canonical = msgpack.unpackb(
             message.encode_payload(), raw=False, strict_map_key=True, ext_hook=_ext_hook
         )

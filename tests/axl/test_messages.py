@@ -7,7 +7,7 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import ValidationError, field_serializer
 
 from axl import (
     DuplicateMessageType,
@@ -170,3 +170,106 @@ def test_strict_payloads_still_accept_exact_types_and_omitted_defaults() -> None
 
 def test_a_message_declared_without_a_version_is_version_1() -> None:
     assert Strict.axl_version == 1
+
+
+class Plain(Message, tag="test.plain"):
+    count: int
+    ratio: float = 0.5
+    flag: bool = False
+    name: str = ""
+    blob: bytes = b""
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"count": True},
+        {"count": "5"},
+        {"count": 1.0},
+        {"count": 1, "ratio": 1},
+        {"count": 1, "flag": 1},
+        {"count": 1, "name": b"x"},
+        {"count": 1, "blob": "x"},
+        {"count": 1, "ratio": float("nan")},  # NaN is a float: accepted, as before
+        {"count": 1, "extra": 0},
+    ],
+)
+def test_plain_messages_decode_as_strictly_as_any(
+    payload: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages of plain fields skip the canonical re-encoding when the decoded values are
+    held as sent; the verdict is the full check's, payload by payload."""
+    packed = msgpack.packb(payload)
+    full = _outcome(Plain, packed, monkeypatch, fast=False)
+    assert _outcome(Plain, packed, monkeypatch, fast=True) == full
+    if payload.get("ratio") != payload.get("ratio"):
+        assert full[0] == "ok"  # NaN for a float field is a float
+    elif set(payload) != {"count"} or type(payload["count"]) is not int:
+        assert full[0] == "InvalidMessage"
+
+
+_plain_values = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True),
+    st.booleans(),
+    st.text(max_size=5),
+    st.binary(max_size=5),
+    st.none(),
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    payload=st.dictionaries(
+        st.sampled_from(["count", "ratio", "flag", "name", "blob", "other"]), _plain_values
+    )
+)
+def test_the_plain_fast_path_agrees_with_the_full_check(
+    payload: dict[str, object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    try:
+        packed = _pack(payload)
+    except (OverflowError, TypeError):
+        reject()
+    assert _outcome(Plain, packed, monkeypatch, fast=True) == _outcome(
+        Plain, packed, monkeypatch, fast=False
+    )
+
+
+class Shifted(Message, tag="test.shifted"):
+    """A serializer between the model and its payload: not plain."""
+
+    count: int
+
+    @field_serializer("count")
+    def _shift(self, value: int) -> int:
+        return value + 1
+
+
+def test_a_message_with_a_serializer_keeps_the_full_check() -> None:
+    # The canonical payload of count=1 says 2, so a payload saying 1 is not what this node
+    # would encode: refused, as it always was (a fast path trusting the held value would take it).
+    with pytest.raises(InvalidMessage):
+        Shifted.decode_payload(msgpack.packb({"count": 1}))
+
+
+def _pack(payload: dict[str, object]) -> bytes:
+    from axl._messages import _msgpack_default
+
+    packed: bytes = msgpack.packb(payload, default=_msgpack_default, use_bin_type=True)
+    return packed
+
+
+def _outcome(
+    cls: type[Message], packed: bytes, monkeypatch: pytest.MonkeyPatch, *, fast: bool
+) -> tuple[str, object]:
+    """What decoding ``packed`` gives, with the plain fast path on or off."""
+    from axl import _messages
+
+    with monkeypatch.context() as patch:
+        patch.setitem(_messages._plain_fields, cls, fast)
+        try:
+            message = cls.decode_payload(packed)
+        except InvalidMessage:
+            return ("InvalidMessage", None)
+    return ("ok", message.model_dump_json())
