@@ -696,6 +696,30 @@ def report_startup(
         figures["startup_cpu_s"] = mean
 
 
+SATURATED_IDLE = 0.1
+"""Below this share of the machine's cores idle over the window, the swarm used what the
+machine had, and its CPU per delivered message says more about the machine than the code."""
+
+
+def report_saturation(swarm_cores: float, busy_cores: float, cores: int | None = None) -> bool:
+    """Print the swarm's CPU and the machine's idle share in cores; True (and a warning) when
+    the machine was saturated. A saturated swarm's CPU per message is the machine's capacity
+    divided by the deliveries: its processes wake for smaller batches whenever CPU frees up,
+    so work the code no longer does is spent again on wake-ups, and a change that saves CPU
+    shows only once the swarm needs less than the machine has (docs/libp2p.md, the
+    fourteenth round)."""
+    total = cores if cores is not None else (os.cpu_count() or 1)
+    idle = max(0.0, total - busy_cores)
+    print(
+        f"  {'swarm CPU / machine idle (cores of ' + str(total) + ')':<44} "
+        f"{swarm_cores:>7.2f} / {idle:.2f}"
+    )
+    saturated = idle < SATURATED_IDLE * total
+    if saturated:
+        print("    the machine was saturated: CPU per message is capped by it, not set by the code")
+    return saturated
+
+
 def report_window(title: str, window: Window) -> None:
     print(f"{title}:")
     print(line("topic delivery", 100 * window.delivery, "%"))
@@ -903,6 +927,8 @@ def main(argv: list[str] | None = None) -> int:
     other = (run.busy - run.cpu) / (run.finish - run.begin)
     print(line("machine CPU besides the swarm's (cores)", other, ""))
     figures["other_cores"] = other
+    report_saturation(run.cpu / (run.finish - run.begin), run.busy / (run.finish - run.begin))
+    figures["swarm_cores"] = run.cpu / (run.finish - run.begin)
     seconds = run.finish - run.begin
     voluntary, preempted = run.switches
     if delivered:

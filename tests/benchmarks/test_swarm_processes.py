@@ -22,6 +22,7 @@ from benchmarks.swarm_processes import (
     measure,
     receipt_line,
     received_between,
+    report_saturation,
     report_startup,
     run_swarm,
 )
@@ -152,3 +153,18 @@ def test_the_bytecode_cache_is_filled_for_the_project_packages(tmp_path: Path) -
     (tmp_path / "agents").mkdir()
     (tmp_path / "agents" / "broken.py").write_text("def (:\n")
     assert not fill_bytecode_cache(tmp_path)
+
+
+def test_a_swarm_that_used_the_whole_machine_is_reported_as_saturated(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # 1.95 of 2 cores busy: 0.05 idle, under a tenth of the machine
+    assert report_saturation(1.9, 1.95, cores=2)
+    out = capsys.readouterr().out
+    assert "1.90 / 0.05" in out
+    assert "saturated" in out
+    # 1.5 of 2 cores busy: the swarm had room, its figure is its own
+    assert not report_saturation(1.4, 1.5, cores=2)
+    out = capsys.readouterr().out
+    assert "1.40 / 0.50" in out
+    assert "saturated" not in out
