@@ -6,8 +6,9 @@
 # leaves out. Pure-Python loops ran 12 - 33 % faster in it on the project's test machine;
 # docs/libp2p.md ("the thirteenth round") has the measurements. Then whatever
 # python3.11 comes first on PATH. An interpreter that cannot make a virtual environment
-# (Debian's without the python3.11-venv package) is passed over.
-for candidate in /usr/bin/python3.11 python3.11; do
+# (Debian's without the python3.11-venv package) is passed over. AXL_PYTHON_CANDIDATES
+# replaces the list of candidates (the tests use it).
+for candidate in ${AXL_PYTHON_CANDIDATES:-/usr/bin/python3.11 python3.11}; do
     if "$candidate" -c 'import ensurepip, venv' >/dev/null 2>&1; then
         echo "$candidate"
         exit 0
