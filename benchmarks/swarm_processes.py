@@ -54,6 +54,7 @@ from agents import Agent, Context, every, on
 from axl import Identity, Message, PeerId
 
 from ._report import interpreter, line, percentile, sign_verify_seconds
+from ._squeeze import squeezed
 
 TOPIC = "bench.swarm.ticks"
 LOG_DIR_ENV = "AXL_SWARM_LOG_DIR"
@@ -769,13 +770,16 @@ def run_swarm(
     profile: str | None = None,
     warmup: float = 3.0,
     off: str = "",
+    squeeze: float = 0.0,
 ) -> Run:
     """Start ``count`` node processes, measure ``seconds`` of steady state, optionally kill a
     quarter (SIGKILL) and restart them 10 s later (every second one with a new identity),
     run ``recovery`` s more, stop everything with SIGTERM and read the logs. The steady-state
     window starts ``warmup`` s after membership is complete (or after ``settle`` s without
     it), so that it measures the swarm, not the tail of its start-up storm. ``off`` names
-    activities the nodes leave out (see :data:`OFF_ENV`). The caller removes ``Run.root``."""
+    activities the nodes leave out (see :data:`OFF_ENV`); ``squeeze`` cores are held by a
+    CPU hog over the window, the nodes reniced below it (:mod:`benchmarks._squeeze`). The
+    caller removes ``Run.root``."""
     fill_bytecode_cache()
     root = Path(tempfile.mkdtemp(prefix="axl-swarm-"))
     swarm = Swarm(root, free_port(), profile, off)
@@ -794,10 +798,12 @@ def run_swarm(
         swarm.mark_cpu("begin")
         if profile is not None:  # the profiled node starts profiling now (PROFILE_ENV)
             (swarm.logs / f"{profile}.prof.start").touch()
-        busy = machine_busy_seconds()
-        time.sleep(seconds)
-        busy = machine_busy_seconds() - busy
-        swarm.mark_cpu("end")
+        pids = [proc.process.pid for proc in swarm.procs.values()]
+        with squeezed(squeeze, pids):
+            busy = machine_busy_seconds()
+            time.sleep(seconds)
+            busy = machine_busy_seconds() - busy
+            swarm.mark_cpu("end")
         finish = time.time()
         rss = [rss_mib(p.process.pid) for p in swarm.procs.values()]
         cpu = sum(p.cpu_marks["end"] - p.cpu_marks["begin"] for p in swarm.procs.values())
@@ -867,6 +873,13 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated activities the nodes leave out ({', '.join(ACTIVITIES)}): "
         "the fixed cost of a process, activity by activity",
     )
+    parser.add_argument(
+        "--squeeze",
+        type=float,
+        default=0.0,
+        help="cores a CPU hog holds over the window, the nodes reniced below it: compare "
+        "versions of the code by CPU per message on a machine the swarm would saturate",
+    )
     parser.add_argument("--quick", action="store_true", help="8 nodes, 15 s, churn")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the logs (path printed)")
@@ -897,6 +910,7 @@ def main(argv: list[str] | None = None) -> int:
         profile=args.profile,
         warmup=args.warmup,
         off=args.off,
+        squeeze=args.squeeze,
     )
     events, spans, membership = run.events, run.spans, run.membership
     churned, restarted_at, codes = run.churned, run.restarted_at, run.codes
@@ -909,6 +923,8 @@ def main(argv: list[str] | None = None) -> int:
     cpu_per_msg = 1000 * run.cpu / delivered if delivered else float("nan")
 
     off = f", {args.off} off" if args.off else ""
+    if args.squeeze:
+        off += f", {args.squeeze:g} cores held by a CPU hog over the window"
     print(f"swarm of {count} processes on loopback ({os.cpu_count()} cores{off})")
     print(f"  load average before {figures['load_before'][0]:.2f}, after {load_after[0]:.2f}")
     figures["interpreter"] = interpreter()
