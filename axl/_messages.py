@@ -93,10 +93,11 @@ _plain_fields: dict[type, bool] = {}
 
 
 def _plain(cls: type[Message]) -> bool:
-    """Whether every field of ``cls`` is a plain str, int, float, bool or bytes (no alias, no
-    constraint) and nothing between the payload and the model transforms values (no validator,
-    serializer, computed field or own encoding). For such a class a decoded value of the very
-    type and value the model holds is exactly what the canonical re-encoding would give back."""
+    """Whether every field of ``cls`` is a plain str, int, float, bool or bytes (no alias,
+    constraint or exclusion from the dump) and nothing between the payload and the model
+    transforms values (no validator, serializer, computed field or own encoding). For such a
+    class a decoded value of the very type and value the model holds is exactly what the
+    canonical re-encoding would give back."""
     plain = _plain_fields.get(cls)
     if plain is None:
         decorators = cls.__pydantic_decorators__
@@ -117,6 +118,8 @@ def _plain(cls: type[Message]) -> bool:
             and all(
                 field.annotation in _PLAIN_TYPES
                 and not field.metadata
+                and not field.exclude  # left out of the payload this node would encode
+                and getattr(field, "exclude_if", None) is None
                 and field.alias is None
                 and field.validation_alias is None
                 and field.serialization_alias is None

@@ -7,7 +7,7 @@ import msgpack
 import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError, field_serializer
+from pydantic import Field, ValidationError, field_serializer
 
 from axl import (
     DuplicateMessageType,
@@ -251,6 +251,18 @@ def test_a_message_with_a_serializer_keeps_the_full_check() -> None:
     # would encode: refused, as it always was (a fast path trusting the held value would take it).
     with pytest.raises(InvalidMessage):
         Shifted.decode_payload(msgpack.packb({"count": 1}))
+
+
+class Unsent(Message, tag="test.unsent"):
+    """A field excluded from the dump: the payload this node encodes leaves it out."""
+
+    count: int = Field(default=0, exclude=True)
+
+
+def test_a_message_with_an_excluded_field_keeps_the_full_check() -> None:
+    # This node never sends ``count``, so a payload carrying it is not what it would encode.
+    with pytest.raises(InvalidMessage):
+        Unsent.decode_payload(msgpack.packb({"count": 1}))
 
 
 def _pack(payload: dict[str, object]) -> bytes:
