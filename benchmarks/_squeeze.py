@@ -2,9 +2,12 @@
 
 A swarm that saturates the machine spends all of it, so its CPU per message is the
 machine's capacity divided by the messages, whatever the code needs (docs/libp2p.md, the
-fourteenth round). Squeezed — its processes reniced below a CPU hog that holds ``cores``
-of the machine — it has to batch, and its CPU per message then tells two versions of the
-code apart. Unprivileged: a process may raise its own children's niceness.
+fourteenth round). Squeezed — its processes reniced below a CPU hog that asks for ``cores``
+of the machine — it has to batch, and spends less CPU per message. The hog's share is not
+exact (it sleeps between bursts and the scheduler decides when it runs again: 0.2 to 0.5 cores
+for 0.4 asked, on the 2-core test machine), so compare runs by the cores the swarm actually
+got (the benchmark prints both). Unprivileged: a process may raise its own children's
+niceness.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ while True:
 
 
 def hog_duties(cores: float) -> list[float]:
-    """The duty cycles of the hog processes that hold ``cores``: one per started core, each
+    """The duty cycles of the hog processes that ask for ``cores``: one per started core, each
     busy at most 90 % of the time (a process that never sleeps is preempted less fairly)."""
     if cores <= 0:
         return []
@@ -41,7 +44,7 @@ def hog_duties(cores: float) -> list[float]:
 
 @contextmanager
 def squeezed(cores: float, pids: Iterable[int]) -> Iterator[None]:
-    """Renice ``pids`` to :data:`NODE_NICENESS` and run CPU hogs holding ``cores`` until the
+    """Renice ``pids`` to :data:`NODE_NICENESS` and run CPU hogs asking for ``cores`` until the
     block ends (the niceness stays: an unprivileged process cannot lower it again)."""
     duties = hog_duties(cores)
     if not duties:

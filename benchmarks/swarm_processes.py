@@ -777,8 +777,8 @@ def run_swarm(
     run ``recovery`` s more, stop everything with SIGTERM and read the logs. The steady-state
     window starts ``warmup`` s after membership is complete (or after ``settle`` s without
     it), so that it measures the swarm, not the tail of its start-up storm. ``off`` names
-    activities the nodes leave out (see :data:`OFF_ENV`); ``squeeze`` cores are held by a
-    CPU hog over the window, the nodes reniced below it (:mod:`benchmarks._squeeze`). The
+    activities the nodes leave out (see :data:`OFF_ENV`); a CPU hog asks for ``squeeze``
+    cores over the window, the nodes reniced below it (:mod:`benchmarks._squeeze`). The
     caller removes ``Run.root``."""
     fill_bytecode_cache()
     root = Path(tempfile.mkdtemp(prefix="axl-swarm-"))
@@ -877,8 +877,8 @@ def main(argv: list[str] | None = None) -> int:
         "--squeeze",
         type=float,
         default=0.0,
-        help="cores a CPU hog holds over the window, the nodes reniced below it: compare "
-        "versions of the code by CPU per message on a machine the swarm would saturate",
+        help="cores a CPU hog asks for over the window, the nodes reniced below it (what it "
+        "got is printed as the machine CPU besides the swarm's): the swarm must batch",
     )
     parser.add_argument("--quick", action="store_true", help="8 nodes, 15 s, churn")
     parser.add_argument("--json", help="write the figures to this file")
@@ -924,7 +924,7 @@ def main(argv: list[str] | None = None) -> int:
 
     off = f", {args.off} off" if args.off else ""
     if args.squeeze:
-        off += f", {args.squeeze:g} cores held by a CPU hog over the window"
+        off += f", a CPU hog asking for {args.squeeze:g} cores over the window"
     print(f"swarm of {count} processes on loopback ({os.cpu_count()} cores{off})")
     print(f"  load average before {figures['load_before'][0]:.2f}, after {load_after[0]:.2f}")
     figures["interpreter"] = interpreter()
