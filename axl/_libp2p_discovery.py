@@ -121,8 +121,10 @@ class DiscoveryMixin(TransportBase):
             data = self._peer_list.get(trio.current_time(), self._build_peer_list)
             with trio.fail_after(5.0):
                 await stream.write(data)
+                # Served once written: the asker may reset the stream as soon as it has read
+                # the list, before our close is done.
+                self.stats.inc("peer_list.served")
                 await stream.close()
-            self.stats.inc("peer_list.served")
         except Exception as exc:
             logger.debug("serving the peer list failed: %r", exc)
             await reset_stream(stream)

@@ -42,7 +42,9 @@ async def test_a_peer_asking_in_a_loop_costs_a_write_not_a_rebuild() -> None:
         for _ in range(50):
             await asker._ask_peer_list(served.local_peer)
         elapsed = trio.current_time() - start
-        assert served.stats["peer_list.served"] - served_before == 50
+        # The server counts an answer once written, in its own task: the last may still be
+        # on its way when our ask returns. (The asker's own timed asks may add one or two.)
+        await eventually(lambda: served.stats["peer_list.served"] - served_before >= 50)
         # one build per second of asking, and one for the second the burst started in
         assert served.stats["peer_list.built"] - built_before <= int(elapsed) + 1
         assert asker.stats["peer_list.learned"] >= 50  # each answer still lists the peer
