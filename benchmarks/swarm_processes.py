@@ -937,15 +937,15 @@ def main(argv: list[str] | None = None) -> int:
     print(line("steady-state window from last start + ", run.begin - run.last_start, "s"))
     report_window(f"steady state ({args.seconds:.0f} s)", steady)
     print(f"  {'CPU per delivered topic message':<44} {cpu_per_msg:>12.2f} ms")
-    per_process = 1000 * run.cpu / (run.finish - run.begin) / count
+    seconds = run.finish - run.begin
+    per_process = 1000 * run.cpu / seconds / count
     print(line("CPU per process (all activities)", per_process, "ms/s"))
     figures["cpu_ms_per_s_per_process"] = per_process
-    other = (run.busy - run.cpu) / (run.finish - run.begin)
+    other = (run.busy - run.cpu) / seconds
     print(line("machine CPU besides the swarm's (cores)", other, ""))
     figures["other_cores"] = other
-    report_saturation(run.cpu / (run.finish - run.begin), run.busy / (run.finish - run.begin))
-    figures["swarm_cores"] = run.cpu / (run.finish - run.begin)
-    seconds = run.finish - run.begin
+    figures["swarm_cores"] = run.cpu / seconds
+    report_saturation(figures["swarm_cores"], run.busy / seconds)
     voluntary, preempted = run.switches
     if delivered:
         print(
