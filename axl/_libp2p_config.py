@@ -88,6 +88,11 @@ class Libp2pConfig:
     (``gossip_factor``). libp2p's D_lazy is 6: each IHAVE costs its receiver a parse and a
     seen-cache check per id, every second."""
     gossip_factor: float = 0.25
+    gossip_choke: bool = True
+    """Ask a mesh peer whose copies of an origin's messages arrive second to stop pushing
+    them (a CHOKE; see ``axl/_libp2p_choke.py``): each message then travels a tree of first
+    arrivals, about one copy per node instead of one per mesh link, and IHAVE gossip repairs
+    the tree. Peers that do not say they speak it are never choked."""
     gossip_window: int = 2
     gossip_history: int = 5
     sign_gossip: bool = False

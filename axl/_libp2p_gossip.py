@@ -26,6 +26,9 @@ that made a swarm of a few dozen processes collapse (see docs/libp2p.md, "A real
   receives (an Ed25519 verification and two protobuf parses, duplicates included). The record
   bytes are cached per host for a few seconds, and a record already verified for a peer is not
   verified again (same bytes, same answer); anything new goes through py-libp2p's check.
+* **Choking** (``axl/_libp2p_choke.py``): a mesh peer whose copies of an origin's messages
+  arrive second is asked to stop pushing them, so each message travels a tree of first
+  arrivals instead of every mesh link; IHAVE gossip and a lost parent unchoke again.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from ._libp2p_choke import ChokeBook, ChokeDecodeError, ChokeOrder, control_bytes, read_orders
+
 if TYPE_CHECKING:
     from libp2p.pubsub.pb import rpc_pb2
 
@@ -43,6 +48,8 @@ IDONTWANT_MIN_BYTES = 1024
 """Messages smaller than this get no IDONTWANT (go-libp2p's threshold)."""
 FORWARDS_KEPT = 512
 """Recent forwards whose queued copies a duplicate from their peer can still cancel."""
+IWANTS_KEPT = 4096
+"""Recent message ids we asked for (IWANT): a first copy among them means the tree missed it."""
 
 
 def gossipsub_class() -> type[Any]:
@@ -87,9 +94,20 @@ def _build_class() -> type[Any]:
         for large messages only, and one message id throughout."""
 
         def __init__(
-            self, *args: Any, gossip_lazy: int = 6, gossip_factor: float = 0.25, **kwargs: Any
+            self,
+            *args: Any,
+            gossip_lazy: int = 6,
+            gossip_factor: float = 0.25,
+            choke: bool = True,
+            **kwargs: Any,
         ) -> None:
             super().__init__(*args, **kwargs)
+            self.chokes: ChokeBook[ID] | None = ChokeBook() if choke else None
+            """Who we choked and who choked us (None: choking off)."""
+            self.choke_speakers: set[ID] = set()
+            """Peers whose hello said they speak choking: the only ones we choke."""
+            self.iwanted: dict[bytes, None] = {}
+            """The latest :data:`IWANTS_KEPT` message ids we asked for."""
             self.mcache = AxlMessageCache(self.mcache.window_size, self.mcache.history_size)
             self.gossip_lazy = gossip_lazy
             self.gossip_factor = gossip_factor
@@ -148,6 +166,12 @@ def _build_class() -> type[Any]:
                 raise NoPubsubAttached
             wanted = unseen_ids(self.pubsub.seen_messages, ihave_msg.messageIDs)
             if wanted:
+                if self.chokes is not None:
+                    iwanted = self.iwanted
+                    for mid in wanted:
+                        iwanted[mid] = None
+                    while len(iwanted) > IWANTS_KEPT:
+                        del iwanted[next(iter(iwanted))]
                 await self.emit_iwant([MessageID(mid) for mid in wanted], sender_peer_id)
 
         async def _maintain_mesh_quality(self, topic: str) -> None:
@@ -178,6 +202,94 @@ def _build_class() -> type[Any]:
                     del waiting[index]
                     self._count("gossip.forward_dropped")
                     return
+
+        def on_duplicate(self, peer_id: ID, msg: rpc_pb2.Message, msg_id: bytes) -> None:
+            """``peer_id`` sent a copy of a message we had: drop our queued forward of it to
+            that peer (:meth:`drop_forward`) and choke the peer for the message's origin."""
+            self.drop_forward(peer_id, msg_id)
+            chokes = self.chokes
+            if chokes is None or peer_id not in self.choke_speakers:
+                return
+            topics = msg.topicIDs
+            if len(topics) != 1:
+                return
+            topic = topics[0]
+            if chokes.duplicate(peer_id, (topic, msg.from_id), time.monotonic()):
+                self._count("gossip.chokes_sent")
+                self._send_orders(peer_id, [ChokeOrder(topic, choke=(msg.from_id,))])
+
+        def _first_copy(
+            self, chokes: ChokeBook[ID], peer_id: ID, key: tuple[str, bytes], msg_id: bytes
+        ) -> None:
+            repaired = self.iwanted.pop(msg_id, 0) is None
+            unchoke, everyone = chokes.first_copy(peer_id, key, repaired=repaired)
+            if everyone:
+                self._count("gossip.choke_repairs")
+                self._unchoke({key: unchoke})
+            elif unchoke:
+                self._count("gossip.unchokes_sent")
+                self._send_orders(unchoke[0], [ChokeOrder(key[0], unchoke=(key[1],))])
+
+        def _unchoke(self, keys: dict[tuple[str, bytes], list[ID]]) -> None:
+            """UNCHOKE each key on every mesh peer of its topic that speaks choking and on the
+            peers listed with it: the next message floods, its duplicates choke again."""
+            per_peer: dict[ID, dict[str, list[bytes]]] = {}
+            speakers = self.choke_speakers
+            for (topic, origin), listed in keys.items():
+                for peer_id in {*listed, *self.mesh.get(topic, ())}:
+                    if peer_id in speakers:
+                        per_peer.setdefault(peer_id, {}).setdefault(topic, []).append(origin)
+            for peer_id, topics in per_peer.items():
+                self._count("gossip.unchokes_sent")
+                self._send_orders(
+                    peer_id, [ChokeOrder(topic, unchoke=tuple(o)) for topic, o in topics.items()]
+                )
+
+        def _send_orders(self, peer_id: ID, orders: list[ChokeOrder]) -> None:
+            if self.pubsub is None or peer_id not in self.pubsub.peers:
+                return
+            rpc = rpc_pb2.RPC()
+            rpc.MergeFromString(control_bytes(orders))
+            self.send_rpc(peer_id, rpc)
+
+        async def handle_rpc(self, rpc: rpc_pb2.RPC, sender_peer_id: ID) -> None:
+            """py-libp2p's control handling, after the choke orders the RPC carries (a
+            malformed choke field is counted, ``gossip.refused_choke``, and ignored)."""
+            if self.chokes is not None:
+                try:
+                    orders = list(read_orders(rpc.control))
+                except ChokeDecodeError:
+                    self._count("gossip.refused_choke")
+                    orders = []
+                for order in orders:
+                    if order.hello:
+                        self.choke_speakers.add(sender_peer_id)
+                    if order.choke or order.unchoke:
+                        ignored = self.chokes.apply(
+                            sender_peer_id, order.topic, order.choke, order.unchoke
+                        )
+                        if ignored:
+                            self._count("gossip.chokes_ignored")
+            await super().handle_rpc(rpc, sender_peer_id)
+
+        async def handle_prune(self, prune_msg: rpc_pb2.ControlPrune, sender_peer_id: ID) -> None:
+            await super().handle_prune(prune_msg, sender_peer_id)
+            if self.chokes is not None:
+                lost = self.chokes.parent_lost(sender_peer_id, prune_msg.topicID)
+                if lost:
+                    self._unchoke(lost)
+
+        def remove_peer(self, peer_id: ID) -> None:
+            super().remove_peer(peer_id)
+            chokes = self.chokes
+            if chokes is None:
+                return
+            self.choke_speakers.discard(peer_id)
+            chokes.forget(peer_id)
+            for topic in list(self.mesh):
+                lost = chokes.parent_lost(peer_id, topic)
+                if lost:
+                    self._unchoke(lost)
 
         def _check_equivocation(self, msg: rpc_pb2.Message) -> bool:
             return True  # "same from and seqno, other data": anyone can claim both unsigned
@@ -235,6 +347,12 @@ def _build_class() -> type[Any]:
             mcache: Any = self.mcache  # an AxlMessageCache
             mcache.put(pubsub_msg, msg_id)
             topics = pubsub_msg.topicIDs
+            chokes = self.chokes
+            key: tuple[str, bytes] | None = None
+            if chokes is not None and len(topics) == 1:
+                key = (topics[0], pubsub_msg.from_id)
+                if msg_forwarder != pubsub.my_id:
+                    self._first_copy(chokes, msg_forwarder, key, msg_id)
             peers = self._get_peers_to_send(
                 topics, msg_forwarder=msg_forwarder, origin=ID(pubsub_msg.from_id), msg_id=msg_id
             )
@@ -251,6 +369,9 @@ def _build_class() -> type[Any]:
                 if peer_id not in connected:
                     continue
                 if scorer is not None and not scorer.allow_publish(peer_id, list(topics)):
+                    continue
+                if key is not None and chokes is not None and chokes.skips(peer_id, key):
+                    self._count("gossip.choked_skips")
                     continue
                 self.send_rpc(peer_id, rpc)
             now = int(time.time())

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ._errors import DecodeError, FrameTooLarge
+from ._libp2p_choke import ChokeOrder, control_bytes
 from ._libp2p_config import _READ_CHUNK
 from ._libp2p_flat import flat_writer
 from ._libp2p_inline import InlineRpcs
@@ -82,6 +83,14 @@ def _build_class() -> type[Any]:
             self.deliver: dict[str, Callable[[Any], None]] = {}
             """Per topic, a callback taking each new message in place of py-libp2p's
             subscription channel (and the task that would drain it)."""
+
+        def get_hello_packet(self) -> rpc_pb2.RPC:
+            """py-libp2p's hello (our subscriptions and peer record), saying that we speak
+            choking when the router does (``axl/_libp2p_choke.py``)."""
+            packet = super().get_hello_packet()
+            if getattr(self.router, "chokes", None) is not None:
+                packet.MergeFromString(control_bytes([ChokeOrder(hello=True)]))
+            return packet
 
         def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
             deliver = self.deliver
@@ -240,7 +249,7 @@ def _build_class() -> type[Any]:
                 for msg, mid in wanted:
                     if seen.has(mid):
                         stats.inc("gossip.duplicates")
-                        router.drop_forward(peer_id, mid)
+                        router.on_duplicate(peer_id, msg, mid)
                         continue
                     try:
                         self._push_now(peer_id, msg, mid)
@@ -309,7 +318,7 @@ def _build_class() -> type[Any]:
                 mid = self._msg_id_constructor(msg)
                 if seen.has(mid):
                     stats.inc("gossip.duplicates")  # push_msg would return at its seen check
-                    self.router.drop_forward(peer_id, mid)  # type: ignore[attr-defined]
+                    self.router.on_duplicate(peer_id, msg, mid)  # type: ignore[attr-defined]
                     continue
                 try:
                     await self.push_msg(peer_id, msg)

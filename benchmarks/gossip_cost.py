@@ -67,10 +67,15 @@ class RpcCount:
 
 
 async def measure(
-    hosts: int, seconds: float, rate: float, size: int, degree: tuple[int, int, int] | None = None
+    hosts: int,
+    seconds: float,
+    rate: float,
+    size: int,
+    degree: tuple[int, int, int] | None = None,
+    choke: bool = True,
 ) -> dict[str, float]:
     RpcCount.install()
-    config = CONFIG
+    config = replace(CONFIG, gossip_choke=choke)
     if degree is not None:
         config = replace(
             config,
@@ -110,6 +115,8 @@ async def measure(
 
         latencies.clear()
         rpcs, carrying, carried = RpcCount.rpcs, RpcCount.carrying, RpcCount.published
+        counted = ("gossip.messages_received", "gossip.chokes_sent", "gossip.choke_repairs")
+        before = {name: sum(t.stats[name] for t in transports) for name in counted}
         load_before = os.getloadavg()[0]
         cpu, wall = time.process_time(), now()
         async with trio.open_nursery() as nursery:
@@ -123,6 +130,7 @@ async def measure(
         rpcs, carrying = RpcCount.rpcs - rpcs, RpcCount.carrying - carrying
         carried = RpcCount.published - carried
         dropped = sum(t.stats["gossip.dropped_queue_full"] for t in transports)
+        after = {name: sum(t.stats[name] for t in transports) - before[name] for name in counted}
         return {
             "load_before": load_before,
             "load_after": os.getloadavg()[0],
@@ -136,6 +144,9 @@ async def measure(
             "rpcs_per_published": rpcs / max(1, published),
             "messages_per_rpc": carried / max(1, carrying),
             "dropped_queue_full": dropped,
+            "copies_per_delivered": after["gossip.messages_received"] / max(1, len(latencies)),
+            "chokes_sent": after["gossip.chokes_sent"],
+            "choke_repairs": after["gossip.choke_repairs"],
         }
 
 
@@ -154,6 +165,9 @@ def report(hosts: int, rate: float, got: dict[str, float]) -> None:
     print(f"  {'pubsub RPCs written per published message':<44} {got['rpcs_per_published']:>12.1f}")
     print(f"  {'published messages per RPC carrying any':<44} {got['messages_per_rpc']:>12.2f}")
     print(f"  {'RPCs dropped, outbound queue full':<44} {got['dropped_queue_full']:>12,.0f}")
+    print(f"  {'copies received per delivered message':<44} {got['copies_per_delivered']:>12.2f}")
+    print(f"  {'CHOKEs sent / tree repairs (window)':<44} {got['chokes_sent']:>6,.0f} / ", end="")
+    print(f"{got['choke_repairs']:,.0f}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -167,11 +181,16 @@ def main(argv: list[str] | None = None) -> None:
         type=lambda text: tuple(int(d) for d in text.split(",")),
         help="mesh degree D,D_low,D_high (default: the transport's)",
     )
+    parser.add_argument(
+        "--no-choke", action="store_true", help="flood every mesh link (no CHOKE; the A/B arm)"
+    )
     parser.add_argument("--quick", action="store_true", help="a few seconds, for smoke tests")
     args = parser.parse_args(argv)
     if args.quick:
         args.hosts, args.seconds = 4, 3.0
-    got = trio.run(measure, args.hosts, args.seconds, args.rate, args.size, args.degree)
+    got = trio.run(
+        measure, args.hosts, args.seconds, args.rate, args.size, args.degree, not args.no_choke
+    )
     report(args.hosts, args.rate, got)
 
 
