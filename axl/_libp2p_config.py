@@ -93,6 +93,9 @@ class Libp2pConfig:
     them (a CHOKE; see ``axl/_libp2p_choke.py``): each message then travels a tree of first
     arrivals, about one copy per node instead of one per mesh link, and IHAVE gossip repairs
     the tree. Peers that do not say they speak it are never choked."""
+    gossip_iwant_grace: float = 0.5
+    """With choking, how long the ids an IHAVE announces get to arrive down the tree before
+    they are asked for (IWANT); one that arrives that way unchokes its origin's tree."""
     gossip_window: int = 2
     gossip_history: int = 5
     sign_gossip: bool = False
@@ -129,6 +132,8 @@ class Libp2pConfig:
             raise ValueError("need 0 < announce_interval <= announce_settled <= 300 s")
         if self.gossip_heartbeat <= 0 or self.gossip_lazy < 0 or not 0 <= self.gossip_factor <= 1:
             raise ValueError("need gossip_heartbeat > 0, gossip_lazy >= 0, 0 <= gossip_factor <= 1")
+        if self.gossip_iwant_grace < 0:
+            raise ValueError("gossip_iwant_grace must be >= 0")
         if not 1 <= self.gossip_window <= self.gossip_history:
             raise ValueError("need 1 <= gossip_window <= gossip_history")
         if self.partial_frame_timeout <= 0:

@@ -39,6 +39,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from ._libp2p_choke import ChokeBook, ChokeDecodeError, ChokeOrder, control_bytes, read_orders
 
 if TYPE_CHECKING:
@@ -99,6 +101,7 @@ def _build_class() -> type[Any]:
             gossip_lazy: int = 6,
             gossip_factor: float = 0.25,
             choke: bool = True,
+            iwant_grace: float = 0.0,
             **kwargs: Any,
         ) -> None:
             super().__init__(*args, **kwargs)
@@ -108,6 +111,9 @@ def _build_class() -> type[Any]:
             """Peers whose hello said they speak choking: the only ones we choke."""
             self.iwanted: dict[bytes, None] = {}
             """The latest :data:`IWANTS_KEPT` message ids we asked for."""
+            self.iwant_grace = iwant_grace
+            """With choking, how long an IHAVE's unseen ids get to arrive down the tree before
+            we ask for them (Plumtree's timer): a message still on its way is not a miss."""
             self.mcache = AxlMessageCache(self.mcache.window_size, self.mcache.history_size)
             self.gossip_lazy = gossip_lazy
             self.gossip_factor = gossip_factor
@@ -165,7 +171,10 @@ def _build_class() -> type[Any]:
             if self.pubsub is None:
                 raise NoPubsubAttached
             wanted = unseen_ids(self.pubsub.seen_messages, ihave_msg.messageIDs)
-            if wanted:
+            if wanted and self.chokes is not None and self.iwant_grace > 0:
+                self._count("gossip.iwant_deferred")
+                self.manager.run_task(self._iwant_after_grace, wanted, sender_peer_id)
+            elif wanted:
                 if self.chokes is not None:
                     iwanted = self.iwanted
                     for mid in wanted:
@@ -173,6 +182,23 @@ def _build_class() -> type[Any]:
                     while len(iwanted) > IWANTS_KEPT:
                         del iwanted[next(iter(iwanted))]
                 await self.emit_iwant([MessageID(mid) for mid in wanted], sender_peer_id)
+
+        async def _iwant_after_grace(self, wanted: list[bytes], sender_peer_id: ID) -> None:
+            """IWANT, ``iwant_grace`` after their IHAVE, the ids that have not arrived."""
+            await trio.sleep(self.iwant_grace)
+            pubsub = self.pubsub
+            if pubsub is None or sender_peer_id not in pubsub.peers:
+                return
+            seen = pubsub.seen_messages
+            missing = [mid for mid in wanted if not seen.has(mid)]
+            if not missing:
+                return
+            iwanted = self.iwanted
+            for mid in missing:
+                iwanted[mid] = None
+            while len(iwanted) > IWANTS_KEPT:
+                del iwanted[next(iter(iwanted))]
+            await self.emit_iwant([MessageID(mid) for mid in missing], sender_peer_id)
 
         async def _maintain_mesh_quality(self, topic: str) -> None:
             # py-libp2p swaps its lowest-scored mesh peer for a better one every heartbeat
@@ -255,22 +281,26 @@ def _build_class() -> type[Any]:
         async def handle_rpc(self, rpc: rpc_pb2.RPC, sender_peer_id: ID) -> None:
             """py-libp2p's control handling, after the choke orders the RPC carries (a
             malformed choke field is counted, ``gossip.refused_choke``, and ignored)."""
-            if self.chokes is not None:
-                try:
-                    orders = list(read_orders(rpc.control))
-                except ChokeDecodeError:
-                    self._count("gossip.refused_choke")
-                    orders = []
-                for order in orders:
-                    if order.hello:
-                        self.choke_speakers.add(sender_peer_id)
-                    if order.choke or order.unchoke:
-                        ignored = self.chokes.apply(
-                            sender_peer_id, order.topic, order.choke, order.unchoke
-                        )
-                        if ignored:
-                            self._count("gossip.chokes_ignored")
+            self.take_orders(rpc.control, sender_peer_id)
             await super().handle_rpc(rpc, sender_peer_id)
+
+        def take_orders(self, control: rpc_pb2.ControlMessage, sender_peer_id: ID) -> None:
+            """Apply the choke orders (and choke hello) of a received control message."""
+            chokes = self.chokes
+            if chokes is None:
+                return
+            try:
+                orders = list(read_orders(control))
+            except ChokeDecodeError:
+                self._count("gossip.refused_choke")
+                return
+            for order in orders:
+                if order.hello:
+                    self.choke_speakers.add(sender_peer_id)
+                if order.choke or order.unchoke:
+                    ignored = chokes.apply(sender_peer_id, order.topic, order.choke, order.unchoke)
+                    if ignored:
+                        self._count("gossip.chokes_ignored")
 
         async def handle_prune(self, prune_msg: rpc_pb2.ControlPrune, sender_peer_id: ID) -> None:
             await super().handle_prune(prune_msg, sender_peer_id)

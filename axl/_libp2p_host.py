@@ -88,6 +88,7 @@ def build_host(
         gossip_lazy=config.gossip_lazy,
         gossip_factor=config.gossip_factor,
         choke=config.gossip_choke,
+        iwant_grace=config.gossip_iwant_grace,
         spam_protection_enabled=False,  # its fixed 10 msgs/s/topic cap is far too low
         eclipse_protection_enabled=False,
         # "Adaptive" gossip rewrites heartbeat_interval from a health score every 30 s: below

@@ -214,10 +214,13 @@ def _build_class() -> type[Any]:
 
         def _handle_rpc_now(self, rpc: Any, peer_id: ID) -> bool:
             """:meth:`_handle_rpc` for an RPC whose handling needs no await (no control,
-            every new message it would push forwarded without one); False, with nothing
-            done, for any other RPC. Each message's id is computed once."""
-            if rpc.HasField("control"):
-                return False
+            every new message it would push forwarded without one; control that is only choke
+            orders); False, with nothing done, for any other RPC. Each message's id is
+            computed once."""
+            control = rpc.control if rpc.HasField("control") else None
+            if control is not None and control.ListFields():
+                return False  # IHAVE, IWANT, GRAFT, PRUNE, ...: py-libp2p's handlers await
+            router: Any = self.router
             publish = rpc.publish
             wanted: list[tuple[Any, bytes]] = []
             seen = self.seen_messages
@@ -225,7 +228,6 @@ def _build_class() -> type[Any]:
                 topic_ids = self.topic_ids
                 validators = self.topic_validators
                 message_id = self._msg_id_constructor
-                router: Any = self.router
                 for msg in publish:
                     topics = msg.topicIDs
                     if not any(topic in topic_ids for topic in topics):
@@ -244,6 +246,8 @@ def _build_class() -> type[Any]:
             if not consume(rpc, self.host, peer_id):
                 stats.inc("gossip.refused_peer_record")
                 return True
+            if control is not None:
+                router.take_orders(control, peer_id)
             if publish:
                 stats.inc("gossip.messages_received", len(publish))
                 for msg, mid in wanted:

@@ -985,6 +985,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'queued forwards dropped per delivered tick':<44} {dropped:>12.2f}")
         print(f"  {'RPCs handled in the session reader':<44} {100 * inline:>12.1f} %")
         figures.update(gossip_forwards_dropped=dropped, gossip_inline=inline)
+        chokes = [
+            gossip.get(f"gossip.{name}", 0) / handled
+            for name in ("chokes_sent", "unchokes_sent", "choke_repairs")
+        ]
+        print(
+            f"  {'CHOKE / UNCHOKE / tree repairs per delivered':<44} "
+            f"{chokes[0]:.3f} / {chokes[1]:.3f} / {chokes[2]:.3f}"
+        )
+        figures.update(gossip_chokes=chokes[0], gossip_unchokes=chokes[1], gossip_repairs=chokes[2])
     if events.stopped:
         # Over each process's whole life, per node that stopped cleanly.
         for key, label in (

@@ -1,0 +1,355 @@
+"""Choking (``axl/_libp2p_choke.py`` and the router in ``axl/_libp2p_gossip.py``): a mesh peer
+whose copies arrive second is asked to stop pushing them, so a message travels a tree of
+first arrivals.
+
+The sans-IO bookkeeping is tested on its own (the latest first sender is never left choked,
+state stays bounded, a peer's orders bind only what we send to it); the wire codec against
+malformed and oversized fields; real hosts for what matters end to end: copies fall and
+delivery stays complete, a parent that leaves does not cut its subtree off, a peer that
+chokes everything starves only itself, a malformed choke costs its sender nothing but the
+order, and a peer that does not speak choking is never choked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from axl import Identity, Libp2pConfig, Libp2pTransport
+from axl._libp2p_choke import (
+    CHOKE_FIELD,
+    MAX_ENTRIES,
+    MAX_ORIGINS,
+    ChokeBook,
+    ChokeDecodeError,
+    ChokeOrder,
+    control_bytes,
+    read_orders,
+)
+from axl._libp2p_rpc import coalesce
+
+from .clusters import eventually
+
+CONFIG = Libp2pConfig(gossip_heartbeat=0.5, dial_timeout=3.0, peer_exchange=False)
+TOPIC = "ticks"
+
+
+def identity(n: int) -> Identity:
+    return Identity.from_seed(bytes([0x60 + n]) * 32)
+
+
+# -- the bookkeeping ----------------------------------------------------------------------------
+
+
+def test_a_duplicate_chokes_its_sender_once_until_the_resend_time() -> None:
+    book: ChokeBook[str] = ChokeBook(resend_after=2.0)
+    key = ("t", b"origin")
+    assert book.first_copy("a", key, repaired=False) == ([], False)
+    assert book.duplicate("b", key, now=10.0)  # b is not needed: choke it
+    assert not book.duplicate("b", key, now=11.0)  # sent a second ago: still in flight
+    assert book.duplicate("b", key, now=12.5)  # still sending 2 s later: it forgot, again
+    assert book.duplicate("c", key, now=12.5)
+    assert book.parents == {key: "a"}
+    assert set(book.choking[key]) == {"b", "c"}
+
+
+def test_a_first_copy_from_a_choked_peer_unchokes_it() -> None:
+    """A peer we choked that still delivers first (it outran the tree while the CHOKE was in
+    flight) becomes the parent and is unchoked: the latest first sender is never choked."""
+    book: ChokeBook[str] = ChokeBook()
+    key = ("t", b"o")
+    book.first_copy("a", key, repaired=False)
+    book.duplicate("b", key, now=0.0)
+    assert book.first_copy("b", key, repaired=False) == (["b"], False)
+    assert book.parents[key] == "b"
+    assert "b" not in book.choking[key]
+
+
+def test_an_iwant_answer_means_the_tree_missed_and_unchokes_everybody() -> None:
+    book: ChokeBook[str] = ChokeBook()
+    key, other = ("t", b"o"), ("t", b"p")
+    book.first_copy("a", key, repaired=False)
+    book.first_copy("a", other, repaired=False)
+    for peer in ("b", "c"):
+        book.duplicate(peer, key, now=0.0)
+        book.duplicate(peer, other, now=0.0)
+    unchoke, everyone = book.first_copy("d", key, repaired=True)
+    assert everyone and sorted(unchoke) == ["b", "c"]
+    assert key not in book.parents and key not in book.choking
+    assert set(book.choking[other]) == {"b", "c"}  # another origin's tree is untouched
+
+
+def test_a_lost_parent_unchokes_the_keys_it_carried_and_no_others() -> None:
+    book: ChokeBook[str] = ChokeBook()
+    via_a = [("t", b"1"), ("t", b"2")]
+    via_b = ("t", b"3")
+    other_topic = ("u", b"1")
+    for key in via_a:
+        book.first_copy("a", key, repaired=False)
+        book.duplicate("c", key, now=0.0)
+    book.first_copy("b", via_b, repaired=False)
+    book.duplicate("a", via_b, now=0.0)
+    book.first_copy("a", other_topic, repaired=False)
+    lost = book.parent_lost("a", "t")
+    assert lost == {via_a[0]: ["c"], via_a[1]: ["c"]}
+    assert book.parents == {via_b: "b", other_topic: "a"}
+    assert book.choking[via_b] == {"a": 0.0}
+
+
+def test_a_peers_orders_bind_only_what_we_send_to_it_and_are_capped() -> None:
+    book: ChokeBook[str] = ChokeBook(max_keys_per_peer=3)
+    assert book.apply("liar", "t", [b"1", b"2", b"3", b"4", b"5"], []) == 2
+    assert book.skips("liar", ("t", b"1")) and not book.skips("liar", ("t", b"5"))
+    assert not book.skips("honest", ("t", b"1"))  # nobody else is affected
+    assert book.apply("liar", "t", [b"4"], [b"1"]) == 0  # an unchoke frees a slot first
+    assert book.skips("liar", ("t", b"4")) and not book.skips("liar", ("t", b"1"))
+    book.forget("liar")
+    assert not book.choked_by
+
+
+events = st.lists(
+    st.tuples(
+        st.sampled_from(["first", "repaired", "duplicate", "lost", "forget", "apply"]),
+        st.sampled_from(["a", "b", "c", "d"]),
+        st.sampled_from([("t", b"1"), ("t", b"2"), ("t", b"3"), ("u", b"1"), ("u", b"9")]),
+        st.floats(min_value=0, max_value=100),
+    ),
+    max_size=80,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(events)
+def test_the_bookkeeping_never_chokes_the_latest_first_sender_and_stays_bounded(
+    script: list[tuple[str, str, tuple[str, bytes], float]],
+) -> None:
+    book: ChokeBook[str] = ChokeBook(max_keys=3, max_keys_per_peer=2)
+    for event, peer, key, now in script:
+        if event == "first":
+            book.first_copy(peer, key, repaired=False)
+            assert book.parents[key] == peer
+            assert peer not in book.choking.get(key, {})
+        elif event == "repaired":
+            _, everyone = book.first_copy(peer, key, repaired=True)
+            assert everyone and key not in book.choking and key not in book.parents
+        elif event == "duplicate":
+            book.duplicate(peer, key, now)
+        elif event == "lost":
+            for lost_key in book.parent_lost(peer, key[0]):
+                assert lost_key[0] == key[0] and lost_key not in book.choking
+            assert all(p != peer or k[0] != key[0] for k, p in book.parents.items())
+        elif event == "forget":
+            book.forget(peer)
+            assert peer not in book.choked_by
+            assert all(peer not in choked for choked in book.choking.values())
+        else:
+            book.apply(peer, key[0], [key[1], b"x"], [])
+        assert len(book.parents) <= 3 and len(book.choking) <= 3
+        assert all(len(keys) <= 2 for keys in book.choked_by.values())
+
+
+# -- the wire -----------------------------------------------------------------------------------
+
+
+def _rpc(raw: bytes) -> Any:
+    from libp2p.pubsub.pb import rpc_pb2
+
+    rpc = rpc_pb2.RPC()
+    rpc.MergeFromString(raw)
+    return rpc
+
+
+def test_orders_round_trip_through_an_rpc_and_survive_coalescing() -> None:
+    from libp2p.pubsub.pb import rpc_pb2
+
+    orders = [
+        ChokeOrder("t", choke=(b"o1", b"o2")),
+        ChokeOrder("u", unchoke=(b"o3",)),
+        ChokeOrder(hello=True),
+    ]
+    rpc = _rpc(control_bytes(orders))
+    wire = rpc_pb2.RPC()
+    wire.ParseFromString(rpc.SerializeToString())
+    assert list(read_orders(wire.control)) == orders
+    forward = rpc_pb2.RPC(publish=[rpc_pb2.Message(data=b"m", topicIDs=["t"])])
+    ihave = rpc_pb2.RPC(control=rpc_pb2.ControlMessage(ihave=[rpc_pb2.ControlIHave(topicID="t")]))
+    (merged,) = coalesce([forward, rpc, ihave], 1 << 20)
+    again = rpc_pb2.RPC()
+    again.ParseFromString(merged.SerializeToString())
+    assert list(read_orders(again.control)) == orders
+    assert len(again.publish) == 1 and len(again.control.ihave) == 1
+    assert list(read_orders(rpc_pb2.ControlMessage())) == []  # a stock control message
+
+
+def _field(number: int, wire_type: int, payload: bytes) -> bytes:
+    from axl._libp2p_choke import _varint
+
+    head = _varint(number << 3 | wire_type)
+    if wire_type == 2:
+        return head + _varint(len(payload)) + payload
+    return head + payload
+
+
+@pytest.mark.parametrize(
+    "inner",
+    [
+        pytest.param(_field(CHOKE_FIELD, 2, b"\xff\xff\xff"), id="malformed-entry"),
+        pytest.param(_field(CHOKE_FIELD, 0, b"\x01"), id="not-length-delimited"),
+        pytest.param(
+            b"".join(_field(CHOKE_FIELD, 2, b"") for _ in range(MAX_ENTRIES + 1)),
+            id="too-many-entries",
+        ),
+        pytest.param(
+            _field(CHOKE_FIELD, 2, b"".join(_field(2, 2, b"o") for _ in range(MAX_ORIGINS + 1))),
+            id="too-many-origins",
+        ),
+        pytest.param(_field(CHOKE_FIELD, 2, _field(2, 2, b"o" * 65)), id="oversized-origin"),
+        pytest.param(_field(CHOKE_FIELD, 2, _field(1, 2, b"\xc3\x28")), id="topic-not-utf8"),
+    ],
+)
+def test_a_malformed_or_oversized_choke_field_is_a_typed_error(inner: bytes) -> None:
+    rpc = _rpc(_field(3, 2, inner))
+    with pytest.raises(ChokeDecodeError):
+        list(read_orders(rpc.control))
+
+
+# -- real hosts ---------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def swarm(configs: list[Libp2pConfig]) -> AsyncIterator[list[Libp2pTransport]]:
+    """Fully connected transports, all on :data:`TOPIC`, each mesh at D_low or more."""
+    async with AsyncExitStack() as stack:
+        nodes = [
+            await stack.enter_async_context(Libp2pTransport.open(identity(i), config=config))
+            for i, config in enumerate(configs)
+        ]
+        async with trio.open_nursery() as nursery:
+            for i, node in enumerate(nodes):
+                for other in nodes[i + 1 :]:
+                    nursery.start_soon(node.connect, other.listen_addrs[0])
+        for node in nodes:
+            await node.subscribe(TOPIC)
+        await eventually(
+            lambda: all(
+                len(n._pubsub.router.mesh.get(TOPIC, ())) >= 2  # type: ignore[union-attr]
+                for n in nodes
+            ),
+            timeout=20,
+        )
+        yield nodes
+
+
+async def publish_round(
+    nodes: list[Libp2pTransport], tag: bytes, publishers: list[Libp2pTransport] | None = None
+) -> None:
+    """Every publisher publishes one frame; every other node of ``nodes`` must receive each."""
+    publishers = nodes if publishers is None else publishers
+    sent = {b"%s %d" % (tag, i): node for i, node in enumerate(publishers)}
+    for frame, node in sent.items():
+        await node.publish(TOPIC, frame)
+
+    async def drain(node: Libp2pTransport) -> None:
+        want = {frame for frame, sender in sent.items() if sender is not node}
+        with trio.fail_after(15):
+            while want:
+                got = await node.receive()
+                want.discard(got.frame)
+
+    async with trio.open_nursery() as nursery:
+        for node in nodes:
+            nursery.start_soon(drain, node)
+
+
+def copies(nodes: list[Libp2pTransport]) -> int:
+    return sum(node.stats["gossip.messages_received"] for node in nodes)
+
+
+async def test_choking_cuts_the_copies_and_every_message_still_arrives() -> None:
+    """Six fully connected hosts: once the first messages have choked the slower links, each
+    further message reaches every host about once; with choking off, about D times."""
+    measured = {}
+    for choke in (True, False):
+        async with swarm([replace(CONFIG, gossip_choke=choke)] * 6) as nodes:
+            for n in range(3):  # the trees form
+                await publish_round(nodes, b"warm %d" % n)
+            before = copies(nodes)
+            for n in range(5):
+                await publish_round(nodes, b"tick %d" % n)
+            measured[choke] = (copies(nodes) - before) / (5 * 6 * 5)
+            chokes = sum(node.stats["gossip.chokes_sent"] for node in nodes)
+            assert (chokes > 0) == choke
+    assert measured[True] < 1.3 < 1.6 < measured[False]
+
+
+async def test_a_parent_that_leaves_does_not_cut_its_subtree_off() -> None:
+    """The host that was the most nodes' parent closes; the others go on receiving every
+    message of every remaining publisher (its children unchoke the links they had choked)."""
+    async with swarm([CONFIG] * 6) as nodes:
+        for n in range(3):
+            await publish_round(nodes, b"warm %d" % n)
+        parents: dict[Any, int] = {}
+        for node in nodes:
+            router: Any = node._pubsub.router  # type: ignore[union-attr]
+            for parent in router.chokes.parents.values():
+                parents[parent] = parents.get(parent, 0) + 1
+        leaver = max(nodes, key=lambda node: parents.get(node._host.get_id(), 0))  # type: ignore[union-attr]
+        assert parents.get(leaver._host.get_id(), 0) > 0  # type: ignore[union-attr]
+        rest = [node for node in nodes if node is not leaver]
+        await leaver.aclose()
+        for n in range(3):
+            await publish_round(rest, b"after %d" % n)
+        assert sum(node.stats["gossip.unchokes_sent"] for node in rest) > 0
+
+
+async def test_a_peer_that_chokes_everybody_starves_only_itself() -> None:
+    """A liar sends every peer CHOKE for every origin: nobody pushes to it any more, and
+    everybody else still receives every message (what it refuses binds only its own links)."""
+    async with swarm([CONFIG] * 6) as nodes:
+        liar, honest = nodes[0], nodes[1:]
+        liar_router: Any = liar._pubsub.router  # type: ignore[union-attr]
+        origins = tuple(node._host.get_id().to_bytes() for node in nodes)  # type: ignore[union-attr]
+        for node in honest:
+            liar_router._send_orders(node._host.get_id(), [ChokeOrder(TOPIC, choke=origins)])  # type: ignore[union-attr]
+        await eventually(
+            lambda: all(
+                node._pubsub.router.chokes.choked_by.get(liar._host.get_id())  # type: ignore[union-attr]
+                for node in honest
+            )
+        )
+        for n in range(3):
+            await publish_round(honest, b"tick %d" % n)
+        assert sum(node.stats["gossip.choked_skips"] for node in honest) > 0
+
+
+async def test_a_malformed_choke_field_is_counted_and_the_link_keeps_working() -> None:
+    async with swarm([CONFIG] * 3) as nodes:
+        sender_router: Any = nodes[0]._pubsub.router  # type: ignore[union-attr]
+        victim = nodes[1]
+        bad = _rpc(_field(3, 2, _field(CHOKE_FIELD, 2, b"\xff\xff\xff")))
+        sender_router.send_rpc(victim._host.get_id(), bad)  # type: ignore[union-attr]
+        await eventually(lambda: victim.stats["gossip.refused_choke"] == 1)
+        await publish_round(nodes, b"after")
+
+
+async def test_a_peer_that_does_not_speak_choking_is_never_choked() -> None:
+    """A host with choking off sends no hello for it: the others never send it CHOKE, and it
+    keeps receiving every message, duplicates and all."""
+    configs = [CONFIG] * 4 + [replace(CONFIG, gossip_choke=False)]
+    async with swarm(configs) as nodes:
+        stock = nodes[-1]
+        stock_id = stock._host.get_id()  # type: ignore[union-attr]
+        for n in range(4):
+            await publish_round(nodes, b"tick %d" % n)
+        for node in nodes[:-1]:
+            router: Any = node._pubsub.router  # type: ignore[union-attr]
+            assert stock_id not in router.choke_speakers
+            assert all(stock_id not in choked for choked in router.chokes.choking.values())
+        assert sum(node.stats["gossip.chokes_sent"] for node in nodes[:-1]) > 0
