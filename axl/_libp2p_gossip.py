@@ -35,11 +35,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
-
-import trio
 
 from ._libp2p_choke import ChokeBook, ChokeDecodeError, ChokeOrder, control_bytes, read_orders
 
@@ -50,6 +48,8 @@ IDONTWANT_MIN_BYTES = 1024
 """Messages smaller than this get no IDONTWANT (go-libp2p's threshold)."""
 FORWARDS_KEPT = 512
 """Recent forwards whose queued copies a duplicate from their peer can still cancel."""
+DEFERRED_KEPT = 1024
+"""Most IHAVEs whose unseen ids wait out the grace at once (more are not asked for)."""
 IWANTS_KEPT = 4096
 """Recent message ids we asked for (IWANT): a first copy among them means the tree missed it."""
 
@@ -112,6 +112,8 @@ def _build_class() -> type[Any]:
             self.iwanted: dict[bytes, None] = {}
             """The latest :data:`IWANTS_KEPT` message ids we asked for."""
             self.iwant_grace = iwant_grace
+            self.deferred_iwants: deque[tuple[float, ID, list[bytes]]] = deque()
+            """IHAVEs' unseen ids waiting out ``iwant_grace``: (when due, from whom, ids)."""
             """With choking, how long an IHAVE's unseen ids get to arrive down the tree before
             we ask for them (Plumtree's timer): a message still on its way is not a miss."""
             self.mcache = AxlMessageCache(self.mcache.window_size, self.mcache.history_size)
@@ -171,9 +173,12 @@ def _build_class() -> type[Any]:
             if self.pubsub is None:
                 raise NoPubsubAttached
             wanted = unseen_ids(self.pubsub.seen_messages, ihave_msg.messageIDs)
-            if wanted and self.chokes is not None and self.iwant_grace > 0:
-                self._count("gossip.iwant_deferred")
-                self.manager.run_task(self._iwant_after_grace, wanted, sender_peer_id)
+            if self.chokes is not None and self.iwant_grace > 0:
+                if wanted and len(self.deferred_iwants) < DEFERRED_KEPT:
+                    due = time.monotonic() + self.iwant_grace
+                    self.deferred_iwants.append((due, sender_peer_id, wanted))
+                    self._count("gossip.iwant_deferred")
+                await self._iwant_due()
             elif wanted:
                 if self.chokes is not None:
                     iwanted = self.iwanted
@@ -183,27 +188,32 @@ def _build_class() -> type[Any]:
                         del iwanted[next(iter(iwanted))]
                 await self.emit_iwant([MessageID(mid) for mid in wanted], sender_peer_id)
 
-        async def _iwant_after_grace(self, wanted: list[bytes], sender_peer_id: ID) -> None:
-            """IWANT, ``iwant_grace`` after their IHAVE, the ids that have not arrived."""
-            await trio.sleep(self.iwant_grace)
+        async def _iwant_due(self) -> None:
+            """IWANT the deferred ids whose grace is over and that have not arrived (run at
+            every IHAVE and every heartbeat)."""
+            deferred = self.deferred_iwants
+            now = time.monotonic()
             pubsub = self.pubsub
-            if pubsub is None or sender_peer_id not in pubsub.peers:
-                return
-            seen = pubsub.seen_messages
-            missing = [mid for mid in wanted if not seen.has(mid)]
-            if not missing:
-                return
-            iwanted = self.iwanted
-            for mid in missing:
-                iwanted[mid] = None
-            while len(iwanted) > IWANTS_KEPT:
-                del iwanted[next(iter(iwanted))]
-            await self.emit_iwant([MessageID(mid) for mid in missing], sender_peer_id)
+            while deferred and deferred[0][0] <= now and pubsub is not None:
+                _, sender_peer_id, wanted = deferred.popleft()
+                if sender_peer_id not in pubsub.peers:
+                    continue
+                seen = pubsub.seen_messages
+                missing = [mid for mid in wanted if not seen.has(mid)]
+                if not missing:
+                    continue
+                iwanted = self.iwanted
+                for mid in missing:
+                    iwanted[mid] = None
+                while len(iwanted) > IWANTS_KEPT:
+                    del iwanted[next(iter(iwanted))]
+                await self.emit_iwant([MessageID(mid) for mid in missing], sender_peer_id)
 
         async def _maintain_mesh_quality(self, topic: str) -> None:
             # py-libp2p swaps its lowest-scored mesh peer for a better one every heartbeat
-            # (a PRUNE with a 60 s backoff each time; not in the GossipSub spec): off.
-            return
+            # (a PRUNE with a 60 s backoff each time; not in the GossipSub spec): off. This
+            # is the heartbeat's one await per topic: the deferred IWANTs that are due go.
+            await self._iwant_due()
 
         def _get_adaptive_gossip_peers_count(self, topic: str, total_peers: int) -> int:
             # py-libp2p's formula with adaptive gossip off, its D_lazy (6) configurable

@@ -242,6 +242,7 @@ class SwarmNode(Agent):
             topic=len(transport.topic_peers(TOPIC)),
             known=len(known),
             gc=self._gc.totals(),
+            g=[transport.stats[name] for name in WINDOW_COUNTERS],
         )
         if self._traced is not None and (learned := known - self._traced):
             self._traced |= learned
@@ -457,6 +458,8 @@ class Events:
     failures: dict[str, int] = field(default_factory=dict)  # failed requests by kind, whole run
     membership: list[tuple[str, float, int]] = field(default_factory=list)
     gc: list[tuple[str, float, list[float]]] = field(default_factory=list)  # cumulative
+    counters: list[tuple[str, float, list[float]]] = field(default_factory=list)
+    """Per membership sample, the node's :data:`WINDOW_COUNTERS` (cumulative)."""
     lookups: list[tuple[str, float, bool, float, int]] = field(default_factory=list)
     starts: dict[str, list[float]] = field(default_factory=dict)  # name -> start times
     startup_cpu: dict[str, float] = field(default_factory=dict)  # name -> CPU s to come up
@@ -493,6 +496,8 @@ class Events:
                     events.membership.append((name, event["t"], event["topic"]))
                     if "gc" in event:
                         events.gc.append((name, event["t"], event["gc"]))
+                    if "g" in event:
+                        events.counters.append((name, event["t"], event["g"]))
                 elif kind == "start":
                     events.starts.setdefault(name, []).append(event["t"])
                     if "cpu" in event:
@@ -608,10 +613,18 @@ def received_between(events: Events, begin: float, end: float) -> int:
 def gc_over(events: Events, begin: float, end: float) -> tuple[int, list[float]] | None:
     """(nodes, summed GC totals) over [begin, end): per node, the last sample before ``end``
     minus the last before ``begin`` (nodes without both are left out)."""
+    return samples_over(events.gc, begin, end, 6)
+
+
+def samples_over(
+    samples_of: list[tuple[str, float, list[float]]], begin: float, end: float, width: int
+) -> tuple[int, list[float]] | None:
+    """(nodes, summed cumulative samples) over [begin, end): per node, the last sample
+    before ``end`` minus the last before ``begin`` (nodes without both are left out)."""
     by_node: dict[str, list[tuple[float, list[float]]]] = {}
-    for name, t, totals in events.gc:
+    for name, t, totals in samples_of:
         by_node.setdefault(name, []).append((t, totals))
-    nodes, summed = 0, [0.0] * 6
+    nodes, summed = 0, [0.0] * width
     for samples in by_node.values():
         samples.sort(key=lambda sample: sample[0])
         first = [s for t, s in samples if t < begin]
@@ -630,6 +643,14 @@ def healthy(window: Window) -> bool:
         and percentile(window.latencies, 0.99) < 1.0
     )
 
+
+WINDOW_COUNTERS = (
+    "gossip.messages_received",
+    "gossip.chokes_sent",
+    "gossip.unchokes_sent",
+    "gossip.choke_repairs",
+)
+"""Transport counters each node samples every second, for their figures over the window."""
 
 MESH_PEERS = 2
 """Topic peers a node must see before it counts as a member (GossipSub's D_low)."""
@@ -985,15 +1006,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'queued forwards dropped per delivered tick':<44} {dropped:>12.2f}")
         print(f"  {'RPCs handled in the session reader':<44} {100 * inline:>12.1f} %")
         figures.update(gossip_forwards_dropped=dropped, gossip_inline=inline)
-        chokes = [
-            gossip.get(f"gossip.{name}", 0) / handled
-            for name in ("chokes_sent", "unchokes_sent", "choke_repairs")
-        ]
+    window_counters = samples_over(events.counters, run.begin, run.finish, len(WINDOW_COUNTERS))
+    in_window = received_between(events, run.begin, run.finish)
+    if window_counters is not None and in_window:
+        # Over the window, from the nodes' once-a-second samples.
+        _, sums = window_counters
+        rates = [value / in_window for value in sums]
+        print(f"  {'window: copies received per delivered tick':<44} {rates[0]:>12.2f}")
         print(
-            f"  {'CHOKE / UNCHOKE / tree repairs per delivered':<44} "
-            f"{chokes[0]:.3f} / {chokes[1]:.3f} / {chokes[2]:.3f}"
+            f"  {'window: CHOKE / UNCHOKE / repairs per delivered':<44} "
+            f"{rates[1]:.3f} / {rates[2]:.3f} / {rates[3]:.3f}"
         )
-        figures.update(gossip_chokes=chokes[0], gossip_unchokes=chokes[1], gossip_repairs=chokes[2])
+        names = ("window_copies", "window_chokes", "window_unchokes", "window_repairs")
+        figures.update(zip(names, rates, strict=True))
     if events.stopped:
         # Over each process's whole life, per node that stopped cleanly.
         for key, label in (
