@@ -18,7 +18,10 @@ Here the tree is kept per ``(topic, origin)``, the libp2p ``from`` of the messag
   tree, e.g. while chokes were in flight) we UNCHOKE it. So the peer that delivered the
   latest message is never choked: a node cannot choke itself off an origin.
 * **The tree missed a message** (its first copy came as the answer to our IWANT, after IHAVE
-  gossip told us of it), or **the parent left** (disconnected or pruned us): we UNCHOKE the
+  gossip told us of it and it did not arrive within a grace period): we UNCHOKE the key on
+  every mesh peer and let it flood for ``flood_after_repair`` (a parent that withholds
+  messages costs one late message per key and period, not one per message); then its
+  duplicates choke again. **The parent left** (disconnected or pruned us): we UNCHOKE the
   key on every mesh peer, the next message floods, and its duplicates choke again.
 * Only peers that said in their hello RPC that they speak this are choked (a stock
   GossipSub peer would ignore CHOKE and be sent it again and again).
@@ -69,21 +72,35 @@ class ChokeBook(Generic[Peer]):
     """A peer still sending duplicates this long after our CHOKE is sent it again."""
     max_keys: int = 4096
     max_keys_per_peer: int = 1024
+    flood_after_repair: float = 30.0
+    """After the tree missed a message of a key, its duplicates choke nobody for this long.
+    A parent that withholds messages (or a tree that keeps breaking) costs a repair per
+    key per period, not one per message: between repairs the key floods, as without
+    choking."""
     parents: dict[Key, Peer] = field(default_factory=dict)
     """Per key, the peer that delivered its latest message first (insertion order = age)."""
     choking: dict[Key, dict[Peer, float]] = field(default_factory=dict)
     """Per key, the peers we sent CHOKE and when."""
     choked_by: dict[Peer, set[Key]] = field(default_factory=dict)
     """Per peer, the keys it asked us not to push."""
+    flooding: dict[Key, float] = field(default_factory=dict)
+    """Keys whose tree missed a message lately, and until when they flood."""
 
     # -- as a receiver ------------------------------------------------------------------------
 
-    def first_copy(self, peer: Peer, key: Key, *, repaired: bool) -> tuple[list[Peer], bool]:
+    def first_copy(
+        self, peer: Peer, key: Key, *, repaired: bool, now: float = 0.0
+    ) -> tuple[list[Peer], bool]:
         """``peer`` delivered the first copy of a message for ``key``; ``repaired``: it was
-        the answer to our IWANT. Returns the peers to UNCHOKE for the key and whether every
-        mesh peer is to be unchoked as well (the tree missed the message)."""
+        the answer to our IWANT (at ``now``). Returns the peers to UNCHOKE for the key and
+        whether every mesh peer is to be unchoked as well (the tree missed the message: the
+        key then floods for ``flood_after_repair``)."""
         if repaired:
             self.parents.pop(key, None)
+            flooding = self.flooding
+            if flooding.pop(key, None) is None and len(flooding) >= self.max_keys:
+                del flooding[next(iter(flooding))]
+            flooding[key] = now + self.flood_after_repair
             return list(self.choking.pop(key, {})), True
         parents = self.parents
         if parents.pop(key, None) is None and len(parents) >= self.max_keys:
@@ -98,6 +115,11 @@ class ChokeBook(Generic[Peer]):
 
     def duplicate(self, peer: Peer, key: Key, now: float) -> bool:
         """``peer`` sent a copy we already had: whether to send it CHOKE for ``key``."""
+        until = self.flooding.get(key)
+        if until is not None:
+            if now < until:
+                return False  # the tree missed a message lately: flood
+            del self.flooding[key]
         choked = self.choking.get(key)
         if choked is None:
             if len(self.choking) >= self.max_keys:

@@ -258,7 +258,8 @@ def _build_class() -> type[Any]:
             self, chokes: ChokeBook[ID], peer_id: ID, key: tuple[str, bytes], msg_id: bytes
         ) -> None:
             repaired = self.iwanted.pop(msg_id, 0) is None
-            unchoke, everyone = chokes.first_copy(peer_id, key, repaired=repaired)
+            now = time.monotonic() if repaired else 0.0
+            unchoke, everyone = chokes.first_copy(peer_id, key, repaired=repaired, now=now)
             if everyone:
                 self._count("gossip.choke_repairs")
                 self._unchoke({key: unchoke})

@@ -80,10 +80,15 @@ def test_an_iwant_answer_means_the_tree_missed_and_unchokes_everybody() -> None:
     for peer in ("b", "c"):
         book.duplicate(peer, key, now=0.0)
         book.duplicate(peer, other, now=0.0)
-    unchoke, everyone = book.first_copy("d", key, repaired=True)
+    unchoke, everyone = book.first_copy("d", key, repaired=True, now=100.0)
     assert everyone and sorted(unchoke) == ["b", "c"]
     assert key not in book.parents and key not in book.choking
     assert set(book.choking[other]) == {"b", "c"}  # another origin's tree is untouched
+    # The key floods for a while: a parent that withholds messages is not trusted again at
+    # once (it would cost one late message per message, not one per period).
+    book.first_copy("a", key, repaired=False)
+    assert not book.duplicate("b", key, now=100.0 + book.flood_after_repair - 1)
+    assert book.duplicate("b", key, now=100.0 + book.flood_after_repair)
 
 
 def test_a_lost_parent_unchokes_the_keys_it_carried_and_no_others() -> None:
@@ -137,8 +142,9 @@ def test_the_bookkeeping_never_chokes_the_latest_first_sender_and_stays_bounded(
             assert book.parents[key] == peer
             assert peer not in book.choking.get(key, {})
         elif event == "repaired":
-            _, everyone = book.first_copy(peer, key, repaired=True)
+            _, everyone = book.first_copy(peer, key, repaired=True, now=now)
             assert everyone and key not in book.choking and key not in book.parents
+            assert not book.duplicate(peer, key, now)  # floods for a while
         elif event == "duplicate":
             book.duplicate(peer, key, now)
         elif event == "lost":
@@ -151,7 +157,7 @@ def test_the_bookkeeping_never_chokes_the_latest_first_sender_and_stays_bounded(
             assert all(peer not in choked for choked in book.choking.values())
         else:
             book.apply(peer, key[0], [key[1], b"x"], [])
-        assert len(book.parents) <= 3 and len(book.choking) <= 3
+        assert len(book.parents) <= 3 and len(book.choking) <= 3 and len(book.flooding) <= 3
         assert all(len(keys) <= 2 for keys in book.choked_by.values())
 
 
@@ -353,3 +359,38 @@ async def test_a_peer_that_does_not_speak_choking_is_never_choked() -> None:
             assert stock_id not in router.choke_speakers
             assert all(stock_id not in choked for choked in router.chokes.choking.values())
         assert sum(node.stats["gossip.chokes_sent"] for node in nodes[:-1]) > 0
+
+
+async def test_an_ihave_id_gets_the_grace_to_arrive_down_the_tree_before_it_is_asked_for() -> None:
+    """With choking a message travels one path, so an IHAVE often names a message still on
+    its way: it is asked for (IWANT) only if it has not arrived after ``gossip_iwant_grace``,
+    and only then does its arrival count as a miss of the tree (an unchoke of its origin)."""
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.pb import rpc_pb2
+
+    config = replace(CONFIG, gossip_iwant_grace=0.2)
+    async with Libp2pTransport.open(identity(40), config=config) as node:
+        pubsub: Any = node._pubsub
+        router = pubsub.router
+        asked: list[list[bytes]] = []
+
+        async def emit_iwant(ids: list[bytes], peer: Any) -> None:
+            asked.append(list(ids))
+
+        router.emit_iwant = emit_iwant
+        sender = ID(identity(41).peer_id.raw)
+        pubsub.peers[sender] = object()  # connected, as far as the router asks
+        arrives, missing = b"\x80" * 32, b"\x81" * 32
+        ihave = rpc_pb2.ControlIHave(topicID=TOPIC, messageIDs=[arrives, missing])
+        await router.handle_ihave(ihave, sender)
+        assert asked == []  # deferred, not asked
+        pubsub.seen_messages.add(arrives)  # came down the tree meanwhile
+        await trio.sleep(0.3)
+        await router.handle_ihave(rpc_pb2.ControlIHave(topicID=TOPIC), sender)
+        assert asked == [[missing]]
+        assert missing in router.iwanted and arrives not in router.iwanted
+        del pubsub.peers[sender]
+        await router.handle_ihave(ihave, sender)  # the sender leaves before the grace ends
+        await trio.sleep(0.3)
+        await router._iwant_due()
+        assert asked == [[missing]]

@@ -74,7 +74,8 @@ async def test_an_ihave_through_the_router_asks_for_exactly_the_unseen_ids() -> 
 
     from axl import Identity, Libp2pConfig, Libp2pTransport
 
-    config = Libp2pConfig(dial_timeout=3.0, peer_exchange=False)
+    # Asked at once (no grace: the deferred IWANT of choking is test_libp2p_choke.py's).
+    config = Libp2pConfig(dial_timeout=3.0, peer_exchange=False, gossip_iwant_grace=0.0)
     async with Libp2pTransport.open(Identity.from_seed(b"\xe1" * 32), config=config) as node:
         pubsub: Any = node._pubsub
         router = pubsub.router
