@@ -19,15 +19,17 @@ Here the tree is kept per ``(topic, origin)``, the libp2p ``from`` of the messag
   latest message is never choked: a node cannot choke itself off an origin.
 * **The tree missed a message** (its first copy came as the answer to our IWANT, after IHAVE
   gossip told us of it and it did not arrive within a grace period): we UNCHOKE the key on
-  every mesh peer and let it flood for ``flood_after_repair`` (a parent that withholds
-  messages costs one late message per key and period, not one per message); then its
-  duplicates choke again. **The parent left** (disconnected or pruned us): we UNCHOKE the
-  key on every mesh peer, the next message floods, and its duplicates choke again.
+  every mesh peer and let it flood for a while, longer each time it happens again (a parent
+  that withholds messages costs one late message per key and period, not one per
+  message); then its duplicates choke again.
+* **The parent left** (disconnected or pruned us): we UNCHOKE the key on every mesh peer,
+  the next message floods, and its duplicates choke again.
 * Only peers that said in their hello RPC that they speak this are choked (a stock
   GossipSub peer would ignore CHOKE and be sent it again and again).
 
 The state is bounded: keys we track as a receiver (``max_keys``, oldest forgotten first; a
-forgotten key only means more duplicates) and keys a peer may choke on us
+forgotten key costs duplicates, or an IHAVE repair if its parent leaves) and keys a peer may
+choke on us
 (``max_keys_per_peer``; further CHOKEs are ignored and counted).
 
 Wire: a ``ControlMessage`` field that stock GossipSub does not define (:data:`CHOKE_FIELD`,
@@ -72,19 +74,21 @@ class ChokeBook(Generic[Peer]):
     """A peer still sending duplicates this long after our CHOKE is sent it again."""
     max_keys: int = 4096
     max_keys_per_peer: int = 1024
-    flood_after_repair: float = 30.0
-    """After the tree missed a message of a key, its duplicates choke nobody for this long.
-    A parent that withholds messages (or a tree that keeps breaking) costs a repair per
-    key per period, not one per message: between repairs the key floods, as without
-    choking."""
+    flood_after_repair: float = 2.0
+    """After the tree missed a message of a key, its duplicates choke nobody for this long;
+    a key missed again within twice its period floods twice as long, up to
+    ``flood_after_repair_max``. So a parent that withholds messages, again and again, soon
+    costs one late message per key and ``flood_after_repair_max``, while an honest tree
+    that missed once is back after a couple of seconds."""
+    flood_after_repair_max: float = 120.0
     parents: dict[Key, Peer] = field(default_factory=dict)
     """Per key, the peer that delivered its latest message first (insertion order = age)."""
     choking: dict[Key, dict[Peer, float]] = field(default_factory=dict)
     """Per key, the peers we sent CHOKE and when."""
     choked_by: dict[Peer, set[Key]] = field(default_factory=dict)
     """Per peer, the keys it asked us not to push."""
-    flooding: dict[Key, float] = field(default_factory=dict)
-    """Keys whose tree missed a message lately, and until when they flood."""
+    flooding: dict[Key, tuple[float, float]] = field(default_factory=dict)
+    """Keys whose tree missed a message lately: until when they flood, and for how long."""
 
     # -- as a receiver ------------------------------------------------------------------------
 
@@ -98,9 +102,13 @@ class ChokeBook(Generic[Peer]):
         if repaired:
             self.parents.pop(key, None)
             flooding = self.flooding
-            if flooding.pop(key, None) is None and len(flooding) >= self.max_keys:
+            last = flooding.pop(key, None)
+            period = self.flood_after_repair
+            if last is not None and now < last[0] + last[1]:  # again within two periods
+                period = min(2 * last[1], self.flood_after_repair_max)
+            if len(flooding) >= self.max_keys:
                 del flooding[next(iter(flooding))]
-            flooding[key] = now + self.flood_after_repair
+            flooding[key] = (now + period, period)
             return list(self.choking.pop(key, {})), True
         parents = self.parents
         if parents.pop(key, None) is None and len(parents) >= self.max_keys:
@@ -115,11 +123,9 @@ class ChokeBook(Generic[Peer]):
 
     def duplicate(self, peer: Peer, key: Key, now: float) -> bool:
         """``peer`` sent a copy we already had: whether to send it CHOKE for ``key``."""
-        until = self.flooding.get(key)
-        if until is not None:
-            if now < until:
-                return False  # the tree missed a message lately: flood
-            del self.flooding[key]
+        flood = self.flooding.get(key)
+        if flood is not None and now < flood[0]:
+            return False  # the tree missed a message lately: flood
         choked = self.choking.get(key)
         if choked is None:
             if len(self.choking) >= self.max_keys:

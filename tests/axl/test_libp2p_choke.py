@@ -86,9 +86,28 @@ def test_an_iwant_answer_means_the_tree_missed_and_unchokes_everybody() -> None:
     assert set(book.choking[other]) == {"b", "c"}  # another origin's tree is untouched
     # The key floods for a while: a parent that withholds messages is not trusted again at
     # once (it would cost one late message per message, not one per period).
+    period = book.flood_after_repair
     book.first_copy("a", key, repaired=False)
-    assert not book.duplicate("b", key, now=100.0 + book.flood_after_repair - 1)
-    assert book.duplicate("b", key, now=100.0 + book.flood_after_repair)
+    assert not book.duplicate("b", key, now=100.0 + period - 0.1)
+    assert book.duplicate("b", key, now=100.0 + period)
+
+
+def test_a_key_the_tree_keeps_missing_floods_longer_each_time() -> None:
+    """A parent that withholds messages again and again: each miss within twice the last
+    period doubles the flood, up to the cap; a key missed once long ago starts over."""
+    book: ChokeBook[str] = ChokeBook(flood_after_repair=2.0, flood_after_repair_max=16.0)
+    key = ("t", b"o")
+    now, periods = 0.0, []
+    for _ in range(6):
+        book.first_copy("a", key, repaired=False)  # the withholding parent is fastest again
+        book.first_copy("d", key, repaired=True, now=now)  # the next message came by IWANT
+        until, period = book.flooding[key]
+        periods.append(period)
+        assert not book.duplicate("b", key, until - 0.1) and book.duplicate("b", key, until)
+        now = until + 0.5  # it withholds the first message after the flood
+    assert periods == [2.0, 4.0, 8.0, 16.0, 16.0, 16.0]
+    book.first_copy("d", key, repaired=True, now=now + 1000.0)
+    assert book.flooding[key][1] == 2.0
 
 
 def test_a_lost_parent_unchokes_the_keys_it_carried_and_no_others() -> None:
