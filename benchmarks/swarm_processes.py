@@ -15,7 +15,11 @@ afterwards, so measuring costs the swarm nothing while it runs. Printed:
   that was up when the tick was published), requests served, publish→handler and request
   latency p50/p99, CPU ms per delivered topic message (all nodes' CPU from /proc over the
   window, divided by the deliveries in it), RSS per process;
-* Kademlia lookups (every node looks a random peer up every 10 s): share found, p50/p99;
+* Kademlia lookups, in a phase of their own after the steady-state window (``--lookups``
+  seconds; every node looks a random peer up every 10 s while publishing and requesting go
+  on): share found, p50/p99, and what they cost: the phase's CPU above the window's rate per
+  lookup, and CPU per delivered message in the phase (the steady-state figure *with*
+  lookups; until December 2026 the lookups ran inside the window and that was the figure);
 * with ``--churn``: a quarter of the nodes are killed with SIGKILL, restarted 10 s later (half
   with their identity, half with a new one); recovery time (from the restart until every later
   second meets the steady-state goals), and the worst survivor-to-survivor second meanwhile;
@@ -62,6 +66,10 @@ PROFILE_ENV = "AXL_SWARM_PROFILE"
 """A file name: the node profiles its own CPU time (cProfile) from the steady-state window's
 start (the parent then creates this name + ``.start``; the node looks for it twice a second)
 until it stops, and writes the profile there."""
+LOOKUPS_ON = "lookups.on"
+LOOKUPS_OFF = "lookups.off"
+"""Files the parent creates in the log folder to open and close the lookup phase; a node
+looks up only while the first exists and the second does not."""
 OFF_ENV = "AXL_SWARM_OFF"
 """Comma-separated activities a node leaves out (``publish``, ``ask``, ``lookup``): measuring
 the fixed cost of a process, activity by activity (``--off``)."""
@@ -261,7 +269,7 @@ class SwarmNode(Agent):
         candidates = (
             self._live(time.time()) if "publish" in self._off else sorted(self._heard, key=_raw)
         )
-        if find is None or not candidates or "lookup" in self._off:
+        if find is None or not candidates or "lookup" in self._off or not _lookup_phase():
             return
         peer = self._random.choice(candidates)
         stats = transport.stats
@@ -288,6 +296,12 @@ class SwarmNode(Agent):
         except Exception as exc:
             why = str(exc)[:120]
             self._event(ev="q", ok=0, t=now, err=type(exc).__name__, why=why, f=first)
+
+
+def _lookup_phase() -> bool:
+    """Whether the parent's lookup phase is open (two stats of local files, every 10 s)."""
+    folder = Path(os.environ.get(LOG_DIR_ENV, "."))
+    return (folder / LOOKUPS_ON).exists() and not (folder / LOOKUPS_OFF).exists()
 
 
 # -- the parent --------------------------------------------------------------------------------
@@ -636,6 +650,40 @@ def samples_over(
     return (nodes, summed) if nodes else None
 
 
+def report_lookups(run: Run, figures: dict[str, Any]) -> None:
+    """The lookup phase: lookups started in it (found share, latency, rounds) and what they
+    cost: the phase's CPU above the steady-state window's rate, per lookup, and CPU per
+    delivered message over the phase (the steady-state figure with lookups)."""
+    phase = run.lookups_finish - run.lookups_begin
+    if phase <= 0:
+        return
+    lookups = [d for d in run.events.lookups if run.lookups_begin <= d[1] < run.lookups_finish]
+    found = [lat for _, _, ok, lat, _ in lookups if ok]
+    hops = [h for _, _, ok, _, h in lookups if ok]
+    delivered = received_between(run.events, run.lookups_begin, run.lookups_finish)
+    print(f"lookup phase ({phase:.0f} s after the window; every node every 10 s):")
+    if lookups:
+        print(line("DHT lookups that found the peer", 100 * len(found) / len(lookups), "%"))
+        print(line("DHT lookup p50", 1000 * percentile(found, 0.5), "ms"))
+        print(line("DHT lookup p99", 1000 * percentile(found, 0.99), "ms"))
+        print(line("DHT lookup rounds (mean)", sum(hops) / max(1, len(hops)), ""))
+        above = run.lookups_cpu - run.cpu / (run.finish - run.begin) * phase
+        per_lookup = 1000 * above / len(lookups)
+        print(line("CPU per lookup (phase above the window's rate)", per_lookup, "ms"))
+        figures.update(
+            dht_lookups=len(lookups),
+            dht_found=len(found) / len(lookups),
+            dht_p50=percentile(found, 0.5),
+            dht_p99=percentile(found, 0.99),
+            dht_rounds=sum(hops) / max(1, len(hops)),
+            cpu_ms_per_lookup=per_lookup,
+        )
+    if delivered:
+        with_lookups = 1000 * run.lookups_cpu / delivered
+        print(line("CPU per delivered topic message, lookups on", with_lookups, "ms"))
+        figures["cpu_ms_per_msg_with_lookups"] = with_lookups
+
+
 def healthy(window: Window) -> bool:
     return (
         window.delivery >= 0.99
@@ -779,6 +827,10 @@ class Run:
     load_before: tuple[float, float, float]
     load_after: tuple[float, float, float]
     last_start: float = 0.0
+    lookups_begin: float = 0.0
+    lookups_finish: float = 0.0
+    lookups_cpu: float = 0.0
+    """All nodes' CPU seconds over the lookup phase (0 without one)."""
 
 
 def run_swarm(
@@ -792,6 +844,7 @@ def run_swarm(
     warmup: float = 3.0,
     off: str = "",
     squeeze: float = 0.0,
+    lookups: float = 0.0,
 ) -> Run:
     """Start ``count`` node processes, measure ``seconds`` of steady state, optionally kill a
     quarter (SIGKILL) and restart them 10 s later (every second one with a new identity),
@@ -800,7 +853,8 @@ def run_swarm(
     it), so that it measures the swarm, not the tail of its start-up storm. ``off`` names
     activities the nodes leave out (see :data:`OFF_ENV`); a CPU hog asks for ``squeeze``
     cores over the window, the nodes reniced below it (:mod:`benchmarks._squeeze`). The
-    caller removes ``Run.root``."""
+    nodes look peers up (DHT) only in a phase of ``lookups`` s right after the window (none
+    with 0). The caller removes ``Run.root``."""
     fill_bytecode_cache()
     root = Path(tempfile.mkdtemp(prefix="axl-swarm-"))
     swarm = Swarm(root, free_port(), profile, off)
@@ -828,6 +882,17 @@ def run_swarm(
         finish = time.time()
         rss = [rss_mib(p.process.pid) for p in swarm.procs.values()]
         cpu = sum(p.cpu_marks["end"] - p.cpu_marks["begin"] for p in swarm.procs.values())
+        lookups_begin = lookups_finish = lookups_cpu = 0.0
+        if lookups > 0:
+            (swarm.logs / LOOKUPS_ON).touch()
+            lookups_begin = time.time()
+            time.sleep(lookups)
+            swarm.mark_cpu("lookups")
+            lookups_finish = time.time()
+            (swarm.logs / LOOKUPS_OFF).touch()
+            lookups_cpu = sum(
+                p.cpu_marks["lookups"] - p.cpu_marks["end"] for p in swarm.procs.values()
+            )
         switches = (
             sum(
                 p.switch_marks["end"][0] - p.switch_marks["begin"][0] for p in swarm.procs.values()
@@ -875,6 +940,9 @@ def run_swarm(
         load_before,
         load_after,
         last_start,
+        lookups_begin,
+        lookups_finish,
+        lookups_cpu,
     )
 
 
@@ -901,6 +969,12 @@ def main(argv: list[str] | None = None) -> int:
         help="cores a CPU hog asks for over the window, the nodes reniced below it (what it "
         "got is printed as the machine CPU besides the swarm's): the swarm must batch",
     )
+    parser.add_argument(
+        "--lookups",
+        type=float,
+        default=30.0,
+        help="s of the lookup phase after the window (DHT lookups: every node every 10 s)",
+    )
     parser.add_argument("--quick", action="store_true", help="8 nodes, 15 s, churn")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument("--keep", action="store_true", help="keep the logs (path printed)")
@@ -912,6 +986,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.nodes, args.seconds, args.churn, args.recovery = 8, 15.0, True, 30.0
+        args.lookups = min(args.lookups, 10.0)
     count = max(4, args.nodes)
     unknown = set(filter(None, args.off.split(","))) - set(ACTIVITIES)
     if unknown:
@@ -932,6 +1007,7 @@ def main(argv: list[str] | None = None) -> int:
         warmup=args.warmup,
         off=args.off,
         squeeze=args.squeeze,
+        lookups=0.0 if "lookup" in args.off.split(",") else args.lookups,
     )
     events, spans, membership = run.events, run.spans, run.membership
     churned, restarted_at, codes = run.churned, run.restarted_at, run.codes
@@ -1032,14 +1108,7 @@ def main(argv: list[str] | None = None) -> int:
     if events.failures:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(events.failures.items()))
         print(f"  failed requests over the whole run: {kinds}")
-    lookups = [d for d in events.lookups if run.begin <= d[1] < run.finish]
-    found = [lat for _, _, ok, lat, _ in lookups if ok]
-    hops = [h for _, _, ok, _, h in lookups if ok]
-    if lookups:
-        print(line("DHT lookups that found the peer", 100 * len(found) / len(lookups), "%"))
-        print(line("DHT lookup p50", 1000 * percentile(found, 0.5), "ms"))
-        print(line("DHT lookup p99", 1000 * percentile(found, 0.99), "ms"))
-        print(line("DHT lookup rounds (mean)", sum(hops) / max(1, len(hops)), ""))
+    report_lookups(run, figures)
     print(line("RSS per process (mean)", sum(rss) / len(rss), "MiB"))
     print(line("anchor: sign + verify one envelope", floor_ms, "ms"))
     print(f"  ratio CPU per delivered message / envelope floor   {cpu_per_msg / floor_ms:>8.1f}x")
@@ -1051,10 +1120,6 @@ def main(argv: list[str] | None = None) -> int:
         cpu_ms_per_msg=cpu_per_msg,
         rss_mib=sum(rss) / len(rss),
         floor_ms=floor_ms,
-        dht_found=len(found) / len(lookups) if lookups else None,
-        dht_p50=percentile(found, 0.5),
-        dht_p99=percentile(found, 0.99),
-        dht_rounds=sum(hops) / max(1, len(hops)),
     )
 
     if args.churn:
