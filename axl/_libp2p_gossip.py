@@ -108,6 +108,8 @@ def _build_class() -> type[Any]:
             self.chokes: ChokeBook[ID] | None = ChokeBook() if choke else None
             """Who we choked and who choked us (None: choking off)."""
             self.choke_speakers: set[ID] = set()
+            self.announced: dict[ID, float] = {}
+            """When we last answered a peer's UNCHOKE with IHAVE (:meth:`_announce_recent`)."""
             """Peers whose hello said they speak choking: the only ones we choke."""
             self.iwanted: dict[bytes, None] = {}
             """The latest :data:`IWANTS_KEPT` message ids we asked for."""
@@ -305,6 +307,7 @@ def _build_class() -> type[Any]:
             except ChokeDecodeError:
                 self._count("gossip.refused_choke")
                 return
+            unchoked: dict[str, set[bytes]] = {}
             for order in orders:
                 if order.hello:
                     self.choke_speakers.add(sender_peer_id)
@@ -312,6 +315,35 @@ def _build_class() -> type[Any]:
                     ignored = chokes.apply(sender_peer_id, order.topic, order.choke, order.unchoke)
                     if ignored:
                         self._count("gossip.chokes_ignored")
+                if order.unchoke:
+                    unchoked.setdefault(order.topic, set()).update(order.unchoke)
+            if unchoked:
+                self._announce_recent(sender_peer_id, unchoked)
+
+        def _announce_recent(self, peer_id: ID, unchoked: dict[str, set[bytes]]) -> None:
+            """``peer_id`` unchoked these origins (by topic): its tree broke, so it may have
+            missed messages we did not push to it. Tell it (IHAVE) the ids of those origins'
+            messages in our gossip window; it asks for the ones it lacks. At most once a
+            second per peer (an UNCHOKE costs its sender nothing; this costs us a walk of the
+            window), so a flood of them is answered by the heartbeat's gossip instead."""
+            now = time.monotonic()
+            if now - self.announced.get(peer_id, -math.inf) < 1.0:
+                return
+            self.announced[peer_id] = now
+            mcache = self.mcache
+            ids: dict[str, list[bytes]] = {}
+            for entries in mcache.history[: mcache.window_size]:
+                for entry in entries:
+                    msg = mcache.msgs.get(entry.mid)
+                    if msg is None:
+                        continue
+                    for topic in entry.topics:
+                        if msg.from_id in unchoked.get(topic, ()):
+                            ids.setdefault(topic, []).append(entry.mid)
+            if ids:
+                self._count("gossip.unchoke_ihaves")
+                ihaves = [rpc_pb2.ControlIHave(topicID=t, messageIDs=m) for t, m in ids.items()]
+                self.send_rpc(peer_id, rpc_pb2.RPC(control=rpc_pb2.ControlMessage(ihave=ihaves)))
 
         async def handle_prune(self, prune_msg: rpc_pb2.ControlPrune, sender_peer_id: ID) -> None:
             await super().handle_prune(prune_msg, sender_peer_id)
@@ -326,6 +358,7 @@ def _build_class() -> type[Any]:
             if chokes is None:
                 return
             self.choke_speakers.discard(peer_id)
+            self.announced.pop(peer_id, None)
             chokes.forget(peer_id)
             for topic in list(self.mesh):
                 lost = chokes.parent_lost(peer_id, topic)

@@ -682,6 +682,11 @@ def report_lookups(run: Run, figures: dict[str, Any]) -> None:
         with_lookups = 1000 * run.lookups_cpu / delivered
         print(line("CPU per delivered topic message, lookups on", with_lookups, "ms"))
         figures["cpu_ms_per_msg_with_lookups"] = with_lookups
+    # Against a saturated machine the phase cannot use more than the window did, and the
+    # excess per lookup says nothing (it can even come out below zero): the cores tell.
+    cores, window = run.lookups_cpu / phase, run.cpu / (run.finish - run.begin)
+    print(f"  {'swarm CPU, lookup phase / window (cores)':<44} {cores:>12.2f} / {window:.2f}")
+    figures["swarm_cores_lookups"] = cores
 
 
 def healthy(window: Window) -> bool:

@@ -413,3 +413,35 @@ async def test_an_ihave_id_gets_the_grace_to_arrive_down_the_tree_before_it_is_a
         await trio.sleep(0.3)
         await router._iwant_due()
         assert asked == [[missing]]
+
+
+async def test_an_unchoke_is_answered_with_the_ids_of_that_origins_recent_messages() -> None:
+    """A peer that unchokes an origin lost its parent, and may have missed what we did not
+    push to it meanwhile: it is sent an IHAVE of that origin's messages in our gossip window
+    (and asks for what it lacks). A flood of UNCHOKEs gets at most one answer a second."""
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.pb import rpc_pb2
+
+    from axl._libp2p_announce import memo_message_id
+
+    async with Libp2pTransport.open(identity(42), config=CONFIG) as node:
+        router: Any = node._pubsub.router  # type: ignore[union-attr]
+        sent: list[tuple[Any, Any]] = []
+        router.send_rpc = lambda peer, rpc, priority=False: sent.append((peer, rpc))
+        a, b = b"origin-a", b"origin-b"
+        msgs = [
+            rpc_pb2.Message(from_id=origin, seqno=bytes([i]), data=b"x", topicIDs=[TOPIC])
+            for i, origin in enumerate([a, b, a])
+        ]
+        for msg in msgs:
+            router.mcache.put(msg)
+        peer = ID(identity(43).peer_id.raw)
+        unchoke = _rpc(control_bytes([ChokeOrder(TOPIC, unchoke=(a,))]))
+        router.take_orders(unchoke.control, peer)
+        ((to, rpc),) = sent
+        assert to == peer
+        (ihave,) = rpc.control.ihave
+        assert ihave.topicID == TOPIC
+        assert list(ihave.messageIDs) == [memo_message_id(msgs[0]), memo_message_id(msgs[2])]
+        router.take_orders(unchoke.control, peer)  # again at once: not answered
+        assert len(sent) == 1

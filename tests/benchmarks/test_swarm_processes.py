@@ -16,12 +16,18 @@ from pathlib import Path
 import pytest
 
 from benchmarks.swarm_processes import (
+    LOG_DIR_ENV,
+    LOOKUPS_OFF,
+    LOOKUPS_ON,
     TRACE_ENV,
     Events,
+    Run,
+    _lookup_phase,
     fill_bytecode_cache,
     measure,
     receipt_line,
     received_between,
+    report_lookups,
     report_saturation,
     report_startup,
     run_swarm,
@@ -168,3 +174,63 @@ def test_a_swarm_that_used_the_whole_machine_is_reported_as_saturated(
     out = capsys.readouterr().out
     assert "1.40 / 0.50" in out
     assert "saturated" not in out
+
+
+def test_nodes_look_peers_up_only_while_the_lookup_phase_is_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(LOG_DIR_ENV, str(tmp_path))
+    assert not _lookup_phase()  # the steady-state window: no lookups
+    (tmp_path / LOOKUPS_ON).touch()
+    assert _lookup_phase()
+    (tmp_path / LOOKUPS_OFF).touch()
+    assert not _lookup_phase()  # closed: the churn phase that may follow has none
+
+
+def test_the_lookup_phase_reports_its_own_lookups_and_their_cpu(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Only lookups started in the phase count; their CPU is the phase's above the window's
+    rate (window: 10 s at 1.5 cores; phase: 20 s at 1.6 cores, 4 lookups: 2 s / 4 = 500 ms);
+    CPU per delivered message over the phase is the figure with lookups on."""
+    events = Events()
+    events.lookups = [
+        ("n1", 105.0, True, 0.1, 1),  # in the window: not the phase's
+        ("n1", 121.0, True, 0.2, 1),
+        ("n2", 125.0, True, 0.4, 1),
+        ("n3", 130.0, False, 10.0, 0),
+        ("n4", 139.0, True, 0.3, 2),
+        ("n5", 141.0, True, 0.1, 1),  # after the phase
+    ]
+    events.receipts = {("n0", seq): [("n1", 120.0 + seq / 100, 0.01)] for seq in range(1000)}
+    run = Run(
+        root=Path("."),
+        swarm=None,  # type: ignore[arg-type]
+        events=events,
+        spans={},
+        begin=100.0,
+        finish=110.0,
+        membership=1.0,
+        rss=[],
+        cpu=15.0,
+        busy=15.0,
+        switches=(0, 0),
+        churned=[],
+        restarted_at=0.0,
+        codes={},
+        load_before=(0.0, 0.0, 0.0),
+        load_after=(0.0, 0.0, 0.0),
+        lookups_begin=120.0,
+        lookups_finish=140.0,
+        lookups_cpu=32.0,
+    )
+    figures: dict[str, object] = {}
+    report_lookups(run, figures)
+    out = capsys.readouterr().out
+    assert figures["dht_lookups"] == 4
+    assert figures["dht_found"] == 0.75
+    assert figures["cpu_ms_per_lookup"] == pytest.approx(500.0)
+    assert figures["cpu_ms_per_msg_with_lookups"] == pytest.approx(32.0)  # 32 s / 1,000
+    assert "1.60 / 1.50" in out
+    report_lookups(Run(**{**run.__dict__, "lookups_finish": 0.0, "lookups_begin": 0.0}), figures)
+    assert capsys.readouterr().out == ""  # no phase: nothing to say
