@@ -445,3 +445,54 @@ async def test_an_unchoke_is_answered_with_the_ids_of_that_origins_recent_messag
         assert list(ihave.messageIDs) == [memo_message_id(msgs[0]), memo_message_id(msgs[2])]
         router.take_orders(unchoke.control, peer)  # again at once: not answered
         assert len(sent) == 1
+
+
+async def test_the_router_unchokes_on_a_lost_parent_and_on_a_message_the_tree_missed() -> None:
+    """Router wiring, one host: a parent that disconnects or prunes us, and a first copy that
+    came as the answer to our IWANT, each send UNCHOKE for the key to every mesh peer that
+    speaks choking (and to the peers we had choked), and the missed key floods a while."""
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.pb import rpc_pb2
+
+    async with Libp2pTransport.open(identity(44), config=CONFIG) as node:
+        router: Any = node._pubsub.router  # type: ignore[union-attr]
+        pubsub: Any = node._pubsub
+        sent: list[tuple[Any, Any]] = []
+        router.send_rpc = lambda peer, rpc, priority=False: sent.append((peer, rpc))
+        parent, choked, other, stock = (ID(identity(n).peer_id.raw) for n in (45, 46, 47, 48))
+        for peer in (parent, choked, other, stock):
+            pubsub.peers[peer] = object()
+        router.mesh[TOPIC] = {parent, choked, other, stock}
+        router.choke_speakers |= {parent, choked, other}  # stock never said it speaks it
+
+        def unchoked() -> dict[Any, set[bytes]]:
+            out: dict[Any, set[bytes]] = {}
+            for peer, rpc in sent:
+                for order in read_orders(rpc.control):
+                    out.setdefault(peer, set()).update(order.unchoke)
+            sent.clear()
+            return out
+
+        for lose in ("disconnect", "prune"):
+            key = (TOPIC, b"origin-" + lose.encode())
+            router.chokes.first_copy(parent, key, repaired=False)
+            router.chokes.duplicate(choked, key, now=0.0)
+            if lose == "disconnect":
+                router.remove_peer(parent)
+            else:
+                await router.handle_prune(rpc_pb2.ControlPrune(topicID=TOPIC), parent)
+            assert unchoked() == {choked: {key[1]}, other: {key[1]}}
+            assert key not in router.chokes.parents
+            router.mesh[TOPIC].add(parent)  # it comes back (and says hello again)
+            router.choke_speakers.add(parent)
+            pubsub.peers[parent] = object()
+
+        missed = rpc_pb2.Message(from_id=b"origin-x", seqno=b"1", data=b"m", topicIDs=[TOPIC])
+        mid = b"\x99" * 32
+        router.chokes.first_copy(parent, (TOPIC, b"origin-x"), repaired=False)
+        router.iwanted[mid] = None  # we asked for it after an IHAVE
+        router.forward(other, missed, mid)
+        assert {p: o for p, o in unchoked().items() if o} == {
+            p: {b"origin-x"} for p in (parent, choked, other)
+        }
+        assert (TOPIC, b"origin-x") in router.chokes.flooding
