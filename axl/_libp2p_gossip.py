@@ -35,11 +35,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ._libp2p_choke import ChokeBook, ChokeDecodeError, ChokeOrder, control_bytes, read_orders
+from ._libp2p_gossip_choke import ChokingRouter
 
 if TYPE_CHECKING:
     from libp2p.pubsub.pb import rpc_pb2
@@ -50,8 +50,6 @@ FORWARDS_KEPT = 512
 """Recent forwards whose queued copies a duplicate from their peer can still cancel."""
 DEFERRED_KEPT = 1024
 """Most IHAVEs whose unseen ids wait out the grace at once (more are not asked for)."""
-IWANTS_KEPT = 4096
-"""Recent message ids we asked for (IWANT): a first copy among them means the tree missed it."""
 
 
 def gossipsub_class() -> type[Any]:
@@ -91,7 +89,7 @@ def _build_class() -> type[Any]:
                 self.msgs[mid] = msg
                 self.history[0].append(CacheEntry(mid, msg.topicIDs))
 
-    class AxlGossipSub(GossipSub):
+    class AxlGossipSub(ChokingRouter, GossipSub):
         """GossipSub without replays or queued messages for new subscribers, with IDONTWANT
         for large messages only, and one message id throughout."""
 
@@ -105,19 +103,7 @@ def _build_class() -> type[Any]:
             **kwargs: Any,
         ) -> None:
             super().__init__(*args, **kwargs)
-            self.chokes: ChokeBook[ID] | None = ChokeBook() if choke else None
-            """Who we choked and who choked us (None: choking off)."""
-            self.choke_speakers: set[ID] = set()
-            self.announced: dict[ID, float] = {}
-            """When we last answered a peer's UNCHOKE with IHAVE (:meth:`_announce_recent`)."""
-            """Peers whose hello said they speak choking: the only ones we choke."""
-            self.iwanted: dict[bytes, None] = {}
-            """The latest :data:`IWANTS_KEPT` message ids we asked for."""
-            self.iwant_grace = iwant_grace
-            self.deferred_iwants: deque[tuple[float, ID, list[bytes]]] = deque()
-            """IHAVEs' unseen ids waiting out ``iwant_grace``: (when due, from whom, ids)."""
-            """With choking, how long an IHAVE's unseen ids get to arrive down the tree before
-            we ask for them (Plumtree's timer): a message still on its way is not a miss."""
+            self._init_choking(choke, iwant_grace)
             self.mcache = AxlMessageCache(self.mcache.window_size, self.mcache.history_size)
             self.gossip_lazy = gossip_lazy
             self.gossip_factor = gossip_factor
@@ -183,39 +169,16 @@ def _build_class() -> type[Any]:
                 await self._iwant_due()
             elif wanted:
                 if self.chokes is not None:
-                    iwanted = self.iwanted
-                    for mid in wanted:
-                        iwanted[mid] = None
-                    while len(iwanted) > IWANTS_KEPT:
-                        del iwanted[next(iter(iwanted))]
+                    self.remember_iwanted(wanted)
                 await self.emit_iwant([MessageID(mid) for mid in wanted], sender_peer_id)
-
-        async def _iwant_due(self) -> None:
-            """IWANT the deferred ids whose grace is over and that have not arrived (run at
-            every IHAVE and every heartbeat)."""
-            deferred = self.deferred_iwants
-            now = time.monotonic()
-            pubsub = self.pubsub
-            while deferred and deferred[0][0] <= now and pubsub is not None:
-                _, sender_peer_id, wanted = deferred.popleft()
-                if sender_peer_id not in pubsub.peers:
-                    continue
-                seen = pubsub.seen_messages
-                missing = [mid for mid in wanted if not seen.has(mid)]
-                if not missing:
-                    continue
-                iwanted = self.iwanted
-                for mid in missing:
-                    iwanted[mid] = None
-                while len(iwanted) > IWANTS_KEPT:
-                    del iwanted[next(iter(iwanted))]
-                await self.emit_iwant([MessageID(mid) for mid in missing], sender_peer_id)
 
         async def _maintain_mesh_quality(self, topic: str) -> None:
             # py-libp2p swaps its lowest-scored mesh peer for a better one every heartbeat
             # (a PRUNE with a 60 s backoff each time; not in the GossipSub spec): off. This
-            # is the heartbeat's one await per topic: the deferred IWANTs that are due go.
+            # is the heartbeat's one await per topic: the deferred IWANTs that are due go,
+            # and the choke orders that waited for a full queue.
             await self._iwant_due()
+            self._flush_orders()
 
         def _get_adaptive_gossip_peers_count(self, topic: str, total_peers: int) -> int:
             # py-libp2p's formula with adaptive gossip off, its D_lazy (6) configurable
@@ -241,129 +204,30 @@ def _build_class() -> type[Any]:
                     self._count("gossip.forward_dropped")
                     return
 
-        def on_duplicate(self, peer_id: ID, msg: rpc_pb2.Message, msg_id: bytes) -> None:
-            """``peer_id`` sent a copy of a message we had: drop our queued forward of it to
-            that peer (:meth:`drop_forward`) and choke the peer for the message's origin."""
-            self.drop_forward(peer_id, msg_id)
-            chokes = self.chokes
-            if chokes is None or peer_id not in self.choke_speakers:
-                return
-            topics = msg.topicIDs
-            if len(topics) != 1:
-                return
-            topic = topics[0]
-            if chokes.duplicate(peer_id, (topic, msg.from_id), time.monotonic()):
-                self._count("gossip.chokes_sent")
-                self._send_orders(peer_id, [ChokeOrder(topic, choke=(msg.from_id,))])
-
-        def _first_copy(
-            self, chokes: ChokeBook[ID], peer_id: ID, key: tuple[str, bytes], msg_id: bytes
-        ) -> None:
-            repaired = self.iwanted.pop(msg_id, 0) is None
-            now = time.monotonic() if repaired else 0.0
-            unchoke, everyone = chokes.first_copy(peer_id, key, repaired=repaired, now=now)
-            if everyone:
-                self._count("gossip.choke_repairs")
-                self._unchoke({key: unchoke})
-            elif unchoke:
-                self._count("gossip.unchokes_sent")
-                self._send_orders(unchoke[0], [ChokeOrder(key[0], unchoke=(key[1],))])
-
-        def _unchoke(self, keys: dict[tuple[str, bytes], list[ID]]) -> None:
-            """UNCHOKE each key on every mesh peer of its topic that speaks choking and on the
-            peers listed with it: the next message floods, its duplicates choke again."""
-            per_peer: dict[ID, dict[str, list[bytes]]] = {}
-            speakers = self.choke_speakers
-            for (topic, origin), listed in keys.items():
-                for peer_id in {*listed, *self.mesh.get(topic, ())}:
-                    if peer_id in speakers:
-                        per_peer.setdefault(peer_id, {}).setdefault(topic, []).append(origin)
-            for peer_id, topics in per_peer.items():
-                self._count("gossip.unchokes_sent")
-                self._send_orders(
-                    peer_id, [ChokeOrder(topic, unchoke=tuple(o)) for topic, o in topics.items()]
-                )
-
-        def _send_orders(self, peer_id: ID, orders: list[ChokeOrder]) -> None:
-            if self.pubsub is None or peer_id not in self.pubsub.peers:
-                return
-            rpc = rpc_pb2.RPC()
-            rpc.MergeFromString(control_bytes(orders))
-            self.send_rpc(peer_id, rpc)
-
-        async def handle_rpc(self, rpc: rpc_pb2.RPC, sender_peer_id: ID) -> None:
-            """py-libp2p's control handling, after the choke orders the RPC carries (a
-            malformed choke field is counted, ``gossip.refused_choke``, and ignored)."""
-            self.take_orders(rpc.control, sender_peer_id)
-            await super().handle_rpc(rpc, sender_peer_id)
-
-        def take_orders(self, control: rpc_pb2.ControlMessage, sender_peer_id: ID) -> None:
-            """Apply the choke orders (and choke hello) of a received control message."""
-            chokes = self.chokes
-            if chokes is None:
-                return
-            try:
-                orders = list(read_orders(control))
-            except ChokeDecodeError:
-                self._count("gossip.refused_choke")
-                return
-            unchoked: dict[str, set[bytes]] = {}
-            for order in orders:
-                if order.hello:
-                    self.choke_speakers.add(sender_peer_id)
-                if order.choke or order.unchoke:
-                    ignored = chokes.apply(sender_peer_id, order.topic, order.choke, order.unchoke)
-                    if ignored:
-                        self._count("gossip.chokes_ignored")
-                if order.unchoke:
-                    unchoked.setdefault(order.topic, set()).update(order.unchoke)
-            if unchoked:
-                self._announce_recent(sender_peer_id, unchoked)
-
-        def _announce_recent(self, peer_id: ID, unchoked: dict[str, set[bytes]]) -> None:
-            """``peer_id`` unchoked these origins (by topic): its tree broke, so it may have
-            missed messages we did not push to it. Tell it (IHAVE) the ids of those origins'
-            messages in our gossip window; it asks for the ones it lacks. At most once a
-            second per peer (an UNCHOKE costs its sender nothing; this costs us a walk of the
-            window), so a flood of them is answered by the heartbeat's gossip instead."""
-            now = time.monotonic()
-            if now - self.announced.get(peer_id, -math.inf) < 1.0:
-                return
-            self.announced[peer_id] = now
-            mcache = self.mcache
-            ids: dict[str, list[bytes]] = {}
-            for entries in mcache.history[: mcache.window_size]:
-                for entry in entries:
-                    msg = mcache.msgs.get(entry.mid)
-                    if msg is None:
-                        continue
-                    for topic in entry.topics:
-                        if msg.from_id in unchoked.get(topic, ()):
-                            ids.setdefault(topic, []).append(entry.mid)
-            if ids:
-                self._count("gossip.unchoke_ihaves")
-                ihaves = [rpc_pb2.ControlIHave(topicID=t, messageIDs=m) for t, m in ids.items()]
-                self.send_rpc(peer_id, rpc_pb2.RPC(control=rpc_pb2.ControlMessage(ihave=ihaves)))
-
-        async def handle_prune(self, prune_msg: rpc_pb2.ControlPrune, sender_peer_id: ID) -> None:
-            await super().handle_prune(prune_msg, sender_peer_id)
-            if self.chokes is not None:
-                lost = self.chokes.parent_lost(sender_peer_id, prune_msg.topicID)
-                if lost:
-                    self._unchoke(lost)
-
-        def remove_peer(self, peer_id: ID) -> None:
-            super().remove_peer(peer_id)
-            chokes = self.chokes
-            if chokes is None:
-                return
-            self.choke_speakers.discard(peer_id)
-            self.announced.pop(peer_id, None)
-            chokes.forget(peer_id)
-            for topic in list(self.mesh):
-                lost = chokes.parent_lost(peer_id, topic)
-                if lost:
-                    self._unchoke(lost)
+        def gossip_heartbeat(self) -> defaultdict[ID, dict[str, list[bytes]]]:
+            """The heartbeat's IHAVE targets: py-libp2p's choice (``gossip_lazy`` or
+            ``gossip_factor`` of the topic's non-mesh peers, at random) without its filter
+            on GRAFT backoff. A backoff is about grafting; py-libp2p left a peer out of
+            gossip for its whole backoff (60 s), so a bootstrap node that refused many GRAFTs
+            at start-up heard almost no IHAVE for a minute, and choking relies on IHAVE to
+            repair a tree (go-libp2p gossips to peers in backoff)."""
+            pubsub = self.pubsub
+            if pubsub is None:
+                raise NoPubsubAttached
+            out: defaultdict[ID, dict[str, list[bytes]]] = defaultdict(dict)
+            topics = [*self.mesh.items()]
+            topics += [(t, peers) for t, peers in self.fanout.items() if t not in self.mesh]
+            for topic, current in topics:
+                if topic not in pubsub.peer_topics:
+                    continue
+                msg_ids = self.mcache.window(topic)
+                if not msg_ids:
+                    continue
+                total = len(pubsub.peer_topics[topic]) - len(current)
+                count = self._get_adaptive_gossip_peers_count(topic, total)
+                for peer in self._get_in_topic_gossipsub_peers_from_minus(topic, count, current):
+                    out[peer][topic] = list(msg_ids)
+            return out
 
         def _check_equivocation(self, msg: rpc_pb2.Message) -> bool:
             return True  # "same from and seqno, other data": anyone can claim both unsigned

@@ -447,6 +447,47 @@ async def test_an_unchoke_is_answered_with_the_ids_of_that_origins_recent_messag
         assert len(sent) == 1
 
 
+class RecordingQueue:
+    """A peer's outbound RPC queue that records what is pushed (``accept``: whether it has
+    room)."""
+
+    def __init__(self, peer: Any, sent: list[tuple[Any, Any]], accept: bool = True) -> None:
+        self.peer, self.sent, self.accept = peer, sent, accept
+        self.max_message_size = 1 << 20
+
+    def push(self, rpc: Any, priority: bool = False) -> bool:
+        if self.accept:
+            self.sent.append((self.peer, rpc))
+        return self.accept
+
+    def __len__(self) -> int:
+        return 0
+
+
+async def test_choke_orders_that_meet_a_full_queue_wait_for_the_next_heartbeat() -> None:
+    """A slow peer's full queue does not lose an UNCHOKE (it would go on skipping us while we
+    count on it as a parent): the orders wait, UNCHOKEs first, and go out when there is room."""
+    from libp2p.peer.id import ID
+
+    async with Libp2pTransport.open(identity(49), config=CONFIG) as node:
+        router: Any = node._pubsub.router  # type: ignore[union-attr]
+        pubsub: Any = node._pubsub
+        sent: list[tuple[Any, Any]] = []
+        peer = ID(identity(50).peer_id.raw)
+        queue = pubsub.peer_queues[peer] = RecordingQueue(peer, sent, accept=False)
+        router._send_orders(peer, [ChokeOrder(TOPIC, choke=(b"a",))])
+        router._send_orders(peer, [ChokeOrder(TOPIC, unchoke=(b"b",))])
+        assert sent == [] and [o.unchoke for o in router.pending_orders[peer]] == [(b"b",), ()]
+        router._flush_orders()  # still full
+        assert sent == [] and len(router.pending_orders[peer]) == 2
+        queue.accept = True
+        await router._maintain_mesh_quality(TOPIC)  # the heartbeat's hook
+        ((to, rpc),) = sent
+        assert to == peer and not router.pending_orders
+        orders = list(read_orders(rpc.control))
+        assert [(o.choke, o.unchoke) for o in orders] == [((), (b"b",)), ((b"a",), ())]
+
+
 async def test_the_router_unchokes_on_a_lost_parent_and_on_a_message_the_tree_missed() -> None:
     """Router wiring, one host: a parent that disconnects or prunes us, and a first copy that
     came as the answer to our IWANT, each send UNCHOKE for the key to every mesh peer that
@@ -462,6 +503,7 @@ async def test_the_router_unchokes_on_a_lost_parent_and_on_a_message_the_tree_mi
         parent, choked, other, stock = (ID(identity(n).peer_id.raw) for n in (45, 46, 47, 48))
         for peer in (parent, choked, other, stock):
             pubsub.peers[peer] = object()
+            pubsub.peer_queues[peer] = RecordingQueue(peer, sent)
         router.mesh[TOPIC] = {parent, choked, other, stock}
         router.choke_speakers |= {parent, choked, other}  # stock never said it speaks it
 
@@ -486,6 +528,7 @@ async def test_the_router_unchokes_on_a_lost_parent_and_on_a_message_the_tree_mi
             router.mesh[TOPIC].add(parent)  # it comes back (and says hello again)
             router.choke_speakers.add(parent)
             pubsub.peers[parent] = object()
+            pubsub.peer_queues[parent] = RecordingQueue(parent, sent)
 
         missed = rpc_pb2.Message(from_id=b"origin-x", seqno=b"1", data=b"m", topicIDs=[TOPIC])
         mid = b"\x99" * 32
@@ -496,3 +539,23 @@ async def test_the_router_unchokes_on_a_lost_parent_and_on_a_message_the_tree_mi
             p: {b"origin-x"} for p in (parent, choked, other)
         }
         assert (TOPIC, b"origin-x") in router.chokes.flooding
+
+
+async def test_ihave_gossip_reaches_peers_in_graft_backoff() -> None:
+    """A GRAFT backoff is about grafting: a peer that refused our GRAFT still gets our IHAVE
+    (py-libp2p left it out for the whole 60 s backoff, so a bootstrap node that refused many
+    GRAFTs heard almost no gossip, and a choked tree that starved it was not repaired)."""
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.pb import rpc_pb2
+
+    async with Libp2pTransport.open(identity(51), config=replace(CONFIG, gossip_lazy=10)) as node:
+        router: Any = node._pubsub.router  # type: ignore[union-attr]
+        pubsub: Any = node._pubsub
+        mesh_peer, refused, other = (ID(identity(n).peer_id.raw) for n in (52, 53, 54))
+        pubsub.peer_topics[TOPIC] = {mesh_peer, refused, other}
+        for peer in (mesh_peer, refused, other):
+            router.peer_protocol[peer] = "/meshsub/1.1.0"
+        router.mesh[TOPIC] = {mesh_peer}
+        router.mcache.put(rpc_pb2.Message(from_id=b"o", seqno=b"1", data=b"m", topicIDs=[TOPIC]))
+        router._add_back_off(refused, TOPIC, False)  # what a refused GRAFT leaves behind
+        assert set(router.gossip_heartbeat()) == {refused, other}
