@@ -50,10 +50,13 @@ from ._errors import DecodeError
 
 CHOKE_FIELD = 0x61786C
 """The ``ControlMessage`` field number of :data:`AxlChoke` entries ("axl" in ASCII)."""
-MAX_ENTRIES = 64
-"""Most :data:`AxlChoke` entries one RPC may carry."""
+MAX_ENTRIES = 1024
+"""Most :data:`AxlChoke` entries one RPC may carry. (Senders merge their orders into one
+entry per topic, but the writer coalesces queued RPCs, so one RPC may carry many.)"""
 MAX_ORIGINS = 1024
 """Most origins one entry may choke and unchoke together."""
+MAX_RPC_ORIGINS = 16384
+"""Most origins all the entries of one RPC may name together."""
 MAX_ORIGIN_BYTES = 64
 MAX_TOPIC_BYTES = 1024
 
@@ -234,6 +237,33 @@ class ChokeOrder:
     hello: bool = False
 
 
+def merge_orders(orders: Iterable[ChokeOrder]) -> list[ChokeOrder]:
+    """``orders`` as few entries as say the same: per topic, each origin's latest order
+    (CHOKE or UNCHOKE), at most :data:`MAX_ORIGINS` origins an entry, UNCHOKEs first; one
+    hello if any order was one."""
+    latest: dict[str, dict[bytes, bool]] = {}
+    hello = False
+    for order in orders:
+        hello = hello or order.hello
+        if order.choke or order.unchoke:
+            by_origin = latest.setdefault(order.topic, {})
+            for origin in order.unchoke:
+                by_origin.pop(origin, None)
+                by_origin[origin] = False
+            for origin in order.choke:
+                by_origin.pop(origin, None)
+                by_origin[origin] = True
+    merged = [ChokeOrder(hello=True)] if hello else []
+    for topic, by_origin in latest.items():
+        unchoke = [origin for origin, choked in by_origin.items() if not choked]
+        choke = [origin for origin, choked in by_origin.items() if choked]
+        for start in range(0, len(unchoke), MAX_ORIGINS):
+            merged.append(ChokeOrder(topic, unchoke=tuple(unchoke[start : start + MAX_ORIGINS])))
+        for start in range(0, len(choke), MAX_ORIGINS):
+            merged.append(ChokeOrder(topic, choke=tuple(choke[start : start + MAX_ORIGINS])))
+    return merged
+
+
 def control_bytes(orders: Iterable[ChokeOrder]) -> bytes:
     """An RPC's serialized ``control`` field (field 3) holding ``orders``: merged into an RPC
     (``MergeFromString``) it travels as an unknown field of the control message."""
@@ -260,6 +290,7 @@ def read_orders(control: Any) -> Iterator[ChokeOrder]:
         raise ChokeDecodeError(f"{len(found)} choke entries in one RPC (at most {MAX_ENTRIES})")
     cls = _choke_class()
     orders = []
+    named = 0
     for unknown in found:
         if unknown.wire_type != 2:
             raise ChokeDecodeError("a choke entry that is not length-delimited")
@@ -271,6 +302,9 @@ def read_orders(control: Any) -> Iterator[ChokeOrder]:
         choke, unchoke = tuple(entry.choke), tuple(entry.unchoke)
         if len(choke) + len(unchoke) > MAX_ORIGINS:
             raise ChokeDecodeError(f"more than {MAX_ORIGINS} origins in one choke entry")
+        named += len(choke) + len(unchoke)
+        if named > MAX_RPC_ORIGINS:
+            raise ChokeDecodeError(f"more than {MAX_RPC_ORIGINS} origins in one RPC")
         if len(entry.topic.encode()) > MAX_TOPIC_BYTES or any(
             len(origin) > MAX_ORIGIN_BYTES for origin in choke + unchoke
         ):

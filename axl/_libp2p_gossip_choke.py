@@ -13,14 +13,21 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._libp2p_choke import ChokeBook, ChokeDecodeError, ChokeOrder, control_bytes, read_orders
+from ._libp2p_choke import (
+    ChokeBook,
+    ChokeDecodeError,
+    ChokeOrder,
+    control_bytes,
+    merge_orders,
+    read_orders,
+)
 
 if TYPE_CHECKING:
     from libp2p.peer.id import ID
     from libp2p.pubsub.pb import rpc_pb2
 
-ORDERS_KEPT = 256
-"""Most choke orders that wait per peer for room in its queue (UNCHOKEs first)."""
+ORDERS_KEPT = 64
+"""Most choke entries (up to 1,024 origins each) that wait per peer for room in its queue."""
 IWANTS_KEPT = 4096
 """Recent message ids we asked for (IWANT): a first copy among them means the tree missed it."""
 
@@ -130,22 +137,22 @@ class ChokingRouter:
         """Queue choke orders for ``peer_id`` ahead of its messages. A full queue (a slow
         peer) keeps them for the next heartbeat instead of dropping them: a lost UNCHOKE
         would leave the peer skipping us while we count on it as a parent. (A lost CHOKE
-        only costs duplicates until it is sent again.) At most :data:`ORDERS_KEPT`
-        orders wait per peer, UNCHOKEs first."""
+        only costs duplicates until it is sent again.) Waiting and new orders are merged
+        (:func:`merge_orders`); at most :data:`ORDERS_KEPT` entries wait per peer."""
         pubsub = self.pubsub
         queue = pubsub.peer_queues.get(peer_id) if pubsub is not None else None
         if queue is None:
             return  # not (or no longer) connected: a new connection starts unchoked
-        waiting = self.pending_orders.pop(peer_id, [])
-        orders = waiting + orders
+        orders = merge_orders(self.pending_orders.pop(peer_id, []) + orders)
+        if not orders:
+            return
         from libp2p.pubsub.pb import rpc_pb2
 
         rpc = rpc_pb2.RPC()
         rpc.MergeFromString(control_bytes(orders))
         if not queue.push(rpc, priority=True):
             self._count("gossip.orders_deferred")
-            ranked = [o for o in orders if o.unchoke] + [o for o in orders if not o.unchoke]
-            self.pending_orders[peer_id] = ranked[:ORDERS_KEPT]
+            self.pending_orders[peer_id] = orders[:ORDERS_KEPT]  # UNCHOKEs come first
 
     def _flush_orders(self) -> None:
         """Send the orders that waited for a full queue (every heartbeat)."""

@@ -27,10 +27,12 @@ from axl._libp2p_choke import (
     CHOKE_FIELD,
     MAX_ENTRIES,
     MAX_ORIGINS,
+    MAX_RPC_ORIGINS,
     ChokeBook,
     ChokeDecodeError,
     ChokeOrder,
     control_bytes,
+    merge_orders,
     read_orders,
 )
 from axl._libp2p_rpc import coalesce
@@ -213,6 +215,38 @@ def test_orders_round_trip_through_an_rpc_and_survive_coalescing() -> None:
     assert list(read_orders(rpc_pb2.ControlMessage())) == []  # a stock control message
 
 
+def test_merged_orders_say_the_same_in_one_entry_per_topic() -> None:
+    """Orders that waited and new ones go out merged: per topic each origin's latest order,
+    UNCHOKEs first, at most MAX_ORIGINS origins an entry, one hello. The receiver applies an
+    entry's UNCHOKEs before its CHOKEs, so the merged orders leave it where the sequence
+    would have."""
+    orders = [
+        ChokeOrder("t", choke=(b"a", b"b")),
+        ChokeOrder("t", unchoke=(b"a",)),
+        ChokeOrder(hello=True),
+        ChokeOrder("u", unchoke=(b"c",)),
+        ChokeOrder("t", choke=(b"c",), unchoke=(b"b",)),
+        ChokeOrder("u", choke=(b"c",)),
+    ]
+    assert merge_orders(orders) == [
+        ChokeOrder(hello=True),
+        ChokeOrder("t", unchoke=(b"a", b"b")),
+        ChokeOrder("t", choke=(b"c",)),
+        ChokeOrder("u", choke=(b"c",)),
+    ]
+    one, sequence = ChokeBook[str](), ChokeBook[str]()
+    for order in orders:
+        sequence.apply("p", order.topic, order.choke, order.unchoke)
+    for order in merge_orders(orders):
+        one.apply("p", order.topic, order.choke, order.unchoke)
+    assert one.choked_by == sequence.choked_by
+    many = [bytes([i % 256, i // 256]) for i in range(MAX_ORIGINS + 5)]
+    assert [len(o.choke) for o in merge_orders([ChokeOrder("t", choke=tuple(many))])] == [
+        MAX_ORIGINS,
+        5,
+    ]
+
+
 def _field(number: int, wire_type: int, payload: bytes) -> bytes:
     from axl._libp2p_choke import _varint
 
@@ -234,6 +268,13 @@ def _field(number: int, wire_type: int, payload: bytes) -> bytes:
         pytest.param(
             _field(CHOKE_FIELD, 2, b"".join(_field(2, 2, b"o") for _ in range(MAX_ORIGINS + 1))),
             id="too-many-origins",
+        ),
+        pytest.param(
+            b"".join(
+                _field(CHOKE_FIELD, 2, b"".join(_field(2, 2, b"o") for _ in range(MAX_ORIGINS)))
+                for _ in range(MAX_RPC_ORIGINS // MAX_ORIGINS + 1)
+            ),
+            id="too-many-origins-in-the-rpc",
         ),
         pytest.param(_field(CHOKE_FIELD, 2, _field(2, 2, b"o" * 65)), id="oversized-origin"),
         pytest.param(_field(CHOKE_FIELD, 2, _field(1, 2, b"\xc3\x28")), id="topic-not-utf8"),
