@@ -189,17 +189,6 @@ class ChokeBook(Generic[Peer]):
 # -- wire -------------------------------------------------------------------------------------
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if not value:
-            out.append(byte)
-            return bytes(out)
-        out.append(byte | 0x80)
-
-
 def _choke_class() -> Any:
     global _AXL_CHOKE
     if _AXL_CHOKE is None:
@@ -267,15 +256,17 @@ def merge_orders(orders: Iterable[ChokeOrder]) -> list[ChokeOrder]:
 def control_bytes(orders: Iterable[ChokeOrder]) -> bytes:
     """An RPC's serialized ``control`` field (field 3) holding ``orders``: merged into an RPC
     (``MergeFromString``) it travels as an unknown field of the control message."""
+    from libp2p.utils.varint import encode_uvarint
+
     cls = _choke_class()
     inner = bytearray()
-    tag = _varint(CHOKE_FIELD << 3 | 2)
+    tag = encode_uvarint(CHOKE_FIELD << 3 | 2)
     for order in orders:
         body = cls(
             topic=order.topic, choke=order.choke, unchoke=order.unchoke, hello=order.hello
         ).SerializeToString()
-        inner += tag + _varint(len(body)) + body
-    return b"\x1a" + _varint(len(inner)) + bytes(inner)
+        inner += tag + encode_uvarint(len(body)) + body
+    return b"\x1a" + encode_uvarint(len(inner)) + bytes(inner)
 
 
 def read_orders(control: Any) -> Iterator[ChokeOrder]:

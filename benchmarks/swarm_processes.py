@@ -657,6 +657,7 @@ def report_lookups(run: Run, figures: dict[str, Any]) -> None:
     phase = run.lookups_finish - run.lookups_begin
     if phase <= 0:
         return
+    window = run.cpu / (run.finish - run.begin)  # the steady-state window's cores
     lookups = [d for d in run.events.lookups if run.lookups_begin <= d[1] < run.lookups_finish]
     found = [lat for _, _, ok, lat, _ in lookups if ok]
     hops = [h for _, _, ok, _, h in lookups if ok]
@@ -667,7 +668,7 @@ def report_lookups(run: Run, figures: dict[str, Any]) -> None:
         print(line("DHT lookup p50", 1000 * percentile(found, 0.5), "ms"))
         print(line("DHT lookup p99", 1000 * percentile(found, 0.99), "ms"))
         print(line("DHT lookup rounds (mean)", sum(hops) / max(1, len(hops)), ""))
-        above = run.lookups_cpu - run.cpu / (run.finish - run.begin) * phase
+        above = run.lookups_cpu - window * phase
         per_lookup = 1000 * above / len(lookups)
         print(line("CPU per lookup (phase above the window's rate)", per_lookup, "ms"))
         figures.update(
@@ -684,7 +685,7 @@ def report_lookups(run: Run, figures: dict[str, Any]) -> None:
         figures["cpu_ms_per_msg_with_lookups"] = with_lookups
     # Against a saturated machine the phase cannot use more than the window did, and the
     # excess per lookup says nothing (it can even come out below zero): the cores tell.
-    cores, window = run.lookups_cpu / phase, run.cpu / (run.finish - run.begin)
+    cores = run.lookups_cpu / phase
     print(f"  {'swarm CPU, lookup phase / window (cores)':<44} {cores:>12.2f} / {window:.2f}")
     figures["swarm_cores_lookups"] = cores
 
@@ -1088,11 +1089,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'RPCs handled in the session reader':<44} {100 * inline:>12.1f} %")
         figures.update(gossip_forwards_dropped=dropped, gossip_inline=inline)
     window_counters = samples_over(events.counters, run.begin, run.finish, len(WINDOW_COUNTERS))
-    in_window = received_between(events, run.begin, run.finish)
-    if window_counters is not None and in_window:
+    if window_counters is not None and delivered:
         # Over the window, from the nodes' once-a-second samples.
         _, sums = window_counters
-        rates = [value / in_window for value in sums]
+        rates = [value / delivered for value in sums]
         print(f"  {'window: copies received per delivered tick':<44} {rates[0]:>12.2f}")
         print(
             f"  {'window: CHOKE / UNCHOKE / repairs per delivered':<44} "

@@ -237,11 +237,11 @@ def test_merged_orders_say_the_same_in_one_entry_per_topic() -> None:
 
 
 def _field(number: int, wire_type: int, payload: bytes) -> bytes:
-    from axl._libp2p_choke import _varint
+    from libp2p.utils.varint import encode_uvarint
 
-    head = _varint(number << 3 | wire_type)
+    head = encode_uvarint(number << 3 | wire_type)
     if wire_type == 2:
-        return head + _varint(len(payload)) + payload
+        return head + encode_uvarint(len(payload)) + payload
     return head + payload
 
 
