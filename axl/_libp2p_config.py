@@ -84,10 +84,15 @@ class Libp2pConfig:
     cache's shift (it keeps ``gossip_history`` heartbeats of messages)."""
     gossip_lazy: int = 3
     """Non-mesh peers sent IHAVE (the ids of the last ``gossip_window`` heartbeats' messages)
-    per topic per heartbeat, at least; a quarter of the topic's non-mesh peers when more
-    (``gossip_factor``). libp2p's D_lazy is 6: each IHAVE costs its receiver a parse and a
+    per topic per heartbeat, at least; more when ``gossip_factor`` of the topic's non-mesh
+    peers is more. libp2p's D_lazy is 6: each IHAVE costs its receiver a parse and a
     seen-cache check per id, every second."""
-    gossip_factor: float = 0.25
+    gossip_factor: float = 0.0
+    """The share of a topic's non-mesh peers sent IHAVE per heartbeat when that is more than
+    ``gossip_lazy`` (libp2p's 0.25). 0: ``gossip_lazy`` peers whatever the swarm's size.
+    With choking a message every node holds is still announced to each node by ~3 peers
+    a heartbeat at 40 nodes, and a quarter of the peers cost ~9 IHAVEs a second per node
+    (docs/libp2p.md, "Issue 12, the sixteenth round")."""
     gossip_choke: bool = True
     """Ask a mesh peer whose copies of an origin's messages arrive second to stop pushing
     them (a CHOKE; see ``axl/_libp2p_choke.py``): each message then travels a tree of first

@@ -16,33 +16,43 @@ malformed ones are treated exactly as before.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 
-def unseen_ids(seen: Any, wire_ids: Iterable[str | bytes]) -> list[bytes]:
+def unseen_ids(seen: Any, wire_ids: Sequence[str | bytes]) -> list[bytes]:
     """The ids in ``wire_ids`` (an IHAVE's ``messageIDs``) that ``seen`` (py-libp2p's
     ``LastSeenCache`` of seen messages) does not hold, in order; malformed ids are left out.
     Each id found has its expiry refreshed, as ``LastSeenCache.has`` does."""
-    ids: list[bytes] = []
-    for wire_id in wire_ids:
-        if type(wire_id) is bytes and not wire_id.isascii():
-            ids.append(wire_id)  # opaque binary id: safe_bytes_from_hex returns it as it is
-            continue
-        from libp2p.pubsub.utils import safe_bytes_from_hex  # only here: rare, and a call
-
-        decoded = safe_bytes_from_hex(wire_id)
-        if decoded is not None:
-            ids.append(decoded)
+    ids = [wire_id for wire_id in wire_ids if type(wire_id) is bytes and not wire_id.isascii()]
+    if len(ids) != len(wire_ids):  # some ids are ASCII (hex, or malformed): decode them all
+        ids = _decoded(wire_ids)
     if not ids:
         return []
     cache = seen.cache
-    expiry = int(time.time()) + seen.ttl
-    unseen: list[bytes] = []
     with seen.lock:
-        for mid in ids:
-            if mid in cache:
-                cache[mid] = expiry
+        unseen = [mid for mid in ids if mid not in cache]
+        if len(unseen) < len(ids):
+            expiry = int(time.time()) + seen.ttl
+            if unseen:
+                missing = set(unseen)
+                cache.update((mid, expiry) for mid in ids if mid not in missing)
             else:
-                unseen.append(mid)
+                cache.update(dict.fromkeys(ids, expiry))
     return unseen
+
+
+def _decoded(wire_ids: Sequence[str | bytes]) -> list[bytes]:
+    """Every id as py-libp2p decodes it (``safe_bytes_from_hex``; an opaque binary id as it
+    is), malformed ones left out."""
+    from libp2p.pubsub.utils import safe_bytes_from_hex  # only here: rare, and a call
+
+    ids: list[bytes] = []
+    for wire_id in wire_ids:
+        if type(wire_id) is bytes and not wire_id.isascii():
+            ids.append(wire_id)
+            continue
+        decoded = safe_bytes_from_hex(wire_id)
+        if decoded is not None:
+            ids.append(decoded)
+    return ids

@@ -93,3 +93,31 @@ async def test_an_ihave_through_the_router_asks_for_exactly_the_unseen_ids() -> 
         assert asked == [[unseen, unseen]]  # py-libp2p asks per id listed, as here
         await router.handle_ihave(rpc_pb2.ControlIHave(topicID="t", messageIDs=[seen]), sender)
         assert len(asked) == 1
+
+
+async def test_ihave_goes_to_gossip_lazy_peers_whatever_the_swarms_size() -> None:
+    """By default a heartbeat's IHAVE goes to ``gossip_lazy`` (3) non-mesh peers of a topic
+    however many there are: at 40 nodes libp2p's quarter of them (9) made IHAVE a tenth of a
+    node's work. ``gossip_factor`` brings the quarter back."""
+    from dataclasses import replace
+
+    from libp2p.peer.id import ID
+    from libp2p.pubsub.pb import rpc_pb2
+
+    from axl import Identity, Libp2pConfig, Libp2pTransport
+
+    base = Libp2pConfig(dial_timeout=3.0, peer_exchange=False)
+    for config, targets in ((base, 3), (replace(base, gossip_factor=0.25), 9)):
+        seed = bytes([0xE3 + targets]) * 32
+        async with Libp2pTransport.open(Identity.from_seed(seed), config=config) as node:
+            pubsub: Any = node._pubsub
+            router = pubsub.router
+            peers = [ID(Identity.from_seed(bytes([i]) * 32).peer_id.raw) for i in range(1, 40)]
+            pubsub.peer_topics["t"] = set(peers)
+            for peer in peers:
+                router.peer_protocol[peer] = "/meshsub/1.1.0"
+            router.mesh["t"] = set(peers[:3])
+            router.mcache.put(rpc_pb2.Message(from_id=b"o", seqno=b"1", data=b"m", topicIDs=["t"]))
+            gossip = router.gossip_heartbeat()
+            assert len(gossip) == targets  # int(36 * 0.25) = 9 with the quarter
+            assert not set(gossip) & set(peers[:3])
