@@ -15,23 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.swarm_processes import (
+from benchmarks._swarm_events import Events, measure, received_between
+from benchmarks._swarm_node import (
     LOG_DIR_ENV,
     LOOKUPS_OFF,
     LOOKUPS_ON,
     TRACE_ENV,
-    Events,
-    Run,
     _lookup_phase,
-    fill_bytecode_cache,
-    measure,
     receipt_line,
-    received_between,
-    report_lookups,
-    report_saturation,
-    report_startup,
-    run_swarm,
 )
+from benchmarks._swarm_procs import fill_bytecode_cache
+from benchmarks._swarm_report import report_lookups, report_saturation, report_startup
+from benchmarks.swarm_processes import Run, run_swarm
 
 
 @pytest.mark.slow
