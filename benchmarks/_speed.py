@@ -77,9 +77,15 @@ class Probe:
 
     process: subprocess.Popen[str]
 
-    def result(self) -> tuple[int, float] | None:
-        """(units, CPU seconds), or None when the probe failed."""
-        out, _ = self.process.communicate(timeout=120)
+    def result(self, timeout: float = 30.0) -> tuple[int, float] | None:
+        """(units, CPU seconds), or None when the probe failed or is not done ``timeout`` s
+        from now (it is then killed: a probe never outlives the benchmark)."""
+        try:
+            out, _ = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            return None
         try:
             units, cpu = out.split()[:2]
             return int(units), float(cpu)

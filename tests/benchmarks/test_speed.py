@@ -37,3 +37,9 @@ def test_the_probe_runs_niced_in_a_child_and_reports() -> None:
     units, cpu = result
     assert units > 0 and cpu > 0
     assert probe.process.returncode == 0
+
+
+def test_a_probe_not_done_in_time_is_killed_and_reports_nothing() -> None:
+    probe = start_probe(60.0)
+    assert probe.result(timeout=0.5) is None
+    assert probe.process.returncode is not None  # killed, not left running
