@@ -23,34 +23,20 @@ import time
 from dataclasses import dataclass
 
 from axl import Identity
-from axl._identity import verify_signature
-from axl._wire import SIGNING_DOMAIN, Kind, decode_frame, encode_frame
+
+from ._report import decode_and_verify, signed_frame
 
 PROBE_NICENESS = 19
 
 
 def _frame() -> bytes:
     ident = Identity.from_seed(b"\x07" * 32)
-    return encode_frame(
-        ident,
-        kind=Kind.MESSAGE,
-        type="bench.speed",
-        version=1,
-        recipient=ident.peer_id,
-        topic=None,
-        message_id=bytes(16),
-        reply_to=None,
-        timestamp_ms=0,
-        nonce=1,
-        payload=b"x" * 64,
-    )
+    return signed_frame(ident, ident.peer_id, "bench.speed", 0, b"x" * 64)
 
 
 def work_unit(frame: bytes) -> int:
     """One unit: decode and verify ``frame``, then pure-Python dict and set work."""
-    envelope = decode_frame(frame)
-    if not verify_signature(envelope.sender, envelope.signature, SIGNING_DOMAIN + envelope.body):
-        raise AssertionError("the probe's own frame must verify")
+    decode_and_verify(frame)
     counts: dict[int, int] = {}
     for i in range(300):
         counts[i & 31] = counts.get(i & 31, 0) + i
